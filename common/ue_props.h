@@ -1,0 +1,67 @@
+/*
+ * ue_props.h - table-driven configuration, shared by the three libraries.
+ *
+ * Each library describes its properties once, in a table of ue__prop_t (name, type, where the
+ * value lives in its settings struct, range, default, doc). That one table validates
+ * ue_conf_set(), answers _get() and _dump(), and generates CONFIGURATION.md, so the docs and
+ * the code cannot disagree (librdkafka's rdkafka_conf.c does the same).
+ */
+#ifndef UE_PROPS_H
+#define UE_PROPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum ue__prop_type {
+    UE__PROP_INT,  /* int64_t, range [min, max] */
+    UE__PROP_STR,  /* char *, owned by the settings struct; NULL when empty */
+    UE__PROP_BOOL, /* int 0/1; accepts true/false/1/0 */
+    UE__PROP_ENUM, /* int index into the comma-separated choices */
+} ue__prop_type_t;
+
+typedef struct ue__prop {
+    const char *name;
+    ue__prop_type_t type;
+    size_t offset; /* offsetof() the value in the settings struct */
+    int64_t min, max;
+    const char *def;     /* default, as text ("" for none) */
+    const char *choices; /* ENUM only: "drop_newest,drop_oldest,block" */
+    const char *doc;
+} ue__prop_t;
+
+/* Results, equal to the public *_CONF_OK / _INVALID / _UNKNOWN of each library. */
+enum { UE__PROP_OK = 0, UE__PROP_INVALID = -1, UE__PROP_UNKNOWN = -2 };
+
+const ue__prop_t *ue__prop_find(const ue__prop_t *table, const char *name);
+
+/* Parses @p value into @p settings; on failure writes the reason to @p errstr. */
+int ue__prop_set(const ue__prop_t *table, void *settings, const char *name, const char *value,
+                 char *errstr, size_t errstr_size);
+
+/* Formats the current value; contract of ue_conf_get() (dest may be NULL to ask the size). */
+int ue__prop_get(const ue__prop_t *table, const void *settings, const char *name, char *dest,
+                 size_t *dest_size);
+
+/* Applies every default. Returns 0, or -1 when out of memory. */
+int ue__props_init(const ue__prop_t *table, void *settings);
+
+/* Deep-copies strings from @p src to @p dst (a memcpy'd settings struct). 0 or -1 (ENOMEM). */
+int ue__props_dup_strings(const ue__prop_t *table, void *dst);
+
+/* Frees the strings of @p settings. */
+void ue__props_free(const ue__prop_t *table, void *settings);
+
+size_t ue__props_count(const ue__prop_t *table);
+
+/* Writes the table as a Markdown table (the generator of CONFIGURATION.md). */
+void ue__props_markdown(const ue__prop_t *table, FILE *out);
+
+/* 1 when a configuration key names a secret whose value must never be shown or logged. */
+int ue__prop_is_secret(const char *name);
+
+/* snprintf into an error buffer that may be NULL or zero-sized. */
+void ue__errstr(char *errstr, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,205 @@
+/*
+ * conf.c - the SDK's configuration table and the public ue_conf_* API (see conf.h).
+ *
+ * Keys "kafka.*" go to a librdkafka configuration object so that librdkafka itself rejects
+ * unknown keys and bad values at set time, with its own message.
+ */
+#include "conf.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define S(field) offsetof(ue__settings_t, field)
+#define INT(name, field, min, max, def, doc) {name, UE__PROP_INT, S(field), min, max, def, NULL, doc}
+#define STR(name, field, maxlen, def, doc) {name, UE__PROP_STR, S(field), 0, maxlen, def, NULL, doc}
+#define CTX(i, name) STR("context." name, context[i], 1024, "", "Default context field \"" name "\" of every event.")
+
+const ue__prop_t ue__conf_props[] = {
+    STR("topic.template", topic_template, 200, "events.{type}",
+        "Kafka topic of an event; {type} is replaced by the event type."),
+    STR("anonymous.id", anonymous_id, 200, "",
+        "Anonymous id of this client (Kafka key of events without a user id). Empty: a new "
+        "random id per client."),
+    INT("queue.max.events", queue_max_events, 1, 100000000, "100000",
+        "Most events held in memory, waiting for the background thread."),
+    INT("queue.max.bytes", queue_max_bytes, 1024, INT64_C(1) << 40, "67108864",
+        "Most bytes of encoded events held in memory."),
+    {"queue.full.policy", UE__PROP_ENUM, S(queue_full_policy), 0, 0, "drop_newest",
+     "drop_newest,drop_oldest,block",
+     "What ue_track() does when the queue is full: refuse the new event, evict the oldest, or "
+     "wait up to queue.block.timeout.ms. Every drop is counted."},
+    INT("queue.block.timeout.ms", queue_block_timeout_ms, 0, 60000, "100",
+        "Longest wait in ue_track() with queue.full.policy=block."),
+    INT("batch.max.events", batch_max_events, 1, 1000000, "10000",
+        "Most events the background thread takes from the queue in one batch (one spool frame)."),
+    INT("batch.max.bytes", batch_max_bytes, 1024, 256 << 20, "1048576",
+        "Most bytes in one batch."),
+    INT("linger.ms", linger_ms, 0, 60000, "5",
+        "How long a batch may wait to fill up before it is spooled and sent."),
+    INT("event.max.bytes", event_max_bytes, 64, 16 << 20, "1000000",
+        "Largest encoded event; a larger one is refused by ue_track()."),
+    STR("spool.dir", spool_dir, 4000, "",
+        "Directory of the durable disk spool. Empty: no spool (events in memory only)."),
+    INT("spool.max.bytes", spool_max_bytes, 1 << 20, INT64_C(1) << 44, "268435456",
+        "Cap on spool size; past it the oldest segment is dropped (counted)."),
+    INT("spool.max.age.ms", spool_max_age_ms, 0, INT64_C(1) << 42, "604800000",
+        "Events older than this are dropped from the spool (counted). 0: no age cap."),
+    INT("spool.segment.bytes", spool_segment_bytes, 4096, 1 << 30, "4194304",
+        "Size at which a spool segment file is closed and a new one started."),
+    {"spool.fsync", UE__PROP_BOOL, S(spool_fsync), 0, 0, "false", NULL,
+     "fdatasync() after every spool write: survives power loss, not only process crashes."},
+    INT("spool.compression.level", spool_compression_level, 1, 19, "1",
+        "zstd level of spool frames."),
+    INT("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000, "10000",
+        "How long ue_client_destroy() flushes before leaving the rest to the spool."),
+    {"log.level", UE__PROP_ENUM, S(log_level), 0, 0, "warning", "error,warning,notice,info,debug",
+     "Least severe level logged."},
+    CTX(0, "app.name"), CTX(1, "app.version"), CTX(2, "app.build"), CTX(3, "device.model"),
+    CTX(4, "device.manufacturer"), CTX(5, "os.name"), CTX(6, "os.version"), CTX(7, "locale"),
+    CTX(8, "timezone"), CTX(9, "screen.width"), CTX(10, "screen.height"), CTX(11, "network"),
+    CTX(12, "ip"), CTX(13, "user_agent"),
+    {NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
+
+/* librdkafka settings that make the guarantees hold; a user may still override them. */
+static const char *const kafka_defaults[][2] = {
+    {"enable.idempotence", "true"},
+    {"acks", "all"},
+    {"compression.type", "zstd"},
+    {"linger.ms", "5"},
+    {"partitioner", "murmur2_random"}, /* the Java client's: same user, same partition */
+    {"message.timeout.ms", "0"},       /* never expire: librdkafka retries in order */
+    {NULL, NULL},
+};
+
+int ue__conf_log_level(const ue_conf_t *conf)
+{
+    static const int levels[] = {UE_LOG_ERR, UE_LOG_WARNING, UE_LOG_NOTICE, UE_LOG_INFO,
+                                 UE_LOG_DEBUG};
+    return levels[conf->s.log_level];
+}
+
+ue_conf_t *ue_conf_new(void)
+{
+    ue_conf_t *conf = calloc(1, sizeof(*conf));
+    if (!conf)
+        return NULL;
+    conf->kconf = rd_kafka_conf_new();
+    if (!conf->kconf || ue__props_init(ue__conf_props, &conf->s)) {
+        ue_conf_destroy(conf);
+        return NULL;
+    }
+    for (int i = 0; kafka_defaults[i][0]; i++)
+        rd_kafka_conf_set(conf->kconf, kafka_defaults[i][0], kafka_defaults[i][1], NULL, 0);
+    return conf;
+}
+
+void ue_conf_destroy(ue_conf_t *conf)
+{
+    if (!conf)
+        return;
+    ue__props_free(ue__conf_props, &conf->s);
+    if (conf->kconf)
+        rd_kafka_conf_destroy(conf->kconf);
+    free(conf);
+}
+
+ue_conf_t *ue_conf_dup(const ue_conf_t *conf)
+{
+    ue_conf_t *dup = conf ? malloc(sizeof(*dup)) : NULL;
+    if (!dup)
+        return NULL;
+    *dup = *conf;
+    dup->kconf = rd_kafka_conf_dup(conf->kconf);
+    if (ue__props_dup_strings(ue__conf_props, &dup->s) || !dup->kconf) {
+        ue_conf_destroy(dup);
+        return NULL;
+    }
+    return dup;
+}
+
+ue_conf_res_t ue_conf_set(ue_conf_t *conf, const char *name, const char *value, char *errstr,
+                          size_t errstr_size)
+{
+    if (!conf || !name || !value) {
+        ue__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
+        return UE_CONF_INVALID;
+    }
+    if (strncmp(name, "kafka.", 6) == 0) {
+        switch (rd_kafka_conf_set(conf->kconf, name + 6, value, errstr, errstr_size)) {
+        case RD_KAFKA_CONF_OK: return UE_CONF_OK;
+        case RD_KAFKA_CONF_UNKNOWN: return UE_CONF_UNKNOWN;
+        default: return UE_CONF_INVALID;
+        }
+    }
+    if (strncmp(name, "context.screen.", 15) == 0 && *value && ue__ctx_parse_number(value) < 0) {
+        ue__errstr(errstr, errstr_size, "%s: expected a whole number of pixels, got \"%s\"", name,
+                   value);
+        return UE_CONF_INVALID;
+    }
+    return (ue_conf_res_t)ue__prop_set(ue__conf_props, &conf->s, name, value, errstr,
+                                       errstr_size);
+}
+
+ue_conf_res_t ue_conf_get(const ue_conf_t *conf, const char *name, char *dest, size_t *dest_size)
+{
+    if (!conf || !name || !dest_size)
+        return UE_CONF_UNKNOWN;
+    if (strncmp(name, "kafka.", 6) == 0) {
+        return rd_kafka_conf_get(conf->kconf, name + 6, dest, dest_size) == RD_KAFKA_CONF_OK
+                   ? UE_CONF_OK
+                   : UE_CONF_UNKNOWN;
+    }
+    return (ue_conf_res_t)ue__prop_get(ue__conf_props, &conf->s, name, dest, dest_size);
+}
+
+const char **ue_conf_dump(const ue_conf_t *conf, size_t *cntp)
+{
+    size_t kcnt = 0, n = ue__props_count(ue__conf_props);
+    const char **kdump = rd_kafka_conf_dump(conf->kconf, &kcnt);
+    const char **arr = calloc(n * 2 + kcnt + 1, sizeof(*arr));
+    size_t i = 0;
+
+    for (const ue__prop_t *p = ue__conf_props; arr && p->name; p++) {
+        size_t size = 0;
+        ue__prop_get(ue__conf_props, &conf->s, p->name, NULL, &size);
+        char *v = malloc(size);
+        if (v)
+            ue__prop_get(ue__conf_props, &conf->s, p->name, v, &size);
+        arr[i++] = strdup(p->name);
+        arr[i++] = v;
+    }
+    for (size_t k = 0; arr && k + 1 < kcnt; k += 2) {
+        char *name = malloc(strlen(kdump[k]) + 7);
+        if (name)
+            strcat(strcpy(name, "kafka."), kdump[k]);
+        arr[i++] = name;
+        arr[i++] = strdup(ue__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
+    }
+    rd_kafka_conf_dump_free(kdump, kcnt);
+    *cntp = i;
+    return arr;
+}
+
+void ue_conf_dump_free(const char **arr, size_t cnt)
+{
+    for (size_t i = 0; arr && i < cnt; i++)
+        free((void *)arr[i]);
+    free(arr);
+}
+
+void ue_conf_set_delivery_cb(ue_conf_t *conf, ue_delivery_cb_t *cb, void *opaque)
+{
+    if (!conf)
+        return;
+    conf->dr_cb = cb;
+    conf->dr_opaque = opaque;
+}
+
+void ue_conf_set_log_cb(ue_conf_t *conf, ue_log_cb_t *cb, void *opaque)
+{
+    if (!conf)
+        return;
+    conf->log_cb = cb;
+    conf->log_opaque = opaque;
+}

@@ -1,0 +1,64 @@
+/*
+ * stats.c - statistics of a client: single counters and the JSON document of all of them.
+ */
+#include "client.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+static const char *const names[UE_STAT__CNT] = {
+    [UE_STAT_TRACKED] = "tracked",
+    [UE_STAT_QUEUED] = "queued",
+    [UE_STAT_QUEUED_BYTES] = "queued_bytes",
+    [UE_STAT_SPOOLED] = "spooled",
+    [UE_STAT_SPOOL_BYTES] = "spool_bytes",
+    [UE_STAT_SENT] = "sent",
+    [UE_STAT_DELIVERED] = "delivered",
+    [UE_STAT_RETRIES] = "retries",
+    [UE_STAT_FAILED] = "failed",
+    [UE_STAT_DROPPED_QUEUE_FULL] = "dropped_queue_full",
+    [UE_STAT_DROPPED_SPOOL_FULL] = "dropped_spool_full",
+    [UE_STAT_DROPPED_SPOOL_AGE] = "dropped_spool_age",
+    [UE_STAT_DROPPED_SHUTDOWN] = "dropped_shutdown",
+    [UE_STAT_BYTES_SENT] = "bytes_sent",
+    [UE_STAT_REPLAYED] = "replayed",
+    [UE_STAT_SPOOL_CORRUPT] = "spool_corrupt",
+};
+
+const char *ue_stat_name(ue_stat_t which)
+{
+    return (unsigned)which < UE_STAT__CNT ? names[which] : NULL;
+}
+
+int64_t ue_stat(ue_client_t *c, ue_stat_t which)
+{
+    if (!c || (unsigned)which >= UE_STAT__CNT)
+        return -1;
+    if (which == UE_STAT_QUEUED || which == UE_STAT_QUEUED_BYTES) {
+        pthread_mutex_lock(&c->queue.lock);
+        size_t v = which == UE_STAT_QUEUED ? c->queue.count : c->queue.bytes;
+        pthread_mutex_unlock(&c->queue.lock);
+        return (int64_t)v;
+    }
+    return atomic_load_explicit(&c->stats[which], memory_order_relaxed);
+}
+
+size_t ue_stats_json(ue_client_t *c, char *buf, size_t size)
+{
+    size_t len = 0;
+    char scratch[1];
+
+    if (!buf || size == 0) { /* only measure */
+        buf = scratch;
+        size = 1;
+    }
+    for (int i = 0; i < UE_STAT__CNT; i++) {
+        size_t room = len < size ? size - len : 0;
+        int n = snprintf(room ? buf + len : NULL, room, "%s\"%s\":%" PRId64, i ? "," : "{",
+                         names[i], c ? ue_stat(c, (ue_stat_t)i) : 0);
+        len += (size_t)n;
+    }
+    size_t room = len < size ? size - len : 0;
+    len += (size_t)snprintf(room ? buf + len : NULL, room, "}");
+    return len;
+}

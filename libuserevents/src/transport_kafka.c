@@ -1,0 +1,251 @@
+/*
+ * transport_kafka.c - records to Kafka through librdkafka (see transport_kafka.h).
+ *
+ * The payload is produced without a copy: the record owns it, librdkafka points at it, and
+ * the delivery report hands the record back. Topic handles are cached per event type.
+ */
+#include "transport_kafka.h"
+#include "ue_props.h"
+#include "ue_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TOPIC_SLOTS 256 /* open-addressing cache of topic handles, by event type */
+
+typedef struct topic_slot {
+    char *type;
+    rd_kafka_topic_t *rkt;
+} topic_slot_t;
+
+typedef struct kafka_transport {
+    ue__transport_t base;
+    rd_kafka_t *rk;
+    char *prefix, *suffix; /* the template around "{type}" */
+    const ue__logger_t *log;
+    topic_slot_t topics[TOPIC_SLOTS];
+} kafka_transport_t;
+
+static int topic_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+int ue__topic_template_valid(const char *template, char *errstr, size_t errstr_size)
+{
+    const char *hole = strstr(template, "{type}");
+    size_t fixed = strlen(template) - (hole ? 6 : 0);
+    if (hole && strstr(hole + 6, "{type}")) {
+        ue__errstr(errstr, errstr_size, "topic.template: \"{type}\" may appear only once");
+        return -1;
+    }
+    for (const char *p = template; *p; p++) {
+        if (p == hole) {
+            p += 5;
+            continue;
+        }
+        if (!topic_char_ok(*p)) {
+            ue__errstr(errstr, errstr_size,
+                       "topic.template: '%c' is not allowed in a Kafka topic name", *p);
+            return -1;
+        }
+    }
+    if (fixed + (hole ? 200 : 0) > 249 || fixed + (hole ? 1 : 0) == 0) {
+        ue__errstr(errstr, errstr_size,
+                   "topic.template: topic names must be 1..249 characters (types may have 200)");
+        return -1;
+    }
+    return 0;
+}
+
+static uint32_t hash_str(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    while (*s)
+        h = (h ^ (uint8_t)*s++) * 16777619u;
+    return h;
+}
+
+static rd_kafka_topic_t *topic_for(kafka_transport_t *kt, const char *type)
+{
+    uint32_t i = hash_str(type) % TOPIC_SLOTS;
+    for (uint32_t probe = 0; probe < TOPIC_SLOTS; probe++, i = (i + 1) % TOPIC_SLOTS) {
+        topic_slot_t *slot = &kt->topics[i];
+        if (slot->type && strcmp(slot->type, type) == 0)
+            return slot->rkt;
+        if (slot->type)
+            continue;
+        char name[512];
+        snprintf(name, sizeof(name), "%s%s%s", kt->prefix, kt->suffix ? type : "",
+                 kt->suffix ? kt->suffix : "");
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(kt->rk, name, NULL);
+        if (!rkt || !(slot->type = strdup(type))) {
+            if (rkt)
+                rd_kafka_topic_destroy(rkt);
+            return NULL;
+        }
+        slot->rkt = rkt;
+        return rkt;
+    }
+    return NULL; /* more than TOPIC_SLOTS event types: see kafka_send */
+}
+
+static int kafka_send(ue__transport_t *t, ue__record_t *rec, char *errstr, size_t errstr_size)
+{
+    kafka_transport_t *kt = (kafka_transport_t *)t;
+    rd_kafka_topic_t *rkt = topic_for(kt, ue__record_type(rec));
+    char version[8];
+
+    if (!rkt) {
+        ue__errstr(errstr, errstr_size, "no topic handle for type \"%s\"", ue__record_type(rec));
+        return UE__SEND_FAILED;
+    }
+    size_t len = ue__record_stamp_sent_at(rec, ue__wall_ms());
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
+    snprintf(version, sizeof(version), "%u", rec->schema_version);
+    rd_kafka_header_add(hdrs, "ue-event-id", -1, rec->event_id, 16);
+    rd_kafka_header_add(hdrs, "ue-schema-version", -1, version, -1);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        kt->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(ue__record_payload(rec), len),
+        RD_KAFKA_V_KEY(ue__record_key(rec), rec->key_len), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+    if (!err)
+        return UE__SEND_OK;
+    rd_kafka_headers_destroy(hdrs);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return UE__SEND_FULL;
+    ue__errstr(errstr, errstr_size, "%s", rd_kafka_err2str(err));
+    return UE__SEND_FAILED;
+}
+
+/* Errors after which the same record may succeed later. */
+static int is_retriable(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR__MSG_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TIMED_OUT:
+    case RD_KAFKA_RESP_ERR__TRANSPORT:
+    case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN:
+    case RD_KAFKA_RESP_ERR__PURGE_QUEUE:
+    case RD_KAFKA_RESP_ERR__PURGE_INFLIGHT:
+    case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+    case RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE:
+    case RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION:
+    case RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS:
+    case RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    kafka_transport_t *kt = opaque;
+    ue__record_t *rec = m->_private;
+    (void)rk;
+    if (!m->err) {
+        kt->base.on_result(kt->base.owner, rec, UE_OK, "", 0);
+        return;
+    }
+    int purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+                 m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
+    kt->base.on_result(kt->base.owner, rec, purged ? UE_ERR_SHUTDOWN : UE_ERR_BROKER,
+                       rd_kafka_err2str(m->err), is_retriable(m->err));
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    kafka_transport_t *kt = rd_kafka_opaque(rk);
+    ue__log(kt->log, level, "kafka %s: %s", fac, buf);
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    kafka_transport_t *kt = opaque;
+    (void)rk;
+    /* Broker-down and similar are retried by librdkafka; the spool covers the outage. */
+    ue__log(kt->log, err == RD_KAFKA_RESP_ERR__FATAL ? UE_LOG_ERR : UE_LOG_INFO, "kafka: %s: %s",
+            rd_kafka_err2name(err), reason);
+}
+
+static void kafka_poll(ue__transport_t *t, int timeout_ms)
+{
+    rd_kafka_poll(((kafka_transport_t *)t)->rk, timeout_ms);
+}
+
+static size_t kafka_in_flight(ue__transport_t *t)
+{
+    int n = rd_kafka_outq_len(((kafka_transport_t *)t)->rk);
+    return n > 0 ? (size_t)n : 0;
+}
+
+static void kafka_purge(ue__transport_t *t, int timeout_ms)
+{
+    kafka_transport_t *kt = (kafka_transport_t *)t;
+    rd_kafka_purge(kt->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    int64_t deadline = ue__mono_ms() + timeout_ms;
+    do /* in-flight requests report once they are answered or time out */
+        rd_kafka_poll(kt->rk, 10);
+    while (rd_kafka_outq_len(kt->rk) > 0 && ue__mono_ms() < deadline);
+}
+
+static void kafka_destroy(ue__transport_t *t)
+{
+    kafka_transport_t *kt = (kafka_transport_t *)t;
+    for (int i = 0; i < TOPIC_SLOTS; i++) {
+        if (kt->topics[i].rkt)
+            rd_kafka_topic_destroy(kt->topics[i].rkt);
+        free(kt->topics[i].type);
+    }
+    if (kt->rk)
+        rd_kafka_destroy(kt->rk);
+    free(kt->prefix);
+    free(kt->suffix);
+    free(kt);
+}
+
+static const ue__transport_ops_t kafka_ops = {
+    .send = kafka_send,
+    .poll = kafka_poll,
+    .in_flight = kafka_in_flight,
+    .purge = kafka_purge,
+    .destroy = kafka_destroy,
+};
+
+ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *topic_template,
+                                         const ue__logger_t *log, ue__result_fn *on_result,
+                                         void *owner, char *errstr, size_t errstr_size)
+{
+    kafka_transport_t *kt = calloc(1, sizeof(*kt));
+    const char *hole = strstr(topic_template, "{type}");
+
+    if (!kt) {
+        ue__errstr(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    kt->base = (ue__transport_t){.ops = &kafka_ops, .on_result = on_result, .owner = owner};
+    kt->log = log;
+    kt->prefix = hole ? strndup(topic_template, (size_t)(hole - topic_template))
+                      : strdup(topic_template);
+    kt->suffix = hole ? strdup(hole + 6) : NULL;
+    if (!kt->prefix || (hole && !kt->suffix)) {
+        kafka_destroy(&kt->base);
+        ue__errstr(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(kconf, kt);
+    rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
+    rd_kafka_conf_set_log_cb(kconf, on_log);
+    rd_kafka_conf_set_error_cb(kconf, on_error);
+    kt->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
+    if (!kt->rk) {
+        kafka_destroy(&kt->base);
+        return NULL;
+    }
+    return &kt->base;
+}

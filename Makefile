@@ -26,7 +26,7 @@ endif
 
 WARN      := -Wall -Wextra
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(SAN_FLAGS) \
-             -Icommon -I$(BUILD)/gen -Ilibuserevents/include -Ilibuserevents/src \
+             -Icommon -I$(BUILD)/gen -Ilibuserevents/include -Ilibuserevents/src -Itest/support \
              $(DEP_CFLAGS) -MMD -MP
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
 
@@ -48,7 +48,7 @@ ITEST_BIN := $(patsubst test/integration/%.c,$(BUILD)/test/%,$(ITEST_SRC))
 BENCH_SRC := $(sort $(wildcard test/bench/*.c))
 BENCH_BIN := $(patsubst test/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all libs examples unit test test-san integration bench install clean docs fuzz
+.PHONY: all libs examples unit test test-san integration bench install clean docs docs-check fuzz
 all: libs examples
 
 libs: $(UE_A) $(UE_SO)
@@ -85,7 +85,8 @@ $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/support/testutil.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS) -lcmocka
 
-$(BUILD)/test/it_%: $(BUILD)/obj/test/integration/it_%.o $(BUILD)/obj/test/support/testutil.o $(UE_A)
+$(BUILD)/test/it_%: $(BUILD)/obj/test/integration/it_%.o $(BUILD)/obj/test/support/testutil.o \
+                   $(BUILD)/obj/test/support/itutil.o $(UE_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS) -lcmocka
 
@@ -104,7 +105,12 @@ test-san:
 integration: all $(ITEST_BIN)
 	test/integration/run.sh $(BUILD)
 
-test: all unit test-san integration
+test: all docs-check unit test-san integration
+
+docs-check: $(BUILD)/gen-config-doc
+	@$(BUILD)/gen-config-doc > $(BUILD)/CONFIGURATION.md
+	@cmp -s $(BUILD)/CONFIGURATION.md CONFIGURATION.md || \
+	    { echo "CONFIGURATION.md is stale: run make docs" >&2; exit 1; }
 
 bench: all $(BENCH_BIN)
 	test/bench/run.sh $(BUILD)

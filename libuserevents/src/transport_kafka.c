@@ -161,6 +161,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     kafka_transport_t *kt = rd_kafka_opaque(rk);
+    /* A broker that cannot be reached is routine for an SDK with a spool, not an error. */
+    if (!strcmp(fac, "FAIL") && level < UE_LOG_INFO)
+        level = UE_LOG_INFO;
     ue__log(kt->log, level, "kafka %s: %s", fac, buf);
 }
 

@@ -1,0 +1,71 @@
+/*
+ * testutil.c - see testutil.h.
+ */
+#include "testutil.h"
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+char *tu_tempdir(const char *prefix)
+{
+    const char *tmp = getenv("TMPDIR");
+    char *path;
+    if (asprintf(&path, "%s/%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", prefix) < 0)
+        abort();
+    if (!mkdtemp(path))
+        abort();
+    return path;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+void tu_rmrf(const char *path)
+{
+    if (path)
+        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+ue_conf_t *tu_conf(const char *const *kv)
+{
+    ue_conf_t *conf = ue_conf_new();
+    char errstr[512];
+    for (; kv && *kv; kv++) {
+        char key[256];
+        const char *eq = strchr(*kv, '=');
+        if (!eq) {
+            fprintf(stderr, "tu_conf: \"%s\" is not key=value\n", *kv);
+            abort();
+        }
+        snprintf(key, sizeof(key), "%.*s", (int)(eq - *kv), *kv);
+        if (ue_conf_set(conf, key, eq + 1, errstr, sizeof(errstr)) != UE_CONF_OK) {
+            fprintf(stderr, "tu_conf: %s\n", errstr);
+            abort();
+        }
+    }
+    return conf;
+}
+
+int tu_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms)
+{
+    struct timespec start, now, pause = {0, 2 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        if (cond(arg))
+            return 1;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long elapsed = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (elapsed >= timeout_ms)
+            return cond(arg);
+        nanosleep(&pause, NULL); /* polling interval of a condition, not a synchronisation */
+    }
+}

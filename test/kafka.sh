@@ -6,7 +6,8 @@
 #   kafka.sh fetch                                   download + cache the jars
 #   kafka.sh start [--brokers 1|3] [--dir DIR]       start; last stdout line = bootstrap
 #   kafka.sh stop [--dir DIR]                        stop every node (idempotent)
-#   kafka.sh stop-node N [--dir DIR]                 stop one node ("broker down")
+#   kafka.sh stop-node N [--kill] [--dir DIR]        stop one node ("broker down");
+#                                                    --kill = SIGKILL, a crash
 #   kafka.sh start-node N [--dir DIR]                restart it, same ports + data
 #   kafka.sh status [--dir DIR]                      nodes, pids, bootstrap
 #   kafka.sh topics [--dir DIR]                      topic, partitions, replication
@@ -23,7 +24,8 @@ set -euo pipefail
 KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 SCALA_VERSION=${SCALA_VERSION:-2.13}
 # Kafka 4.x logs through slf4j 1.7 + log4j2 but its pom brings no slf4j
-# binding, so we add log4j-slf4j-impl at the log4j-core version Kafka uses.
+# binding, so we add log4j-slf4j-impl at the log4j-core version Kafka uses
+# (re-check both when changing KAFKA_VERSION).
 LOG4J_VERSION=${LOG4J_VERSION:-2.25.5}
 CACHE_DIR=${UE_CACHE_DIR:-${HOME:-/tmp}/.cache/userevents}
 KAFKA_HOME_DIR=$CACHE_DIR/kafka-$KAFKA_VERSION
@@ -55,7 +57,7 @@ die() {
 }
 
 usage() {
-  sed -n '5,20s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+  sed -n '5,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
   exit "${1:-2}"
 }
 
@@ -187,8 +189,6 @@ node_pid() {
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $DIR/node$1/server.properties"
 }
 
-pid_of() { node_pid "$1" && cat "$DIR/node$1/pid"; }
-
 running_ids() {
   local id
   for id in $(node_ids); do
@@ -237,31 +237,48 @@ wait_ready() {
   local spec=() pids=() id expect
   for id in "$@"; do
     spec+=("$id@$(node_addr "$id")")
-    pids+=("$(pid_of "$id" || echo 0)")
+    # Straight from the pid file: just launched, java may not have exec'd yet.
+    pids+=("$(cat "$DIR/node$id/pid" 2>/dev/null || echo 0)")
   done
-  expect=$(running_ids | paste -sd, -)
-  [[ -n $expect ]] || expect=$(printf '%s\n' "$@" | paste -sd, -)
+  expect=$({
+    running_ids
+    printf '%s\n' "$@"
+  } | sort -nu | paste -sd, -)
   "${PROBE[@]}" wait "$START_TIMEOUT" "$(join , "${spec[@]}")" "$expect" "${pids[@]}" >&2
 }
 
-stop_pids() {
-  local pids=("$@") pid end
-  [[ ${#pids[@]} -gt 0 ]] || return 0
-  kill -TERM "${pids[@]}" 2>/dev/null || true
-  end=$((SECONDS + STOP_TIMEOUT))
-  while ((SECONDS < end)); do
-    local alive=()
-    for pid in "${pids[@]}"; do
-      if kill -0 "$pid" 2>/dev/null && [[ $(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1) != Z ]]; then
+# Wait up to $1 seconds for pids "${@:2}" to be gone; zombies count as gone
+# (the brokers are re-parented, so their reaper is not us).
+wait_gone() {
+  local end=$((SECONDS + $1)) pid alive
+  shift
+  GONE_LEFT=("$@")
+  while ((${#GONE_LEFT[@]} > 0)); do
+    alive=()
+    for pid in "${GONE_LEFT[@]}"; do
+      if [[ -r /proc/$pid/stat && $(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1) != Z ]]; then
         alive+=("$pid")
       fi
     done
-    [[ ${#alive[@]} -eq 0 ]] && return 0
-    pids=("${alive[@]}")
+    GONE_LEFT=("${alive[@]}")
+    ((${#GONE_LEFT[@]} > 0 && SECONDS < end)) || break
     sleep 0.2
   done
-  log "no exit after ${STOP_TIMEOUT}s, killing pid(s) ${pids[*]}"
-  kill -KILL "${pids[@]}" 2>/dev/null || true
+  ((${#GONE_LEFT[@]} == 0))
+}
+
+# SIGTERM (graceful, controlled shutdown) or, with --kill, SIGKILL (crash).
+stop_pids() {
+  [[ $# -gt 0 ]] || return 0
+  if [[ $HARD_KILL == 1 ]]; then
+    kill -KILL "$@" 2>/dev/null || true
+  else
+    kill -TERM "$@" 2>/dev/null || true
+    wait_gone "$STOP_TIMEOUT" "$@" && return 0
+    log "no exit after ${STOP_TIMEOUT}s, killing pid(s) ${GONE_LEFT[*]}"
+    kill -KILL "${GONE_LEFT[@]}" 2>/dev/null || true
+  fi
+  wait_gone 10 "$@" || log "warning: pid(s) ${GONE_LEFT[*]} still alive"
 }
 
 # Stop nodes "$@" together (a KRaft quorum stopped one node at a time can
@@ -410,7 +427,9 @@ cmd_start() {
     rm -rf "$DIR"/node* "$DIR/bootstrap"
     write_log4j_config
     log "starting $BROKERS-node KRaft cluster in $DIR"
-    if start_once "$BROKERS"; then
+    local rc=0
+    start_once "$BROKERS" || rc=$?
+    if ((rc == 0)); then
       log "ready in $((SECONDS - t0))s: $(<"$DIR/bootstrap")"
       cat "$DIR/bootstrap"
       return 0
@@ -426,6 +445,9 @@ cmd_start() {
     fi
     show_log_tails "${ids[@]}"
     stop_nodes "${ids[@]}"
+    if ((rc == 3)); then
+      die "a Kafka node exited during startup (state kept in $DIR)"
+    fi
     die "Kafka did not become ready within ${START_TIMEOUT}s (state kept in $DIR)"
   done
 }
@@ -445,7 +467,7 @@ check_node() {
 cmd_stop_node() {
   check_node "$1"
   stop_nodes "$1"
-  log "node $1 stopped"
+  if [[ $HARD_KILL == 1 ]]; then log "node $1 killed"; else log "node $1 stopped"; fi
 }
 
 cmd_start_node() {
@@ -526,6 +548,9 @@ cmd_run() {
   ) </dev/null >/dev/null 2>&1 &
   WATCHDOG=$!
   export KAFKA_BOOTSTRAP=$bootstrap UE_KAFKA_DIR=$DIR
+  # CMD runs in the foreground so it keeps the terminal, stdin and Ctrl-C.
+  # The price: a SIGTERM sent to this script alone is handled once CMD exits
+  # (timeout(1) and CI runners signal the whole process group, so CMD exits).
   local rc=0
   "$@" || rc=$?
   exit "$rc"
@@ -539,6 +564,7 @@ shift
 DIR=$DEFAULT_DIR
 DIR_SET=
 BROKERS=1
+HARD_KILL=0
 NODE=
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -546,6 +572,7 @@ while [[ $# -gt 0 ]]; do
   --dir=*) DIR=${1#--dir=} DIR_SET=1 && shift ;;
   --brokers) BROKERS=${2:?--brokers needs a value} && shift 2 ;;
   --brokers=*) BROKERS=${1#--brokers=} && shift ;;
+  --kill) HARD_KILL=1 && shift ;;
   --) shift && break ;;
   -h | --help) usage 0 ;;
   -*) die "unknown option $1" ;;

@@ -39,7 +39,7 @@ UE_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(UE_SRC))
 
 UE_A    := $(BUILD)/libuserevents.a
 UE_SO   := $(BUILD)/libuserevents.so.$(VERSION)
-EXAMPLES := $(BUILD)/ue-track
+EXAMPLES := $(BUILD)/ue-track $(BUILD)/ue-tail
 
 UNIT_SRC  := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN  := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
@@ -80,6 +80,9 @@ $(UE_SO): $(COMMON_OBJ) $(UE_OBJ) pkg/libuserevents.map
 $(BUILD)/ue-track: $(BUILD)/obj/examples/ue-track/main.o $(UE_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UE_A) $(DEP_LIBS) $(shell pkg-config --libs libcjson)
 
+$(BUILD)/ue-tail: $(BUILD)/obj/examples/ue-tail/main.o $(UE_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UE_A) $(DEP_LIBS)
+
 # Tests link the static library: they may reach internal ue__ functions.
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/support/testutil.o $(UE_A)
 	@mkdir -p $(dir $@)
@@ -100,7 +103,7 @@ unit: $(UNIT_BIN)
 	done
 
 test-san:
-	$(MAKE) BUILD=build/san SAN=1 CFLAGS="-O1 -g" unit
+	$(MAKE) -j2 BUILD=build/san SAN=1 CFLAGS="-O1 -g" unit
 
 integration: all $(ITEST_BIN)
 	test/integration/run.sh $(BUILD)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what the build, the demo and the tests need, and only what is missing: Debian
+# packages through apt-get, and the Apache Kafka jars (cached) through test/kafka.sh fetch.
+# Run by demo.sh and test.sh; safe to run again (it does nothing the second time).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+# Package -> why we need it.
+packages=(
+  gcc make pkg-config          # the C build
+  protobuf-c-compiler libprotobuf-c-dev  # the event schema (proto/) to C
+  librdkafka-dev               # Kafka producer and consumer
+  libzstd-dev                  # spool frame compression
+  libcjson-dev                 # NDJSON input of the ue-track example
+  libcmocka-dev                # unit and integration tests
+  clang libclang-rt-14-dev     # libFuzzer targets of the decoders
+  maven                        # fetches the real Kafka broker from Maven Central (test/kafka.sh)
+  python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# The broker needs Java 17 or newer; any JRE on the PATH will do.
+java_major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1)
+[ "${java_major:-0}" -ge 17 ] || missing+=(openjdk-17-jre-headless)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  if [ ${#sudo[@]} -gt 0 ] && ! command -v sudo >/dev/null; then
+    echo "setup: not root and no sudo: install these Debian packages first: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+test/kafka.sh fetch

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: set up what is missing, build warnings-clean, then run the unit tests
+# (plain and under ASan/UBSan), the integration tests against a real Kafka broker started
+# for the run (or the cluster in KAFKA_BOOTSTRAP), and a short fuzzing pass of every decoder.
+set -euo pipefail
+cd "$(dirname "$0")"
+./setup.sh
+make -j2 WARN="-Wall -Wextra -Werror"
+make test WARN="-Wall -Wextra -Werror"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} test/fuzz/run.sh

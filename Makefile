@@ -16,8 +16,8 @@ CC        ?= cc
 CFLAGS    ?= -O2 -g
 SAN       ?= 0
 
-PKGS     := rdkafka libprotobuf-c libzstd
-DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) libcjson 2>/dev/null)
+PKGS       := rdkafka libprotobuf-c libzstd libcjson libmaxminddb libcurl libpq sqlite3 zlib
+DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 
 ifeq ($(SAN),1)
@@ -25,21 +25,44 @@ SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-o
 endif
 
 WARN      := -Wall -Wextra
+# SRC_INC: the internal headers a file may see (its own library's src/; tests: by name).
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(SAN_FLAGS) \
-             -Icommon -I$(BUILD)/gen -Ilibuserevents/include -Ilibuserevents/src -Itest/support \
-             $(DEP_CFLAGS) -MMD -MP
+             -Icommon -I$(BUILD)/gen -Ilibuserevents/include -Ilibenrich/include \
+             -Ilibwhsink/include -Itest/support $(SRC_INC) $(DEP_CFLAGS) -MMD -MP
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
 
-GEN_C   := $(BUILD)/gen/userevents.pb-c.c
-GEN_H   := $(BUILD)/gen/userevents.pb-c.h
+PROTOS     := $(sort $(wildcard proto/*.proto))
+GEN_C      := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
+GEN_H      := $(GEN_C:.c=.h)
 COMMON_SRC := $(sort $(wildcard common/*.c))
-UE_SRC     := $(sort $(wildcard libuserevents/src/*.c))
-COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) $(BUILD)/obj/gen/userevents.pb-c.o
-UE_OBJ     := $(patsubst %.c,$(BUILD)/obj/%.o,$(UE_SRC))
+COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC)) \
+              $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
 
-UE_A    := $(BUILD)/libuserevents.a
-UE_SO   := $(BUILD)/libuserevents.so.$(VERSION)
-EXAMPLES := $(BUILD)/ue-track $(BUILD)/ue-tail
+# One block per library: sources, static archive, versioned shared object.
+define LIBRARY
+$(1)_SRC := $$(sort $$(wildcard lib$(1)/src/*.c))
+$(1)_OBJ := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$($(1)_SRC))
+$(1)_A   := $$(BUILD)/lib$(1).a
+$(1)_SO  := $$(BUILD)/lib$(1).so.$$(VERSION)
+$$(BUILD)/obj/lib$(1)/%.o: SRC_INC = -Ilib$(1)/src
+$$($(1)_A): $$(COMMON_OBJ) $$($(1)_OBJ)
+	@rm -f $$@
+	ar rcs $$@ $$^
+$$($(1)_SO): $$(COMMON_OBJ) $$($(1)_OBJ) pkg/lib$(1).map
+	$$(CC) -shared -Wl,-soname,lib$(1).so.$$(SOVERSION) \
+	    -Wl,--version-script=pkg/lib$(1).map $$(LDFLAGS_ALL) \
+	    -o $$@ $$(COMMON_OBJ) $$($(1)_OBJ) $$(DEP_LIBS)
+	ln -sf lib$(1).so.$$(VERSION) $$(BUILD)/lib$(1).so.$$(SOVERSION)
+	ln -sf lib$(1).so.$$(SOVERSION) $$(BUILD)/lib$(1).so
+endef
+
+# A library joins the build once it has sources.
+LIBS := userevents $(foreach l,enrich whsink,$(if $(wildcard lib$(l)/src/*.c),$(l)))
+$(foreach l,$(LIBS),$(eval $(call LIBRARY,$(l))))
+LIB_A  := $(foreach l,$(filter-out userevents,$(LIBS)),$($(l)_A)) $(userevents_A)
+LIB_SO := $(foreach l,$(LIBS),$($(l)_SO))
+
+EXAMPLES := $(patsubst examples/%/main.c,$(BUILD)/%,$(sort $(wildcard examples/*/main.c)))
 
 UNIT_SRC  := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN  := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
@@ -48,17 +71,23 @@ ITEST_BIN := $(patsubst test/integration/%.c,$(BUILD)/test/%,$(ITEST_SRC))
 BENCH_SRC := $(sort $(wildcard test/bench/*.c))
 BENCH_BIN := $(patsubst test/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
+# Tests see the internal headers of the library their name says (test_enr_*, test_whs_*).
+$(BUILD)/obj/test/%.o: SRC_INC = -Ilibuserevents/src
+$(BUILD)/obj/test/unit/test_enr_%.o $(BUILD)/obj/test/integration/it_enr%.o: SRC_INC = -Ilibenrich/src
+$(BUILD)/obj/test/unit/test_whs_%.o $(BUILD)/obj/test/integration/it_whs%.o: SRC_INC = -Ilibwhsink/src
+$(BUILD)/obj/examples/%.o: SRC_INC =
+
 .PHONY: all libs examples unit test test-san integration bench install clean docs docs-check fuzz
 all: libs examples
 
-libs: $(UE_A) $(UE_SO)
+libs: $(LIB_A) $(LIB_SO)
 examples: $(EXAMPLES)
 
-$(GEN_C) $(GEN_H): proto/userevents.proto
+$(GEN_C) $(GEN_H) &: $(PROTOS)
 	@mkdir -p $(BUILD)/gen
-	protoc-c --c_out=$(BUILD)/gen -Iproto $<
+	protoc-c --c_out=$(BUILD)/gen -Iproto $(PROTOS)
 
-$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c
+$(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-unused-parameter -c $< -o $@
 
@@ -66,34 +95,20 @@ $(BUILD)/obj/%.o: %.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(UE_A): $(COMMON_OBJ) $(UE_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
+# Programs and tests link the static libraries (tests may reach internal functions).
+$(BUILD)/%: $(BUILD)/obj/examples/%/main.o $(LIB_A)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(DEP_LIBS)
 
-$(UE_SO): $(COMMON_OBJ) $(UE_OBJ) pkg/libuserevents.map
-	$(CC) -shared -Wl,-soname,libuserevents.so.$(SOVERSION) \
-	    -Wl,--version-script=pkg/libuserevents.map $(LDFLAGS_ALL) \
-	    -o $@ $(COMMON_OBJ) $(UE_OBJ) $(DEP_LIBS)
-	ln -sf libuserevents.so.$(VERSION) $(BUILD)/libuserevents.so.$(SOVERSION)
-	ln -sf libuserevents.so.$(SOVERSION) $(BUILD)/libuserevents.so
-
-$(BUILD)/ue-track: $(BUILD)/obj/examples/ue-track/main.o $(UE_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UE_A) $(DEP_LIBS) $(shell pkg-config --libs libcjson)
-
-$(BUILD)/ue-tail: $(BUILD)/obj/examples/ue-tail/main.o $(UE_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(UE_A) $(DEP_LIBS)
-
-# Tests link the static library: they may reach internal ue__ functions.
-$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/support/testutil.o $(UE_A)
+$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/support/testutil.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS) -lcmocka
 
 $(BUILD)/test/it_%: $(BUILD)/obj/test/integration/it_%.o $(BUILD)/obj/test/support/testutil.o \
-                   $(BUILD)/obj/test/support/itutil.o $(UE_A)
+                   $(BUILD)/obj/test/support/itutil.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS) -lcmocka
 
-$(BUILD)/bench/%: $(BUILD)/obj/test/bench/%.o $(UE_A)
+$(BUILD)/bench/%: $(BUILD)/obj/test/bench/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS)
 
@@ -121,18 +136,20 @@ bench: all $(BENCH_BIN)
 docs: $(BUILD)/gen-config-doc
 	$(BUILD)/gen-config-doc > CONFIGURATION.md
 
-$(BUILD)/gen-config-doc: $(BUILD)/obj/test/support/gen_config_doc.o $(UE_A)
+$(BUILD)/gen-config-doc: $(BUILD)/obj/test/support/gen_config_doc.o $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS)
 
 install: libs
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 libuserevents/include/userevents.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(UE_A) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(UE_SO) $(DESTDIR)$(PREFIX)/lib/
-	ln -sf libuserevents.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libuserevents.so.$(SOVERSION)
-	ln -sf libuserevents.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libuserevents.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkg/libuserevents.pc.in \
-	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/libuserevents.pc
+	set -e; for l in $(LIBS); do \
+	    install -m 644 lib$$l/include/*.h $(DESTDIR)$(PREFIX)/include/; \
+	    install -m 644 $(BUILD)/lib$$l.a $(DESTDIR)$(PREFIX)/lib/; \
+	    install -m 755 $(BUILD)/lib$$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/; \
+	    ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/lib$$l.so.$(SOVERSION); \
+	    ln -sf lib$$l.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/lib$$l.so; \
+	    sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkg/lib$$l.pc.in \
+	        > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lib$$l.pc; \
+	done
 
 clean:
 	rm -rf build

@@ -236,9 +236,9 @@ ue_err_t ue_track(ue_client_t *c, ue_event_t *ev)
     }
     ue__stat_add(c, UE_STAT_TRACKED, 1);
     atomic_fetch_add_explicit(&c->accepted, 1, memory_order_relaxed);
-    if (rc == 1) { /* drop_oldest evicted one accepted event */
-        ue__stat_add(c, UE_STAT_DROPPED_QUEUE_FULL, 1);
-        ue__client_resolved(c, 1);
+    if (rc > 0) { /* drop_oldest evicted rc accepted events */
+        ue__stat_add(c, UE_STAT_DROPPED_QUEUE_FULL, rc);
+        ue__client_resolved(c, rc);
     }
     return UE_OK;
 }

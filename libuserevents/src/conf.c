@@ -153,11 +153,39 @@ ue_conf_res_t ue_conf_get(const ue_conf_t *conf, const char *name, char *dest, s
     return (ue_conf_res_t)ue__prop_get(ue__conf_props, &conf->s, name, dest, dest_size);
 }
 
+/* Appends a librdkafka dump as "kafka.<name>" pairs at arr[i], masking secrets and skipping
+ * names already listed from arr[from] on (a topic-level name that shadows a global one). */
+static size_t append_kafka(const char **arr, size_t i, size_t from, const char **kdump,
+                           size_t kcnt)
+{
+    for (size_t k = 0; k + 1 < kcnt; k += 2) {
+        size_t j = from;
+        while (j < i && !(arr[j] && strcmp(arr[j] + 6, kdump[k]) == 0))
+            j += 2;
+        if (j < i)
+            continue;
+        char *name = malloc(strlen(kdump[k]) + 7);
+        if (name)
+            strcat(strcpy(name, "kafka."), kdump[k]);
+        arr[i++] = name;
+        arr[i++] = strdup(ue__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
+    }
+    return i;
+}
+
 const char **ue_conf_dump(const ue_conf_t *conf, size_t *cntp)
 {
-    size_t kcnt = 0, n = ue__props_count(ue__conf_props);
+    if (!conf || !cntp) {
+        if (cntp)
+            *cntp = 0;
+        return NULL;
+    }
+    size_t kcnt = 0, tcnt = 0, n = ue__props_count(ue__conf_props);
     const char **kdump = rd_kafka_conf_dump(conf->kconf, &kcnt);
-    const char **arr = calloc(n * 2 + kcnt + 1, sizeof(*arr));
+    /* acks, partitioner, message.timeout.ms live in librdkafka's default topic conf */
+    rd_kafka_topic_conf_t *tconf = rd_kafka_conf_get_default_topic_conf(conf->kconf);
+    const char **tdump = tconf ? rd_kafka_topic_conf_dump(tconf, &tcnt) : NULL;
+    const char **arr = calloc(n * 2 + kcnt + tcnt + 1, sizeof(*arr));
     size_t i = 0;
 
     for (const ue__prop_t *p = ue__conf_props; arr && p->name; p++) {
@@ -169,14 +197,14 @@ const char **ue_conf_dump(const ue_conf_t *conf, size_t *cntp)
         arr[i++] = strdup(p->name);
         arr[i++] = v;
     }
-    for (size_t k = 0; arr && k + 1 < kcnt; k += 2) {
-        char *name = malloc(strlen(kdump[k]) + 7);
-        if (name)
-            strcat(strcpy(name, "kafka."), kdump[k]);
-        arr[i++] = name;
-        arr[i++] = strdup(ue__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
+    if (arr) {
+        size_t from = i;
+        i = append_kafka(arr, i, from, kdump, kcnt);
+        i = append_kafka(arr, i, from, tdump, tcnt);
     }
     rd_kafka_conf_dump_free(kdump, kcnt);
+    if (tdump)
+        rd_kafka_conf_dump_free(tdump, tcnt);
     *cntp = i;
     return arr;
 }

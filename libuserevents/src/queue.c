@@ -104,7 +104,7 @@ int ue__queue_push(ue__queue_t *q, ue__record_t *rec)
                 q->count--;
                 q->bytes -= ue__record_size(old);
                 keep_dropped(q, old);
-                rc = 1;
+                rc++;
             }
         }
         if (!has_room(q, size)) {

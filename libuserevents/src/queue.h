@@ -41,8 +41,8 @@ int ue__queue_init(ue__queue_t *q, size_t max_count, size_t max_bytes, ue__full_
 void ue__queue_destroy(ue__queue_t *q);
 
 /*
- * Queues @p rec. Returns 0 when queued; 1 when it queued @p rec but evicted the oldest record
- * (drop_oldest); -1 when it refused @p rec (drop_newest, or block timed out). On -1 the
+ * Queues @p rec. Returns 0 when queued; n > 0 when it queued @p rec but evicted the n oldest
+ * records (drop_oldest); -1 when it refused @p rec (drop_newest, or block timed out). On -1 the
  * record was either freed or kept for the delivery callback: never the caller's any more.
  */
 int ue__queue_push(ue__queue_t *q, ue__record_t *rec);

@@ -200,8 +200,10 @@ static void shut_down(ue_client_t *c)
             ue__record_free_list(rest);
             continue;
         }
-        for (ue__record_t *r = rest; r; r = r->next)
+        for (ue__record_t *r = rest, *next; r; r = next) {
+            next = r->next; /* pending_push() clears r->next */
             pending_push(c, r);
+        }
     }
     c->transport->ops->purge(c->transport, STOP_PURGE_MS);
     report_queue_drops(c);

@@ -4,6 +4,7 @@
 #include "event.h"
 #include "context.h"
 #include "record.h"
+#include "ue_arena.h"
 #include "ue_time.h"
 #include "ue_uuid7.h"
 
@@ -12,42 +13,6 @@
 #include <string.h>
 
 #define FIRST_CHUNK 1536 /* holds a typical event's strings and entries */
-
-/* ---- arena ---------------------------------------------------------------------------- */
-
-static void *arena_alloc(ue_event_t *ev, size_t size)
-{
-    size = (size + 15) & ~(size_t)15;
-    ue__arena_chunk_t *c = ev->cur;
-    if (c->used + size > c->size) {
-        if (c->next && c->next->size >= size) { /* a chunk kept by reset */
-            c = c->next;
-        } else {
-            size_t csize = size > 4096 ? size : 4096;
-            ue__arena_chunk_t *n = malloc(sizeof(*n) + csize);
-            if (!n)
-                return NULL;
-            n->size = csize;
-            n->next = c->next;
-            c->next = n;
-            c = n;
-        }
-        c->used = 0;
-        ev->cur = c;
-    }
-    void *p = c->data + c->used;
-    c->used += size;
-    return p;
-}
-
-static char *arena_strdup(ue_event_t *ev, const char *s)
-{
-    size_t len = strlen(s);
-    char *p = arena_alloc(ev, len + 1);
-    if (p)
-        memcpy(p, s, len + 1);
-    return p;
-}
 
 /* ---- building ------------------------------------------------------------------------- */
 
@@ -84,8 +49,7 @@ ue_event_t *ue_event_new(const char *type)
         return NULL;
     ev->props = NULL;
     ev->props_cap = 0;
-    ev->first.next = NULL;
-    ev->first.size = FIRST_CHUNK;
+    ue__arena_init(&ev->arena, &ev->first, FIRST_CHUNK);
     if (ue_event_reset(ev, type) != UE_OK) {
         ue_event_destroy(ev);
         return NULL;
@@ -97,10 +61,7 @@ void ue_event_destroy(ue_event_t *ev)
 {
     if (!ev)
         return;
-    for (ue__arena_chunk_t *c = ev->first.next, *next; c; c = next) {
-        next = c->next;
-        free(c);
-    }
+    ue__arena_free(&ev->arena);
     free(ev->props);
     free(ev);
 }
@@ -109,11 +70,9 @@ ue_err_t ue_event_reset(ue_event_t *ev, const char *type)
 {
     if (!ev || !type || !ue__event_type_valid(type, strlen(type)))
         return UE_ERR_INVALID_ARG;
-    for (ue__arena_chunk_t *c = &ev->first; c; c = c->next)
-        c->used = 0;
-    ev->cur = &ev->first;
+    ue__arena_reset(&ev->arena);
     clear_fields(ev);
-    ev->pb.type = arena_strdup(ev, type);
+    ev->pb.type = ue__arena_strdup(&ev->arena, type);
     return ev->pb.type ? UE_OK : UE_ERR_NOMEM;
 }
 
@@ -121,7 +80,7 @@ static ue_err_t set_string(ue_event_t *ev, char **field, const char *value)
 {
     if (!ev || !value)
         return UE_ERR_INVALID_ARG;
-    char *copy = arena_strdup(ev, value);
+    char *copy = ue__arena_strdup(&ev->arena, value);
     if (!copy)
         return UE_ERR_NOMEM;
     *field = copy;
@@ -197,9 +156,9 @@ static Userevents__Value *prop_slot(ue_event_t *ev, const char *key)
         ev->props_cap = cap;
         ev->pb.properties = ev->props;
     }
-    Userevents__Event__PropertiesEntry *e = arena_alloc(ev, sizeof(*e));
-    Userevents__Value *v = arena_alloc(ev, sizeof(*v));
-    char *k = arena_strdup(ev, key);
+    Userevents__Event__PropertiesEntry *e = ue__arena_alloc(&ev->arena, sizeof(*e));
+    Userevents__Value *v = ue__arena_alloc(&ev->arena, sizeof(*v));
+    char *k = ue__arena_strdup(&ev->arena, key);
     if (!e || !v || !k)
         return NULL;
     Userevents__Event__PropertiesEntry init = USEREVENTS__EVENT__PROPERTIES_ENTRY__INIT;
@@ -226,7 +185,7 @@ ue_err_t ue_event_prop_string(ue_event_t *ev, const char *key, const char *value
 {
     if (!ev || !key || !*key || !value)
         return UE_ERR_INVALID_ARG;
-    char *copy = arena_strdup(ev, value);
+    char *copy = ue__arena_strdup(&ev->arena, value);
     Userevents__Value *v = copy ? new_value(ev, key) : NULL;
     if (!v)
         return UE_ERR_NOMEM;
@@ -283,7 +242,7 @@ ue_err_t ue_event_set_context(ue_event_t *ev, const char *field, const char *val
             return UE_ERR_INVALID_ARG;
         *(uint32_t *)slot = (uint32_t)n;
     } else {
-        char *copy = arena_strdup(ev, value);
+        char *copy = ue__arena_strdup(&ev->arena, value);
         if (!copy)
             return UE_ERR_NOMEM;
         *(char **)slot = copy;

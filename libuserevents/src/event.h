@@ -7,17 +7,12 @@
 #ifndef UE_EVENT_H
 #define UE_EVENT_H
 
+#include "ue_arena.h"
 #include "userevents.h"
 #include "userevents.pb-c.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-typedef struct ue__arena_chunk {
-    struct ue__arena_chunk *next;
-    size_t size, used;
-    _Alignas(16) uint8_t data[];
-} ue__arena_chunk_t;
 
 struct ue_event_s {
     Userevents__Event pb;
@@ -29,9 +24,8 @@ struct ue_event_s {
     int timestamp_explicit;
     Userevents__Event__PropertiesEntry **props;
     size_t props_cap;
-    ue__arena_chunk_t *extra;            /* chunks beyond the inline one */
-    ue__arena_chunk_t *cur;
-    ue__arena_chunk_t first;             /* inline chunk; must stay the last member */
+    ue__arena_t arena;                   /* owns every string and entry of the event */
+    ue__arena_chunk_t first;             /* the arena's inline chunk; must stay last */
 };
 
 /* 1 when @p type is a valid event type: [A-Za-z0-9._-], 1..200 characters. */

@@ -101,6 +101,22 @@ static int set_value(const ue__prop_t *p, void *settings, const char *value, cha
         *(int64_t *)field = v;
         return UE__PROP_OK;
     }
+    case UE__PROP_DOUBLE: {
+        char *end;
+        errno = 0;
+        double v = strtod(value, &end);
+        if (errno || end == value || *end || v != v) {
+            ue__errstr(errstr, errstr_size, "%s: expected a number, got \"%s\"", p->name, value);
+            return UE__PROP_INVALID;
+        }
+        if (v < (double)p->min || v > (double)p->max) {
+            ue__errstr(errstr, errstr_size, "%s: %g is outside [%" PRId64 ", %" PRId64 "]",
+                       p->name, v, p->min, p->max);
+            return UE__PROP_INVALID;
+        }
+        *(double *)field = v;
+        return UE__PROP_OK;
+    }
     case UE__PROP_BOOL: {
         int b = parse_bool(value);
         if (b < 0) {
@@ -161,6 +177,9 @@ static void format_value(const ue__prop_t *p, const void *settings, char *out, s
     switch (p->type) {
     case UE__PROP_INT:
         snprintf(out, size, "%" PRId64, *(const int64_t *)field);
+        break;
+    case UE__PROP_DOUBLE:
+        snprintf(out, size, "%g", *(const double *)field);
         break;
     case UE__PROP_BOOL:
         snprintf(out, size, "%s", *(const int *)field ? "true" : "false");
@@ -239,6 +258,9 @@ void ue__props_markdown(const ue__prop_t *table, FILE *out)
         const char *type = "string";
         if (p->type == UE__PROP_INT) {
             type = "integer";
+            snprintf(range, sizeof(range), "%" PRId64 " .. %" PRId64, p->min, p->max);
+        } else if (p->type == UE__PROP_DOUBLE) {
+            type = "number";
             snprintf(range, sizeof(range), "%" PRId64 " .. %" PRId64, p->min, p->max);
         } else if (p->type == UE__PROP_BOOL) {
             type = "boolean";

@@ -18,6 +18,7 @@ typedef enum ue__prop_type {
     UE__PROP_STR,  /* char *, owned by the settings struct; NULL when empty */
     UE__PROP_BOOL, /* int 0/1; accepts true/false/1/0 */
     UE__PROP_ENUM, /* int index into the comma-separated choices */
+    UE__PROP_DOUBLE, /* double, range [min, max] (the integer bounds) */
 } ue__prop_type_t;
 
 typedef struct ue__prop {

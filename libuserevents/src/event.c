@@ -6,6 +6,7 @@
 #include "record.h"
 #include "ue_arena.h"
 #include "ue_time.h"
+#include "ue_validate.h"
 #include "ue_uuid7.h"
 
 #include <math.h>
@@ -15,19 +16,6 @@
 #define FIRST_CHUNK 1536 /* holds a typical event's strings and entries */
 
 /* ---- building ------------------------------------------------------------------------- */
-
-int ue__event_type_valid(const char *type, size_t len)
-{
-    if (len == 0 || len > 200)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = type[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
 
 static void clear_fields(ue_event_t *ev)
 {

@@ -8,6 +8,7 @@
 #define UE_EVENT_H
 
 #include "ue_arena.h"
+#include "ue_validate.h"
 #include "userevents.h"
 #include "userevents.pb-c.h"
 
@@ -27,9 +28,6 @@ struct ue_event_s {
     ue__arena_t arena;                   /* owns every string and entry of the event */
     ue__arena_chunk_t first;             /* the arena's inline chunk; must stay last */
 };
-
-/* 1 when @p type is a valid event type: [A-Za-z0-9._-], 1..200 characters. */
-int ue__event_type_valid(const char *type, size_t len);
 
 /*
  * Encodes @p ev into a new record keyed by @p key, filling the defaults it lacks from

@@ -8,6 +8,8 @@
 #   make install PREFIX=/usr/local
 #   make docs               regenerate CONFIGURATION.md from the configuration table
 
+.DEFAULT_GOAL := all
+
 VERSION   := 0.1.0
 SOVERSION := 0
 PREFIX    ?= /usr/local

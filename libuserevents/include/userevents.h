@@ -228,8 +228,10 @@ UE_API ue_err_t ue_client_destroy(ue_client_t *client);
 UE_API ue_err_t ue_track(ue_client_t *client, ue_event_t *event);
 
 /**
- * @brief Waits until every event tracked before the call is acknowledged, failed
- *        permanently or dropped, or until @p timeout_ms passes (-1: no limit).
+ * @brief Waits until every event tracked so far is acknowledged, failed permanently or
+ *        dropped, or until @p timeout_ms passes (-1: no limit). Like rd_kafka_flush(), events
+ *        other threads track meanwhile are waited for too, so under a steady stream from other
+ *        threads it may run until the timeout.
  * @returns UE_OK or UE_ERR_TIMED_OUT.
  */
 UE_API ue_err_t ue_flush(ue_client_t *client, int timeout_ms);

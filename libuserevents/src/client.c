@@ -37,8 +37,15 @@ void ue__client_report(ue_client_t *c, const uint8_t *event_id, const char *type
 
 void ue__client_resolved(ue_client_t *c, int64_t n)
 {
-    atomic_fetch_add(&c->resolved, n);
-    if (atomic_load(&c->flush_requests) > 0) {
+    atomic_fetch_add_explicit(&c->resolved, n, memory_order_relaxed);
+}
+
+void ue__client_wake_flushers(ue_client_t *c)
+{
+    /* Once per turn of the sender, only when a flush could now be done: a broadcast per
+     * delivery report made the flushing thread wake and sleep again for every event. */
+    if (atomic_load(&c->flush_requests) > 0 &&
+        atomic_load(&c->resolved) >= atomic_load(&c->accepted)) {
         pthread_mutex_lock(&c->wait_lock);
         pthread_cond_broadcast(&c->wait_cond);
         pthread_mutex_unlock(&c->wait_lock);

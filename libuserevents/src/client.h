@@ -52,8 +52,11 @@ static inline void ue__stat_add(ue_client_t *c, ue_stat_t s, int64_t n)
     atomic_fetch_add_explicit(&c->stats[s], n, memory_order_relaxed);
 }
 
-/* Resolves @p n accepted events and wakes flush waiters. */
+/* Counts @p n accepted events as resolved (delivered, failed or dropped). */
 void ue__client_resolved(ue_client_t *c, int64_t n);
+
+/* Wakes ue_flush() callers when everything accepted is resolved. */
+void ue__client_wake_flushers(ue_client_t *c);
 
 /* Runs the delivery callback, marking this thread as inside it (see RECURSIVE_CALL). */
 void ue__client_report(ue_client_t *c, const uint8_t *event_id, const char *type,

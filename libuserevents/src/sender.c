@@ -188,6 +188,7 @@ static void turn(ue_client_t *c)
         c->transport->ops->poll(c->transport, full ? 10 : 1); /* wait for room or results */
     if (c->spool)
         sync_spool(c);
+    ue__client_wake_flushers(c);
 }
 
 /* Stop: whatever is not acknowledged stays in the spool, or is dropped without one. */

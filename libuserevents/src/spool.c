@@ -160,6 +160,10 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 static int open_active(ue__spool_t *sp)
 {
     char path[4200];
+    /* Sequence numbers restart at 1 in an empty spool: a stale .ack of the same name (a crash
+     * between the two unlinks of ue__spool_remove_segment) must not mark new records done. */
+    ue__spool_seg_path(sp, sp->next_seq, "ack", path, sizeof(path));
+    unlink(path);
     ue__spool_seg_path(sp, sp->next_seq, "seg", path, sizeof(path));
     int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)

@@ -162,7 +162,8 @@ static int scan_dir(ue__spool_t *sp)
         firsts[n++] = first;
     }
     closedir(d);
-    qsort(firsts, n, sizeof(*firsts), cmp_u64);
+    if (n) /* firsts is NULL when there are none: qsort(NULL, 0) is undefined */
+        qsort(firsts, n, sizeof(*firsts), cmp_u64);
     for (size_t i = 0; i < n; i++)
         load_segment(sp, firsts[i]);
     free(firsts);

@@ -8,6 +8,7 @@
 
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
@@ -37,8 +38,30 @@ static int reader_open(ue__spool_t *sp, const segment_t *s)
 }
 
 /*
- * Loads the next frame of segment @p s that holds records at or after the cursor.
- * Returns 1 when loaded, 0 at the end of the segment's valid bytes, -1 on a read error.
+ * Offset of the next frame magic after @p from within the segment's valid bytes, else
+ * valid_bytes. A damaged frame of a loaded segment is skipped this way, as the scan at open
+ * skipped it (ue__frames_scan), so the valid frames after it are still read back.
+ */
+static uint64_t next_magic(ue__spool_t *sp, const segment_t *s, uint64_t from)
+{
+    uint8_t buf[4096];
+    while (from + 4 <= s->valid_bytes) {
+        uint64_t left = s->valid_bytes - from;
+        size_t n = left < sizeof(buf) ? (size_t)left : sizeof(buf);
+        if (pread_all(sp->rd.fd, buf, n, from))
+            break;
+        for (size_t i = 0; i + 4 <= n; i++)
+            if (memcmp(buf + i, "UES1", 4) == 0) /* the frame magic, spool_frame.h */
+                return from + i;
+        from += n - 3;
+    }
+    return s->valid_bytes;
+}
+
+/*
+ * Loads the next frame of segment @p s that holds records at or after the cursor, skipping
+ * damaged frames. Returns 1 when loaded, 0 at the end of the segment's valid bytes, -1 on a
+ * read error or out of memory.
  */
 static int load_frame(ue__spool_t *sp, const segment_t *s)
 {
@@ -46,19 +69,25 @@ static int load_frame(ue__spool_t *sp, const segment_t *s)
     ue__frame_hdr_t h;
 
     while (sp->rd.off + UE__FRAME_HDR <= s->valid_bytes) {
-        if (pread_all(sp->rd.fd, hdr, sizeof(hdr), sp->rd.off) ||
-            ue__frame_parse_hdr(hdr, sizeof(hdr), &h)) {
-            return -1; /* validated at open or written by us: only an outside change gets here */
-        }
         uint64_t frame_off = sp->rd.off;
+        if (pread_all(sp->rd.fd, hdr, sizeof(hdr), frame_off))
+            return -1;
+        if (ue__frame_parse_hdr(hdr, sizeof(hdr), &h) ||
+            h.comp_len > s->valid_bytes - frame_off - UE__FRAME_HDR) {
+            sp->rd.off = next_magic(sp, s, frame_off + 1);
+            continue;
+        }
         sp->rd.off += UE__FRAME_HDR + h.comp_len;
         if (h.first_seq + h.count <= sp->unsent_seq || h.first_seq < s->first_seq)
             continue;
-        if (ue__spool_grow((void **)&sp->rd.buf, &sp->rd.buf_cap, h.comp_len, 1) ||
-            pread_all(sp->rd.fd, sp->rd.buf, h.comp_len, frame_off + UE__FRAME_HDR) ||
-            ue__frame_check_crc(hdr, sp->rd.buf, &h) ||
-            ue__frame_decompress(sp->dctx, sp->rd.buf, &h, &sp->rd.raw, &sp->rd.raw_cap))
+        if (ue__spool_grow((void **)&sp->rd.buf, &sp->rd.buf_cap, h.comp_len, 1))
             return -1;
+        if (pread_all(sp->rd.fd, sp->rd.buf, h.comp_len, frame_off + UE__FRAME_HDR) ||
+            ue__frame_check_crc(hdr, sp->rd.buf, &h) ||
+            ue__frame_decompress(sp->dctx, sp->rd.buf, &h, &sp->rd.raw, &sp->rd.raw_cap)) {
+            sp->rd.off = next_magic(sp, s, frame_off + 1);
+            continue;
+        }
         sp->rd.raw_len = h.raw_len;
         sp->rd.pos = 0;
         sp->rd.seq = h.first_seq;

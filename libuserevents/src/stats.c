@@ -2,6 +2,7 @@
  * stats.c - statistics of a client: single counters and the JSON document of all of them.
  */
 #include "client.h"
+#include "ue_fork.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -35,9 +36,14 @@ int64_t ue_stat(ue_client_t *c, ue_stat_t which)
     if (!c || (unsigned)which >= UE_STAT__CNT)
         return -1;
     if (which == UE_STAT_QUEUED || which == UE_STAT_QUEUED_BYTES) {
-        pthread_mutex_lock(&c->queue.lock);
+        /* In a child after fork() the parent's threads are gone and may have held the lock
+         * forever; nothing changes the queue there, so it is read without it. */
+        int lock = c->fork_generation == ue__fork_generation();
+        if (lock)
+            pthread_mutex_lock(&c->queue.lock);
         size_t v = which == UE_STAT_QUEUED ? c->queue.count : c->queue.bytes;
-        pthread_mutex_unlock(&c->queue.lock);
+        if (lock)
+            pthread_mutex_unlock(&c->queue.lock);
         return (int64_t)v;
     }
     return atomic_load_explicit(&c->stats[which], memory_order_relaxed);

@@ -68,6 +68,14 @@ static uint32_t hash_str(const char *s)
     return h;
 }
 
+static rd_kafka_topic_t *topic_new(kafka_transport_t *kt, const char *type)
+{
+    char name[512];
+    snprintf(name, sizeof(name), "%s%s%s", kt->prefix, kt->suffix ? type : "",
+             kt->suffix ? kt->suffix : "");
+    return rd_kafka_topic_new(kt->rk, name, NULL);
+}
+
 static rd_kafka_topic_t *topic_for(kafka_transport_t *kt, const char *type)
 {
     uint32_t i = hash_str(type) % TOPIC_SLOTS;
@@ -77,10 +85,7 @@ static rd_kafka_topic_t *topic_for(kafka_transport_t *kt, const char *type)
             return slot->rkt;
         if (slot->type)
             continue;
-        char name[512];
-        snprintf(name, sizeof(name), "%s%s%s", kt->prefix, kt->suffix ? type : "",
-                 kt->suffix ? kt->suffix : "");
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(kt->rk, name, NULL);
+        rd_kafka_topic_t *rkt = topic_new(kt, type);
         if (!rkt || !(slot->type = strdup(type))) {
             if (rkt)
                 rd_kafka_topic_destroy(rkt);
@@ -89,28 +94,33 @@ static rd_kafka_topic_t *topic_for(kafka_transport_t *kt, const char *type)
         slot->rkt = rkt;
         return rkt;
     }
-    return NULL; /* more than TOPIC_SLOTS event types: see kafka_send */
+    return NULL; /* more than TOPIC_SLOTS event types: kafka_send makes its own handle */
 }
 
 static int kafka_send(ue__transport_t *t, ue__record_t *rec, char *errstr, size_t errstr_size)
 {
     kafka_transport_t *kt = (kafka_transport_t *)t;
-    rd_kafka_topic_t *rkt = topic_for(kt, ue__record_type(rec));
-    char version[8];
+    rd_kafka_topic_t *rkt = topic_for(kt, ue__record_type(rec)), *own = NULL;
+    char version[8] = "1"; /* formatted only for records of another schema version */
 
+    if (!rkt) /* past TOPIC_SLOTS types: a reference for this send only (librdkafka shares it) */
+        rkt = own = topic_new(kt, ue__record_type(rec));
     if (!rkt) {
         ue__errstr(errstr, errstr_size, "no topic handle for type \"%s\"", ue__record_type(rec));
         return UE__SEND_FAILED;
     }
     size_t len = ue__record_stamp_sent_at(rec, ue__wall_ms());
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
-    snprintf(version, sizeof(version), "%u", rec->schema_version);
+    if (rec->schema_version != 1)
+        snprintf(version, sizeof(version), "%u", rec->schema_version);
     rd_kafka_header_add(hdrs, "ue-event-id", -1, rec->event_id, 16);
     rd_kafka_header_add(hdrs, "ue-schema-version", -1, version, -1);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         kt->rk, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_VALUE(ue__record_payload(rec), len),
         RD_KAFKA_V_KEY(ue__record_key(rec), rec->key_len), RD_KAFKA_V_HEADERS(hdrs),
         RD_KAFKA_V_OPAQUE(rec), RD_KAFKA_V_END);
+    if (own)
+        rd_kafka_topic_destroy(own); /* queued messages keep their own reference */
     if (!err)
         return UE__SEND_OK;
     rd_kafka_headers_destroy(hdrs);

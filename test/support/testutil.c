@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <ftw.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,4 +69,45 @@ int tu_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms)
             return cond(arg);
         nanosleep(&pause, NULL); /* polling interval of a condition, not a synchronisation */
     }
+}
+
+void tu_log_quiet(int level, const char *message, void *opaque)
+{
+    (void)level;
+    (void)message;
+    (void)opaque;
+}
+
+void tu_dr_cb(const uint8_t *event_id, const char *type, ue_outcome_t outcome, ue_err_t reason,
+              const char *reason_str, void *opaque)
+{
+    tu_dr_t *dr = opaque;
+    (void)event_id;
+    (void)type;
+    (void)reason_str;
+    if ((unsigned)outcome < 4)
+        atomic_fetch_add(&dr->outcome[outcome], 1);
+    if (outcome == UE_OUTCOME_DROPPED && reason == UE_ERR_SHUTDOWN)
+        atomic_fetch_add(&dr->shutdown, 1);
+    if (outcome == UE_OUTCOME_DROPPED && reason == UE_ERR_QUEUE_FULL)
+        atomic_fetch_add(&dr->queue_full, 1);
+}
+
+int64_t tu_dr_get(tu_dr_t *dr, ue_outcome_t outcome)
+{
+    return atomic_load(&dr->outcome[outcome]);
+}
+
+ue_client_t *tu_client(const char *const *kv, ue_delivery_cb_t *cb, void *opaque)
+{
+    char errstr[512];
+    ue_conf_t *conf = tu_conf(kv);
+    ue_conf_set_log_cb(conf, tu_log_quiet, NULL);
+    ue_conf_set_delivery_cb(conf, cb, opaque);
+    ue_client_t *c = ue_client_new(conf, errstr, sizeof(errstr));
+    if (!c) {
+        fprintf(stderr, "tu_client: %s\n", errstr);
+        abort();
+    }
+    return c;
 }

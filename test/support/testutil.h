@@ -21,4 +21,30 @@ ue_conf_t *tu_conf(const char *const *kv);
 /* Waits until @p cond(@p arg) is true or @p timeout_ms passes; returns the last result. */
 int tu_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
 
+/* ---- helpers of the unit tests that run a client (added with test/unit/) ---------------- */
+
+/* A log callback that discards everything: an unreachable broker makes librdkafka chatty. */
+void tu_log_quiet(int level, const char *message, void *opaque);
+
+/* Delivery outcomes counted by tu_dr_cb(); pass a zeroed tu_dr_t as the callback's opaque. */
+typedef struct tu_dr {
+    _Atomic int64_t outcome[4]; /* indexed by ue_outcome_t */
+    _Atomic int64_t shutdown;   /* UE_OUTCOME_DROPPED with UE_ERR_SHUTDOWN */
+    _Atomic int64_t queue_full; /* UE_OUTCOME_DROPPED with UE_ERR_QUEUE_FULL */
+} tu_dr_t;
+
+ue_delivery_cb_t tu_dr_cb;
+
+/* Reads one counter of a tu_dr_t. */
+int64_t tu_dr_get(tu_dr_t *dr, ue_outcome_t outcome);
+
+/*
+ * A client from "key=value" strings (NULL-terminated), with tu_log_quiet() and the delivery
+ * callback @p cb (may be NULL); aborts the test when creation fails.
+ */
+ue_client_t *tu_client(const char *const *kv, ue_delivery_cb_t *cb, void *opaque);
+
+/* Nothing listens on this address: events are accepted and never delivered. */
+#define TU_NO_BROKER "kafka.bootstrap.servers=127.0.0.1:1"
+
 #endif

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# test/bench/run.sh BUILD_DIR - runs every benchmark in BUILD_DIR/bench against one real Kafka
+# broker and prints one table: each SDK figure beside its raw-librdkafka peer measured in the
+# same run, their ratio and the goal. `make bench` calls it.
+#
+# The broker comes from test/kafka.sh (started and stopped here); an exported KAFKA_BOOTSTRAP
+# is used as is. A benchmark is not a test: a missed goal shows as "no" and the exit status
+# stays 0; only a broken run (a benchmark that fails, drops or loses events) exits non-zero.
+#
+# Environment: UE_BENCH_EVENTS (500000), UE_BENCH_TRACK_EVENTS (200000), UE_BENCH_REPS (5).
+set -euo pipefail
+
+BUILD=${1:-build}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+if [[ ${UE_BENCH_UNDER_KAFKA:-} != 1 ]]; then
+  exec "$ROOT/test/kafka.sh" run -- env UE_BENCH_UNDER_KAFKA=1 "$HERE/run.sh" "$BUILD"
+fi
+[[ -n ${KAFKA_BOOTSTRAP:-} ]] || { echo "run.sh: KAFKA_BOOTSTRAP is not set" >&2; exit 1; }
+
+shopt -s nullglob
+benches=("$BUILD"/bench/bench_*)
+[[ ${#benches[@]} -gt 0 ]] || { echo "run.sh: no benchmarks in $BUILD/bench" >&2; exit 1; }
+
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+t0=$SECONDS
+rc=0
+for b in "${benches[@]}"; do
+  echo "== $(basename "$b")" >&2
+  # Details go to stderr as they come; ROW and NOTE lines are collected for the table.
+  "$b" >>"$out" || rc=$?
+done
+
+row() { printf '%-42s %14s %14s %6s  %-14s %s\n' "$@"; }
+echo
+rdk=$(pkg-config --modversion rdkafka 2>/dev/null || echo "?")
+echo "userevents benchmarks vs raw librdkafka $rdk, broker $KAFKA_BOOTSTRAP," \
+  "$(nproc) cores, $((SECONDS - t0)) s"
+row "name" "figure (SDK)" "peer (raw)" "SDK/raw" "goal" "meets goal"
+row "----" "------------" "----------" "-------" "----" "----------"
+while IFS=$'\t' read -r tag name fig peer ratio goal meets; do
+  if [[ $tag == ROW ]]; then row "$name" "$fig" "$peer" "$ratio" "$goal" "$meets"; fi
+done <"$out"
+while IFS=$'\t' read -r tag note; do
+  if [[ $tag == NOTE ]]; then echo "  * $note"; fi
+done <"$out"
+if ((rc != 0)); then
+  echo "run.sh: a benchmark failed (exit $rc): its figures are not valid" >&2
+fi
+exit "$rc"

@@ -37,7 +37,7 @@ void ue__client_report(ue_client_t *c, const uint8_t *event_id, const char *type
 
 void ue__client_resolved(ue_client_t *c, int64_t n)
 {
-    atomic_fetch_add_explicit(&c->resolved, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->resolved.v, n, memory_order_relaxed);
 }
 
 void ue__client_wake_flushers(ue_client_t *c)
@@ -45,7 +45,7 @@ void ue__client_wake_flushers(ue_client_t *c)
     /* Once per turn of the sender, only when a flush could now be done: a broadcast per
      * delivery report made the flushing thread wake and sleep again for every event. */
     if (atomic_load(&c->flush_requests) > 0 &&
-        atomic_load(&c->resolved) >= atomic_load(&c->accepted)) {
+        atomic_load(&c->resolved.v) >= ue__accepted(c)) {
         pthread_mutex_lock(&c->wait_lock);
         pthread_cond_broadcast(&c->wait_cond);
         pthread_mutex_unlock(&c->wait_lock);
@@ -122,8 +122,8 @@ static int open_parts(ue_client_t *c, char *errstr, size_t errstr_size)
         int rc = ue__spool_open(&c->spool, &o, &c->log, errstr, errstr_size);
         if (rc)
             return rc;
-        atomic_store(&c->accepted, (int64_t)ue__spool_replay_total(c->spool));
-        atomic_store(&c->stats[UE_STAT_SPOOL_CORRUPT], (int64_t)ue__spool_corrupt(c->spool));
+        c->replay_total = (int64_t)ue__spool_replay_total(c->spool);
+        atomic_store(&c->stats[UE_STAT_SPOOL_CORRUPT].v, (int64_t)ue__spool_corrupt(c->spool));
     }
     /* The transport takes a copy of the librdkafka conf: ours stays for ue_conf_get(). */
     rd_kafka_conf_t *kconf = rd_kafka_conf_dup(c->conf->kconf);
@@ -242,7 +242,6 @@ ue_err_t ue_track(ue_client_t *c, ue_event_t *ev)
         return UE_ERR_QUEUE_FULL;
     }
     ue__stat_add(c, UE_STAT_TRACKED, 1);
-    atomic_fetch_add_explicit(&c->accepted, 1, memory_order_relaxed);
     if (rc > 0) { /* drop_oldest evicted rc accepted events */
         ue__stat_add(c, UE_STAT_DROPPED_QUEUE_FULL, rc);
         ue__client_resolved(c, rc);
@@ -264,7 +263,7 @@ ue_err_t ue_flush(ue_client_t *c, int timeout_ms)
     atomic_fetch_add(&c->flush_requests, 1);
     ue__queue_wakeup(&c->queue);
     pthread_mutex_lock(&c->wait_lock);
-    while (atomic_load(&c->resolved) < atomic_load(&c->accepted)) {
+    while (atomic_load(&c->resolved.v) < ue__accepted(c)) {
         int left = ue__remaining_ms(deadline);
         if (left == 0) {
             rc = UE_ERR_TIMED_OUT;

@@ -15,6 +15,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+typedef struct ue__counter {
+    _Alignas(64) _Atomic int64_t v;
+} ue__counter_t;
+
 struct ue_client_s {
     ue_conf_t *conf;
     ue__logger_t log;
@@ -31,10 +35,14 @@ struct ue_client_s {
     char anonymous_id[201];
     Userevents__Context context;
 
-    /* statistics: counters, and gauges the background thread refreshes */
-    _Atomic int64_t stats[UE_STAT__CNT];
-    _Atomic int64_t accepted;         /* tracked + replayed: what flush waits for */
-    _Atomic int64_t resolved;         /* delivered, failed or dropped after acceptance */
+    /* Statistics: each counter on its own cache line, so callers (tracked, drops) and the
+     * sender (everything else) never write the same line. The sender counts in plain
+     * integers and publishes once per turn. */
+    ue__counter_t stats[UE_STAT__CNT];
+    ue__counter_t resolved;           /* delivered, failed or dropped after acceptance */
+    int64_t replay_total;             /* accepted from the spool at start */
+    int64_t snd_stats[UE_STAT__CNT];  /* background thread only: not yet published */
+    int64_t snd_resolved;
 
     /* flush and stop */
     pthread_mutex_t wait_lock;
@@ -47,13 +55,35 @@ struct ue_client_s {
     int direct;                       /* spool caught up: send batches straight from memory */
 };
 
+/* Adds to a counter from a caller's thread. */
 static inline void ue__stat_add(ue_client_t *c, ue_stat_t s, int64_t n)
 {
-    atomic_fetch_add_explicit(&c->stats[s], n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->stats[s].v, n, memory_order_relaxed);
 }
 
-/* Counts @p n accepted events as resolved (delivered, failed or dropped). */
+/* Adds to a counter from the background thread (published by ue__sender_publish). */
+static inline void ue__snd_add(ue_client_t *c, ue_stat_t s, int64_t n)
+{
+    c->snd_stats[s] += n;
+}
+
+/* Events flush waits for: accepted by ue_track() plus replayed from the spool. */
+static inline int64_t ue__accepted(ue_client_t *c)
+{
+    return atomic_load(&c->stats[UE_STAT_TRACKED].v) + c->replay_total;
+}
+
+/* Counts @p n accepted events as resolved, from a caller's thread. */
 void ue__client_resolved(ue_client_t *c, int64_t n);
+
+/* The same from the background thread; published with the counters. */
+static inline void ue__snd_resolved(ue_client_t *c, int64_t n)
+{
+    c->snd_resolved += n;
+}
+
+/* Publishes the background thread's counters (once per turn). */
+void ue__sender_publish(ue_client_t *c);
 
 /* Wakes ue_flush() callers when everything accepted is resolved. */
 void ue__client_wake_flushers(ue_client_t *c);

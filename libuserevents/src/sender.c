@@ -42,11 +42,11 @@ static ue__record_t *pending_pop(ue_client_t *c)
 /* A record that will never be delivered: counted, reported, and out of the spool. */
 static void fail_record(ue_client_t *c, ue__record_t *rec, ue_err_t err, const char *reason)
 {
-    ue__stat_add(c, UE_STAT_FAILED, 1);
+    ue__snd_add(c, UE_STAT_FAILED, 1);
     if (c->spool)
         ue__spool_ack(c->spool, rec->seq);
     ue__client_report(c, rec->event_id, ue__record_type(rec), UE_OUTCOME_FAILED, err, reason);
-    ue__client_resolved(c, 1);
+    ue__snd_resolved(c, 1);
     free(rec);
 }
 
@@ -62,8 +62,8 @@ static int send_one(ue_client_t *c, ue__record_t *rec)
         fail_record(c, rec, UE_ERR_BROKER, errstr);
         return 0;
     }
-    ue__stat_add(c, UE_STAT_SENT, 1);
-    ue__stat_add(c, UE_STAT_BYTES_SENT, (int64_t)bytes);
+    ue__snd_add(c, UE_STAT_SENT, 1);
+    ue__snd_add(c, UE_STAT_BYTES_SENT, (int64_t)bytes);
     return 0;
 }
 
@@ -101,7 +101,7 @@ static void send_from_spool(ue_client_t *c)
     int rc;
     while ((rc = ue__spool_next_unsent(c->spool, &rec)) == 1) {
         if (rec->from_replay)
-            ue__stat_add(c, UE_STAT_REPLAYED, 1);
+            ue__snd_add(c, UE_STAT_REPLAYED, 1);
         if (send_one(c, rec)) {
             pending_push(c, rec); /* the cursor moved past it: keep it in memory */
             return;
@@ -155,12 +155,12 @@ static void sync_spool(ue_client_t *c)
         ue__log(&c->log, UE_LOG_WARNING,
                 "spool: dropped %llu event(s) over spool.max.bytes, %llu over spool.max.age.ms",
                 (unsigned long long)drops.full, (unsigned long long)drops.expired);
-        ue__stat_add(c, UE_STAT_DROPPED_SPOOL_FULL, (int64_t)drops.full);
-        ue__stat_add(c, UE_STAT_DROPPED_SPOOL_AGE, (int64_t)drops.expired);
-        ue__client_resolved(c, (int64_t)(drops.full + drops.expired));
+        ue__snd_add(c, UE_STAT_DROPPED_SPOOL_FULL, (int64_t)drops.full);
+        ue__snd_add(c, UE_STAT_DROPPED_SPOOL_AGE, (int64_t)drops.expired);
+        ue__snd_resolved(c, (int64_t)(drops.full + drops.expired));
     }
-    atomic_store(&c->stats[UE_STAT_SPOOLED], (int64_t)ue__spool_pending(c->spool));
-    atomic_store(&c->stats[UE_STAT_SPOOL_BYTES], (int64_t)ue__spool_bytes(c->spool));
+    atomic_store(&c->stats[UE_STAT_SPOOLED].v, (int64_t)ue__spool_pending(c->spool));
+    atomic_store(&c->stats[UE_STAT_SPOOL_BYTES].v, (int64_t)ue__spool_bytes(c->spool));
 }
 
 /* One turn of the loop: results, drops, then new work. */
@@ -188,7 +188,22 @@ static void turn(ue_client_t *c)
         c->transport->ops->poll(c->transport, full ? 10 : 1); /* wait for room or results */
     if (c->spool)
         sync_spool(c);
+    ue__sender_publish(c);
     ue__client_wake_flushers(c);
+}
+
+void ue__sender_publish(ue_client_t *c)
+{
+    for (int i = 0; i < UE_STAT__CNT; i++) {
+        if (c->snd_stats[i]) {
+            atomic_fetch_add_explicit(&c->stats[i].v, c->snd_stats[i], memory_order_relaxed);
+            c->snd_stats[i] = 0;
+        }
+    }
+    if (c->snd_resolved) {
+        atomic_fetch_add_explicit(&c->resolved.v, c->snd_resolved, memory_order_relaxed);
+        c->snd_resolved = 0;
+    }
 }
 
 /* Stop: whatever is not acknowledged stays in the spool, or is dropped without one. */
@@ -212,6 +227,7 @@ static void shut_down(ue_client_t *c)
         ue__sender_on_result(c, rec, UE_ERR_SHUTDOWN, "client destroyed", 1);
     if (c->spool)
         sync_spool(c);
+    ue__sender_publish(c);
 }
 
 void *ue__sender_main(void *arg)
@@ -230,21 +246,21 @@ void ue__sender_on_result(void *owner, ue__record_t *rec, ue_err_t err, const ch
     const char *type = ue__record_type(rec);
 
     if (err == UE_OK) {
-        ue__stat_add(c, UE_STAT_DELIVERED, 1);
+        ue__snd_add(c, UE_STAT_DELIVERED, 1);
         if (c->spool)
             ue__spool_ack(c->spool, rec->seq);
         ue__client_report(c, rec->event_id, type, UE_OUTCOME_DELIVERED, UE_OK, "");
-        ue__client_resolved(c, 1);
+        ue__snd_resolved(c, 1);
         free(rec);
     } else if (err == UE_ERR_SHUTDOWN && atomic_load(&c->stopping)) {
         if (!c->spool || rec->seq == 0) { /* nowhere to keep it */
-            ue__stat_add(c, UE_STAT_DROPPED_SHUTDOWN, 1);
+            ue__snd_add(c, UE_STAT_DROPPED_SHUTDOWN, 1);
             ue__client_report(c, rec->event_id, type, UE_OUTCOME_DROPPED, err, reason);
-            ue__client_resolved(c, 1);
+            ue__snd_resolved(c, 1);
         }
         free(rec); /* with a spool: still there, the next process sends it */
     } else if (retriable) {
-        ue__stat_add(c, UE_STAT_RETRIES, 1);
+        ue__snd_add(c, UE_STAT_RETRIES, 1);
         ue__client_report(c, rec->event_id, type, UE_OUTCOME_FAILED_RETRY, err, reason);
         pending_push(c, rec);
     } else {

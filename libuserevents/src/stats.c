@@ -46,7 +46,7 @@ int64_t ue_stat(ue_client_t *c, ue_stat_t which)
             pthread_mutex_unlock(&c->queue.lock);
         return (int64_t)v;
     }
-    return atomic_load_explicit(&c->stats[which], memory_order_relaxed);
+    return atomic_load_explicit(&c->stats[which].v, memory_order_relaxed);
 }
 
 size_t ue_stats_json(ue_client_t *c, char *buf, size_t size)

@@ -12,7 +12,9 @@ int ue__queue_init(ue__queue_t *q, size_t max_count, size_t max_bytes, ue__full_
 {
     pthread_condattr_t attr;
 
-    *q = (ue__queue_t){.max_count = max_count,
+    *q = (ue__queue_t){.wake_count = SIZE_MAX,
+                       .wake_bytes = SIZE_MAX,
+                       .max_count = max_count,
                        .max_bytes = max_bytes,
                        .policy = policy,
                        .block_timeout_ms = block_timeout_ms,
@@ -114,7 +116,8 @@ int ue__queue_push(ue__queue_t *q, ue__record_t *rec)
         }
     }
     append(q, rec, size);
-    pthread_cond_signal(&q->not_empty);
+    if (q->count >= q->wake_count || q->bytes >= q->wake_bytes)
+        pthread_cond_signal(&q->not_empty);
     pthread_mutex_unlock(&q->lock);
     return rc;
 }
@@ -128,6 +131,7 @@ ue__record_t *ue__queue_pop_batch(ue__queue_t *q, size_t max_count, size_t max_b
     pthread_mutex_lock(&q->lock);
     if (idle_ms > 0 && q->count == 0 && !q->wakeup) {
         struct timespec until = abs_time_in(idle_ms);
+        q->wake_count = 1;
         while (q->count == 0 && !q->wakeup)
             if (pthread_cond_timedwait(&q->not_empty, &q->lock, &until) == ETIMEDOUT)
                 break;
@@ -135,10 +139,13 @@ ue__record_t *ue__queue_pop_batch(ue__queue_t *q, size_t max_count, size_t max_b
     if (q->count > 0 && linger_ms > 0 && q->count < max_count && q->bytes < max_bytes &&
         !q->wakeup) {
         struct timespec until = abs_time_in(linger_ms);
+        q->wake_count = max_count;
+        q->wake_bytes = max_bytes;
         while (q->count < max_count && q->bytes < max_bytes && !q->wakeup)
             if (pthread_cond_timedwait(&q->not_empty, &q->lock, &until) == ETIMEDOUT)
                 break;
     }
+    q->wake_count = q->wake_bytes = SIZE_MAX;
     q->wakeup = 0;
     head = q->head;
     for (ue__record_t *r = head; r && count < max_count; r = r->next) {

@@ -30,6 +30,9 @@ typedef struct ue__queue {
     ue__full_policy_t policy;
     int block_timeout_ms;
     int wakeup;               /* a flush or stop asked the consumer to stop lingering */
+    /* What the waiting consumer waits for: producers signal only when it is reached, so a
+     * busy stream of ue_track() calls does not wake the consumer for every event. */
+    size_t wake_count, wake_bytes; /* SIZE_MAX: the consumer is not waiting */
     /* Records evicted or refused, kept for the delivery callback (bounded, see push). */
     ue__record_t *dropped_head, *dropped_tail;
     size_t dropped_count;

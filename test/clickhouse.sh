@@ -1,0 +1,500 @@
+#!/usr/bin/env bash
+# A throwaway ClickHouse server on 127.0.0.1 for tests, from Debian's
+# clickhouse-server package (18.16: old, see the notes at the end).
+#
+# Usage:
+#   clickhouse.sh fetch                            install Debian's packages if missing
+#   clickhouse.sh start [--dir DIR]                fresh server; last stdout line = URL
+#   clickhouse.sh stop [--dir DIR]                 stop the server (idempotent)
+#   clickhouse.sh stop-server [--kill] [--dir DIR] stop it, keeping ports + data
+#                                                  ("warehouse down"); --kill = SIGKILL
+#   clickhouse.sh start-server [--dir DIR]         start it again, same ports + data
+#   clickhouse.sh status [--dir DIR]               pid, url
+#   clickhouse.sh query [--dir DIR] SQL [FILE|-]   run SQL over HTTP in database
+#                                                  userevents; FILE (- = stdin) is
+#                                                  the body, e.g. INSERT .. FORMAT ..
+#   clickhouse.sh run [--dir DIR] -- CMD..         start, run CMD, always stop
+#
+# The URL is clickhouse://127.0.0.1:HTTP_PORT/userevents (also in DIR/url):
+# the HTTP interface, user "default" without password. The native TCP port is
+# in DIR/tcp_port. run exports CLICKHOUSE_URL and UE_CH_DIR to CMD; when
+# CLICKHOUSE_URL is already set it just runs CMD against that server.
+#
+# Environment: UE_CH_SERVER (clickhouse-server, or `clickhouse server`),
+# UE_CH_START_TIMEOUT (60 s), UE_CH_KEEP=1 keeps run's temp dir.
+#
+# ClickHouse 18.16, as tried here (keep SQL valid for current ClickHouse too):
+# - MergeTree() PARTITION BY toYYYYMMDD(date) ORDER BY (...) works; so do
+#   CREATE DATABASE/TABLE IF NOT EXISTS, DROP TABLE IF EXISTS, UUID, Nullable
+#   outside the sorting key. Absent: DateTime64, Map, JSONExtract*, TTL,
+#   CODEC, ADD COLUMN IF NOT EXISTS; LowCardinality needs an experimental flag.
+# - JSONEachRow: an omitted field gets its type's default (0000-00-00, ''),
+#   NOT the column's DEFAULT expression: send every column. Unknown fields
+#   fail unless input_format_skip_unknown_fields=1. DateTime takes
+#   'YYYY-MM-DD hh:mm:ss' or unix seconds (ISO 8601 needs
+#   date_time_input_format=best_effort). A bad row failed the whole insert
+#   (seen with small bodies: nothing was stored).
+# - Content-Encoding: gzip request bodies are accepted as is.
+# - Non-replicated MergeTree never deduplicates inserts (insert_deduplicate is
+#   for Replicated tables, which need ZooKeeper): a retried batch is stored twice.
+# - Errors: HTTP 400/404/500 with a "Code: N, e.displayText() = ..." body.
+set -euo pipefail
+
+DB=userevents
+START_TIMEOUT=${UE_CH_START_TIMEOUT:-60}
+STOP_TIMEOUT=20
+DEFAULT_DIR=${TMPDIR:-/tmp}/ue-ch-${USER:-$(id -un)}
+
+log() { printf 'clickhouse.sh: %s\n' "$*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+usage() {
+  sed -n '5,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+  exit "${1:-2}"
+}
+
+apt_install() {
+  log "installing Debian's $*"
+  local sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    if ! command -v sudo >/dev/null || ! sudo -n true 2>/dev/null; then
+      die "$* missing and cannot be installed without root: apt-get install $*"
+    fi
+    sudo=(sudo)
+  fi
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2 || {
+    "${sudo[@]}" apt-get update >&2 &&
+      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2
+  }
+}
+
+# The server binary: Debian's /usr/sbin/clickhouse-server (not on a normal
+# user's PATH), or the single `clickhouse` binary of newer packages.
+SERVER=()
+find_server() {
+  local b
+  if [[ -n ${UE_CH_SERVER:-} ]]; then
+    read -r -a SERVER <<<"$UE_CH_SERVER"
+    return 0
+  fi
+  for b in clickhouse-server /usr/sbin/clickhouse-server; do
+    if command -v "$b" >/dev/null; then
+      SERVER=("$(command -v "$b")")
+      return 0
+    fi
+  done
+  if command -v clickhouse >/dev/null; then
+    SERVER=("$(command -v clickhouse)" server)
+    return 0
+  fi
+  return 1
+}
+
+# The package may also try to start a system service on 8123/9000: unused.
+cmd_fetch() {
+  command -v curl >/dev/null || apt_install curl
+  find_server && return 0
+  apt_install clickhouse-server clickhouse-client
+  find_server || die "no clickhouse-server after install (set UE_CH_SERVER)"
+}
+
+# ---- state helpers ---------------------------------------------------------
+
+conf_value() { sed -n "s|^ *<$1>\(.*\)</$1>.*|\1|p" "$DIR/config.xml" 2>/dev/null | head -n 1; }
+
+http_base() { echo "http://127.0.0.1:$(conf_value http_port)"; }
+
+proc_state() {
+  local line
+  read -r line 2>/dev/null <"/proc/$1/stat" || return 0
+  line=${line##*) }
+  echo "${line:0:1}"
+}
+
+# Pid of this DIR's server if that process is alive and really runs our
+# config; the cmdline check keeps us from signalling a recycled pid.
+server_pid() {
+  local pid
+  pid=$(cat "$DIR/pid" 2>/dev/null) || return 1
+  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
+  [[ $(proc_state "$pid") != Z ]] || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--config-file=$DIR/config.xml" || return 1
+  echo "$pid"
+}
+
+show_log_tail() {
+  local f
+  for f in "$DIR/log/stdout.log" "$DIR/log/clickhouse-server.log"; do
+    [[ -s $f ]] || continue
+    log "---- tail of $f ----"
+    tail -n 25 "$f" >&2 || true
+  done
+}
+
+# Wait up to $1 seconds for pid $2 to be gone; a zombie counts as gone (the
+# server is re-parented, so its reaper is not us).
+wait_gone() {
+  local end=$((SECONDS + $1))
+  while [[ -r /proc/$2/stat && $(proc_state "$2") != Z ]]; do
+    ((SECONDS < end)) || return 1
+    sleep 0.1
+  done
+}
+
+# SIGTERM (graceful: ClickHouse finishes running queries, then exits) or,
+# with --kill, SIGKILL (crash). The server is one process (threads only).
+stop_server() {
+  local pid
+  pid=$(server_pid) || return 0
+  if [[ $HARD_KILL == 1 ]]; then
+    kill -KILL "$pid" 2>/dev/null || true
+  else
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_gone "$STOP_TIMEOUT" "$pid"; then
+      log "no exit after ${STOP_TIMEOUT}s, killing pid $pid"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  wait_gone 10 "$pid" || log "warning: pid $pid still alive"
+  rm -f "$DIR/pid"
+}
+
+# ---- start -----------------------------------------------------------------
+
+pick_ports() {
+  python3 - "$1" <<'PY'
+import random, socket, sys
+n = int(sys.argv[1])
+try:
+    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+except (OSError, ValueError):
+    lo, hi = 32768, 60999
+# Stay out of the kernel's ephemeral range: an outgoing connection could
+# otherwise grab the port between this check and the server's bind.
+pool = range(15000, lo) if lo - 15000 >= 2000 else range(hi + 1, 65536)
+chosen = []
+for _ in range(5000):
+    if len(chosen) == n:
+        break
+    port = random.choice(pool)
+    if port in chosen:
+        continue
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    chosen.append(port)
+if len(chosen) < n:
+    sys.exit("clickhouse.sh: no free loopback ports")
+print(*chosen)
+PY
+}
+
+# Only what a test server needs: every path inside DIR, loopback only, no
+# interserver port (no replication), no query_log, small caches (several
+# servers share a 2-core test machine), UTC so DateTime text is predictable.
+write_config() {
+  local http=$1 tcp=$2
+  cat >"$DIR/config.xml" <<EOF
+<?xml version="1.0"?>
+<!-- Generated by test/clickhouse.sh: throwaway test server. -->
+<yandex>
+    <logger>
+        <level>information</level>
+        <log>$DIR/log/clickhouse-server.log</log>
+        <errorlog>$DIR/log/clickhouse-server.err.log</errorlog>
+        <size>100M</size>
+        <count>1</count>
+        <console>0</console>
+    </logger>
+    <listen_host>127.0.0.1</listen_host>
+    <http_port>$http</http_port>
+    <tcp_port>$tcp</tcp_port>
+    <path>$DIR/data/</path>
+    <tmp_path>$DIR/tmp/</tmp_path>
+    <user_files_path>$DIR/user_files/</user_files_path>
+    <format_schema_path>$DIR/format_schemas/</format_schema_path>
+    <users_config>$DIR/users.xml</users_config>
+    <default_profile>default</default_profile>
+    <default_database>default</default_database>
+    <timezone>UTC</timezone>
+    <max_connections>256</max_connections>
+    <keep_alive_timeout>10</keep_alive_timeout>
+    <max_concurrent_queries>50</max_concurrent_queries>
+    <mark_cache_size>67108864</mark_cache_size>
+    <uncompressed_cache_size>67108864</uncompressed_cache_size>
+    <mlock_executable>false</mlock_executable>
+    <max_table_size_to_drop>0</max_table_size_to_drop>
+    <max_partition_size_to_drop>0</max_partition_size_to_drop>
+</yandex>
+EOF
+  cat >"$DIR/users.xml" <<'EOF'
+<?xml version="1.0"?>
+<!-- Generated by test/clickhouse.sh: user "default", no password, loopback only. -->
+<yandex>
+    <profiles>
+        <default>
+            <max_memory_usage>2000000000</max_memory_usage>
+            <max_threads>2</max_threads>
+            <background_pool_size>4</background_pool_size>
+            <log_queries>0</log_queries>
+        </default>
+    </profiles>
+    <users>
+        <default>
+            <password></password>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </default>
+    </users>
+    <quotas>
+        <default>
+            <interval>
+                <duration>3600</duration>
+                <queries>0</queries>
+                <errors>0</errors>
+                <result_rows>0</result_rows>
+                <read_rows>0</read_rows>
+                <execution_time>0</execution_time>
+            </interval>
+        </default>
+    </quotas>
+</yandex>
+EOF
+  echo "$tcp" >"$DIR/tcp_port"
+}
+
+# Launch the server detached: the ( ... & ) double fork re-parents it to init
+# so it outlives `clickhouse.sh start`; setsid keeps a Ctrl-C meant for the
+# caller away from it (it would shut down on SIGINT); stdio and every
+# inherited fd are redirected so $(clickhouse.sh start) never hangs on it.
+# setsid execs in place here (the child is no group leader), so $! is the server.
+launch() {
+  mkdir -p "$DIR/log"
+  (
+    cd "$DIR"
+    for fd in "/proc/$BASHPID/fd/"*; do
+      fd=${fd##*/}
+      if [[ $fd -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
+    setsid "${SERVER[@]}" --config-file="$DIR/config.xml" \
+      </dev/null >>"$DIR/log/stdout.log" 2>&1 &
+    echo $! >"$DIR/pid"
+  )
+}
+
+# Wait until GET /ping answers "Ok."; fail early if the server died.
+wait_ready() {
+  local end=$((SECONDS + START_TIMEOUT)) base pid
+  base=$(http_base)
+  pid=$(cat "$DIR/pid")
+  while ((SECONDS < end)); do
+    if [[ $(curl -s -m 2 "$base/ping" 2>/dev/null) == Ok.* ]]; then
+      server_pid >/dev/null && return 0
+    fi
+    if [[ ! -r /proc/$pid/stat || $(proc_state "$pid") == Z ]]; then
+      log "the server exited during startup"
+      return 3
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+urlencode() { python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$1"; }
+
+# POST SQL $1 to the server, or with a body from file $2 (- = stdin): then the
+# SQL goes in the URL, as for INSERT ... FORMAT JSONEachRow.
+http_query() {
+  local base
+  base="$(http_base)/?database=$DB"
+  if [[ $# -gt 1 ]]; then
+    curl -sS --fail-with-body --data-binary "@$2" "$base&query=$(urlencode "$1")"
+  else
+    curl -sS --fail-with-body --data-binary "$1" "$base"
+  fi
+}
+
+cmd_start() {
+  mkdir -p "$DIR"
+  DIR=$(cd "$DIR" && pwd -P)
+  ! server_pid >/dev/null || die "a server is already running in $DIR (clickhouse.sh stop --dir $DIR)"
+  cmd_fetch
+  local attempt t0=$SECONDS ports rc
+  log "starting ClickHouse in $DIR"
+  for attempt in 1 2 3; do
+    rm -rf "$DIR"/{data,tmp,user_files,format_schemas,log} "$DIR"/{url,pid,tcp_port}
+    mkdir -p "$DIR/data" "$DIR/tmp" "$DIR/user_files" "$DIR/format_schemas"
+    read -r -a ports <<<"$(pick_ports 2)"
+    [[ ${#ports[@]} -eq 2 ]] || die "could not pick 2 free ports"
+    write_config "${ports[0]}" "${ports[1]}"
+    launch
+    rc=0
+    wait_ready || rc=$?
+    if ((rc == 0)); then
+      curl -sS --fail-with-body --data-binary "CREATE DATABASE IF NOT EXISTS $DB" \
+        "$(http_base)/" >&2 || {
+        stop_server
+        die "could not create database $DB"
+      }
+      echo "clickhouse://127.0.0.1:${ports[0]}/$DB" >"$DIR/url"
+      log "ready in $((SECONDS - t0))s: $(<"$DIR/url")"
+      cat "$DIR/url"
+      return 0
+    fi
+    # Another test may have taken a port we picked: retry with fresh ports.
+    if grep -qs 'Address already in use' "$DIR"/log/*.log && ((attempt < 3)); then
+      log "port clash, retrying with other ports"
+      stop_server
+      continue
+    fi
+    show_log_tail
+    stop_server
+    die "ClickHouse did not start or was not ready within ${START_TIMEOUT}s (state kept in $DIR)"
+  done
+}
+
+# ---- other commands --------------------------------------------------------
+
+need_server_dir() {
+  [[ -f $DIR/config.xml ]] || die "no server in $DIR (clickhouse.sh start --dir DIR)"
+}
+
+cmd_stop() {
+  [[ -f $DIR/config.xml ]] || return 0
+  stop_server
+}
+
+cmd_stop_server() {
+  need_server_dir
+  stop_server
+  if [[ $HARD_KILL == 1 ]]; then log "server killed"; else log "server stopped"; fi
+}
+
+cmd_start_server() {
+  need_server_dir
+  if server_pid >/dev/null; then
+    log "server already running"
+    return 0
+  fi
+  find_server || die "clickhouse-server not found (clickhouse.sh fetch)"
+  launch
+  if ! wait_ready; then
+    show_log_tail
+    stop_server
+    die "server did not start or was not ready within ${START_TIMEOUT}s"
+  fi
+  log "server is back at $(<"$DIR/url")"
+}
+
+cmd_status() {
+  need_server_dir
+  local pid
+  if pid=$(server_pid); then
+    echo "running pid $pid $(cat "$DIR/url" 2>/dev/null)"
+  else
+    echo "stopped $(cat "$DIR/url" 2>/dev/null)"
+  fi
+}
+
+cmd_query() {
+  need_server_dir
+  [[ $# -ge 1 && $# -le 2 ]] || die "usage: clickhouse.sh query [--dir DIR] SQL [FILE|-]"
+  http_query "$@"
+}
+
+RUN_DIR_OWNED=0
+run_cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  cmd_stop || true
+  if [[ -n ${WATCHDOG:-} ]]; then kill "$WATCHDOG" 2>/dev/null || true; fi
+  if ((RUN_DIR_OWNED)); then
+    if ((rc == 0)) && [[ ${UE_CH_KEEP:-0} != 1 ]]; then
+      rm -rf "$DIR"
+    else
+      log "server logs kept in $DIR/log"
+    fi
+  fi
+  exit "$rc"
+}
+
+cmd_run() {
+  [[ $# -gt 0 ]] || die "run needs a command after --"
+  if [[ -n ${CLICKHOUSE_URL:-} ]]; then
+    exec "$@"
+  fi
+  if [[ -z $DIR_SET ]]; then
+    DIR=$(mktemp -d "${TMPDIR:-/tmp}/ue-ch-run.XXXXXX")
+    RUN_DIR_OWNED=1
+  fi
+  mkdir -p "$DIR"
+  DIR=$(cd "$DIR" && pwd -P) # cmd_start runs in a subshell: canonicalize here
+
+  trap run_cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  local url
+  url=$(cmd_start | tail -n 1)
+  [[ -n $url ]] || exit 1
+  # If this script is SIGKILLed no trap runs; the watchdog still stops it.
+  (
+    trap '' INT
+    while kill -0 $$ 2>/dev/null; do sleep 1; done
+    cmd_stop
+  ) </dev/null >/dev/null 2>&1 &
+  WATCHDOG=$!
+  export CLICKHOUSE_URL=$url UE_CH_DIR=$DIR
+  # CMD runs in the foreground so it keeps the terminal, stdin and Ctrl-C.
+  local rc=0
+  "$@" || rc=$?
+  exit "$rc"
+}
+
+# ---- argument parsing ------------------------------------------------------
+
+[[ $# -gt 0 ]] || usage
+CMD=$1
+shift
+DIR=$DEFAULT_DIR
+DIR_SET=
+HARD_KILL=0
+while [[ $# -gt 0 ]]; do
+  case $1 in
+  --dir) DIR=${2:?--dir needs a value} DIR_SET=1 && shift 2 ;;
+  --dir=*) DIR=${1#--dir=} DIR_SET=1 && shift ;;
+  --kill) HARD_KILL=1 && shift ;;
+  --) shift && break ;;
+  -h | --help) usage 0 ;;
+  *)
+    [[ $CMD == query ]] && break # SQL [FILE]
+    die "unexpected argument $1"
+    ;;
+  esac
+done
+
+# Absolute, symlink-free: server_pid matches it against the server's cmdline.
+if [[ -d $DIR ]]; then DIR=$(cd "$DIR" && pwd -P); fi
+
+case $CMD in
+fetch) cmd_fetch ;;
+start) cmd_start ;;
+stop) cmd_stop ;;
+stop-server) cmd_stop_server ;;
+start-server) cmd_start_server ;;
+status) cmd_status ;;
+query) cmd_query "$@" ;;
+run) cmd_run "$@" ;;
+-h | --help | help) usage 0 ;;
+*) die "unknown command $CMD" ;;
+esac

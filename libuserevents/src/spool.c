@@ -110,6 +110,7 @@ uint64_t ue__spool_remove_segment(ue__spool_t *sp, size_t i)
     sp->total_bytes -= s->bytes;
     free(s->present);
     free(s->acked);
+    free(s->frames);
     memmove(s, s + 1, (sp->nsegs - i - 1) * sizeof(*s));
     sp->nsegs--;
     return unsent;
@@ -128,6 +129,7 @@ void ue__spool_close(ue__spool_t *sp)
             close(sp->segs[i].ack_fd);
         free(sp->segs[i].present);
         free(sp->segs[i].acked);
+        free(sp->segs[i].frames);
     }
     if (sp->lock_fd >= 0)
         close(sp->lock_fd); /* releases the flock */

@@ -126,13 +126,21 @@ int ue__frames_scan(const uint8_t *buf, size_t len, ZSTD_DCtx *dctx, uint8_t **r
     size_t off = 0;
     int corrupt = 0, in_corrupt = 0;
     uint64_t next_seq = 0;
+    /*
+     * Every plausible header costs a CRC over the length it claims: a crafted image with one
+     * every few bytes would make the scan quadratic (1 MB: 20 s, 64 MB: hours). The CRC work is
+     * bounded to four passes over the image; past that, the rest counts as corrupt.
+     */
+    size_t crc_budget = 4 * len;
 
     *valid_end = 0;
     while (off < len) {
         ue__frame_hdr_t h;
         int ok = ue__frame_parse_hdr(buf + off, len - off, &h) == 0 &&
-                 h.comp_len <= len - off - UE__FRAME_HDR &&
-                 ue__frame_check_crc(buf + off, buf + off + UE__FRAME_HDR, &h) == 0 &&
+                 h.comp_len <= len - off - UE__FRAME_HDR && h.comp_len <= crc_budget;
+        if (ok)
+            crc_budget -= h.comp_len;
+        ok = ok && ue__frame_check_crc(buf + off, buf + off + UE__FRAME_HDR, &h) == 0 &&
                  h.first_seq >= next_seq &&
                  ue__frame_decompress(dctx, buf + off + UE__FRAME_HDR, &h, raw, raw_cap) == 0;
         if (!ok) {

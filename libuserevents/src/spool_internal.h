@@ -19,6 +19,8 @@ typedef struct segment {
     int loaded;           /* left by an earlier process */
     uint8_t *present;     /* loaded only: bit per seq that holds a valid record */
     uint8_t *acked;       /* loaded only: bit per seq acknowledged by an earlier process */
+    uint64_t *frames;     /* loaded only: offsets of the frames the scan kept, in file order */
+    size_t nframes, frames_cap;
     int ack_fd;           /* -1 until the first ack */
 } segment_t;
 
@@ -46,6 +48,7 @@ struct ue__spool {
         uint64_t seg;             /* first_seq of the segment open for reading; 0: none */
         int fd;
         uint64_t off;             /* next frame offset */
+        size_t frame;             /* loaded segment: index of its next kept frame */
         uint8_t *raw;
         size_t raw_cap, raw_len, pos;
         uint64_t seq;             /* seq of the record at pos */

@@ -22,6 +22,7 @@
 
 typedef struct scan_state {
     segment_t *seg;
+    uint64_t floor;   /* one past the last seq of the segments before: seqs are unique */
     uint64_t ignored;
 } scan_state_t;
 
@@ -29,8 +30,12 @@ static void on_frame(const ue__frame_hdr_t *h, size_t offset, void *opaque)
 {
     scan_state_t *st = opaque;
     segment_t *s = st->seg;
-    (void)offset;
-    if (h->first_seq < s->first_seq || h->first_seq + h->count - s->first_seq > MAX_SEGMENT_SPAN) {
+    if (h->first_seq < s->first_seq || h->first_seq < st->floor ||
+        h->first_seq + h->count - s->first_seq > MAX_SEGMENT_SPAN) {
+        st->ignored++;
+        return;
+    }
+    if (ue__spool_grow((void **)&s->frames, &s->frames_cap, s->nframes + 1, sizeof(uint64_t))) {
         st->ignored++;
         return;
     }
@@ -47,6 +52,7 @@ static void on_frame(const ue__frame_hdr_t *h, size_t offset, void *opaque)
     }
     for (uint64_t seq = h->first_seq; seq < h->first_seq + h->count; seq++)
         ue__spool_bit_set(s->present, seq - s->first_seq);
+    s->frames[s->nframes++] = offset;
     s->records += h->count;
     s->next_seq = h->first_seq + h->count;
 }
@@ -97,7 +103,7 @@ static void load_acks(ue__spool_t *sp, segment_t *s)
     free(buf);
 }
 
-static void load_segment(ue__spool_t *sp, uint64_t first)
+static void load_segment(ue__spool_t *sp, uint64_t first, uint64_t *floor)
 {
     char path[4200];
     struct stat st;
@@ -112,7 +118,7 @@ static void load_segment(ue__spool_t *sp, uint64_t first)
         return;
     }
     s->loaded = 1;
-    scan_state_t st_scan = {.seg = s};
+    scan_state_t st_scan = {.seg = s, .floor = *floor};
     int corrupt = ue__frames_scan(buf, len, sp->dctx, &sp->raw, &sp->raw_cap, on_frame,
                                   &st_scan, &valid_end);
     free(buf);
@@ -123,6 +129,8 @@ static void load_segment(ue__spool_t *sp, uint64_t first)
                 " valid record(s) kept",
                 path, corrupt + (int)st_scan.ignored, s->records);
     }
+    if (s->next_seq > *floor)
+        *floor = s->next_seq;
     s->bytes = (uint64_t)st.st_size;
     s->valid_bytes = valid_end;
     s->last_write_ms = (int64_t)st.st_mtim.tv_sec * 1000 + st.st_mtim.tv_nsec / 1000000;
@@ -164,8 +172,9 @@ static int scan_dir(ue__spool_t *sp)
     closedir(d);
     if (n) /* firsts is NULL when there are none: qsort(NULL, 0) is undefined */
         qsort(firsts, n, sizeof(*firsts), cmp_u64);
+    uint64_t floor = 0;
     for (size_t i = 0; i < n; i++)
-        load_segment(sp, firsts[i]);
+        load_segment(sp, firsts[i], &floor);
     free(firsts);
     return 0;
 }

@@ -34,6 +34,7 @@ static int reader_open(ue__spool_t *sp, const segment_t *s)
         return -1;
     sp->rd.seg = s->first_seq;
     sp->rd.off = 0;
+    sp->rd.frame = 0;
     return 0;
 }
 
@@ -63,13 +64,30 @@ static uint64_t next_magic(ue__spool_t *sp, const segment_t *s, uint64_t from)
  * damaged frames. Returns 1 when loaded, 0 at the end of the segment's valid bytes, -1 on a
  * read error or out of memory.
  */
+/*
+ * The offset of the next frame to look at in @p s; 0 at its end. In a loaded segment, only the
+ * frames the scan at open kept: a damaged header could claim a length that swallows the valid
+ * frame after it, and the skip by header below does not check the CRC. In ours, the next one.
+ */
+static int next_frame(ue__spool_t *sp, const segment_t *s, uint64_t *off)
+{
+    if (s->loaded) {
+        if (sp->rd.frame >= s->nframes)
+            return 0;
+        *off = s->frames[sp->rd.frame++];
+        return 1;
+    }
+    *off = sp->rd.off;
+    return sp->rd.off + UE__FRAME_HDR <= s->valid_bytes;
+}
+
 static int load_frame(ue__spool_t *sp, const segment_t *s)
 {
     uint8_t hdr[UE__FRAME_HDR];
     ue__frame_hdr_t h;
+    uint64_t frame_off;
 
-    while (sp->rd.off + UE__FRAME_HDR <= s->valid_bytes) {
-        uint64_t frame_off = sp->rd.off;
+    while (next_frame(sp, s, &frame_off)) {
         if (pread_all(sp->rd.fd, hdr, sizeof(hdr), frame_off))
             return -1;
         if (ue__frame_parse_hdr(hdr, sizeof(hdr), &h) ||
@@ -77,7 +95,7 @@ static int load_frame(ue__spool_t *sp, const segment_t *s)
             sp->rd.off = next_magic(sp, s, frame_off + 1);
             continue;
         }
-        sp->rd.off += UE__FRAME_HDR + h.comp_len;
+        sp->rd.off = frame_off + UE__FRAME_HDR + h.comp_len;
         if (h.first_seq + h.count <= sp->unsent_seq || h.first_seq < s->first_seq)
             continue;
         if (ue__spool_grow((void **)&sp->rd.buf, &sp->rd.buf_cap, h.comp_len, 1))
@@ -112,7 +130,8 @@ static int take_record(ue__spool_t *sp, const segment_t *s, ue__record_t **out)
             return 0;
         }
         uint64_t bit = seq - s->first_seq;
-        if (seq < sp->unsent_seq || (s->loaded && ue__spool_bit_get(s->acked, bit))) {
+        if (seq < sp->unsent_seq || seq >= s->next_seq ||
+            (s->loaded && (!ue__spool_bit_get(s->present, bit) || ue__spool_bit_get(s->acked, bit)))) {
             free(r);
             continue;
         }

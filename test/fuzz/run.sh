@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# test/fuzz/run.sh - builds the libFuzzer targets and runs each for a bounded time.
+#
+#   test/fuzz/run.sh [--quick] [--build-only] [--coverage] [TARGET...]
+#
+#   TARGET        fuzz_spool_frames, fuzz_spool_dir, fuzz_event_decode (default: all three)
+#   --quick       FUZZ_SECONDS=10: the CI setting
+#   --build-only  build the targets and the seed corpora, run nothing
+#   --coverage    no fuzzing: replay the corpora through a source-coverage build and print
+#                 llvm-cov's per-file report of the library code (build/fuzz/coverage/)
+#
+# Environment:
+#   FUZZ_SECONDS     seconds per target (default 60)
+#   FUZZ_MAX_LEN     largest input, bytes (default 16384)
+#   FUZZ_TIMEOUT     seconds one input may take before it counts as a hang (default 10)
+#   FUZZ_ORACLES     0: the spool targets check memory safety only, not the spool's guarantees
+#   CC               clang (default)
+#
+# Targets are built from the library sources (common/, the spool and record files of
+# libuserevents/src/, the generated Protobuf code) with -fsanitize=fuzzer,address,undefined
+# into build/fuzz/; libprotobuf-c and
+# libzstd are the system's, uninstrumented (ASan still checks their allocations and memcpy).
+# Each run starts from the generated seeds (build/fuzz/seeds/), the kept corpus
+# (test/fuzz/corpus/) and what earlier runs found (build/fuzz/corpus/, grown in place).
+# A crash, a leak, a hang or a broken invariant fails the script; the input that caused it is
+# in build/fuzz/artifacts/<target>/ (reproduce: build/fuzz/<target> <file>; triage a spool
+# directory input with FUZZ_DEBUG=1). Known bugs and their inputs: test/fuzz/crashes/README.md.
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+OUT=build/fuzz
+CC=${CC:-clang}
+ALL_TARGETS=(fuzz_spool_frames fuzz_spool_dir fuzz_event_decode)
+BUILD_ONLY=0
+COVERAGE=0
+TARGETS=()
+for arg in "$@"; do
+    case "$arg" in
+    --quick) FUZZ_SECONDS=10 ;;
+    --build-only) BUILD_ONLY=1 ;;
+    --coverage) COVERAGE=1 ;;
+    -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    fuzz_*) TARGETS+=("$arg") ;;
+    *) echo "run.sh: unknown argument: $arg" >&2; exit 2 ;;
+    esac
+done
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
+FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-16384}
+FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
+
+if [ ! -f build/gen/userevents.pb-c.c ] || [ ! -f build/gen/userevents.pb-c.h ]; then
+    make build/gen/userevents.pb-c.c build/gen/userevents.pb-c.h
+fi
+
+INCLUDES=(-Icommon -Ilibuserevents/include -Ilibuserevents/src -Ibuild/gen -Itest/fuzz)
+BASE_FLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
+            -Wno-unused-parameter "${INCLUDES[@]}")
+SAN=address,undefined
+LIBS=(-lprotobuf-c -lzstd -lrdkafka -lpthread -lm)
+
+# What the decoders need: all of common/ (shared code such as ue_validate.c, which a fix may
+# call), the spool and record files of the SDK, and the generated Protobuf code.
+LIB_SRC=(common/*.c libuserevents/src/record.c libuserevents/src/spool*.c
+         build/gen/userevents.pb-c.c test/fuzz/fuzz_util.c)
+FUZZ_SRC=(test/fuzz/fuzz_spool_frames.c test/fuzz/fuzz_spool_dir.c test/fuzz/fuzz_event_decode.c)
+
+mkdir -p "$OUT/obj"
+
+# Compiles @2.. into objects under $OUT/obj/$1: "fuzz" (instrumented for libFuzzer), "cov"
+# (source coverage) or "plain" (sanitizers only).
+compile() {
+    local kind=$1 src obj flags
+    shift
+    case "$kind" in
+    fuzz) flags=(-fsanitize=fuzzer-no-link,$SAN -fno-sanitize-recover=undefined) ;;
+    cov) flags=(-fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping) ;;
+    *) flags=(-fsanitize=$SAN) ;;
+    esac
+    OBJS=()
+    for src in "$@"; do
+        obj="$OUT/obj/$kind/${src//\//_}.o"
+        mkdir -p "$(dirname "$obj")"
+        if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] ||
+            [ -n "$(find "$(dirname "$src")" libuserevents/src common test/fuzz -maxdepth 1 \
+                -name '*.h' -newer "$obj" -print -quit)" ]; then
+            "$CC" "${BASE_FLAGS[@]}" "${flags[@]}" -c "$src" -o "$obj"
+        fi
+        OBJS+=("$obj")
+    done
+}
+
+# Builds the three targets of kind $1 into $2/.
+build_targets() {
+    local kind=$1 dir=$2 link_flags i
+    [ "$kind" = cov ] && link_flags=(-fsanitize=fuzzer -fprofile-instr-generate) ||
+        link_flags=(-fsanitize=fuzzer,$SAN)
+    compile "$kind" "${LIB_SRC[@]}"
+    local lib_objs=("${OBJS[@]}")
+    compile "$kind" "${FUZZ_SRC[@]}"
+    for i in 0 1 2; do
+        local name
+        name=$(basename "${FUZZ_SRC[$i]}" .c)
+        "$CC" "${link_flags[@]}" -o "$dir/$name" "${OBJS[$i]}" "${lib_objs[@]}" "${LIBS[@]}"
+    done
+}
+
+echo "== building fuzz targets into $OUT/"
+build_targets fuzz "$OUT"
+compile plain "${LIB_SRC[@]}" test/fuzz/gen_corpus.c
+"$CC" -fsanitize=$SAN -o "$OUT/gen_corpus" "${OBJS[@]}" "${LIBS[@]}"
+rm -rf "$OUT/seeds"
+"$OUT/gen_corpus" "$OUT/seeds"
+
+[ "$BUILD_ONLY" = 1 ] && exit 0
+
+# The corpora of target $1 (its short name): what runs found, the generated seeds, the kept.
+corpus_dirs() {
+    DIRS=("$OUT/corpus/$1" "$OUT/seeds/$1")
+    [ -d "test/fuzz/corpus/$1" ] && DIRS+=("test/fuzz/corpus/$1")
+    mkdir -p "$OUT/corpus/$1"
+}
+
+if [ "$COVERAGE" = 1 ]; then
+    COV=$OUT/coverage
+    mkdir -p "$COV"
+    echo "== building coverage targets into $COV/"
+    build_targets cov "$COV"
+    for t in "${TARGETS[@]}"; do
+        corpus_dirs "${t#fuzz_}"
+        rm -f "$COV/$t".profraw
+        LLVM_PROFILE_FILE="$COV/$t.profraw" FUZZ_ORACLES=0 "$COV/$t" -runs=0 "${DIRS[@]}" \
+            >"$COV/$t.log" 2>&1
+        llvm-profdata-14 merge -o "$COV/$t.profdata" "$COV/$t.profraw"
+        echo "== $t: line coverage of the library over its corpus"
+        llvm-cov-14 report "$COV/$t" -instr-profile="$COV/$t.profdata" \
+            "${LIB_SRC[@]}" | awk 'NR == 1 || / [1-9][0-9.]*%/'
+    done
+    exit 0
+fi
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:quarantine_size_mb=64:malloc_context_size=30}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+# The last value that follows the word $1 in the libFuzzer log $2.
+last_stat() {
+    awk -v key="$1" '{ for (i = 1; i < NF; i++) if ($i == key) v = $(i + 1) } END { print v }' "$2"
+}
+
+failed=0
+summary=()
+for t in "${TARGETS[@]}"; do
+    short=${t#fuzz_}
+    artifacts="$OUT/artifacts/$short"
+    log="$OUT/$t.log"
+    mkdir -p "$artifacts"
+    corpus_dirs "$short"
+    echo "== $t for ${FUZZ_SECONDS}s (log: $log)"
+    rc=0
+    "$OUT/$t" -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" \
+        -max_len="$FUZZ_MAX_LEN" -rss_limit_mb=2560 -print_final_stats=1 \
+        -artifact_prefix="$artifacts/" "${DIRS[@]}" >"$log" 2>&1 || rc=$?
+    execs=$(last_stat 'stat::number_of_executed_units:' "$log")
+    speed=$(last_stat 'stat::average_exec_per_sec:' "$log")
+    cov=$(last_stat 'cov:' "$log")
+    ft=$(last_stat 'ft:' "$log")
+    corp=$(last_stat 'corp:' "$log")
+    corp=${corp%%/*}
+    if [ "$rc" = 0 ]; then
+        status=OK
+    else
+        status="FAILED(rc=$rc)"
+        failed=1
+        echo "---- $t failed; end of $log:"
+        grep -E 'ERROR|SUMMARY|invariant|Test unit written|artifact' "$log" | head -n 20 || true
+        tail -n 40 "$log"
+    fi
+    line=$(printf '%-18s %s execs=%s exec/s=%s cov=%s ft=%s corpus=%s' "$t" "$status" \
+        "${execs:-?}" "${speed:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}")
+    summary+=("$line")
+    echo "$line"
+done
+
+echo "== fuzz summary (${FUZZ_SECONDS}s per target)"
+printf '%s\n' "${summary[@]}"
+exit $failed

@@ -12,6 +12,7 @@
  * 1.4.1 accepts field number 0 when its tag is an overlong varint (80 00), keeps it as an
  * unknown field and packs it as 00, which it then rejects.
  */
+#include "ue_pbcheck.h"
 #include "userevents.pb-c.h"
 
 #include <stdint.h>
@@ -138,15 +139,15 @@ static uint8_t *pack(const Userevents__Event *e, size_t *len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    /* As every consumer does: the iterative check first (depth, field 0), then unpack. */
+    if (ue__pb_check(&userevents__event__descriptor, data, size, 32) != UE__PB_OK)
+        return 0;
     Userevents__Event *e = userevents__event__unpack(NULL, size, data);
     if (!e)
         return 0;
     has_field_zero = 0;
     walk_event(e);
-    if (has_field_zero) { /* the known libprotobuf-c quirk above: no round trip to check */
-        userevents__event__free_unpacked(e, NULL);
-        return 0;
-    }
+    CHECK(!has_field_zero, "ue__pb_check let a field numbered 0 through");
 
     /* What a consumer re-encodes (enrichment forwards the event) must decode to the same. */
     size_t len1, len2;

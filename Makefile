@@ -18,7 +18,7 @@ CC        ?= cc
 CFLAGS    ?= -O2 -g
 SAN       ?= 0
 
-PKGS       := rdkafka libprotobuf-c libzstd libcjson libmaxminddb libcurl libpq sqlite3 zlib
+PKGS       := rdkafka libprotobuf-c libzstd libcjson libmaxminddb libcurl libpq sqlite3 zlib libmicrohttpd
 DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEP_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 

@@ -76,7 +76,7 @@ typedef enum ue_err {
     UE_ERR_TIMED_OUT = -6,        /**< a deadline passed before the work was done */
     UE_ERR_SPOOL = -7,            /**< the disk spool could not be read or written */
     UE_ERR_SPOOL_LOCKED = -8,     /**< another live process uses the same spool directory */
-    UE_ERR_TRANSPORT = -9,        /**< the transport (librdkafka) could not be created */
+    UE_ERR_TRANSPORT = -9,        /**< the transport (librdkafka, libcurl) could not be created */
     UE_ERR_FORKED = -10,          /**< the client was created in a parent process */
     UE_ERR_RECURSIVE_CALL = -11,  /**< called from inside one of this client's callbacks */
     UE_ERR_ENCODE = -12,          /**< the event could not be encoded */
@@ -85,6 +85,10 @@ typedef enum ue_err {
     UE_ERR_SPOOL_FULL = -15,      /**< the spool reached spool.max.bytes; oldest dropped */
     UE_ERR_SPOOL_EXPIRED = -16,   /**< the event was older than spool.max.age.ms */
     UE_ERR_BROKER = 1,            /**< the broker refused the event; see the reason text */
+    UE_ERR_COLLECTOR = 2,         /**< transport=http: the collector refused the event (400,
+                                       401, 403, an event alone over its size limit) or, for a
+                                       retry, could not take it now (429, 5xx, unreachable);
+                                       the reason text says which (HTTP status first) */
 } ue_err_t;
 
 /** @brief A short English description of @p err. Static storage, never NULL. */
@@ -152,7 +156,8 @@ UE_API void ue_conf_dump_free(const char **arr, size_t cnt);
 
 /** Delivery outcome of one event, reported to the delivery callback. */
 typedef enum ue_outcome {
-    UE_OUTCOME_DELIVERED = 0,      /**< acknowledged by Kafka (acks=all) */
+    UE_OUTCOME_DELIVERED = 0,      /**< acknowledged by Kafka (acks=all), or with
+                                        transport=http accepted by the collector (2xx) */
     UE_OUTCOME_FAILED_RETRY = 1,   /**< a send failed; the event will be sent again */
     UE_OUTCOME_FAILED = 2,         /**< failed permanently (e.g. too large); not retried */
     UE_OUTCOME_DROPPED = 3,        /**< dropped by a local policy (queue full, spool cap) */
@@ -235,6 +240,22 @@ UE_API ue_err_t ue_track(ue_client_t *client, ue_event_t *event);
  * @returns UE_OK or UE_ERR_TIMED_OUT.
  */
 UE_API ue_err_t ue_flush(ue_client_t *client, int timeout_ms);
+
+/**
+ * @brief Waits until every event tracked before the call is safe from a crash of this
+ *        process: written to the spool (see "spool.fsync" for power loss), or already
+ *        acknowledged, failed permanently or dropped. Delivery goes on in the background.
+ *
+ * Meant for gateways that must not answer their own client before its events are safe (the
+ * collector answers 200 after this returns): it is usually done within one turn of the
+ * background thread, and does not wait for the broker. Unlike ue_flush(), events tracked by
+ * other threads after the call are not waited for. Without "spool.dir" it is ue_flush().
+ *
+ * @returns UE_OK; UE_ERR_TIMED_OUT; UE_ERR_SPOOL when a spool write failed meanwhile (the
+ *          events are still sent, but are not crash-safe until acknowledged).
+ * @remark Calling it from inside a callback returns UE_ERR_RECURSIVE_CALL.
+ */
+UE_API ue_err_t ue_flush_spooled(ue_client_t *client, int timeout_ms);
 
 /**
  * @brief Sets the user id stamped on later events that carry none (NULL or "" clears it).

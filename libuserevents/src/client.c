@@ -5,6 +5,7 @@
  */
 #include "client.h"
 #include "event.h"
+#include "transport_http.h"
 #include "transport_kafka.h"
 #include "ue_fork.h"
 #include "ue_props.h"
@@ -44,8 +45,10 @@ void ue__client_wake_flushers(ue_client_t *c)
 {
     /* Once per turn of the sender, only when a flush could now be done: a broadcast per
      * delivery report made the flushing thread wake and sleep again for every event. */
+    int spooled = c->safe_moved; /* what ue_flush_spooled() waits for moved */
+    c->safe_moved = 0;
     if (atomic_load(&c->flush_requests) > 0 &&
-        atomic_load(&c->resolved.v) >= ue__accepted(c)) {
+        (spooled || atomic_load(&c->resolved.v) >= ue__accepted(c))) {
         pthread_mutex_lock(&c->wait_lock);
         pthread_cond_broadcast(&c->wait_cond);
         pthread_mutex_unlock(&c->wait_lock);
@@ -94,6 +97,9 @@ static int check_conf(const ue_conf_t *conf, char *errstr, size_t errstr_size)
     if (ue__topic_template_valid(s->topic_template ? s->topic_template : "", errstr,
                                  errstr_size))
         return -1;
+    if (s->transport == UE__TRANSPORT_HTTP &&
+        ue__http_url_valid(s->http_url, errstr, errstr_size))
+        return -1;
     if (s->spool_dir && s->spool_segment_bytes > s->spool_max_bytes) {
         ue__errstr(errstr, errstr_size, "spool.segment.bytes must not exceed spool.max.bytes");
         return -1;
@@ -124,6 +130,11 @@ static int open_parts(ue_client_t *c, char *errstr, size_t errstr_size)
             return rc;
         c->replay_total = (int64_t)ue__spool_replay_total(c->spool);
         atomic_store(&c->stats[UE_STAT_SPOOL_CORRUPT].v, (int64_t)ue__spool_corrupt(c->spool));
+    }
+    if (s->transport == UE__TRANSPORT_HTTP) {
+        c->transport = ue__transport_http_new(s, &c->log, ue__sender_on_result,
+                                              ue__sender_on_retry, c, errstr, errstr_size);
+        return c->transport ? 0 : UE_ERR_TRANSPORT;
     }
     /* The transport takes a copy of the librdkafka conf: ours stays for ue_conf_get(). */
     rd_kafka_conf_t *kconf = rd_kafka_conf_dup(c->conf->kconf);
@@ -249,21 +260,28 @@ ue_err_t ue_track(ue_client_t *c, ue_event_t *ev)
     return UE_OK;
 }
 
-ue_err_t ue_flush(ue_client_t *c, int timeout_ms)
+static int all_resolved(ue_client_t *c, uint64_t unused)
 {
-    if (!c)
-        return UE_ERR_INVALID_ARG;
-    if (in_callback == c)
-        return UE_ERR_RECURSIVE_CALL;
-    if (forked(c))
-        return UE_ERR_FORKED;
+    (void)unused;
+    return atomic_load(&c->resolved.v) >= ue__accepted(c);
+}
 
+static int spooled_through(ue_client_t *c, uint64_t target)
+{
+    return atomic_load(&c->safe_through) >= target;
+}
+
+/* Waits until @p done(c, arg) or @p timeout_ms; the background thread does not linger
+ * meanwhile and wakes the waiters once per turn. */
+static ue_err_t wait_for(ue_client_t *c, int (*done)(ue_client_t *, uint64_t), uint64_t arg,
+                         int timeout_ms)
+{
     int64_t deadline = ue__deadline_ms(timeout_ms);
     ue_err_t rc = UE_OK;
     atomic_fetch_add(&c->flush_requests, 1);
     ue__queue_wakeup(&c->queue);
     pthread_mutex_lock(&c->wait_lock);
-    while (atomic_load(&c->resolved.v) < ue__accepted(c)) {
+    while (!done(c, arg)) {
         int left = ue__remaining_ms(deadline);
         if (left == 0) {
             rc = UE_ERR_TIMED_OUT;
@@ -280,6 +298,36 @@ ue_err_t ue_flush(ue_client_t *c, int timeout_ms)
     }
     pthread_mutex_unlock(&c->wait_lock);
     atomic_fetch_sub(&c->flush_requests, 1);
+    return rc;
+}
+
+ue_err_t ue_flush(ue_client_t *c, int timeout_ms)
+{
+    if (!c)
+        return UE_ERR_INVALID_ARG;
+    if (in_callback == c)
+        return UE_ERR_RECURSIVE_CALL;
+    if (forked(c))
+        return UE_ERR_FORKED;
+    return wait_for(c, all_resolved, 0, timeout_ms);
+}
+
+ue_err_t ue_flush_spooled(ue_client_t *c, int timeout_ms)
+{
+    if (!c)
+        return UE_ERR_INVALID_ARG;
+    if (in_callback == c)
+        return UE_ERR_RECURSIVE_CALL;
+    if (forked(c))
+        return UE_ERR_FORKED;
+    if (!c->spool)
+        return ue_flush(c, timeout_ms);
+    /* Queue positions, not the tracked counter: it is counted after the push, so another
+     * thread's event could be counted in place of ours. */
+    uint64_t failures = atomic_load(&c->spool_failures);
+    ue_err_t rc = wait_for(c, spooled_through, ue__queue_pushed(&c->queue), timeout_ms);
+    if (rc == UE_OK && atomic_load(&c->spool_failures) != failures)
+        return UE_ERR_SPOOL;
     return rc;
 }
 

@@ -49,10 +49,15 @@ struct ue_client_s {
     pthread_cond_t wait_cond;         /* broadcast when `resolved` grows or the thread ends */
     _Atomic int flush_requests;       /* > 0: do not linger */
     _Atomic int stopping;
+    /* ue_flush_spooled(): every record up to this queue position (ue__queue_taken()) is in
+     * the spool or resolved; and how many spool appends failed. */
+    _Atomic uint64_t safe_through;
+    _Atomic uint64_t spool_failures;
 
     /* background thread only */
     ue__record_t *pending_head, *pending_tail; /* to (re)send before anything newer */
     int direct;                       /* spool caught up: send batches straight from memory */
+    int safe_moved;                   /* safe_through grew this turn: wake flushers */
 };
 
 /* Adds to a counter from a caller's thread. */
@@ -96,5 +101,6 @@ void ue__client_report(ue_client_t *c, const uint8_t *event_id, const char *type
 void *ue__sender_main(void *arg);
 void ue__sender_on_result(void *owner, ue__record_t *rec, ue_err_t err, const char *reason,
                           int retriable);
+void ue__sender_on_retry(void *owner, const ue__record_t *rec, ue_err_t err, const char *reason);
 
 #endif

@@ -54,6 +54,28 @@ const ue__prop_t ue__conf_props[] = {
         "How long ue_client_destroy() flushes before leaving the rest to the spool."),
     {"log.level", UE__PROP_ENUM, S(log_level), 0, 0, "warning", "error,warning,notice,info,debug",
      "Least severe level logged."},
+    {"transport", UE__PROP_ENUM, S(transport), 0, 0, "kafka", "kafka,http",
+     "Where events go: straight to Kafka (kafka.* keys), or as HTTP batches to a collector "
+     "(http.* keys), which publishes them to Kafka."},
+    STR("http.url", http_url, 4000, "",
+        "transport=http: the collector's batch endpoint, e.g. https://collector.example/v1/batch."),
+    STR("http.api.key", http_api_key, 1000, "",
+        "transport=http: API key, sent as \"Authorization: Bearer KEY\". Never logged; "
+        "masked by ue_conf_dump()."),
+    INT("http.max.batch.bytes", http_max_batch_bytes, 1024, 256 << 20, "1048576",
+        "transport=http: most bytes of events in one request (before zstd). A 413 answer halves "
+        "it for the client's life and the same events go again in smaller requests; an event "
+        "the collector refuses alone fails (UE_ERR_COLLECTOR)."),
+    INT("http.backoff.base.ms", http_backoff_base_ms, 1, 3600000, "100",
+        "transport=http: retry n of a batch (429, 5xx, network) waits a random time in "
+        "[0, min(http.backoff.max.ms, base * 2^(n-1))] (full jitter), and at least Retry-After."),
+    INT("http.backoff.max.ms", http_backoff_max_ms, 1, 3600000, "30000",
+        "transport=http: cap of the exponential retry delay."),
+    INT("http.retry.after.max.ms", http_retry_after_max_ms, 0, 3600000, "60000",
+        "transport=http: longest wait a Retry-After answer (429, 503) is honoured for."),
+    INT("http.timeout.ms", http_timeout_ms, 100, 3600000, "30000",
+        "transport=http: deadline of one request, connect included; past it the batch is "
+        "retried."),
     CTX(0, "app.name"), CTX(1, "app.version"), CTX(2, "app.build"), CTX(3, "device.model"),
     CTX(4, "device.manufacturer"), CTX(5, "os.name"), CTX(6, "os.version"), CTX(7, "locale"),
     CTX(8, "timezone"), CTX(9, "screen.width"), CTX(10, "screen.height"), CTX(11, "network"),
@@ -194,6 +216,10 @@ const char **ue_conf_dump(const ue_conf_t *conf, size_t *cntp)
         char *v = malloc(size);
         if (v)
             ue__prop_get(ue__conf_props, &conf->s, p->name, v, &size);
+        if (v && *v && ue__prop_is_secret(p->name)) {
+            free(v);
+            v = strdup("[redacted]");
+        }
         arr[i++] = strdup(p->name);
         arr[i++] = v;
     }

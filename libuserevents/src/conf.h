@@ -12,6 +12,12 @@
 
 #include <librdkafka/rdkafka.h>
 
+/* Index of the "transport" choice. */
+typedef enum ue__transport_kind {
+    UE__TRANSPORT_KAFKA = 0,
+    UE__TRANSPORT_HTTP = 1,
+} ue__transport_kind_t;
+
 typedef struct ue__settings {
     char *topic_template;
     char *anonymous_id;
@@ -31,6 +37,14 @@ typedef struct ue__settings {
     int64_t spool_compression_level;
     int64_t shutdown_timeout_ms;
     int log_level;                  /* index into "error,warning,notice,info,debug" */
+    int transport;                  /* ue__transport_kind_t */
+    char *http_url;
+    char *http_api_key;             /* secret: masked by ue_conf_dump(), never logged */
+    int64_t http_max_batch_bytes;
+    int64_t http_backoff_base_ms;
+    int64_t http_backoff_max_ms;
+    int64_t http_retry_after_max_ms;
+    int64_t http_timeout_ms;
     char *context[UE__CTX_CNT];     /* "context.*" defaults, indexed like ue__ctx_fields */
 } ue__settings_t;
 

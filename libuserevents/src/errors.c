@@ -28,6 +28,7 @@ static const struct {
     {UE_ERR_SPOOL_FULL, "UE_ERR_SPOOL_FULL", "spool full: oldest events dropped"},
     {UE_ERR_SPOOL_EXPIRED, "UE_ERR_SPOOL_EXPIRED", "event older than spool.max.age.ms"},
     {UE_ERR_BROKER, "UE_ERR_BROKER", "broker refused the event"},
+    {UE_ERR_COLLECTOR, "UE_ERR_COLLECTOR", "collector refused the event"},
 };
 
 const char *ue_err2str(ue_err_t err)

@@ -83,6 +83,7 @@ static void append(ue__queue_t *q, ue__record_t *rec, size_t size)
     q->tail = rec;
     q->count++;
     q->bytes += size;
+    q->pushed++;
 }
 
 int ue__queue_push(ue__queue_t *q, ue__record_t *rec)
@@ -105,6 +106,7 @@ int ue__queue_push(ue__queue_t *q, ue__record_t *rec)
                     q->tail = NULL;
                 q->count--;
                 q->bytes -= ue__record_size(old);
+                q->taken++;
                 keep_dropped(q, old);
                 rc++;
             }
@@ -163,6 +165,7 @@ ue__record_t *ue__queue_pop_batch(ue__queue_t *q, size_t max_count, size_t max_b
         last->next = NULL;
         q->count -= count;
         q->bytes -= bytes;
+        q->taken += count;
         pthread_cond_broadcast(&q->not_full);
     } else {
         head = NULL;
@@ -194,6 +197,22 @@ size_t ue__queue_count(ue__queue_t *q)
 {
     pthread_mutex_lock(&q->lock);
     size_t n = q->count;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+uint64_t ue__queue_pushed(ue__queue_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+    uint64_t n = q->pushed;
+    pthread_mutex_unlock(&q->lock);
+    return n;
+}
+
+uint64_t ue__queue_taken(ue__queue_t *q)
+{
+    pthread_mutex_lock(&q->lock);
+    uint64_t n = q->taken;
     pthread_mutex_unlock(&q->lock);
     return n;
 }

@@ -27,6 +27,8 @@ typedef struct ue__queue {
     ue__record_t *head, *tail;
     size_t count, bytes;
     size_t max_count, max_bytes;
+    uint64_t pushed, taken;   /* records ever queued, and ever popped or evicted: positions in
+                               * queue order, for ue_flush_spooled() */
     ue__full_policy_t policy;
     int block_timeout_ms;
     int wakeup;               /* a flush or stop asked the consumer to stop lingering */
@@ -65,5 +67,9 @@ ue__record_t *ue__queue_take_dropped(ue__queue_t *q);
 void ue__queue_wakeup(ue__queue_t *q);
 
 size_t ue__queue_count(ue__queue_t *q);
+
+/* Records ever queued / ever taken out (popped or evicted), in queue order. */
+uint64_t ue__queue_pushed(ue__queue_t *q);
+uint64_t ue__queue_taken(ue__queue_t *q);
 
 #endif

@@ -119,6 +119,7 @@ static void pump_spooled(ue_client_t *c, ue__record_t *batch, size_t n)
         int was_caught_up = ue__spool_caught_up(c->spool);
         if (ue__spool_append(c->spool, batch, n) != 0) {
             /* Disk full or gone: still send, without the crash guarantee for this batch. */
+            atomic_fetch_add(&c->spool_failures, 1);
             for (ue__record_t *r = batch; r; r = r->next)
                 r->seq = 0;
             send_batch(c, batch);
@@ -133,6 +134,17 @@ static void pump_spooled(ue_client_t *c, ue__record_t *batch, size_t n)
     }
     if (!c->direct && !c->pending_head)
         send_from_spool(c);
+}
+
+/* For ue_flush_spooled(): everything taken from the queue so far is spooled (or was dropped
+ * from the queue). Called after pump_spooled(), the only place that takes from the queue. */
+static void mark_safe(ue_client_t *c)
+{
+    uint64_t taken = ue__queue_taken(&c->queue);
+    if (taken != atomic_load(&c->safe_through)) {
+        atomic_store(&c->safe_through, taken);
+        c->safe_moved = 1;
+    }
 }
 
 static void report_queue_drops(ue_client_t *c)
@@ -180,9 +192,11 @@ static void turn(ue_client_t *c)
                                     (size_t)s->batch_max_bytes, hurry ? 0 : idle,
                                     hurry ? 0 : (int)s->linger_ms, &n);
     }
-    if (c->spool)
+    if (c->spool) {
         pump_spooled(c, batch, n);
-    else if (batch)
+        if (atomic_load(&c->flush_requests) > 0)
+            mark_safe(c);
+    } else if (batch)
         send_batch(c, batch);
     if (full || (c->spool && !c->direct) || (!batch && c->transport->ops->in_flight(c->transport)))
         c->transport->ops->poll(c->transport, full ? 10 : 1); /* wait for room or results */
@@ -237,6 +251,14 @@ void *ue__sender_main(void *arg)
         turn(c);
     shut_down(c);
     return NULL;
+}
+
+void ue__sender_on_retry(void *owner, const ue__record_t *rec, ue_err_t err, const char *reason)
+{
+    ue_client_t *c = owner;
+    ue__snd_add(c, UE_STAT_RETRIES, 1);
+    ue__client_report(c, rec->event_id, ue__record_type(rec), UE_OUTCOME_FAILED_RETRY, err,
+                      reason);
 }
 
 void ue__sender_on_result(void *owner, ue__record_t *rec, ue_err_t err, const char *reason,

@@ -1,6 +1,7 @@
 /*
  * transport.h - how records leave the process. One small interface, so adding a transport
- * (Kafka today, HTTP to a collector next) is adding one file.
+ * (Kafka: transport_kafka.c; HTTP batches to a collector: transport_http.c) is adding one
+ * file.
  *
  * All calls come from the client's background thread.
  */
@@ -20,6 +21,14 @@ typedef struct ue__transport ue__transport_t;
  */
 typedef void(ue__result_fn)(void *owner, ue__record_t *rec, ue_err_t err, const char *reason,
                             int retriable);
+
+/*
+ * Optional (may be NULL): a send of @p rec failed and the transport keeps it to send again
+ * after a backoff, so the owner counts a retry. Ownership does not change. Transports that
+ * retry themselves (to keep records in order) report through this, not through on_result.
+ */
+typedef void(ue__retry_fn)(void *owner, const ue__record_t *rec, ue_err_t err,
+                           const char *reason);
 
 enum { UE__SEND_OK = 0, UE__SEND_FULL = 1, UE__SEND_FAILED = -1 };
 
@@ -42,6 +51,7 @@ typedef struct ue__transport_ops {
 struct ue__transport {
     const ue__transport_ops_t *ops;
     ue__result_fn *on_result;
+    ue__retry_fn *on_retry; /* may be NULL */
     void *owner;
 };
 

@@ -3,6 +3,7 @@
  * a reason, never a crash), run the stages, encode the EnrichedEvent; plus the flush and
  * restore hooks and the public enr_pipeline_* wrappers.
  */
+#include "clock.h"
 #include "event.h"
 #include "pipeline.h"
 #include "ue_pbcheck.h"
@@ -78,7 +79,7 @@ static enr_verdict_t run_stages(enr_pipeline_t *pipe, enr_event_t *e, char *reas
                                 size_t reason_size)
 {
     enr_ctx_t ctx = {.sink = &pipe->sink, .settings = &pipe->s, .stats = pipe->stats,
-                     .watermark_ms = pipe->event_clock};
+                     .watermark_ms = enr__pipeline_event_clock(pipe)};
     for (size_t i = 0; i < pipe->nstages; i++) {
         stage_slot_t *st = &pipe->stages[i];
         ctx.stage = st->def.name;
@@ -128,8 +129,7 @@ enr_verdict_t enr__pipeline_run(enr_pipeline_t *pipe, const void *value, size_t 
 
     enr_verdict_t v = run_stages(pipe, &e, reason, reason_size);
     if (v == ENR_KEEP) {
-        if (e.out.corrected_timestamp_ms > pipe->event_clock)
-            pipe->event_clock = e.out.corrected_timestamp_ms;
+        enr__clock_advance(pipe, src->topic, src->partition, e.out.corrected_timestamp_ms);
         if (encode(pipe, &e, out_len)) {
             ue__errstr(reason, reason_size, "out of memory");
             v = ENR_FAIL;
@@ -144,6 +144,7 @@ void enr__pipeline_flush(enr_pipeline_t *pipe, int64_t watermark_ms)
 {
     enr_ctx_t ctx = {.sink = &pipe->sink, .settings = &pipe->s, .stats = pipe->stats,
                      .watermark_ms = watermark_ms};
+    enr__clock_flush(pipe);
     for (size_t i = 0; i < pipe->nstages; i++) {
         stage_slot_t *st = &pipe->stages[i];
         if (!st->def.flush)
@@ -153,11 +154,6 @@ void enr__pipeline_flush(enr_pipeline_t *pipe, int64_t watermark_ms)
     }
 }
 
-int64_t enr__pipeline_event_clock(const enr_pipeline_t *pipe)
-{
-    return pipe->event_clock;
-}
-
 int enr__pipeline_restore(enr_pipeline_t *pipe, const void *key, size_t key_len,
                           const void *value, size_t value_len)
 {
@@ -165,6 +161,8 @@ int enr__pipeline_restore(enr_pipeline_t *pipe, const void *key, size_t key_len,
     if (!slash)
         return -1;
     size_t name_len = (size_t)(slash - (const char *)key);
+    if (name_len == 6 && !memcmp(key, "_clock", 6))
+        return enr__clock_restore(pipe, slash + 1, key_len - 7, value, value_len);
     for (size_t i = 0; i < pipe->nstages; i++) {
         stage_slot_t *st = &pipe->stages[i];
         if (strlen(st->def.name) != name_len || memcmp(st->def.name, key, name_len))

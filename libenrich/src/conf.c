@@ -1,0 +1,211 @@
+/*
+ * conf.c - libenrich's property table and the public enr_conf_* API (see conf.h).
+ */
+#include "conf.h"
+#include "stage.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define S(field) offsetof(enr__settings_t, field)
+#define INT(name, field, min, max, def, doc) {name, UE__PROP_INT, S(field), min, max, def, NULL, doc}
+#define DBL(name, field, min, max, def, doc) {name, UE__PROP_DOUBLE, S(field), min, max, def, NULL, doc}
+#define STR(name, field, def, doc) {name, UE__PROP_STR, S(field), 0, 1000, def, NULL, doc}
+
+const ue__prop_t enr__conf_props[] = {
+    STR("group.id", group_id, "enrich", "Consumer group of the raw topics."),
+    STR("transactional.id", transactional_id, "",
+        "Transactional id of the producer; empty: \"enrich-<group.id>\". A second process "
+        "with the same id fences the first (hot standby)."),
+    STR("input.topics", input_topics, "^events\\..*",
+        "Raw topics: comma-separated names or ^regexes. The output topics are never read."),
+    STR("output.topic", output_topic, "events.enriched", "The enriched events."),
+    STR("dead_letter.topic", dead_letter_topic, "events.dead_letter",
+        "Records that could not be processed, with the reason and source in headers."),
+    STR("aggregates.topic", aggregates_topic, "events.aggregates", "Closed window aggregates."),
+    STR("alerts.topic", alerts_topic, "events.alerts", "Rate anomaly alerts."),
+    STR("changelog.topic", changelog_topic, "",
+        "Compacted topic of stage state; empty: \"<group.id>.changelog\"."),
+    STR("stages", stages, "dedup,clock,useragent,geoip,profile,session,window,anomaly",
+        "Stages in the order they run, built-in or added with enr_conf_add_stage()."),
+    INT("txn.max.events", txn_max_events, 1, 10000000, "10000",
+        "Most input events in one transaction."),
+    INT("txn.max.ms", txn_max_ms, 1, 600000, "100",
+        "Longest a transaction stays open: bounds end-to-end latency."),
+    INT("batch.max.events", batch_max_events, 1, 100000, "1000",
+        "Most input records taken from the consumer in one step."),
+    INT("input.max.bytes", input_max_bytes, 64, 64 << 20, "1000000",
+        "Larger input records go to the dead-letter topic."),
+    INT("dedup.window.ms", dedup_window_ms, 1000, INT64_C(1) << 40, "3600000",
+        "An event id seen within this time (event time) is a duplicate."),
+    INT("dedup.max.ids", dedup_max_ids, 1000, 100000000, "1000000",
+        "Most event ids remembered; the oldest are forgotten first."),
+    STR("profile.topic", profile_topic, "users.profiles",
+        "Compacted topic of user profiles (key user id, value UserProfile)."),
+    STR("geoip.database", geoip_database, "",
+        "MaxMind DB file (GeoLite2/GeoIP2 City or ASN). Empty: geo-IP off."),
+    INT("session.gap.ms", session_gap_ms, 1000, INT64_C(1) << 40, "1800000",
+        "Inactivity (event time) after which a user's next event starts a new session."),
+    INT("window.size.ms", window_size_ms, 1000, INT64_C(1) << 40, "60000",
+        "Length of the tumbling aggregate windows (event time)."),
+    INT("window.allowed.lateness.ms", window_lateness_ms, 0, INT64_C(1) << 40, "5000",
+        "How far behind the newest event time a window stays open."),
+    STR("window.sum.property", window_sum_property, "amount",
+        "Numeric property summed per window (empty: no sum)."),
+    INT("window.idle.timeout.ms", window_idle_ms, 0, INT64_C(1) << 40, "60000",
+        "An input partition without events for this long (processing time) no longer holds "
+        "the watermark back. 0: never (windows then wait for every partition)."),
+    {"anomaly.key", UE__PROP_ENUM, S(anomaly_key), 0, 0, "type", "type,user",
+     "What anomaly rates are kept per: the event type or the user."},
+    INT("anomaly.window.ms", anomaly_window_ms, 1000, INT64_C(1) << 40, "60000",
+        "Window over which a rate is measured (event time)."),
+    DBL("anomaly.zscore", anomaly_zscore, 0, 1000, "3",
+        "z-score over which a window's rate is an anomaly."),
+    DBL("anomaly.alpha", anomaly_alpha, 0, 1, "0.2",
+        "Weight of the newest window in the EWMA baseline."),
+    INT("anomaly.min.windows", anomaly_min_windows, 1, 100000, "5",
+        "Windows of history a key needs before it can alert."),
+    INT("anomaly.max.keys", anomaly_max_keys, 1, 10000000, "100000",
+        "Most keys tracked; the least recently seen are forgotten first."),
+    {"log.level", UE__PROP_ENUM, S(log_level), 0, 0, "warning", "error,warning,notice,info,debug",
+     "Least severe level logged."},
+    {NULL, 0, 0, 0, 0, NULL, NULL, NULL},
+};
+
+/* Settings that make exactly-once hold; "kafka.*" keys may override the rest. */
+static const char *const consumer_defaults[][2] = {
+    {"isolation.level", "read_committed"},
+    {"enable.auto.commit", "false"},
+    {"enable.auto.offset.store", "false"},
+    {"auto.offset.reset", "earliest"},
+    {"topic.metadata.refresh.interval.ms", "5000"}, /* a new event type's topic: within 5 s */
+    {NULL, NULL},
+};
+static const char *const producer_defaults[][2] = {
+    {"enable.idempotence", "true"},
+    {"acks", "all"},
+    {"compression.type", "zstd"},
+    {"linger.ms", "5"},
+    {"partitioner", "murmur2_random"},
+    {NULL, NULL},
+};
+
+ue__logger_t enr__conf_logger(const enr_conf_t *conf, const char *prefix)
+{
+    static const int levels[] = {UE_LOG_ERR, UE_LOG_WARNING, UE_LOG_NOTICE, UE_LOG_INFO,
+                                 UE_LOG_DEBUG};
+    return (ue__logger_t){.level = levels[conf->s.log_level],
+                          .prefix = prefix,
+                          .fn = conf->log_cb,
+                          .opaque = conf->log_opaque};
+}
+
+static void apply(rd_kafka_conf_t *kc, const char *const defaults[][2])
+{
+    for (int i = 0; defaults[i][0]; i++)
+        rd_kafka_conf_set(kc, defaults[i][0], defaults[i][1], NULL, 0);
+}
+
+enr_conf_t *enr_conf_new(void)
+{
+    enr_conf_t *conf = calloc(1, sizeof(*conf));
+    if (!conf)
+        return NULL;
+    conf->consumer = rd_kafka_conf_new();
+    conf->producer = rd_kafka_conf_new();
+    if (!conf->consumer || !conf->producer || ue__props_init(enr__conf_props, &conf->s)) {
+        enr_conf_destroy(conf);
+        return NULL;
+    }
+    apply(conf->consumer, consumer_defaults);
+    apply(conf->producer, producer_defaults);
+    return conf;
+}
+
+void enr_conf_destroy(enr_conf_t *conf)
+{
+    if (!conf)
+        return;
+    ue__props_free(enr__conf_props, &conf->s);
+    if (conf->consumer)
+        rd_kafka_conf_destroy(conf->consumer);
+    if (conf->producer)
+        rd_kafka_conf_destroy(conf->producer);
+    while (conf->custom) {
+        enr_stage_t *next = conf->custom->next;
+        enr_stage_destroy(conf->custom);
+        conf->custom = next;
+    }
+    free(conf);
+}
+
+static enr_conf_res_t kafka_set(rd_kafka_conf_t *kc, const char *name, const char *value,
+                                char *errstr, size_t errstr_size)
+{
+    switch (rd_kafka_conf_set(kc, name, value, errstr, errstr_size)) {
+    case RD_KAFKA_CONF_OK: return ENR_CONF_OK;
+    case RD_KAFKA_CONF_UNKNOWN: return ENR_CONF_UNKNOWN;
+    default: return ENR_CONF_INVALID;
+    }
+}
+
+enr_conf_res_t enr_conf_set(enr_conf_t *conf, const char *name, const char *value,
+                            char *errstr, size_t errstr_size)
+{
+    if (!conf || !name || !value) {
+        ue__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
+        return ENR_CONF_INVALID;
+    }
+    if (!strncmp(name, "kafka.consumer.", 15))
+        return kafka_set(conf->consumer, name + 15, value, errstr, errstr_size);
+    if (!strncmp(name, "kafka.producer.", 15))
+        return kafka_set(conf->producer, name + 15, value, errstr, errstr_size);
+    if (!strncmp(name, "kafka.", 6)) {
+        /* Shared keys: both clients must accept them (bootstrap, security, ...). */
+        enr_conf_res_t rc = kafka_set(conf->consumer, name + 6, value, errstr, errstr_size);
+        return rc ? rc : kafka_set(conf->producer, name + 6, value, errstr, errstr_size);
+    }
+    return (enr_conf_res_t)ue__prop_set(enr__conf_props, &conf->s, name, value, errstr,
+                                        errstr_size);
+}
+
+enr_conf_res_t enr_conf_get(const enr_conf_t *conf, const char *name, char *dest,
+                            size_t *dest_size)
+{
+    if (!conf || !name || !dest_size)
+        return ENR_CONF_UNKNOWN;
+    if (!strncmp(name, "kafka.producer.", 15))
+        return rd_kafka_conf_get(conf->producer, name + 15, dest, dest_size) ? ENR_CONF_UNKNOWN
+                                                                             : ENR_CONF_OK;
+    if (!strncmp(name, "kafka.", 6)) {
+        const char *key = strncmp(name, "kafka.consumer.", 15) ? name + 6 : name + 15;
+        return rd_kafka_conf_get(conf->consumer, key, dest, dest_size) ? ENR_CONF_UNKNOWN
+                                                                       : ENR_CONF_OK;
+    }
+    return (enr_conf_res_t)ue__prop_get(enr__conf_props, &conf->s, name, dest, dest_size);
+}
+
+enr_err_t enr_conf_add_stage(enr_conf_t *conf, enr_stage_t *stage)
+{
+    if (!conf || !stage) {
+        enr_stage_destroy(stage);
+        return ENR_ERR_INVALID_ARG;
+    }
+    for (enr_stage_t *s = conf->custom; s; s = s->next) {
+        if (!strcmp(s->name, stage->name)) {
+            enr_stage_destroy(stage);
+            return ENR_ERR_INVALID_ARG;
+        }
+    }
+    stage->next = conf->custom;
+    conf->custom = stage;
+    return ENR_OK;
+}
+
+void enr_conf_set_log_cb(enr_conf_t *conf, enr_log_cb_t *cb, void *opaque)
+{
+    if (!conf)
+        return;
+    conf->log_cb = cb;
+    conf->log_opaque = opaque;
+}

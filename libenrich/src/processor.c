@@ -1,0 +1,171 @@
+/*
+ * processor.c - the processor's life: create the clients, restore state, join the group, and
+ * the step (enr_poll): consume a batch, run each record through the stages inside the open
+ * transaction, commit when the transaction is due.
+ */
+#include "processor.h"
+#include "ue_props.h"
+#include "ue_time.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- outputs of the stages go into the transaction --------------------------------------- */
+
+static void sink_emit(void *opaque, const char *topic, const void *key, size_t key_len,
+                      const void *value, size_t value_len)
+{
+    enr__txn_produce(opaque, topic, key, key_len, value, value_len, NULL);
+}
+
+static void sink_changelog(void *opaque, const char *stage, const void *key, size_t key_len,
+                           const void *value, size_t value_len)
+{
+    enr_processor_t *p = opaque;
+    char small[512];
+    size_t n = strlen(stage), len = n + 1 + key_len;
+    char *buf = len <= sizeof(small) ? small : malloc(len); /* user-id keys may be long */
+    if (!buf) {
+        p->produce_failed = 1; /* the transaction must not commit without this state */
+        return;
+    }
+    memcpy(buf, stage, n);
+    buf[n] = '/';
+    memcpy(buf + n + 1, key, key_len);
+    enr__txn_produce(p, p->changelog_topic, buf, len, value, value_len, NULL);
+    if (buf != small)
+        free(buf);
+}
+
+/* ---- the group: never consume our own outputs -------------------------------------------- */
+
+static int is_output(const enr_processor_t *p, const char *topic)
+{
+    const enr__settings_t *s = &p->conf->s;
+    return !strcmp(topic, s->output_topic) || !strcmp(topic, s->dead_letter_topic) ||
+           !strcmp(topic, s->aggregates_topic) || !strcmp(topic, s->alerts_topic) ||
+           !strcmp(topic, p->changelog_topic) || !strcmp(topic, s->profile_topic);
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    enr_processor_t *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++)
+            if (!is_output(p, parts->elems[i].topic))
+                rd_kafka_topic_partition_list_add(mine, parts->elems[i].topic,
+                                                  parts->elems[i].partition);
+        ue__log(&p->log, UE_LOG_INFO, "assigned %d partition(s)", mine->cnt);
+        rd_kafka_assign(rk, mine);
+        rd_kafka_topic_partition_list_destroy(mine);
+        return;
+    }
+    /* Revoked: commit what was done with these partitions while they are still ours. */
+    p->in_callback = 1;
+    if (p->in_txn && !p->fatal)
+        enr__txn_commit(p, 30000);
+    p->in_callback = 0;
+    rd_kafka_assign(rk, NULL);
+}
+
+/* ---- creation ---------------------------------------------------------------------------- */
+
+static int make_names(enr_processor_t *p)
+{
+    const enr__settings_t *s = &p->conf->s;
+    char buf[600];
+    snprintf(buf, sizeof(buf), "enrich-%s", s->group_id);
+    p->transactional_id = strdup(s->transactional_id ? s->transactional_id : buf);
+    snprintf(buf, sizeof(buf), "%s.changelog", s->group_id);
+    p->changelog_topic = strdup(s->changelog_topic ? s->changelog_topic : buf);
+    return p->transactional_id && p->changelog_topic ? 0 : -1;
+}
+
+static int open_producer(enr_processor_t *p, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf->producer);
+    if (rd_kafka_conf_set(conf, "transactional.id", p->transactional_id, errstr, errstr_size) ||
+        !(p->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size))) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    /* Fences an earlier instance with the same id and aborts what it left open. */
+    rd_kafka_error_t *err = rd_kafka_init_transactions(p->producer, 60000);
+    if (err) {
+        ue__errstr(errstr, errstr_size, "init transactions: %s", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Subscribes to the input topics: names, or ^regexes. */
+static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf->consumer);
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    if (rd_kafka_conf_set(conf, "group.id", p->conf->s.group_id, errstr, errstr_size) ||
+        !(p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size))) {
+        rd_kafka_conf_destroy(conf);
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(4);
+    char *list = strdup(p->conf->s.input_topics ? p->conf->s.input_topics : ""), *save = NULL;
+    for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+        rd_kafka_topic_partition_list_add(topics, t, RD_KAFKA_PARTITION_UA);
+    free(list);
+    rd_kafka_resp_err_t err = topics->cnt ? rd_kafka_subscribe(p->consumer, topics)
+                                          : RD_KAFKA_RESP_ERR__INVALID_ARG;
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (err) {
+        ue__errstr(errstr, errstr_size, "subscribe to input.topics: %s", rd_kafka_err2str(err));
+        return -1;
+    }
+    p->queue = rd_kafka_queue_get_consumer(p->consumer);
+    return 0;
+}
+
+void enr__processor_free(enr_processor_t *p)
+{
+    if (p->queue)
+        rd_kafka_queue_destroy(p->queue);
+    if (p->consumer)
+        rd_kafka_destroy(p->consumer);
+    if (p->profiles)
+        rd_kafka_destroy(p->profiles);
+    if (p->producer)
+        rd_kafka_destroy(p->producer);
+    enr_pipeline_destroy(p->pipe);
+    free(p->transactional_id);
+    free(p->changelog_topic);
+    free(p);
+}
+
+enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr_size)
+{
+    enr_processor_t *p = conf ? calloc(1, sizeof(*p)) : NULL;
+    if (!p) {
+        ue__errstr(errstr, errstr_size, conf ? "out of memory" : "conf must not be NULL");
+        return NULL;
+    }
+    p->conf = conf;
+    p->log = enr__conf_logger(conf, "enrich");
+    p->sink = (enr__sink_t){sink_emit, sink_changelog, p};
+    if (make_names(p) || open_producer(p, errstr, errstr_size) ||
+        enr__changelog_ensure(p, errstr, errstr_size) ||
+        enr__state_restore(p, errstr, errstr_size) ||
+        enr__profiles_open(p, errstr, errstr_size) ||
+        open_consumer(p, errstr, errstr_size)) {
+        if (!p->transactional_id)
+            ue__errstr(errstr, errstr_size, "out of memory");
+        enr__processor_free(p);
+        return NULL;
+    }
+    ue__log(&p->log, UE_LOG_NOTICE, "processor %s started: %s -> %s", p->transactional_id,
+            conf->s.input_topics, conf->s.output_topic);
+    return p;
+}

@@ -1,0 +1,60 @@
+/*
+ * processor.h - the Kafka side of libenrich, shared by its files: processor.c (lifecycle,
+ * the poll loop), txn.c (transactions: begin, produce, commit, abort and rewind), state.c
+ * (changelog topic and restore, the profile topic consumer).
+ */
+#ifndef ENR_PROCESSOR_H
+#define ENR_PROCESSOR_H
+
+#include "pipeline.h"
+#include "ue_log.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+
+struct enr_processor_s {
+    enr_conf_t *conf;
+    ue__logger_t log;
+    rd_kafka_t *consumer;        /* the group consumer of the raw topics */
+    rd_kafka_queue_t *queue;     /* its message queue */
+    rd_kafka_t *producer;        /* transactional: outputs, changelog, offsets */
+    rd_kafka_t *profiles;        /* consumer of the profile topic (no group); may be NULL */
+    rd_kafka_queue_t *profiles_queue;
+    enr_pipeline_t *pipe;
+    enr__sink_t sink;
+    char *transactional_id;
+    char *changelog_topic;
+    int in_txn;
+    int64_t txn_started_ms;
+    int64_t txn_events;
+    int in_callback;             /* inside the rebalance callback: no recursive commit */
+    enr_err_t fatal;             /* set once the processor cannot go on */
+    int produce_failed;          /* a record of the open transaction was refused: abort it */
+    _Atomic int stop;
+    _Atomic int64_t stats[ENR_STAT__CNT];
+};
+
+/* txn.c */
+int enr__txn_begin(enr_processor_t *p);
+void enr__txn_produce(enr_processor_t *p, const char *topic, const void *key, size_t key_len,
+                      const void *value, size_t value_len, rd_kafka_headers_t *hdrs);
+/* Flushes the stages, sends the consumed offsets and commits; aborts and rewinds on error. */
+enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms);
+/* Aborts the open transaction and rewinds state and positions to the last commit. */
+enr_err_t enr__txn_abort(enr_processor_t *p, const char *why);
+
+/* state.c */
+int enr__changelog_ensure(enr_processor_t *p, char *errstr, size_t errstr_size);
+/* Builds a fresh pipeline and restores it from the changelog; 0 or -1. */
+int enr__state_restore(enr_processor_t *p, char *errstr, size_t errstr_size);
+int enr__profiles_open(enr_processor_t *p, char *errstr, size_t errstr_size);
+/* Applies what the profile topic has now (all of it when @p to_end, waiting up to 30 s). */
+void enr__profiles_poll(enr_processor_t *p, int to_end);
+
+/* Frees the clients and the pipeline (no commit, no group leave). */
+void enr__processor_free(enr_processor_t *p);
+
+/* Publishes the pipeline's counters for enr_stat() (any thread). */
+void enr__processor_publish_stats(enr_processor_t *p);
+
+#endif

@@ -1,0 +1,147 @@
+/*
+ * processor_step.c - one step of a processor (enr_poll) and its end: consume a batch, run each
+ * record through the stages inside the open transaction, send what fails to the dead-letter
+ * topic, commit when the transaction is due; stop, destroy, statistics.
+ */
+#include "processor.h"
+#include "ue_props.h"
+#include "ue_time.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void dead_letter(enr_processor_t *p, const rd_kafka_message_t *m, const char *reason)
+{
+    char partition[16], offset[24];
+    snprintf(partition, sizeof(partition), "%" PRId32, m->partition);
+    snprintf(offset, sizeof(offset), "%" PRId64, m->offset);
+    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
+    rd_kafka_header_add(h, "ue-dlq-reason", -1, reason, -1);
+    rd_kafka_header_add(h, "ue-source-topic", -1, rd_kafka_topic_name(m->rkt), -1);
+    rd_kafka_header_add(h, "ue-source-partition", -1, partition, -1);
+    rd_kafka_header_add(h, "ue-source-offset", -1, offset, -1);
+    enr__txn_produce(p, p->conf->s.dead_letter_topic, m->key, m->key_len, m->payload, m->len, h);
+    ue__log(&p->log, UE_LOG_INFO, "dead letter %s/%s@%s: %s", rd_kafka_topic_name(m->rkt),
+            partition, offset, reason);
+}
+
+static void process_one(enr_processor_t *p, const rd_kafka_message_t *m)
+{
+    rd_kafka_timestamp_type_t tstype;
+    enr__source_t src = {.topic = rd_kafka_topic_name(m->rkt),
+                         .partition = m->partition,
+                         .offset = m->offset,
+                         .timestamp_ms = rd_kafka_message_timestamp(m, &tstype)};
+    const uint8_t *out;
+    size_t out_len;
+    char reason[512];
+
+    atomic_fetch_add_explicit(&p->stats[ENR_STAT_CONSUMED], 1, memory_order_relaxed);
+    enr_verdict_t v = enr__pipeline_run(p->pipe, m->payload ? m->payload : "", m->len, &src,
+                                        &out, &out_len, reason, sizeof(reason));
+    if (v == ENR_KEEP) {
+        enr__txn_produce(p, p->conf->s.output_topic, m->key, m->key_len, out, out_len, NULL);
+        atomic_fetch_add_explicit(&p->stats[ENR_STAT_ENRICHED], 1, memory_order_relaxed);
+    } else if (v == ENR_FAIL) {
+        dead_letter(p, m, reason);
+        atomic_fetch_add_explicit(&p->stats[ENR_STAT_DEAD_LETTERS], 1, memory_order_relaxed);
+    }
+    p->txn_events++;
+}
+
+static int txn_due(const enr_processor_t *p)
+{
+    return p->in_txn && (p->txn_events >= p->conf->s.txn_max_events ||
+                         ue__mono_ms() - p->txn_started_ms >= p->conf->s.txn_max_ms);
+}
+
+int enr_poll(enr_processor_t *p, int timeout_ms)
+{
+    if (!p)
+        return ENR_ERR_INVALID_ARG;
+    if (p->fatal)
+        return p->fatal;
+    if (atomic_load(&p->stop))
+        return ENR_ERR_STOPPED;
+
+    size_t max = (size_t)p->conf->s.batch_max_events;
+    rd_kafka_message_t *batch[1024];
+    if (max > 1024)
+        max = 1024;
+    enr__profiles_poll(p, 0);
+    int wait = p->in_txn ? 0 : timeout_ms; /* an open transaction must not wait on input */
+    ssize_t n = rd_kafka_consume_batch_queue(p->queue, wait, batch, max);
+    int processed = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = batch[i];
+        if (!m->err && !p->fatal && enr__txn_begin(p) == 0) {
+            process_one(p, m);
+            processed++;
+        } else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            ue__log(&p->log, UE_LOG_WARNING, "consume: %s", rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (txn_due(p))
+        enr__txn_commit(p, 60000);
+    rd_kafka_poll(p->producer, 0);
+    enr__processor_publish_stats(p);
+    return p->fatal ? p->fatal : processed;
+}
+
+enr_err_t enr_run(enr_processor_t *p)
+{
+    if (!p)
+        return ENR_ERR_INVALID_ARG;
+    for (;;) {
+        int rc = enr_poll(p, 100);
+        if (rc == ENR_ERR_STOPPED)
+            return ENR_OK;
+        if (rc < 0)
+            return (enr_err_t)rc;
+    }
+}
+
+void enr_stop(enr_processor_t *p)
+{
+    if (p)
+        atomic_store(&p->stop, 1);
+}
+
+enr_err_t enr_processor_destroy(enr_processor_t *p, int timeout_ms)
+{
+    if (!p)
+        return ENR_OK;
+    if (p->in_callback)
+        return ENR_ERR_RECURSIVE_CALL;
+    enr_err_t rc = p->fatal;
+    if (p->in_txn && !p->fatal)
+        rc = enr__txn_commit(p, timeout_ms > 0 ? timeout_ms : 1);
+    if (p->consumer)
+        rd_kafka_consumer_close(p->consumer); /* leave the group now, not after a timeout */
+    enr_conf_t *conf = p->conf;
+    enr__processor_free(p);
+    enr_conf_destroy(conf);
+    return rc == ENR_ERR_STOPPED ? ENR_OK : rc;
+}
+
+void enr__processor_publish_stats(enr_processor_t *p)
+{
+    const int64_t *s = enr__pipeline_stats(p->pipe);
+    static const enr_stat_t from_pipeline[] = {ENR_STAT_DROPPED, ENR_STAT_AGGREGATES,
+                                               ENR_STAT_ALERTS, ENR_STAT_LATE_EVENTS,
+                                               ENR_STAT_RESTORED};
+    for (size_t i = 0; i < sizeof(from_pipeline) / sizeof(from_pipeline[0]); i++)
+        atomic_store(&p->stats[from_pipeline[i]], s[from_pipeline[i]]);
+    void *profiles = enr__pipeline_profiles(p->pipe);
+    atomic_store(&p->stats[ENR_STAT_PROFILES], profiles ? enr__profile_count(profiles) : 0);
+}
+
+int64_t enr_stat(enr_processor_t *p, enr_stat_t which)
+{
+    if (!p || (unsigned)which >= ENR_STAT__CNT)
+        return -1;
+    return atomic_load(&p->stats[which]);
+}

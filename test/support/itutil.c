@@ -122,8 +122,8 @@ static int mark_eof(eof_state_t *eof, const rd_kafka_message_t *km, int value)
     return 0;
 }
 
-size_t it_consume(const char *const *topics, size_t ntopics, size_t expected, int timeout_ms,
-                  it_msg_t **out)
+size_t it_read(const char *const *topics, size_t ntopics, size_t expected, int timeout_ms,
+               it_record_fn *fn, void *opaque)
 {
     char errstr[512], group[96];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -135,12 +135,11 @@ size_t it_consume(const char *const *topics, size_t ntopics, size_t expected, in
     rd_kafka_conf_set(conf, "isolation.level", "read_committed", errstr, sizeof(errstr));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!rk) {
-        fprintf(stderr, "it_consume: %s\n", errstr);
+        fprintf(stderr, "it_read: %s\n", errstr);
         return 0;
     }
     int nparts = assign_all(rk, topics, ntopics), at_eof = 0;
-    size_t n = 0, cap = expected + 16;
-    it_msg_t *msgs = calloc(cap, sizeof(*msgs));
+    size_t n = 0;
     int64_t deadline = now_ms() + timeout_ms;
     eof_state_t eof[MAX_PARTS] = {{0}};
 
@@ -151,17 +150,52 @@ size_t it_consume(const char *const *topics, size_t ntopics, size_t expected, in
         if (km->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             at_eof += mark_eof(eof, km, 1);
         } else if (!km->err) {
-            if (n == cap)
-                msgs = realloc(msgs, (cap *= 2) * sizeof(*msgs));
-            keep(&msgs[n++], km);
+            it_record_t r = {rd_kafka_topic_name(km->rkt), km->partition, km->offset, km->key,
+                             km->key_len, km->payload, km->len, km};
+            fn(&r, opaque);
+            n++;
             at_eof -= mark_eof(eof, km, 0); /* new data: this partition's end moved */
         }
         rd_kafka_message_destroy(km);
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    *out = msgs;
     return n;
+}
+
+const char *it_header(const it_record_t *r, const char *name, size_t *len)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *val = NULL;
+    size_t size = 0;
+    if (rd_kafka_message_headers(r->msg, &hdrs) ||
+        rd_kafka_header_get_last(hdrs, name, &val, &size))
+        return NULL;
+    if (len)
+        *len = size;
+    return val;
+}
+
+typedef struct keep_state {
+    it_msg_t *msgs;
+    size_t n, cap;
+} keep_state_t;
+
+static void keep_record(const it_record_t *r, void *opaque)
+{
+    keep_state_t *k = opaque;
+    if (k->n == k->cap)
+        k->msgs = realloc(k->msgs, (k->cap = k->cap ? k->cap * 2 : 64) * sizeof(*k->msgs));
+    keep(&k->msgs[k->n++], r->msg);
+}
+
+size_t it_consume(const char *const *topics, size_t ntopics, size_t expected, int timeout_ms,
+                  it_msg_t **out)
+{
+    keep_state_t k = {0};
+    it_read(topics, ntopics, expected, timeout_ms, keep_record, &k);
+    *out = k.msgs;
+    return k.n;
 }
 
 void it_msgs_free(it_msg_t *msgs, size_t n)
@@ -273,4 +307,61 @@ it_report_t it_check(const it_msg_t *msgs, size_t n, const uint8_t (*ids)[16], s
     free(seen);
     free(want);
     return r;
+}
+
+/* ---- added with libwhsink's integration tests --------------------------------------------- */
+
+/* Waits until the metadata of @p topic shows @p partitions partitions. */
+static int wait_partitions(rd_kafka_t *rk, const char *topic, int partitions)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int ok = 0;
+    for (int tries = 0; tries < 100 && !ok; tries++) {
+        const rd_kafka_metadata_t *md = NULL;
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+            ok = md->topic_cnt == 1 && !md->topics[0].err &&
+                 md->topics[0].partition_cnt == partitions;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (!ok)
+            nanosleep(&(struct timespec){0, 100 * 1000000}, NULL);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return ok ? 0 : -1;
+}
+
+int it_create_topic(const char *topic, int partitions)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", it_bootstrap(), NULL, 0);
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        fprintf(stderr, "it_create_topic: %s\n", errstr);
+        return -1;
+    }
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, 1, errstr, sizeof(errstr));
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+    int rc = -1;
+    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
+    if (res) {
+        size_t n;
+        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
+        rc = n == 1 && !rd_kafka_topic_result_error(tr[0]) ? 0 : -1;
+        if (rc)
+            fprintf(stderr, "it_create_topic %s: %s\n", topic,
+                    n ? rd_kafka_topic_result_error_string(tr[0]) : "no result");
+    } else {
+        fprintf(stderr, "it_create_topic %s: no answer\n", topic);
+    }
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    if (rc == 0)
+        rc = wait_partitions(rk, topic, partitions);
+    rd_kafka_destroy(rk);
+    return rc;
 }

@@ -28,6 +28,31 @@ const char *it_bootstrap(void);
 /* A topic prefix no other run uses, e.g. "it-1234-1700000000". Static storage. */
 const char *it_unique_prefix(void);
 
+/* One record as read by it_read(), valid during the callback. */
+typedef struct it_record {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *key;
+    size_t key_len;
+    const void *value;
+    size_t value_len;
+    const void *msg; /* the rd_kafka_message_t, for it_header() */
+} it_record_t;
+
+typedef void(it_record_fn)(const it_record_t *r, void *opaque);
+
+/*
+ * Reads every record of @p topics (read_committed) from the beginning until at least
+ * @p expected arrived and every partition is at its end, or until @p timeout_ms; calls @p fn
+ * for each. Returns the number read.
+ */
+size_t it_read(const char *const *topics, size_t ntopics, size_t expected, int timeout_ms,
+               it_record_fn *fn, void *opaque);
+
+/* The value of header @p name of @p r (not NUL-terminated; *@p len its size), or NULL. */
+const char *it_header(const it_record_t *r, const char *name, size_t *len);
+
 /*
  * Reads every message of @p topics from the beginning until at least @p expected arrived and
  * every partition is at its end (so duplicates past @p expected are seen too), or until
@@ -57,5 +82,13 @@ typedef struct it_report {
  */
 it_report_t it_check(const it_msg_t *msgs, size_t n, const uint8_t (*ids)[16], size_t nids,
                      const char *prefix);
+
+/* ---- added with libwhsink's integration tests --------------------------------------------- */
+
+/*
+ * Creates @p topic with @p partitions partitions (replication factor 1) and waits until its
+ * metadata shows them. 0, or -1 with the reason on stderr. An existing topic is an error.
+ */
+int it_create_topic(const char *topic, int partitions);
 
 #endif

@@ -10,12 +10,19 @@ packages=(
   gcc make pkg-config          # the C build
   protobuf-c-compiler libprotobuf-c-dev  # the event schema (proto/) to C
   librdkafka-dev               # Kafka producer and consumer
-  libzstd-dev                  # spool frame compression
-  libcjson-dev                 # NDJSON input of the ue-track example
+  libzstd-dev                  # spool frames, HTTP bodies
+  zlib1g-dev                   # gzip bodies (collector, ClickHouse)
+  libcurl4-openssl-dev         # the SDK's HTTP transport, the ClickHouse backend
+  libmicrohttpd-dev            # the collector's HTTP server
+  libcjson-dev                 # JSON: ue-track's NDJSON, the collector's web batches
+  libmaxminddb-dev             # libenrich's geo-IP stage
+  libmaxmind-db-writer-perl    # writes the geo-IP test database at test time
+  libpq-dev                    # libwhsink's PostgreSQL backend
+  libsqlite3-dev sqlite3       # libwhsink's embedded default (and its CLI to query it)
   libcmocka-dev                # unit and integration tests
   clang libclang-rt-14-dev     # libFuzzer targets of the decoders
   maven                        # fetches the real Kafka broker from Maven Central (test/kafka.sh)
-  python3
+  curl python3
 )
 
 missing=()
@@ -39,4 +46,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# The real services of the tests: Kafka's jars (cached), PostgreSQL and ClickHouse packages.
 test/kafka.sh fetch
+test/postgres.sh fetch
+test/clickhouse.sh fetch

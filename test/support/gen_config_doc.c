@@ -6,6 +6,9 @@
 
 #include <stdio.h>
 
+/* The other libraries' tables (their conf.h would clash with the SDK's by name). */
+extern const ue__prop_t enr__conf_props[];
+
 int main(void)
 {
     printf("# Configuration\n\n"
@@ -19,5 +22,14 @@ int main(void)
            "`message.timeout.ms=0` (never expire: librdkafka retries in order while the spool "
            "keeps the events safe).\n\n");
     ue__props_markdown(ue__conf_props, stdout);
+    printf("\n## libenrich (`enr_conf_set()`)\n\n"
+           "Keys starting with `kafka.` go to both the consumer and the producer, "
+           "`kafka.consumer.` and `kafka.producer.` to one of them. libenrich sets, for "
+           "exactly-once: consumer `isolation.level=read_committed`, "
+           "`enable.auto.commit=false`, `auto.offset.reset=earliest`, "
+           "`topic.metadata.refresh.interval.ms=5000` (new raw topics are picked up within "
+           "5 s); producer `enable.idempotence=true`, `acks=all`, `compression.type=zstd`, "
+           "`linger.ms=5`, and a `transactional.id`.\n\n");
+    ue__props_markdown(enr__conf_props, stdout);
     return 0;
 }

@@ -323,6 +323,11 @@ UE_API void ue_event_destroy(ue_event_t *event);
  */
 UE_API ue_err_t ue_event_reset(ue_event_t *event, const char *type);
 
+/*
+ * Every string an event carries must be valid UTF-8: the setters below refuse other bytes
+ * with UE_ERR_INVALID_ARG (consumers of the Protobuf schema reject them).
+ */
+
 /** @brief Sets the user id (copied). */
 UE_API ue_err_t ue_event_set_user_id(ue_event_t *event, const char *user_id);
 

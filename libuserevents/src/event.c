@@ -64,9 +64,20 @@ ue_err_t ue_event_reset(ue_event_t *ev, const char *type)
     return ev->pb.type ? UE_OK : UE_ERR_NOMEM;
 }
 
+/* Text the event carries must be UTF-8: protobuf strings are, and consumers refuse others. */
+static int text_ok(const char *s)
+{
+    return s && ue__utf8_valid(s, strlen(s));
+}
+
+static int key_ok(const char *key)
+{
+    return key && *key && text_ok(key);
+}
+
 static ue_err_t set_string(ue_event_t *ev, char **field, const char *value)
 {
-    if (!ev || !value)
+    if (!ev || !text_ok(value))
         return UE_ERR_INVALID_ARG;
     char *copy = ue__arena_strdup(&ev->arena, value);
     if (!copy)
@@ -171,7 +182,7 @@ static Userevents__Value *new_value(ue_event_t *ev, const char *key)
 
 ue_err_t ue_event_prop_string(ue_event_t *ev, const char *key, const char *value)
 {
-    if (!ev || !key || !*key || !value)
+    if (!ev || !key_ok(key) || !text_ok(value))
         return UE_ERR_INVALID_ARG;
     char *copy = ue__arena_strdup(&ev->arena, value);
     Userevents__Value *v = copy ? new_value(ev, key) : NULL;
@@ -184,7 +195,7 @@ ue_err_t ue_event_prop_string(ue_event_t *ev, const char *key, const char *value
 
 ue_err_t ue_event_prop_int(ue_event_t *ev, const char *key, int64_t value)
 {
-    if (!ev || !key || !*key)
+    if (!ev || !key_ok(key))
         return UE_ERR_INVALID_ARG;
     Userevents__Value *v = new_value(ev, key);
     if (!v)
@@ -196,7 +207,7 @@ ue_err_t ue_event_prop_int(ue_event_t *ev, const char *key, int64_t value)
 
 ue_err_t ue_event_prop_double(ue_event_t *ev, const char *key, double value)
 {
-    if (!ev || !key || !*key || !isfinite(value))
+    if (!ev || !key_ok(key) || !isfinite(value))
         return UE_ERR_INVALID_ARG;
     Userevents__Value *v = new_value(ev, key);
     if (!v)
@@ -208,7 +219,7 @@ ue_err_t ue_event_prop_double(ue_event_t *ev, const char *key, double value)
 
 ue_err_t ue_event_prop_bool(ue_event_t *ev, const char *key, int value)
 {
-    if (!ev || !key || !*key)
+    if (!ev || !key_ok(key))
         return UE_ERR_INVALID_ARG;
     Userevents__Value *v = new_value(ev, key);
     if (!v)
@@ -221,7 +232,7 @@ ue_err_t ue_event_prop_bool(ue_event_t *ev, const char *key, int value)
 ue_err_t ue_event_set_context(ue_event_t *ev, const char *field, const char *value)
 {
     int i = field ? ue__ctx_find(field) : -1;
-    if (!ev || i < 0 || !value)
+    if (!ev || i < 0 || !text_ok(value))
         return UE_ERR_INVALID_ARG;
     char *slot = (char *)&ev->ctx + ue__ctx_fields[i].offset;
     if (ue__ctx_fields[i].is_number) {

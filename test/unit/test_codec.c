@@ -460,6 +460,22 @@ static void test_codec_null_and_bad_args_are_refused(void **state)
     ue_event_destroy(ev);
 }
 
+static void test_codec_invalid_utf8_is_refused(void **state)
+{
+    (void)state;
+    const char *bad[] = {"a\xff" "b", "\xc3\x28", "\xed\xa0\x80" /* a surrogate */,
+                         "\xf4\x90\x80\x80" /* past U+10FFFF */, "\xc0\xaf" /* overlong */};
+    ue_event_t *ev = ue_event_new("page_view");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(ue_event_set_user_id(ev, bad[i]), UE_ERR_INVALID_ARG);
+        assert_int_equal(ue_event_prop_string(ev, "k", bad[i]), UE_ERR_INVALID_ARG);
+        assert_int_equal(ue_event_prop_int(ev, bad[i], 1), UE_ERR_INVALID_ARG);
+        assert_int_equal(ue_event_set_context(ev, "ip", bad[i]), UE_ERR_INVALID_ARG);
+    }
+    assert_int_equal(ue_event_set_user_id(ev, "J\xc3\xbcrgen \xf0\x9f\x98\x80"), UE_OK);
+    ue_event_destroy(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -473,6 +489,7 @@ int main(void)
         cmocka_unit_test(test_codec_too_large_is_refused),
         cmocka_unit_test(test_codec_reset_reuse_keeps_working),
         cmocka_unit_test(test_codec_null_and_bad_args_are_refused),
+        cmocka_unit_test(test_codec_invalid_utf8_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

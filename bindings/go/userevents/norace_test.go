@@ -1,0 +1,5 @@
+//go:build !race
+
+package userevents_test
+
+const raceEnabled = false

@@ -22,7 +22,7 @@ packages=(
   libcmocka-dev                # unit and integration tests
   clang libclang-rt-14-dev     # libFuzzer targets of the decoders
   maven                        # fetches the real Kafka broker from Maven Central (test/kafka.sh)
-  curl python3
+  curl python3 python3-venv    # python3-venv: the Python binding's tests install it in a venv
 )
 
 missing=()
@@ -44,6 +44,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo[@]}" apt-get update -qq
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Go binding needs Go 1.23 or newer (Debian 12's golang-go is 1.19): the machine's Go.
+export PATH=$PATH:/usr/local/go/bin
+go_minor=$(go version 2>/dev/null | sed -n 's/.*go1\.\([0-9]*\).*/\1/p')
+if [ "${go_minor:-0}" -lt 23 ]; then
+  echo "setup: Go 1.23 or newer is needed for bindings/go (found: $(go version 2>&1 | head -n 1))" >&2
+  exit 1
 fi
 
 # The real services of the tests: Kafka's jars (cached), PostgreSQL and ClickHouse packages.

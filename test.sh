@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The test command: set up what is missing, build warnings-clean, then run the unit tests
-# (plain and under ASan/UBSan), the integration tests against a real Kafka broker started
-# for the run (or the cluster in KAFKA_BOOTSTRAP), and a short fuzzing pass of every decoder.
+# (plain and under ASan/UBSan), the integration tests against a real Kafka broker (and
+# PostgreSQL, ClickHouse) started for the run (or the cluster in KAFKA_BOOTSTRAP), the Python
+# and Go binding tests, and a short fuzzing pass of every decoder.
 set -euo pipefail
 cd "$(dirname "$0")"
+export PATH=$PATH:/usr/local/go/bin  # the machine's Go, for bindings/go
 ./setup.sh
 make -j2 WARN="-Wall -Wextra -Werror"
 make test WARN="-Wall -Wextra -Werror"
+test/bindings/run.sh
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} test/fuzz/run.sh

@@ -64,7 +64,11 @@ $(foreach l,$(LIBS),$(eval $(call LIBRARY,$(l))))
 LIB_A  := $(foreach l,$(filter-out userevents,$(LIBS)),$($(l)_A)) $(userevents_A)
 LIB_SO := $(foreach l,$(LIBS),$($(l)_SO))
 
-EXAMPLES := $(patsubst examples/%/main.c,$(BUILD)/%,$(sort $(wildcard examples/*/main.c)))
+# A program is a folder of examples/ with a main.c; every .c beside it, and the helpers the
+# programs share (examples/common/: metrics endpoint, ...), are linked in.
+EXAMPLE_NAMES := $(patsubst examples/%/main.c,%,$(sort $(wildcard examples/*/main.c)))
+EXAMPLES := $(addprefix $(BUILD)/,$(EXAMPLE_NAMES))
+EXAMPLE_COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard examples/common/*.c)))
 
 UNIT_SRC  := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN  := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
@@ -77,7 +81,7 @@ BENCH_BIN := $(patsubst test/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 $(BUILD)/obj/test/%.o: SRC_INC = -Ilibuserevents/src
 $(BUILD)/obj/test/unit/test_enr_%.o $(BUILD)/obj/test/integration/it_enr%.o: SRC_INC = -Ilibenrich/src
 $(BUILD)/obj/test/unit/test_whs_%.o $(BUILD)/obj/test/integration/it_whs%.o: SRC_INC = -Ilibwhsink/src
-$(BUILD)/obj/examples/%.o: SRC_INC =
+$(BUILD)/obj/examples/%.o: SRC_INC = -Iexamples/common
 
 .PHONY: all libs examples unit test test-san integration bench install clean docs docs-check fuzz
 all: libs examples
@@ -98,8 +102,12 @@ $(BUILD)/obj/%.o: %.c | $(GEN_H)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # Programs and tests link the static libraries (tests may reach internal functions).
-$(BUILD)/%: $(BUILD)/obj/examples/%/main.o $(LIB_A)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB_A) $(DEP_LIBS)
+define EXAMPLE
+$$(BUILD)/$(1): $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(sort $$(wildcard examples/$(1)/*.c))) \
+                $$(EXAMPLE_COMMON_OBJ) $$(LIB_A)
+	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(DEP_LIBS)
+endef
+$(foreach e,$(EXAMPLE_NAMES),$(eval $(call EXAMPLE,$(e))))
 
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/support/testutil.o $(LIB_A)
 	@mkdir -p $(dir $@)

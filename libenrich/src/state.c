@@ -46,8 +46,25 @@ static int assign_all(rd_kafka_t *rk, const char *topic)
     return n;
 }
 
+/* 1 when @p topic exists (per the cluster's metadata). */
+static int topic_exists(rd_kafka_t *rk, const char *topic)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+    int exists = rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+                 md->topic_cnt == 1 && !md->topics[0].err;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+    return exists;
+}
+
 int enr__changelog_ensure(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
+    /* An existing topic is used as it is (an operator may have made it; the mock cluster
+     * of the demo cannot create topics through the admin API). */
+    if (topic_exists(p->producer, p->changelog_topic))
+        return 0;
     rd_kafka_NewTopic_t *nt =
         rd_kafka_NewTopic_new(p->changelog_topic, 1, -1, errstr, errstr_size);
     if (!nt)

@@ -9,13 +9,13 @@
 #
 # Uses the broker in KAFKA_BOOTSTRAP if set (the outage step is then skipped).
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/../.."
 ./setup.sh
 make -j2 >/dev/null
 
 if [ -z "${UE_DEMO_INSIDE:-}" ]; then
   export UE_DEMO_INSIDE=1
-  exec test/kafka.sh run -- "$0" "$@"
+  exec test/kafka.sh run -- "$(pwd)/examples/ue-track/outage-demo.sh" "$@"
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ue-demo.XXXXXX")

@@ -7,7 +7,10 @@
 # is used as is. A benchmark is not a test: a missed goal shows as "no" and the exit status
 # stays 0; only a broken run (a benchmark that fails, drops or loses events) exits non-zero.
 #
-# Environment: UE_BENCH_EVENTS (500000), UE_BENCH_TRACK_EVENTS (200000), UE_BENCH_REPS (5).
+# Environment: UE_BENCH_EVENTS (500000), UE_BENCH_TRACK_EVENTS (200000), UE_BENCH_REPS (5);
+# bench_enrich's UE_BENCH_ENRICH_EVENTS (200000) and UE_BENCH_ENRICH_SETTINGS (see its header).
+# bench_enrich's Kafka Streams peer is built first by test/bench/streams/build.sh (Maven, offline
+# after the first build); without it, the enrich table shows only the plain librdkafka peer.
 set -euo pipefail
 
 BUILD=${1:-build}
@@ -22,6 +25,9 @@ fi
 shopt -s nullglob
 benches=("$BUILD"/bench/bench_*)
 [[ ${#benches[@]} -gt 0 ]] || { echo "run.sh: no benchmarks in $BUILD/bench" >&2; exit 1; }
+
+"$HERE/streams/build.sh" "$BUILD" ||
+  echo "run.sh: the Kafka Streams peer did not build: bench_enrich runs without it" >&2
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
@@ -43,6 +49,16 @@ row "----" "------------" "----------" "-------" "----" "----------"
 while IFS=$'\t' read -r tag name fig peer ratio goal meets; do
   if [[ $tag == ROW ]]; then row "$name" "$fig" "$peer" "$ratio" "$goal" "$meets"; fi
 done <"$out"
+if grep -q "^EROW" "$out"; then
+  erow() { printf '%-44s %16s %16s %7s  %-8s %-5s %17s %7s\n' "$@"; }
+  echo
+  echo "libenrich (consume -> enrich -> transactional produce) vs Kafka Streams and plain librdkafka"
+  erow "setting: figure" "enrich" "Kafka Streams" "e/KS" "goal" "meets" "plain librdkafka" "e/plain"
+  erow "----------------" "------" "-------------" "----" "----" "-----" "----------------" "-------"
+  while IFS=$'\t' read -r tag name fig ks ratio goal meets plain pratio; do
+    if [[ $tag == EROW ]]; then erow "$name" "$fig" "$ks" "$ratio" "$goal" "$meets" "$plain" "$pratio"; fi
+  done <"$out"
+fi
 while IFS=$'\t' read -r tag note; do
   if [[ $tag == NOTE ]]; then echo "  * $note"; fi
 done <"$out"

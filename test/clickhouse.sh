@@ -44,31 +44,15 @@ DB=userevents
 START_TIMEOUT=${UE_CH_START_TIMEOUT:-60}
 STOP_TIMEOUT=20
 DEFAULT_DIR=${TMPDIR:-/tmp}/ue-ch-${USER:-$(id -un)}
-
-log() { printf 'clickhouse.sh: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
+SVC=clickhouse.sh
+RUN_URL_VAR=CLICKHOUSE_URL RUN_DIR_VAR=UE_CH_DIR RUN_KEEP_VAR=UE_CH_KEEP
+RUN_TMP_PREFIX=ue-ch-run RUN_LOGS=log
+# shellcheck source=services/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/services/lib.sh"
 
 usage() {
   sed -n '5,24s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
   exit "${1:-2}"
-}
-
-apt_install() {
-  log "installing Debian's $*"
-  local sudo=()
-  if [[ $(id -u) -ne 0 ]]; then
-    if ! command -v sudo >/dev/null || ! sudo -n true 2>/dev/null; then
-      die "$* missing and cannot be installed without root: apt-get install $*"
-    fi
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2 || {
-    "${sudo[@]}" apt-get update >&2 &&
-      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2
-  }
 }
 
 # The server binary: Debian's /usr/sbin/clickhouse-server (not on a normal
@@ -107,21 +91,12 @@ conf_value() { sed -n "s|^ *<$1>\(.*\)</$1>.*|\1|p" "$DIR/config.xml" 2>/dev/nul
 
 http_base() { echo "http://127.0.0.1:$(conf_value http_port)"; }
 
-proc_state() {
-  local line
-  read -r line 2>/dev/null <"/proc/$1/stat" || return 0
-  line=${line##*) }
-  echo "${line:0:1}"
-}
-
 # Pid of this DIR's server if that process is alive and really runs our
 # config; the cmdline check keeps us from signalling a recycled pid.
 server_pid() {
   local pid
   pid=$(cat "$DIR/pid" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  [[ $(proc_state "$pid") != Z ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--config-file=$DIR/config.xml" || return 1
+  pid_runs "$pid" "--config-file=$DIR/config.xml" || return 1
   echo "$pid"
 }
 
@@ -134,67 +109,16 @@ show_log_tail() {
   done
 }
 
-# Wait up to $1 seconds for pid $2 to be gone; a zombie counts as gone (the
-# server is re-parented, so its reaper is not us).
-wait_gone() {
-  local end=$((SECONDS + $1))
-  while [[ -r /proc/$2/stat && $(proc_state "$2") != Z ]]; do
-    ((SECONDS < end)) || return 1
-    sleep 0.1
-  done
-}
-
 # SIGTERM (graceful: ClickHouse finishes running queries, then exits) or,
 # with --kill, SIGKILL (crash). The server is one process (threads only).
 stop_server() {
   local pid
   pid=$(server_pid) || return 0
-  if [[ $HARD_KILL == 1 ]]; then
-    kill -KILL "$pid" 2>/dev/null || true
-  else
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_gone "$STOP_TIMEOUT" "$pid"; then
-      log "no exit after ${STOP_TIMEOUT}s, killing pid $pid"
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-  fi
-  wait_gone 10 "$pid" || log "warning: pid $pid still alive"
+  stop_pids "$pid"
   rm -f "$DIR/pid"
 }
 
 # ---- start -----------------------------------------------------------------
-
-pick_ports() {
-  python3 - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-try:
-    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-except (OSError, ValueError):
-    lo, hi = 32768, 60999
-# Stay out of the kernel's ephemeral range: an outgoing connection could
-# otherwise grab the port between this check and the server's bind.
-pool = range(15000, lo) if lo - 15000 >= 2000 else range(hi + 1, 65536)
-chosen = []
-for _ in range(5000):
-    if len(chosen) == n:
-        break
-    port = random.choice(pool)
-    if port in chosen:
-        continue
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    chosen.append(port)
-if len(chosen) < n:
-    sys.exit("clickhouse.sh: no free loopback ports")
-print(*chosen)
-PY
-}
 
 # Only what a test server needs: every path inside DIR, loopback only, no
 # interserver port (no replication), no query_log, small caches (several
@@ -283,10 +207,7 @@ launch() {
   mkdir -p "$DIR/log"
   (
     cd "$DIR"
-    for fd in "/proc/$BASHPID/fd/"*; do
-      fd=${fd##*/}
-      if [[ $fd -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
+    close_inherited_fds
     setsid "${SERVER[@]}" --config-file="$DIR/config.xml" \
       </dev/null >>"$DIR/log/stdout.log" 2>&1 &
     echo $! >"$DIR/pid"
@@ -411,54 +332,6 @@ cmd_query() {
   need_server_dir
   [[ $# -ge 1 && $# -le 2 ]] || die "usage: clickhouse.sh query [--dir DIR] SQL [FILE|-]"
   http_query "$@"
-}
-
-RUN_DIR_OWNED=0
-run_cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  cmd_stop || true
-  if [[ -n ${WATCHDOG:-} ]]; then kill "$WATCHDOG" 2>/dev/null || true; fi
-  if ((RUN_DIR_OWNED)); then
-    if ((rc == 0)) && [[ ${UE_CH_KEEP:-0} != 1 ]]; then
-      rm -rf "$DIR"
-    else
-      log "server logs kept in $DIR/log"
-    fi
-  fi
-  exit "$rc"
-}
-
-cmd_run() {
-  [[ $# -gt 0 ]] || die "run needs a command after --"
-  if [[ -n ${CLICKHOUSE_URL:-} ]]; then
-    exec "$@"
-  fi
-  if [[ -z $DIR_SET ]]; then
-    DIR=$(mktemp -d "${TMPDIR:-/tmp}/ue-ch-run.XXXXXX")
-    RUN_DIR_OWNED=1
-  fi
-  mkdir -p "$DIR"
-  DIR=$(cd "$DIR" && pwd -P) # cmd_start runs in a subshell: canonicalize here
-
-  trap run_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  local url
-  url=$(cmd_start | tail -n 1)
-  [[ -n $url ]] || exit 1
-  # If this script is SIGKILLed no trap runs; the watchdog still stops it.
-  (
-    trap '' INT
-    while kill -0 $$ 2>/dev/null; do sleep 1; done
-    cmd_stop
-  ) </dev/null >/dev/null 2>&1 &
-  WATCHDOG=$!
-  export CLICKHOUSE_URL=$url UE_CH_DIR=$DIR
-  # CMD runs in the foreground so it keeps the terminal, stdin and Ctrl-C.
-  local rc=0
-  "$@" || rc=$?
-  exit "$rc"
 }
 
 # ---- argument parsing ------------------------------------------------------

@@ -36,6 +36,11 @@ PROBE_SRC=$SCRIPT_DIR/kafka/KafkaProbe.java
 START_TIMEOUT=${UE_KAFKA_START_TIMEOUT:-90}
 STOP_TIMEOUT=20
 DEFAULT_DIR=${TMPDIR:-/tmp}/ue-kafka-${USER:-$(id -un)}
+SVC=kafka.sh
+RUN_URL_VAR=KAFKA_BOOTSTRAP RUN_DIR_VAR=UE_KAFKA_DIR RUN_KEEP_VAR=UE_KAFKA_KEEP
+RUN_TMP_PREFIX=ue-kafka-run RUN_LOGS='node*/server.log'
+# shellcheck source=services/lib.sh
+source "$SCRIPT_DIR/services/lib.sh"
 
 # Small heap and serial GC: up to three brokers share a 2-core test machine.
 BROKER_JVM=(-Xmx384m -Xms128m -XX:+UseSerialGC -XX:-UsePerfData
@@ -50,12 +55,6 @@ join() {
   echo "$*"
 }
 
-log() { printf 'kafka.sh: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
-
 usage() {
   sed -n '5,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
   exit "${1:-2}"
@@ -66,23 +65,12 @@ find_java() {
   [[ -n $JAVA && -x $JAVA ]] || die "java 17+ not found (set UE_KAFKA_JAVA)"
 }
 
-install_maven() {
-  log "mvn not found; installing Debian's maven"
-  if [[ $(id -u) -eq 0 ]]; then
-    apt-get install -y maven >&2 || { apt-get update >&2 && apt-get install -y maven >&2; }
-  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    sudo apt-get install -y maven >&2 || { sudo apt-get update >&2 && sudo apt-get install -y maven >&2; }
-  else
-    die "mvn is missing and cannot be installed without root: apt-get install maven"
-  fi
-}
-
 # Download kafka_<scala>:<version> and its runtime deps once. The cache is
 # filled in a temp dir and renamed into place with the marker inside, so a
 # crash or a concurrent fetch can never leave a half-filled libs/ behind.
 cmd_fetch() {
   [[ -f $MARKER ]] && return 0
-  command -v mvn >/dev/null || install_maven
+  command -v mvn >/dev/null || apt_install maven
   mkdir -p "$CACHE_DIR"
   local tmp
   tmp=$(mktemp -d "$CACHE_DIR/.kafka-$KAFKA_VERSION.XXXXXX")
@@ -180,13 +168,9 @@ node_addr() {
 # Pid of node $1 if that process is alive and really is that node's broker;
 # the cmdline check keeps us from signalling a recycled pid.
 node_pid() {
-  local f=$DIR/node$1/pid pid state
+  local f=$DIR/node$1/pid
   [[ -f $f ]] || return 1
-  pid=$(<"$f")
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  state=$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1) || return 1
-  [[ $state != Z ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $DIR/node$1/server.properties"
+  pid_runs "$(<"$f")" "kafka.Kafka $DIR/node$1/server.properties"
 }
 
 running_ids() {
@@ -218,10 +202,7 @@ launch_node() {
   local id=$1 nd=$DIR/node$1
   (
     cd "$nd"
-    for fd in "/proc/$BASHPID/fd/"*; do
-      fd=${fd##*/}
-      if [[ $fd -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
+    close_inherited_fds
     "$JAVA" "${BROKER_JVM[@]}" \
       -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
       -Dkafka.logs.dir="$nd" \
@@ -247,42 +228,9 @@ wait_ready() {
   "${PROBE[@]}" wait "$START_TIMEOUT" "$(join , "${spec[@]}")" "$expect" "${pids[@]}" >&2
 }
 
-# Wait up to $1 seconds for pids "${@:2}" to be gone; zombies count as gone
-# (the brokers are re-parented, so their reaper is not us).
-wait_gone() {
-  local end=$((SECONDS + $1)) pid alive
-  shift
-  GONE_LEFT=("$@")
-  while ((${#GONE_LEFT[@]} > 0)); do
-    alive=()
-    for pid in "${GONE_LEFT[@]}"; do
-      if [[ -r /proc/$pid/stat && $(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | cut -c1) != Z ]]; then
-        alive+=("$pid")
-      fi
-    done
-    GONE_LEFT=("${alive[@]}")
-    ((${#GONE_LEFT[@]} > 0 && SECONDS < end)) || break
-    sleep 0.2
-  done
-  ((${#GONE_LEFT[@]} == 0))
-}
-
-# SIGTERM (graceful, controlled shutdown) or, with --kill, SIGKILL (crash).
-stop_pids() {
-  [[ $# -gt 0 ]] || return 0
-  if [[ $HARD_KILL == 1 ]]; then
-    kill -KILL "$@" 2>/dev/null || true
-  else
-    kill -TERM "$@" 2>/dev/null || true
-    wait_gone "$STOP_TIMEOUT" "$@" && return 0
-    log "no exit after ${STOP_TIMEOUT}s, killing pid(s) ${GONE_LEFT[*]}"
-    kill -KILL "${GONE_LEFT[@]}" 2>/dev/null || true
-  fi
-  wait_gone 10 "$@" || log "warning: pid(s) ${GONE_LEFT[*]} still alive"
-}
-
 # Stop nodes "$@" together (a KRaft quorum stopped one node at a time can
-# leave the last ones waiting for a controller that is already gone).
+# leave the last ones waiting for a controller that is already gone). SIGTERM
+# is a broker's controlled shutdown; --kill (SIGKILL) is a crash.
 stop_nodes() {
   local id pids=()
   for id in "$@"; do
@@ -293,38 +241,6 @@ stop_nodes() {
 }
 
 # ---- commands --------------------------------------------------------------
-
-pick_ports() {
-  python3 - "$1" <<'PY'
-import random, socket, sys
-n = int(sys.argv[1])
-try:
-    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-except (OSError, ValueError):
-    lo, hi = 32768, 60999
-# Stay out of the kernel's ephemeral range: an outgoing connection could
-# otherwise grab the port between this check and the broker's bind.
-pool = range(15000, lo) if lo - 15000 >= 2000 else range(hi + 1, 65536)
-chosen = []
-for _ in range(5000):
-    if len(chosen) == n:
-        break
-    port = random.choice(pool)
-    if port in chosen:
-        continue
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    chosen.append(port)
-if len(chosen) < n:
-    sys.exit("kafka.sh: no free loopback ports")
-print(*chosen)
-PY
-}
 
 write_log4j_config() {
   # WARN and up only, to stdout = server.log; plus the one "started" line.
@@ -504,56 +420,6 @@ cmd_topics() {
   find_java
   prepare_probe
   "${PROBE[@]}" topics "$(<"$DIR/bootstrap")"
-}
-
-RUN_DIR_OWNED=0
-run_cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [[ -n ${WATCHDOG:-} ]]; then kill "$WATCHDOG" 2>/dev/null || true; fi
-  cmd_stop || true
-  if ((RUN_DIR_OWNED)); then
-    if ((rc == 0)) && [[ ${UE_KAFKA_KEEP:-0} != 1 ]]; then
-      rm -rf "$DIR"
-    else
-      log "broker logs kept in $DIR/node*/server.log"
-    fi
-  fi
-  exit "$rc"
-}
-
-cmd_run() {
-  [[ $# -gt 0 ]] || die "run needs a command after --"
-  if [[ -n ${KAFKA_BOOTSTRAP:-} ]]; then
-    exec "$@"
-  fi
-  if [[ -z $DIR_SET ]]; then
-    DIR=$(mktemp -d "${TMPDIR:-/tmp}/ue-kafka-run.XXXXXX")
-    RUN_DIR_OWNED=1
-  fi
-  mkdir -p "$DIR"
-  DIR=$(cd "$DIR" && pwd -P) # cmd_start runs in a subshell: canonicalize here
-
-  trap run_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  local bootstrap
-  bootstrap=$(cmd_start | tail -n 1)
-  [[ -n $bootstrap ]] || exit 1
-  # If this script is SIGKILLed no trap runs; the watchdog still stops Kafka.
-  (
-    trap '' INT
-    while kill -0 $$ 2>/dev/null; do sleep 1; done
-    cmd_stop
-  ) </dev/null >/dev/null 2>&1 &
-  WATCHDOG=$!
-  export KAFKA_BOOTSTRAP=$bootstrap UE_KAFKA_DIR=$DIR
-  # CMD runs in the foreground so it keeps the terminal, stdin and Ctrl-C.
-  # The price: a SIGTERM sent to this script alone is handled once CMD exits
-  # (timeout(1) and CI runners signal the whole process group, so CMD exits).
-  local rc=0
-  "$@" || rc=$?
-  exit "$rc"
 }
 
 # ---- argument parsing ------------------------------------------------------

@@ -33,33 +33,15 @@ DB=userevents
 START_TIMEOUT=${UE_PG_START_TIMEOUT:-60}
 STOP_TIMEOUT=20
 DEFAULT_DIR=${TMPDIR:-/tmp}/ue-pg-${USER:-$(id -un)}
-
-log() { printf 'postgres.sh: %s\n' "$*" >&2; }
-die() {
-  log "error: $*"
-  exit 1
-}
+SVC=postgres.sh
+RUN_URL_VAR=POSTGRES_URL RUN_DIR_VAR=UE_PG_DIR RUN_KEEP_VAR=UE_PG_KEEP
+RUN_TMP_PREFIX=ue-pg-run RUN_LOGS=run/postgres.log
+# shellcheck source=services/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/services/lib.sh"
 
 usage() {
   sed -n '5,26s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
   exit "${1:-2}"
-}
-
-is_root() { [[ $(id -u) -eq 0 ]]; }
-
-apt_install() {
-  log "installing Debian's $*"
-  local sudo=()
-  if ! is_root; then
-    if ! command -v sudo >/dev/null || ! sudo -n true 2>/dev/null; then
-      die "$* missing and cannot be installed without root: apt-get install $*"
-    fi
-    sudo=(sudo)
-  fi
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2 || {
-    "${sudo[@]}" apt-get update >&2 &&
-      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" >&2
-  }
 }
 
 # The package may also start a system cluster on 5432: we never use it.
@@ -100,21 +82,12 @@ conf_port() { sed -n "s/^port = //p" "$DATA/ue.conf" 2>/dev/null | tail -n 1; }
 
 url_of() { echo "postgres://$ROLE@127.0.0.1:$1/$DB"; }
 
-proc_state() {
-  local line
-  read -r line 2>/dev/null <"/proc/$1/stat" || return 0
-  line=${line##*) }
-  echo "${line:0:1}"
-}
-
 # Pid of this DIR's postmaster if it is alive and really is ours: the pid in
 # postmaster.pid must run postgres on our data dir (no recycled pid).
 server_pid() {
   local pid
   pid=$(head -n 1 "$DATA/postmaster.pid" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/cmdline ]] || return 1
-  [[ $(proc_state "$pid") != Z ]] || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "-D $DATA " || return 1
+  pid_runs "$pid" "-D $DATA " || return 1
   echo "$pid"
 }
 
@@ -136,24 +109,6 @@ child_pids() {
 show_log_tail() {
   log "---- tail of $RUNDIR/postgres.log ----"
   tail -n 25 "$RUNDIR/postgres.log" >&2 2>/dev/null || true
-}
-
-# Wait up to $1 seconds for pids "${@:2}" to be gone; zombies count as gone
-# (the server is re-parented, so its reaper is not us).
-wait_gone() {
-  local end=$((SECONDS + $1)) pid alive
-  shift
-  GONE_LEFT=("$@")
-  while ((${#GONE_LEFT[@]} > 0)); do
-    alive=()
-    for pid in "${GONE_LEFT[@]}"; do
-      if [[ -r /proc/$pid/stat && $(proc_state "$pid") != Z ]]; then alive+=("$pid"); fi
-    done
-    GONE_LEFT=("${alive[@]}")
-    ((${#GONE_LEFT[@]} > 0 && SECONDS < end)) || break
-    sleep 0.1
-  done
-  ((${#GONE_LEFT[@]} == 0))
 }
 
 # Graceful = SIGINT, PostgreSQL's "fast" shutdown (clients are disconnected,
@@ -181,31 +136,6 @@ stop_server() {
 }
 
 # ---- start -----------------------------------------------------------------
-
-pick_port() {
-  python3 - <<'PY'
-import random, socket, sys
-try:
-    lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-except (OSError, ValueError):
-    lo, hi = 32768, 60999
-# Stay out of the kernel's ephemeral range: an outgoing connection could
-# otherwise grab the port between this check and the server's bind.
-pool = range(15000, lo) if lo - 15000 >= 2000 else range(hi + 1, 65536)
-for _ in range(5000):
-    port = random.choice(pool)
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    sys.exit(0)
-sys.exit("postgres.sh: no free loopback port")
-PY
-}
 
 # Our settings, included last from postgresql.conf. Small: several servers
 # share a 2-core test machine. fsync stays on: tests check durability.
@@ -244,10 +174,7 @@ launch() {
   clear_zombie_locks
   (
     cd "$DIR"
-    for fd in "/proc/$BASHPID/fd/"*; do
-      fd=${fd##*/}
-      if [[ $fd -gt 2 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
-    done
+    close_inherited_fds
     as_pg "$BINDIR/pg_ctl" start -D "$DATA" -l "$RUNDIR/postgres.log" -w \
       -t "$START_TIMEOUT" -s </dev/null >&2
   ) || return 1
@@ -300,7 +227,7 @@ cmd_start() {
   log "creating a PostgreSQL $PG_MAJOR cluster in $DIR"
   init_cluster
   for attempt in 1 2 3; do
-    port=$(pick_port) || die "could not pick a free port"
+    port=$(pick_ports 1) || die "could not pick a free port"
     write_conf "$port"
     if launch; then
       "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$ROLE" -d postgres \
@@ -372,54 +299,6 @@ cmd_psql() {
   need_cluster
   [[ -f $DIR/url ]] || die "no url in $DIR"
   exec "$BINDIR/psql" -X -v ON_ERROR_STOP=1 -d "$(<"$DIR/url")" "$@"
-}
-
-RUN_DIR_OWNED=0
-run_cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  cmd_stop || true
-  if [[ -n ${WATCHDOG:-} ]]; then kill "$WATCHDOG" 2>/dev/null || true; fi
-  if ((RUN_DIR_OWNED)); then
-    if ((rc == 0)) && [[ ${UE_PG_KEEP:-0} != 1 ]]; then
-      rm -rf "$DIR"
-    else
-      log "server log kept in $DIR/run/postgres.log"
-    fi
-  fi
-  exit "$rc"
-}
-
-cmd_run() {
-  [[ $# -gt 0 ]] || die "run needs a command after --"
-  if [[ -n ${POSTGRES_URL:-} ]]; then
-    exec "$@"
-  fi
-  if [[ -z $DIR_SET ]]; then
-    DIR=$(mktemp -d "${TMPDIR:-/tmp}/ue-pg-run.XXXXXX")
-    RUN_DIR_OWNED=1
-  fi
-  mkdir -p "$DIR"
-  DIR=$(cd "$DIR" && pwd -P) # cmd_start runs in a subshell: canonicalize here
-
-  trap run_cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  local url
-  url=$(cmd_start | tail -n 1)
-  [[ -n $url ]] || exit 1
-  # If this script is SIGKILLed no trap runs; the watchdog still stops it.
-  (
-    trap '' INT
-    while kill -0 $$ 2>/dev/null; do sleep 1; done
-    cmd_stop
-  ) </dev/null >/dev/null 2>&1 &
-  WATCHDOG=$!
-  export POSTGRES_URL=$url UE_PG_DIR=$DIR
-  # CMD runs in the foreground so it keeps the terminal, stdin and Ctrl-C.
-  local rc=0
-  "$@" || rc=$?
-  exit "$rc"
 }
 
 # ---- argument parsing ------------------------------------------------------

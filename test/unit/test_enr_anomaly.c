@@ -5,7 +5,7 @@
  * bound evicts the least recently seen, and a restart from the changelog emits exactly what
  * an uninterrupted run emits.
  */
-#include "enr_harness.h"
+#include "enr_stagetest.h"
 #include "htab.h"
 
 #include <inttypes.h>
@@ -18,15 +18,16 @@ static const char *const kv_type[] = {"anomaly.window.ms=10000", "anomaly.zscore
                                       "anomaly.alpha=0.2", "anomaly.min.windows=5", NULL};
 
 /* @p n events of type @p type spread evenly over bucket @p b; then a flush as a commit does. */
-static void bucket(th_stage_t *t, const char *type, int64_t b, int n)
+static void bucket(st_stage_t *t, const char *type, int64_t b, int n)
 {
-    th_event_t ev;
+    st_event_t ev;
     for (int i = 0; i < n; i++)
-        th_process(t, th_event(&ev, type, "u", NULL, T0 + b * W + (int64_t)i * W / n, TH_NONE, 0));
-    th_flush(t, t->clock);
+        st_process_keep(
+            t, st_event_build(&ev, type, "u", NULL, T0 + b * W + (int64_t)i * W / n, ST_NONE, 0));
+    st_flush(t, t->clock);
 }
 
-static Userevents__AnomalyAlert *decode(const th_rec_t *r)
+static Userevents__AnomalyAlert *decode(const st_record_t *r)
 {
     Userevents__AnomalyAlert *a = userevents__anomaly_alert__unpack(NULL, r->value_len, r->value);
     assert_non_null(a);
@@ -39,17 +40,17 @@ static Userevents__AnomalyAlert *decode(const th_rec_t *r)
 static void test_anomaly_burst_after_steady_rate_alerts_once(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_open(&t, enr__stage_anomaly_new, kv_type);
+    st_stage_t t;
+    st_open(&t, enr__stage_anomaly_new, kv_type);
     for (int b = 0; b < 20; b++)
         bucket(&t, "click", b, 100);
     bucket(&t, "click", 20, 1000); /* 10x */
     for (int b = 21; b < 30; b++)
         bucket(&t, "click", b, 100);
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 1);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 1);
     assert_int_equal(t.stats[ENR_STAT_ALERTS], 1);
-    Userevents__AnomalyAlert *a = decode(&t.emits.v[0]);
+    Userevents__AnomalyAlert *a = decode(&t.sink.emits.v[0]);
     assert_string_equal(a->key_kind, "type");
     assert_string_equal(a->key, "click");
     assert_int_equal(a->window_end_ms, T0 + 21 * W);
@@ -57,106 +58,106 @@ static void test_anomaly_burst_after_steady_rate_alerts_once(void **state)
     assert_true(fabs(a->baseline - 10.0) < 1e-9);
     assert_true(a->zscore > 3.0);
     userevents__anomaly_alert__free_unpacked(a, NULL);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 static void test_anomaly_no_alert_during_warm_up(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_open(&t, enr__stage_anomaly_new, kv_type);
+    st_stage_t t;
+    st_open(&t, enr__stage_anomaly_new, kv_type);
     for (int b = 0; b < 4; b++) /* 4 earlier buckets < anomaly.min.windows = 5 */
         bucket(&t, "click", b, 100);
     bucket(&t, "click", 4, 1000);
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 0);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 0);
 
-    th_stage_t u; /* with exactly 5 earlier buckets the same burst alerts */
-    th_open(&u, enr__stage_anomaly_new, kv_type);
+    st_stage_t u; /* with exactly 5 earlier buckets the same burst alerts */
+    st_open(&u, enr__stage_anomaly_new, kv_type);
     for (int b = 0; b < 5; b++)
         bucket(&u, "click", b, 100);
     bucket(&u, "click", 5, 1000);
-    th_flush(&u, INT64_MAX);
-    assert_int_equal(u.emits.n, 1);
-    th_close(&t);
-    th_close(&u);
+    st_flush(&u, INT64_MAX);
+    assert_int_equal(u.sink.emits.n, 1);
+    st_stage_stop(&t);
+    st_stage_stop(&u);
 }
 
 static void test_anomaly_no_alert_on_steady_input(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_open(&t, enr__stage_anomaly_new, kv_type);
+    st_stage_t t;
+    st_open(&t, enr__stage_anomaly_new, kv_type);
     uint64_t rng = 3;
     for (int b = 0; b < 300; b++) { /* +-10% jitter around 100 per bucket, several keys */
-        bucket(&t, "click", b, (int)th_range(&rng, 90, 110));
-        bucket(&t, "view", b, (int)th_range(&rng, 1, 3));
+        bucket(&t, "click", b, (int)st_range(&rng, 90, 110));
+        bucket(&t, "view", b, (int)st_range(&rng, 1, 3));
         if (b % 2)
             bucket(&t, "rare", b, 1); /* alternating 1 and 0 */
     }
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 0);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 0);
     assert_int_equal(t.stats[ENR_STAT_ALERTS], 0);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 static void test_anomaly_quiet_buckets_count_as_zero_rate(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_open(&t, enr__stage_anomaly_new, kv_type);
+    st_stage_t t;
+    st_open(&t, enr__stage_anomaly_new, kv_type);
     for (int b = 0; b < 10; b++)
         bucket(&t, "click", b, 100);
     bucket(&t, "click", 30, 100); /* 20 empty buckets, then the old rate again */
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 1);
-    Userevents__AnomalyAlert *a = decode(&t.emits.v[0]);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 1);
+    Userevents__AnomalyAlert *a = decode(&t.sink.emits.v[0]);
     assert_int_equal(a->window_end_ms, T0 + 31 * W);
     assert_true(fabs(a->baseline - 10.0 * pow(0.8, 20)) < 1e-9);
     userevents__anomaly_alert__free_unpacked(a, NULL);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 static void test_anomaly_few_events_of_a_quiet_key_are_not_an_anomaly(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_open(&t, enr__stage_anomaly_new, kv_type);
+    st_stage_t t;
+    st_open(&t, enr__stage_anomaly_new, kv_type);
     for (int b = 0; b < 10; b++)
         bucket(&t, "click", b, 1);
     bucket(&t, "click", 200, 2); /* baseline ~0: Poisson floor of 1 event -> z = 1 */
     bucket(&t, "click", 400, 4); /* z = 4 */
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 1);
-    Userevents__AnomalyAlert *a = decode(&t.emits.v[0]);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 1);
+    Userevents__AnomalyAlert *a = decode(&t.sink.emits.v[0]);
     assert_int_equal(a->window_end_ms, T0 + 401 * W);
     assert_true(a->zscore > 3.0 && a->zscore < 5.0);
     userevents__anomaly_alert__free_unpacked(a, NULL);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 static void test_anomaly_ignores_events_of_closed_buckets(void **state)
 {
     (void)state;
     static const char *const kv[] = {"anomaly.window.ms=10000", "anomaly.min.windows=1", NULL};
-    th_stage_t t;
-    th_event_t ev;
-    th_open(&t, enr__stage_anomaly_new, kv);
+    st_stage_t t;
+    st_event_t ev;
+    st_open(&t, enr__stage_anomaly_new, kv);
     bucket(&t, "click", 0, 10);
-    th_process(&t, th_event(&ev, "other", "u", NULL, T0 + 2 * W, TH_NONE, 0));
-    th_flush(&t, t.clock); /* closes bucket 1 for every key: the horizon is global */
+    st_process_keep(&t, st_event_build(&ev, "other", "u", NULL, T0 + 2 * W, ST_NONE, 0));
+    st_flush(&t, t.clock); /* closes bucket 1 for every key: the horizon is global */
     for (int i = 0; i < 1000; i++) {
-        th_process(&t, th_event(&ev, "click", "u", NULL, T0 + 5, TH_NONE, 0));
-        th_process(&t, th_event(&ev, "click", "u", NULL, T0 + W + 5, TH_NONE, 0));
+        st_process_keep(&t, st_event_build(&ev, "click", "u", NULL, T0 + 5, ST_NONE, 0));
+        st_process_keep(&t, st_event_build(&ev, "click", "u", NULL, T0 + W + 5, ST_NONE, 0));
     }
     bucket(&t, "click", 2, 10);
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 0);
-    th_close(&t);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 0);
+    st_stage_stop(&t);
 }
 
 /* The live keys in what a compacted changelog would hold after @p log (deletes applied). */
-static int live_key(const th_log_t *log, const char *key)
+static int live_key(const st_log_t *log, const char *key)
 {
     int live = 0;
     for (size_t i = 0; i < log->n; i++)
@@ -169,31 +170,32 @@ static void test_anomaly_key_bound_evicts_least_recently_seen(void **state)
 {
     (void)state;
     static const char *const kv[] = {"anomaly.key=user", "anomaly.max.keys=100", NULL};
-    th_stage_t t;
-    th_event_t ev;
+    st_stage_t t;
+    st_event_t ev;
     char user[32];
-    th_open(&t, enr__stage_anomaly_new, kv);
+    st_open(&t, enr__stage_anomaly_new, kv);
     for (int i = 0; i < 100; i++) {
         snprintf(user, sizeof(user), "u%d", i);
-        th_process(&t, th_event(&ev, "click", user, NULL, T0 + i, TH_NONE, 0));
+        st_process_keep(&t, st_event_build(&ev, "click", user, NULL, T0 + i, ST_NONE, 0));
     }
-    th_flush(&t, t.clock);
-    th_process(&t, th_event(&ev, "click", "u0", NULL, T0 + 100, TH_NONE, 0)); /* u0 is recent */
+    st_flush(&t, t.clock);
+    st_process_keep(
+        &t, st_event_build(&ev, "click", "u0", NULL, T0 + 100, ST_NONE, 0)); /* u0 is recent */
     for (int i = 100; i < 150; i++) {
         snprintf(user, sizeof(user), "u%d", i);
-        th_process(&t, th_event(&ev, "click", user, NULL, T0 + i, TH_NONE, 0));
+        st_process_keep(&t, st_event_build(&ev, "click", user, NULL, T0 + i, ST_NONE, 0));
     }
-    th_process(&t, th_event(&ev, "click", NULL, "anon-1", T0 + 150, TH_NONE, 0));
-    th_flush(&t, t.clock);
+    st_process_keep(&t, st_event_build(&ev, "click", NULL, "anon-1", T0 + 150, ST_NONE, 0));
+    st_flush(&t, t.clock);
     int live = 0;
     for (int i = 0; i < 150; i++) {
         snprintf(user, sizeof(user), "u%d", i);
-        live += live_key(&t.changelog, user);
-        assert_int_equal(live_key(&t.changelog, user), i == 0 || i > 51);
+        live += live_key(&t.sink.changelog, user);
+        assert_int_equal(live_key(&t.sink.changelog, user), i == 0 || i > 51);
     }
-    live += live_key(&t.changelog, "anon-1");
+    live += live_key(&t.sink.changelog, "anon-1");
     assert_int_equal(live, 100);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 /* ---- restart ---------------------------------------------------------------------------- */
@@ -202,10 +204,10 @@ static void test_anomaly_key_bound_evicts_least_recently_seen(void **state)
 static int user_bucket(int b, int u, uint64_t *rng)
 {
     *rng = enr__mix64((uint64_t)b * 1000 + (uint64_t)u + 1) | 1; /* xorshift: non-zero */
-    int count = 1 + (u % 20) + (int)th_range(rng, 0, 2);
-    if (th_range(rng, 0, 99) < 3)
+    int count = 1 + (u % 20) + (int)st_range(rng, 0, 2);
+    if (st_range(rng, 0, 99) < 3)
         count *= 10;
-    if (th_range(rng, 0, 99) < 5)
+    if (st_range(rng, 0, 99) < 5)
         count = 0;
     return count;
 }
@@ -216,9 +218,9 @@ static int user_bucket(int b, int u, uint64_t *rng)
  * twenty up to two buckets early (so some are late), a flush every 50 events of the whole
  * input and at each bucket's end.
  */
-static void run_range(th_stage_t *t, int from, int to)
+static void run_range(st_stage_t *t, int from, int to)
 {
-    th_event_t ev;
+    st_event_t ev;
     char user[32];
     int64_t n = 0;
     for (int b = 0; b < to; b++) {
@@ -231,15 +233,15 @@ static void run_range(th_stage_t *t, int from, int to)
             }
             snprintf(user, sizeof(user), "user-%d", u);
             for (int i = 0; i < count; i++) {
-                int64_t early = th_range(&rng, 0, 99) < 5 ? th_range(&rng, 0, 2 * W) : 300;
-                int64_t ts = T0 + (int64_t)b * W + th_range(&rng, 0, W - 1) - early;
-                th_process(t, th_event(&ev, "click", user, NULL, ts, TH_NONE, 0));
+                int64_t early = st_range(&rng, 0, 99) < 5 ? st_range(&rng, 0, 2 * W) : 300;
+                int64_t ts = T0 + (int64_t)b * W + st_range(&rng, 0, W - 1) - early;
+                st_process_keep(t, st_event_build(&ev, "click", user, NULL, ts, ST_NONE, 0));
                 if (++n % 50 == 0)
-                    th_flush(t, t->clock);
+                    st_flush(t, t->clock);
             }
         }
         if (b >= from)
-            th_flush(t, t->clock); /* a commit at each bucket's end: the restart point */
+            st_flush(t, t->clock); /* a commit at each bucket's end: the restart point */
     }
 }
 
@@ -248,95 +250,76 @@ static void test_anomaly_restore_then_continue_equals_uninterrupted(void **state
     (void)state;
     static const char *const kv[] = {"anomaly.key=user", "anomaly.window.ms=10000",
                                      "anomaly.min.windows=3", NULL};
-    th_stage_t whole, before, after;
-    th_open(&whole, enr__stage_anomaly_new, kv);
+    st_stage_t whole, before, after;
+    st_open(&whole, enr__stage_anomaly_new, kv);
     run_range(&whole, 0, 60);
-    th_flush(&whole, INT64_MAX);
+    st_flush(&whole, INT64_MAX);
 
-    th_open(&before, enr__stage_anomaly_new, kv);
+    st_open(&before, enr__stage_anomaly_new, kv);
     run_range(&before, 0, 30);
-    th_open(&after, enr__stage_anomaly_new, kv);
-    th_restore_compacted(&after, &before.changelog);
+    st_open(&after, enr__stage_anomaly_new, kv);
+    st_restore_compacted(&after, &before.sink.changelog);
     run_range(&after, 30, 60);
-    th_flush(&after, INT64_MAX);
+    st_flush(&after, INT64_MAX);
 
-    assert_true(before.emits.n > 0 && after.emits.n > 0);
-    th_log_t joined = {0}, state_whole = {0}, state_restarted = {0};
-    th_log_append(&joined, &before.emits);
-    th_log_append(&joined, &after.emits);
-    th_assert_logs_equal(&joined, &whole.emits); /* the same output, byte for byte */
-    th_log_free(&joined);
-    th_log_append(&joined, &before.changelog);
-    th_log_append(&joined, &after.changelog);
-    th_compact(&joined, &state_restarted);
-    th_compact(&whole.changelog, &state_whole);
-    th_assert_logs_equal(&state_restarted, &state_whole); /* and the same state */
-    th_log_free(&state_whole);
-    th_log_free(&state_restarted);
-    th_log_free(&joined);
-    th_close(&whole);
-    th_close(&before);
-    th_close(&after);
+    assert_true(before.sink.emits.n > 0 && after.sink.emits.n > 0);
+    st_assert_restart_emits(&before, &after, &whole); /* the same output, byte for byte */
+    st_assert_restart_state(&before, &after, &whole); /* and the same state */
+    st_stage_stop(&whole);
+    st_stage_stop(&before);
+    st_stage_stop(&after);
 }
 
 /* Key "a" closes bucket 0 only; "b" moves the horizon to bucket 5; then "a" in bucket 2. */
-static void horizon_run(th_stage_t *t, int part)
+static void horizon_run(st_stage_t *t, int part)
 {
-    th_event_t ev;
+    st_event_t ev;
     if (part == 0) {
-        th_process(t, th_event(&ev, "a", "u", NULL, T0 + 5, TH_NONE, 0));
-        th_process(t, th_event(&ev, "b", "u", NULL, T0 + 5 * W + 5, TH_NONE, 0));
-        th_flush(t, t->clock);
+        st_process_keep(t, st_event_build(&ev, "a", "u", NULL, T0 + 5, ST_NONE, 0));
+        st_process_keep(t, st_event_build(&ev, "b", "u", NULL, T0 + 5 * W + 5, ST_NONE, 0));
+        st_flush(t, t->clock);
         return;
     }
     for (int i = 0; i < 100; i++) /* late for every key: bucket 2 closed with the horizon */
-        th_process(t, th_event(&ev, "a", "u", NULL, T0 + 2 * W + 5, TH_NONE, 0));
-    th_flush(t, t->clock);
-    th_flush(t, INT64_MAX);
+        st_process_keep(t, st_event_build(&ev, "a", "u", NULL, T0 + 2 * W + 5, ST_NONE, 0));
+    st_flush(t, t->clock);
+    st_flush(t, INT64_MAX);
 }
 
 static void test_anomaly_restart_keeps_the_closed_horizon(void **state)
 {
     (void)state;
     static const char *const kv[] = {"anomaly.window.ms=10000", "anomaly.min.windows=1", NULL};
-    th_stage_t whole, before, after;
-    th_open(&whole, enr__stage_anomaly_new, kv);
+    st_stage_t whole, before, after;
+    st_open(&whole, enr__stage_anomaly_new, kv);
     horizon_run(&whole, 0);
     horizon_run(&whole, 1);
-    th_open(&before, enr__stage_anomaly_new, kv);
+    st_open(&before, enr__stage_anomaly_new, kv);
     horizon_run(&before, 0);
-    th_open(&after, enr__stage_anomaly_new, kv);
-    th_restore_compacted(&after, &before.changelog);
+    st_open(&after, enr__stage_anomaly_new, kv);
+    st_restore_compacted(&after, &before.sink.changelog);
     horizon_run(&after, 1);
-    assert_int_equal(whole.emits.n, 0);
-    assert_int_equal(after.emits.n, 0);
-    th_log_t joined = {0}, state_whole = {0}, state_restarted = {0};
-    th_log_append(&joined, &before.changelog);
-    th_log_append(&joined, &after.changelog);
-    th_compact(&joined, &state_restarted);
-    th_compact(&whole.changelog, &state_whole);
-    th_assert_logs_equal(&state_restarted, &state_whole);
-    th_log_free(&joined);
-    th_log_free(&state_whole);
-    th_log_free(&state_restarted);
-    th_close(&whole);
-    th_close(&before);
-    th_close(&after);
+    assert_int_equal(whole.sink.emits.n, 0);
+    assert_int_equal(after.sink.emits.n, 0);
+    st_assert_restart_state(&before, &after, &whole);
+    st_stage_stop(&whole);
+    st_stage_stop(&before);
+    st_stage_stop(&after);
 }
 
 static void test_anomaly_restore_rejects_malformed_records(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_open(&t, enr__stage_anomaly_new, NULL);
+    st_stage_t t;
+    st_open(&t, enr__stage_anomaly_new, NULL);
     uint8_t junk[64] = {1};
-    assert_int_equal(th_restore_one(&t, "click", 5, junk, 10), -1);
-    assert_int_equal(th_restore_one(&t, "click", 5, junk, sizeof(junk)), -1);
-    assert_int_equal(th_restore_one(&t, "\0closed", 7, junk, 3), -1);
-    assert_int_equal(th_restore_one(&t, "click", 5, NULL, 0), 0);
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 0);
-    th_close(&t);
+    assert_int_equal(st_restore_one(&t, "click", 5, junk, 10), -1);
+    assert_int_equal(st_restore_one(&t, "click", 5, junk, sizeof(junk)), -1);
+    assert_int_equal(st_restore_one(&t, "\0closed", 7, junk, 3), -1);
+    assert_int_equal(st_restore_one(&t, "click", 5, NULL, 0), 0);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 0);
+    st_stage_stop(&t);
 }
 
 int main(void)

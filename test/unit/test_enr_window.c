@@ -5,7 +5,7 @@
  * errors, the open-window bound closes the oldest start, and a restart from the changelog
  * emits exactly what an uninterrupted run emits.
  */
-#include "enr_harness.h"
+#include "enr_stagetest.h"
 #include "hll.h"
 #include "htab.h"
 
@@ -21,7 +21,7 @@ static const char *const kv_random[] = {"window.size.ms=10000", "window.allowed.
                                         NULL};
 static const char *const types[] = {"add_to_cart", "click", "page_view", "purchase"};
 
-static Userevents__WindowAggregate *decode(const th_rec_t *r)
+static Userevents__WindowAggregate *decode(const st_record_t *r)
 {
     Userevents__WindowAggregate *a =
         userevents__window_aggregate__unpack(NULL, r->value_len, r->value);
@@ -63,27 +63,27 @@ typedef struct gen_event {
 static gen_event_t gen(uint64_t *rng, int i, int step)
 {
     gen_event_t g;
-    g.type = (int)th_range(rng, 0, 3);
-    int64_t r = th_range(rng, 0, 99);
-    g.user = r < 80 ? (int)th_range(rng, 0, 599) : r < 90 ? (int)th_range(rng, 600, 1199) : -1;
-    int64_t back = th_range(rng, 0, 99) < 90 ? th_range(rng, 0, 1000) : th_range(rng, 0, 15000);
+    g.type = (int)st_range(rng, 0, 3);
+    int64_t r = st_range(rng, 0, 99);
+    g.user = r < 80 ? (int)st_range(rng, 0, 599) : r < 90 ? (int)st_range(rng, 600, 1199) : -1;
+    int64_t back = st_range(rng, 0, 99) < 90 ? st_range(rng, 0, 1000) : st_range(rng, 0, 15000);
     g.ts = T0 + 20000 + (int64_t)i * step - back;
-    r = th_range(rng, 0, 99);
-    g.kind = r < 40 ? TH_INT : r < 70 ? TH_DOUBLE : r < 90 ? TH_NONE : TH_STRING;
-    g.amount = g.kind == TH_INT ? (double)th_range(rng, 0, 100)
-                                : (double)th_range(rng, 0, 400) * 0.25 - 50;
+    r = st_range(rng, 0, 99);
+    g.kind = r < 40 ? ST_INT : r < 70 ? ST_DOUBLE : r < 90 ? ST_NONE : ST_STRING;
+    g.amount = g.kind == ST_INT ? (double)st_range(rng, 0, 100)
+                                : (double)st_range(rng, 0, 400) * 0.25 - 50;
     return g;
 }
 
-static void run_event(th_stage_t *t, const gen_event_t *g)
+static void run_event(st_stage_t *t, const gen_event_t *g)
 {
     char user[32] = "", anon[32] = "";
     if (g->user >= 600)
         snprintf(anon, sizeof(anon), "anon-%d", g->user);
     else if (g->user >= 0)
         snprintf(user, sizeof(user), "user-%d", g->user);
-    th_event_t ev;
-    th_process(t, th_event(&ev, types[g->type], user, anon, g->ts, g->kind, g->amount));
+    st_event_t ev;
+    st_process_keep(t, st_event_build(&ev, types[g->type], user, anon, g->ts, g->kind, g->amount));
 }
 
 static void model_event(model_t *m, const gen_event_t *g)
@@ -96,7 +96,7 @@ static void model_event(model_t *m, const gen_event_t *g)
     int w = (int)((start - m->base) / SIZE);
     assert_true(w >= 0 && w < NWIN);
     m->count[g->type][w]++;
-    if (g->kind == TH_INT || g->kind == TH_DOUBLE)
+    if (g->kind == ST_INT || g->kind == ST_DOUBLE)
         m->sum[g->type][w] += g->amount;
     if (g->user >= 0)
         m->seen[g->type][w][g->user] = 1;
@@ -136,8 +136,8 @@ static void test_window_aggregates_equal_brute_force(void **state)
     memset(&m, 0, sizeof(m));
     m.base = T0;
     m.closed_end = INT64_MIN;
-    th_stage_t t;
-    th_open(&t, enr__stage_window_new, kv_random);
+    st_stage_t t;
+    st_open(&t, enr__stage_window_new, kv_random);
     uint64_t rng = 42;
     int flushes = 0;
     size_t emitted_before = 0;
@@ -147,28 +147,28 @@ static void test_window_aggregates_equal_brute_force(void **state)
         run_event(&t, &g);
         if (i % 97 == 96 || i == 29999) {
             int64_t wm = i == 29999 ? INT64_MAX : t.clock;
-            th_flush(&t, wm);
+            st_flush(&t, wm);
             model_flush(&m, wm, ++flushes);
-            for (size_t k = emitted_before; k < t.emits.n; k++) { /* emitted when due */
-                Userevents__WindowAggregate *a = decode(&t.emits.v[k]);
+            for (size_t k = emitted_before; k < t.sink.emits.n; k++) { /* emitted when due */
+                Userevents__WindowAggregate *a = decode(&t.sink.emits.v[k]);
                 int ty = 0;
                 while (strcmp(types[ty], a->event_type))
                     ty++;
                 assert_int_equal(m.due_flush[ty][(a->window_start_ms - m.base) / SIZE], flushes);
                 userevents__window_aggregate__free_unpacked(a, NULL);
             }
-            emitted_before = t.emits.n;
+            emitted_before = t.sink.emits.n;
         }
     }
     size_t windows = 0;
     for (int ty = 0; ty < 4; ty++)
         for (int w = 0; w < NWIN; w++)
             windows += m.count[ty][w] > 0;
-    assert_int_equal(t.emits.n, windows); /* each non-empty window once, no empty ones */
+    assert_int_equal(t.sink.emits.n, windows); /* each non-empty window once, no empty ones */
     int64_t prev_start = INT64_MIN;
     char prev_type[64] = "";
-    for (size_t k = 0; k < t.emits.n; k++) {
-        Userevents__WindowAggregate *a = decode(&t.emits.v[k]);
+    for (size_t k = 0; k < t.sink.emits.n; k++) {
+        Userevents__WindowAggregate *a = decode(&t.sink.emits.v[k]);
         check_aggregate(&m, a);
         /* within a flush, (start, type) order; across flushes, starts never go back */
         assert_true(a->window_start_ms > prev_start ||
@@ -180,7 +180,7 @@ static void test_window_aggregates_equal_brute_force(void **state)
     assert_true(m.late > 100); /* the input did exercise lateness */
     assert_int_equal(t.stats[ENR_STAT_LATE_EVENTS], m.late);
     assert_int_equal(t.stats[ENR_STAT_AGGREGATES], (int64_t)windows);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 /* ---- closing and lateness -------------------------------------------------------------- */
@@ -190,17 +190,17 @@ static void test_window_closes_when_end_plus_lateness_reaches_watermark(void **s
     (void)state;
     static const char *const kv[] = {"window.size.ms=60000", "window.allowed.lateness.ms=5000",
                                      NULL};
-    th_stage_t t;
-    th_event_t ev;
-    th_open(&t, enr__stage_window_new, kv);
-    th_process(&t, th_event(&ev, "click", "u1", NULL, 10000, TH_INT, 3));
-    th_process(&t, th_event(&ev, "click", "u2", NULL, 59999, TH_DOUBLE, 0.5));
-    th_flush(&t, 64999); /* 60000 + 5000 > 64999: still open */
-    assert_int_equal(t.emits.n, 0);
-    th_process(&t, th_event(&ev, "click", "u1", NULL, 30000, TH_NONE, 0)); /* in time */
-    th_flush(&t, 65000);
-    assert_int_equal(t.emits.n, 1);
-    Userevents__WindowAggregate *a = decode(&t.emits.v[0]);
+    st_stage_t t;
+    st_event_t ev;
+    st_open(&t, enr__stage_window_new, kv);
+    st_process_keep(&t, st_event_build(&ev, "click", "u1", NULL, 10000, ST_INT, 3));
+    st_process_keep(&t, st_event_build(&ev, "click", "u2", NULL, 59999, ST_DOUBLE, 0.5));
+    st_flush(&t, 64999); /* 60000 + 5000 > 64999: still open */
+    assert_int_equal(t.sink.emits.n, 0);
+    st_process_keep(&t, st_event_build(&ev, "click", "u1", NULL, 30000, ST_NONE, 0)); /* in time */
+    st_flush(&t, 65000);
+    assert_int_equal(t.sink.emits.n, 1);
+    Userevents__WindowAggregate *a = decode(&t.sink.emits.v[0]);
     assert_int_equal(a->window_start_ms, 0);
     assert_int_equal(a->window_end_ms, 60000);
     assert_int_equal(a->count, 3);
@@ -208,85 +208,91 @@ static void test_window_closes_when_end_plus_lateness_reaches_watermark(void **s
     assert_true(a->sum == 3.5);
     userevents__window_aggregate__free_unpacked(a, NULL);
 
-    th_process(&t, th_event(&ev, "click", "u9", NULL, 1, TH_INT, 100)); /* late: excluded */
-    th_process(&t, th_event(&ev, "click", "u9", NULL, 60000, TH_INT, 7));
+    st_process_keep(&t,
+                    st_event_build(&ev, "click", "u9", NULL, 1, ST_INT, 100)); /* late: excluded */
+    st_process_keep(&t, st_event_build(&ev, "click", "u9", NULL, 60000, ST_INT, 7));
     assert_int_equal(t.stats[ENR_STAT_LATE_EVENTS], 1);
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 2);
-    a = decode(&t.emits.v[1]);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 2);
+    a = decode(&t.sink.emits.v[1]);
     assert_int_equal(a->window_start_ms, 60000);
     assert_int_equal(a->count, 1);
     assert_true(a->sum == 7);
     userevents__window_aggregate__free_unpacked(a, NULL);
     assert_int_equal(t.stats[ENR_STAT_AGGREGATES], 2);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 static void test_window_empty_sum_property_sums_nothing(void **state)
 {
     (void)state;
     static const char *const kv[] = {"window.sum.property=", NULL};
-    th_stage_t t;
-    th_event_t ev;
-    th_open(&t, enr__stage_window_new, kv);
-    th_process(&t, th_event(&ev, "click", NULL, "anon-1", -1, TH_INT, 5)); /* before 1970 */
-    th_process(&t, th_event(&ev, "click", NULL, NULL, -1, TH_INT, 5));     /* no user at all */
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 1);
-    Userevents__WindowAggregate *a = decode(&t.emits.v[0]);
+    st_stage_t t;
+    st_event_t ev;
+    st_open(&t, enr__stage_window_new, kv);
+    st_process_keep(&t,
+                    st_event_build(&ev, "click", NULL, "anon-1", -1, ST_INT, 5)); /* before 1970 */
+    st_process_keep(&t,
+                    st_event_build(&ev, "click", NULL, NULL, -1, ST_INT, 5)); /* no user at all */
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 1);
+    Userevents__WindowAggregate *a = decode(&t.sink.emits.v[0]);
     assert_int_equal(a->window_start_ms, -60000); /* floor, not truncation */
     assert_int_equal(a->count, 2);
     assert_int_equal(a->distinct_users, 1);
     assert_string_equal(a->sum_property, "");
     assert_true(a->sum == 0);
     userevents__window_aggregate__free_unpacked(a, NULL);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 static void test_window_anonymous_id_is_not_the_same_user_id(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_event_t ev;
-    th_open(&t, enr__stage_window_new, NULL);
-    th_process(&t, th_event(&ev, "click", "42", NULL, 1, TH_INT, 1));
-    th_process(&t, th_event(&ev, "click", NULL, "42", 2, TH_DOUBLE, NAN)); /* not summed */
-    th_process(&t, th_event(&ev, "click", "42", "other", 3, TH_DOUBLE, INFINITY));
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 1);
-    Userevents__WindowAggregate *a = decode(&t.emits.v[0]);
+    st_stage_t t;
+    st_event_t ev;
+    st_open(&t, enr__stage_window_new, NULL);
+    st_process_keep(&t, st_event_build(&ev, "click", "42", NULL, 1, ST_INT, 1));
+    st_process_keep(&t,
+                    st_event_build(&ev, "click", NULL, "42", 2, ST_DOUBLE, NAN)); /* not summed */
+    st_process_keep(&t, st_event_build(&ev, "click", "42", "other", 3, ST_DOUBLE, INFINITY));
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 1);
+    Userevents__WindowAggregate *a = decode(&t.sink.emits.v[0]);
     assert_int_equal(a->count, 3);
     assert_int_equal(a->distinct_users, 2);
     assert_true(a->sum == 1);
     userevents__window_aggregate__free_unpacked(a, NULL);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 static void test_window_bound_force_closes_oldest_start(void **state)
 {
     (void)state;
     static const char *const kv[] = {"window.size.ms=1000", "window.allowed.lateness.ms=0", NULL};
-    th_stage_t t;
-    th_event_t ev;
-    th_open(&t, enr__stage_window_new, kv);
+    st_stage_t t;
+    st_event_t ev;
+    st_open(&t, enr__stage_window_new, kv);
     for (int i = 0; i < 10000; i++) /* 10000 open windows: the bound */
-        th_process(&t, th_event(&ev, "a", "u", NULL, (int64_t)i * 1000 + 5, TH_NONE, 0));
-    th_process(&t, th_event(&ev, "b", "u", NULL, 9999 * 1000 + 6, TH_NONE, 0)); /* closes a/0 */
-    th_process(&t, th_event(&ev, "a", "u", NULL, 10, TH_NONE, 0));              /* now late */
+        st_process_keep(&t, st_event_build(&ev, "a", "u", NULL, (int64_t)i * 1000 + 5, ST_NONE, 0));
+    st_process_keep(
+        &t, st_event_build(&ev, "b", "u", NULL, 9999 * 1000 + 6, ST_NONE, 0)); /* closes a/0 */
+    st_process_keep(&t, st_event_build(&ev, "a", "u", NULL, 10, ST_NONE, 0));  /* now late */
     assert_int_equal(t.stats[ENR_STAT_LATE_EVENTS], 1);
-    th_flush(&t, 0); /* nothing due by the watermark: only the forced window goes out */
-    assert_int_equal(t.emits.n, 1);
-    Userevents__WindowAggregate *a = decode(&t.emits.v[0]);
+    st_flush(&t, 0); /* nothing due by the watermark: only the forced window goes out */
+    assert_int_equal(t.sink.emits.n, 1);
+    Userevents__WindowAggregate *a = decode(&t.sink.emits.v[0]);
     assert_string_equal(a->event_type, "a");
     assert_int_equal(a->window_start_ms, 0);
     assert_int_equal(a->count, 1);
     userevents__window_aggregate__free_unpacked(a, NULL);
-    const th_rec_t *last = &t.changelog.v[t.changelog.n - 1]; /* the horizon moved to 1000 */
+    const st_record_t *last =
+        &t.sink.changelog.v[t.sink.changelog.n - 1]; /* the horizon moved to 1000 */
     assert_memory_equal(last->key, "_closed", 7);
     assert_int_equal(enr__le_load64(last->value), 1000);
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 10001);
-    th_close(&t);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 10001);
+    st_stage_stop(&t);
 }
 
 /* ---- distinct counting ------------------------------------------------------------------- */
@@ -363,21 +369,21 @@ static void test_distinct_exact_to_threshold_then_sketch_and_roundtrip(void **st
 static void test_window_many_users_counted_by_sketch(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_event_t ev;
-    th_open(&t, enr__stage_window_new, NULL);
+    st_stage_t t;
+    st_event_t ev;
+    st_open(&t, enr__stage_window_new, NULL);
     char user[32];
     for (int i = 0; i < 50000; i++) {
         snprintf(user, sizeof(user), "user-%d", i % 25000);
-        th_process(&t, th_event(&ev, "page_view", user, NULL, T0 + i, TH_NONE, 0));
+        st_process_keep(&t, st_event_build(&ev, "page_view", user, NULL, T0 + i, ST_NONE, 0));
     }
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 1);
-    Userevents__WindowAggregate *a = decode(&t.emits.v[0]);
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 1);
+    Userevents__WindowAggregate *a = decode(&t.sink.emits.v[0]);
     assert_int_equal(a->count, 50000);
     assert_true(fabs((double)a->distinct_users - 25000) < 3 * HLL_SE * 25000);
     userevents__window_aggregate__free_unpacked(a, NULL);
-    th_close(&t);
+    st_stage_stop(&t);
 }
 
 /* ---- restart ---------------------------------------------------------------------------- */
@@ -398,7 +404,7 @@ static gen_event_t restart_input(uint64_t *rng, int i)
 }
 
 /* Runs events [from, to) with a flush every 97 (the watermark: newest event time seen). */
-static void run_range(th_stage_t *t, int from, int to)
+static void run_range(st_stage_t *t, int from, int to)
 {
     uint64_t rng = 7;
     for (int i = 0; i < to; i++) {
@@ -407,7 +413,7 @@ static void run_range(th_stage_t *t, int from, int to)
             continue;
         run_event(t, &g);
         if (i % 97 == 96)
-            th_flush(t, t->clock);
+            st_flush(t, t->clock);
     }
 }
 
@@ -415,57 +421,46 @@ static void test_window_restore_then_continue_equals_uninterrupted(void **state)
 {
     (void)state;
     const int total = 40000, cut = 97 * 180; /* the crash: right after a commit */
-    th_stage_t whole, before, after;
-    th_open(&whole, enr__stage_window_new, kv_random);
+    st_stage_t whole, before, after;
+    st_open(&whole, enr__stage_window_new, kv_random);
     run_range(&whole, 0, total);
 
-    th_open(&before, enr__stage_window_new, kv_random);
+    st_open(&before, enr__stage_window_new, kv_random);
     run_range(&before, 0, cut);
     int sketched = 0; /* a window crossed the restart as a sketch */
-    for (size_t i = 0; i < before.changelog.n; i++)
-        sketched |= before.changelog.v[i].value_len == 1 + 8 + 8 + 1 + ENR__HLL_M;
+    for (size_t i = 0; i < before.sink.changelog.n; i++)
+        sketched |= before.sink.changelog.v[i].value_len == 1 + 8 + 8 + 1 + ENR__HLL_M;
     assert_true(sketched);
-    th_open(&after, enr__stage_window_new, kv_random);
-    th_restore_compacted(&after, &before.changelog);
+    st_open(&after, enr__stage_window_new, kv_random);
+    st_restore_compacted(&after, &before.sink.changelog);
     run_range(&after, cut, total);
 
-    th_log_t joined = {0}, state_whole = {0}, state_restarted = {0};
-    th_log_append(&joined, &before.changelog); /* the same state, open windows included */
-    th_log_append(&joined, &after.changelog);
-    th_compact(&joined, &state_restarted);
-    th_compact(&whole.changelog, &state_whole);
-    assert_true(state_whole.n > 2);
-    th_assert_logs_equal(&state_restarted, &state_whole);
-    th_log_free(&joined);
-    th_flush(&whole, INT64_MAX);
-    th_flush(&after, INT64_MAX);
-    th_log_append(&joined, &before.emits);
-    th_log_append(&joined, &after.emits);
-    th_assert_logs_equal(&joined, &whole.emits); /* the same output, byte for byte */
-    th_log_free(&state_whole);
-    th_log_free(&state_restarted);
-    th_log_free(&joined);
-    th_close(&whole);
-    th_close(&before);
-    th_close(&after);
+    /* the same state, open windows included */
+    assert_true(st_assert_restart_state(&before, &after, &whole) > 2);
+    st_flush(&whole, INT64_MAX);
+    st_flush(&after, INT64_MAX);
+    st_assert_restart_emits(&before, &after, &whole); /* the same output, byte for byte */
+    st_stage_stop(&whole);
+    st_stage_stop(&before);
+    st_stage_stop(&after);
 }
 
 static void test_window_restore_rejects_malformed_records(void **state)
 {
     (void)state;
-    th_stage_t t;
-    th_open(&t, enr__stage_window_new, NULL);
+    st_stage_t t;
+    st_open(&t, enr__stage_window_new, NULL);
     uint8_t junk[40] = {1, 2, 3};
-    assert_int_equal(th_restore_one(&t, "click/0", 7, junk, sizeof(junk)), -1);
-    assert_int_equal(th_restore_one(&t, "click/0", 7, junk, 3), -1);
-    assert_int_equal(th_restore_one(&t, "click/x", 7, junk, sizeof(junk)), -1);
-    assert_int_equal(th_restore_one(&t, "click", 5, junk, sizeof(junk)), -1);
-    assert_int_equal(th_restore_one(&t, "/5", 2, junk, sizeof(junk)), -1);
-    assert_int_equal(th_restore_one(&t, "_closed", 7, junk, 3), -1);
-    assert_int_equal(th_restore_one(&t, "click/0", 7, NULL, 0), 0); /* deleting nothing */
-    th_flush(&t, INT64_MAX);
-    assert_int_equal(t.emits.n, 0);
-    th_close(&t);
+    assert_int_equal(st_restore_one(&t, "click/0", 7, junk, sizeof(junk)), -1);
+    assert_int_equal(st_restore_one(&t, "click/0", 7, junk, 3), -1);
+    assert_int_equal(st_restore_one(&t, "click/x", 7, junk, sizeof(junk)), -1);
+    assert_int_equal(st_restore_one(&t, "click", 5, junk, sizeof(junk)), -1);
+    assert_int_equal(st_restore_one(&t, "/5", 2, junk, sizeof(junk)), -1);
+    assert_int_equal(st_restore_one(&t, "_closed", 7, junk, 3), -1);
+    assert_int_equal(st_restore_one(&t, "click/0", 7, NULL, 0), 0); /* deleting nothing */
+    st_flush(&t, INT64_MAX);
+    assert_int_equal(t.sink.emits.n, 0);
+    st_stage_stop(&t);
 }
 
 int main(void)

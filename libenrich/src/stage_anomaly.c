@@ -36,6 +36,7 @@
 #include "htab.h"
 #include "le.h"
 #include "stage.h"
+#include "stage_util.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -43,11 +44,6 @@
 #include <string.h>
 
 #define MAX_OPEN_BUCKETS 4096
-/*
- * Event times are clamped to +-2^60 ms (36 million years) and restored times must lie within
- * +-2^61, so bucket arithmetic never overflows.
- */
-#define TIME_LIMIT (INT64_C(1) << 60)
 #define VALUE_VERSION 1
 /* The horizon's changelog key: a NUL first, which no key (a C string) can have. */
 static const char CLOSED_KEY[] = "\0closed";
@@ -87,10 +83,9 @@ typedef struct alert {
 typedef struct astate {
     const enr__settings_t *s;
     enr__htab_t keys;
-    dlink_t lru, active; /* list heads */
-    int64_t closed_end;  /* a bucket whose end is <= this is closed */
-    int closed_dirty;    /* closed_end changed since the last flush */
-    akey_t **evicted;    /* persisted keys evicted: deleted from the changelog at the flush */
+    dlink_t lru, active;   /* list heads */
+    enr__horizon_t closed; /* a bucket whose end is <= closed.end is closed */
+    akey_t **evicted;      /* persisted keys evicted: deleted from the changelog at the flush */
     size_t n_evicted, cap_evicted;
     alert_t *alerts; /* one flush's alerts, sorted before they go out */
     size_t n_alerts, cap_alerts;
@@ -190,15 +185,6 @@ static void key_activate(astate_t *st, akey_t *k)
 
 /* ---- per event ---------------------------------------------------------------------------- */
 
-static int64_t bucket_start(int64_t t, int64_t size)
-{
-    t = t < -TIME_LIMIT ? -TIME_LIMIT : t > TIME_LIMIT ? TIME_LIMIT : t;
-    int64_t q = t / size;
-    if (t % size < 0)
-        q--;
-    return q * size;
-}
-
 /* Counts one event in the open bucket @p start. 0, or -1 (no memory, or too many buckets). */
 static int bucket_add(akey_t *k, int64_t start)
 {
@@ -248,8 +234,8 @@ static enr_verdict_t anomaly_process(void *state, enr_event_t *ev, enr_ctx_t *ct
         return ENR_KEEP; /* out of memory: the event goes on, uncounted */
     dl_unlink(&k->lru);
     dl_push_front(&st->lru, &k->lru);
-    int64_t start = bucket_start(enr_event_time_ms(ev), st->s->anomaly_window_ms);
-    if (start + st->s->anomaly_window_ms <= st->closed_end || start < k->next_start)
+    int64_t start = enr__window_start(enr_event_time_ms(ev), st->s->anomaly_window_ms);
+    if (start + st->s->anomaly_window_ms <= st->closed.end || start < k->next_start)
         return ENR_KEEP; /* late: its bucket is closed */
     if (bucket_add(k, start))
         return ENR_KEEP; /* out of memory or too many open buckets */
@@ -339,22 +325,10 @@ static void key_close_due(astate_t *st, akey_t *k, int64_t watermark)
 
 /* ---- flush -------------------------------------------------------------------------------- */
 
-static uint8_t *buf_reserve(astate_t *st, size_t size)
-{
-    if (size > st->buf_cap) {
-        uint8_t *grown = realloc(st->buf, size);
-        if (!grown)
-            return NULL;
-        st->buf = grown;
-        st->buf_cap = size;
-    }
-    return st->buf;
-}
-
 /* Writes @p k's state to the changelog (see restore_value() for the layout). */
 static void persist(astate_t *st, enr_ctx_t *ctx, akey_t *k)
 {
-    uint8_t *p = buf_reserve(st, 1 + 5 * 8 + 16 * (size_t)k->n_open);
+    uint8_t *p = enr__buf_reserve(&st->buf, &st->buf_cap, 1 + 5 * 8 + 16 * (size_t)k->n_open);
     if (!p)
         return; /* stays dirty: written by a later flush */
     *p++ = VALUE_VERSION;
@@ -395,7 +369,8 @@ static void emit_alerts(astate_t *st, enr_ctx_t *ctx)
         msg.rate = a->rate;
         msg.baseline = a->baseline;
         msg.zscore = a->z;
-        if (!buf_reserve(st, userevents__anomaly_alert__get_packed_size(&msg)))
+        size_t size = userevents__anomaly_alert__get_packed_size(&msg);
+        if (!enr__buf_reserve(&st->buf, &st->buf_cap, size))
             continue;
         size_t len = userevents__anomaly_alert__pack(&msg, st->buf);
         if (enr_ctx_emit(ctx, st->s->alerts_topic, a->k->key, a->k->key_len, st->buf, len) ==
@@ -410,10 +385,7 @@ static void anomaly_flush(void *state, enr_ctx_t *ctx, void *opaque)
 {
     (void)opaque;
     astate_t *st = state;
-    if (ctx->watermark_ms > st->closed_end) {
-        st->closed_end = ctx->watermark_ms;
-        st->closed_dirty = 1;
-    }
+    enr__horizon_raise(&st->closed, ctx->watermark_ms);
     for (size_t i = 0; i < st->n_evicted; i++) {
         enr_ctx_changelog_put(ctx, st->evicted[i]->key, st->evicted[i]->key_len, NULL, 0);
         free(st->evicted[i]);
@@ -423,7 +395,7 @@ static void anomaly_flush(void *state, enr_ctx_t *ctx, void *opaque)
     for (; l != &st->active; l = next) {
         next = l->next;
         akey_t *k = of_active(l);
-        key_close_due(st, k, st->closed_end);
+        key_close_due(st, k, st->closed.end);
         if (k->dirty)
             persist(st, ctx, k);
         if (!k->n_open) {
@@ -432,21 +404,10 @@ static void anomaly_flush(void *state, enr_ctx_t *ctx, void *opaque)
         }
     }
     emit_alerts(st, ctx);
-    if (st->closed_dirty) {
-        uint8_t v[8];
-        enr__le_put64(v, (uint64_t)st->closed_end);
-        enr_ctx_changelog_put(ctx, CLOSED_KEY, CLOSED_KEY_LEN, v, sizeof(v));
-        st->closed_dirty = 0;
-    }
+    enr__horizon_persist(&st->closed, ctx, CLOSED_KEY, CLOSED_KEY_LEN);
 }
 
 /* ---- restore ------------------------------------------------------------------------------ */
-
-/* A restored time the bucket arithmetic can take without overflow. */
-static int time_ok(int64_t t)
-{
-    return t >= -2 * TIME_LIMIT && t <= 2 * TIME_LIMIT;
-}
 
 /*
  * Reads a value: version, next_start, n_hist, mean, var, n_open, then n_open (start, count)
@@ -462,8 +423,8 @@ static int restore_value(akey_t *k, const void *value, size_t len)
     k->var = enr__le_get_double(&r);
     uint64_t n = enr__le_get64(&r);
     if (!r.ok || version != VALUE_VERSION || n > MAX_OPEN_BUCKETS || k->n_hist < 0 ||
-        (k->n_hist ? !time_ok(k->next_start) : k->next_start != INT64_MIN) || !isfinite(k->mean) ||
-        !isfinite(k->var) || (uint64_t)(r.end - r.p) != 16 * n)
+        (k->n_hist ? !enr__time_ok(k->next_start) : k->next_start != INT64_MIN) ||
+        !isfinite(k->mean) || !isfinite(k->var) || (uint64_t)(r.end - r.p) != 16 * n)
         return -1;
     if (n && !(k->open = malloc(n * sizeof(*k->open))))
         return -1;
@@ -472,7 +433,7 @@ static int restore_value(akey_t *k, const void *value, size_t len)
         bucket_t b;
         b.start = (int64_t)enr__le_get64(&r);
         b.count = (int64_t)enr__le_get64(&r);
-        if (b.count <= 0 || !time_ok(b.start) || (i && b.start <= k->open[i - 1].start))
+        if (b.count <= 0 || !enr__time_ok(b.start) || (i && b.start <= k->open[i - 1].start))
             return -1;
         k->open[k->n_open++] = b;
     }
@@ -484,15 +445,8 @@ static int anomaly_restore(void *state, const void *key, size_t key_len, const v
 {
     (void)opaque;
     astate_t *st = state;
-    if (key_len == CLOSED_KEY_LEN && !memcmp(key, CLOSED_KEY, key_len)) {
-        enr__le_reader_t r = enr__le_reader(value, value_len);
-        int64_t closed = (int64_t)enr__le_get64(&r);
-        if (!r.ok || r.p != r.end)
-            return value ? -1 : 0;
-        if (closed > st->closed_end)
-            st->closed_end = closed;
-        return 0;
-    }
+    if (key_len == CLOSED_KEY_LEN && !memcmp(key, CLOSED_KEY, key_len))
+        return enr__horizon_restore(&st->closed, value, value_len);
     uint64_t h = enr__hash64(key, key_len);
     akey_t *k = key_find(st, key, key_len, h);
     if (k) {
@@ -525,7 +479,7 @@ static int anomaly_init(void **state, void *opaque, char *errstr, size_t errstr_
         return -1;
     }
     st->s = opaque;
-    st->closed_end = INT64_MIN;
+    enr__horizon_init(&st->closed);
     dl_init(&st->lru);
     dl_init(&st->active);
     *state = st;

@@ -8,12 +8,13 @@
  * window.sum.property (int or double; absent, non-numeric or non-finite values are not summed;
  * empty name: no sum).
  *
- * Closing: every window whose end is <= closed_end is closed, and closed_end only grows. At
- * each flush closed_end becomes max(closed_end, watermark - window.allowed.lateness.ms), i.e.
- * a window closes at the first flush where end + lateness <= watermark. Closed windows are
- * emitted in (start, type) order as one WindowAggregate each on aggregates.topic, key
- * "<type>/<start>". An event whose window is already closed is late: counted in
- * ENR_STAT_LATE_EVENTS and not aggregated. process() always keeps the event.
+ * Closing: every window whose end is <= closed_end is closed, and closed_end (the closed
+ * horizon of stage_util.h) only grows. At each flush closed_end becomes max(closed_end,
+ * watermark - window.allowed.lateness.ms), i.e. a window closes at the first flush where
+ * end + lateness <= watermark. Closed windows are emitted in (start, type) order as one
+ * WindowAggregate each on aggregates.topic, key "<type>/<start>". An event whose window is
+ * already closed is late: counted in ENR_STAT_LATE_EVENTS and not aggregated. process()
+ * always keeps the event.
  *
  * Bound: at most WINDOW_MAX_OPEN windows are open. A new window beyond it first closes the
  * oldest start for every type at once (closed_end moves to that window's end, since closing
@@ -29,6 +30,7 @@
 #include "htab.h"
 #include "le.h"
 #include "stage.h"
+#include "stage_util.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -38,11 +40,6 @@
 
 /* Most open windows, all types together (10000 x at most 64 KiB of user set). */
 #define WINDOW_MAX_OPEN 10000
-/*
- * Event times are clamped to +-2^60 ms (36 million years) and restored starts must lie within
- * +-2^61, so window arithmetic never overflows.
- */
-#define TIME_LIMIT (INT64_C(1) << 60)
 #define VALUE_VERSION 1
 #define CLOSED_KEY "_closed"
 
@@ -63,9 +60,8 @@ typedef struct wstate {
     enr__htab_t open;
     window_t **closing; /* closed, emitted and freed at the next flush */
     size_t n_closing, cap_closing;
-    int64_t closed_end; /* a window whose end is <= this is closed */
-    int closed_dirty;   /* closed_end changed since the last flush */
-    uint8_t *buf;       /* encoding buffer, reused */
+    enr__horizon_t closed; /* a window whose end is <= closed.end is closed */
+    uint8_t *buf;          /* encoding buffer, reused */
     size_t buf_cap;
     char *key; /* key buffer, reused */
     size_t key_cap;
@@ -73,18 +69,9 @@ typedef struct wstate {
 
 /* ---- windows ------------------------------------------------------------------------------ */
 
-static int64_t window_start(int64_t t, int64_t size)
-{
-    t = t < -TIME_LIMIT ? -TIME_LIMIT : t > TIME_LIMIT ? TIME_LIMIT : t;
-    int64_t q = t / size;
-    if (t % size < 0)
-        q--;
-    return q * size;
-}
-
 static int is_closed(const wstate_t *st, int64_t start)
 {
-    return start + st->s->window_size_ms <= st->closed_end;
+    return start + st->s->window_size_ms <= st->closed.end;
 }
 
 static uint64_t window_hash(const char *type, size_t len, int64_t start)
@@ -123,7 +110,7 @@ static void window_free(window_t *w)
     free(w);
 }
 
-/* Moves every open window that closed_end covers to the closing list. */
+/* Moves every open window that the closed horizon covers to the closing list. */
 static void close_due(wstate_t *st)
 {
     size_t slot = 0;
@@ -157,10 +144,7 @@ static void force_close_oldest(wstate_t *st)
             oldest = ((window_t *)n)->start;
     if (oldest == INT64_MAX)
         return;
-    if (oldest + st->s->window_size_ms > st->closed_end) {
-        st->closed_end = oldest + st->s->window_size_ms;
-        st->closed_dirty = 1;
-    }
+    enr__horizon_raise(&st->closed, oldest + st->s->window_size_ms);
     close_due(st);
 }
 
@@ -178,7 +162,7 @@ static void stat_add(enr_ctx_t *ctx, enr_stat_t which)
  */
 static window_t *window_of(wstate_t *st, const enr_event_t *ev, int *late)
 {
-    int64_t start = window_start(enr_event_time_ms(ev), st->s->window_size_ms);
+    int64_t start = enr__window_start(enr_event_time_ms(ev), st->s->window_size_ms);
     *late = is_closed(st, start);
     if (*late)
         return NULL;
@@ -224,18 +208,6 @@ static enr_verdict_t window_process(void *state, enr_event_t *ev, enr_ctx_t *ctx
 
 /* ---- flush -------------------------------------------------------------------------------- */
 
-static uint8_t *buf_reserve(wstate_t *st, size_t size)
-{
-    if (size > st->buf_cap) {
-        uint8_t *grown = realloc(st->buf, size);
-        if (!grown)
-            return NULL;
-        st->buf = grown;
-        st->buf_cap = size;
-    }
-    return st->buf;
-}
-
 /* "<type>/<start>" in the reused key buffer; NULL when out of memory. */
 static const char *window_key(wstate_t *st, const window_t *w, size_t *len)
 {
@@ -264,7 +236,7 @@ static void emit_aggregate(wstate_t *st, enr_ctx_t *ctx, const window_t *w)
     agg.sum = w->sum;
     size_t klen, size = userevents__window_aggregate__get_packed_size(&agg);
     const char *key = window_key(st, w, &klen);
-    if (!key || !buf_reserve(st, size))
+    if (!key || !enr__buf_reserve(&st->buf, &st->buf_cap, size))
         return;
     size_t len = userevents__window_aggregate__pack(&agg, st->buf);
     if (enr_ctx_emit(ctx, st->s->aggregates_topic, key, klen, st->buf, len) == ENR_OK)
@@ -283,7 +255,8 @@ static void persist(wstate_t *st, enr_ctx_t *ctx, window_t *w, int deleted)
             enr_ctx_changelog_put(ctx, key, klen, NULL, 0);
         return;
     }
-    uint8_t *p = buf_reserve(st, 1 + 8 + 8 + enr__distinct_encoded_size(&w->users));
+    size_t size = 1 + 8 + 8 + enr__distinct_encoded_size(&w->users);
+    uint8_t *p = enr__buf_reserve(&st->buf, &st->buf_cap, size);
     if (!p)
         return; /* stays dirty: written by a later flush */
     *p++ = VALUE_VERSION;
@@ -310,10 +283,7 @@ static void window_flush(void *state, enr_ctx_t *ctx, void *opaque)
     int64_t lateness = st->s->window_lateness_ms;
     int64_t wm = ctx->watermark_ms;
     int64_t horizon = wm < INT64_MIN + lateness ? INT64_MIN : wm - lateness;
-    if (horizon > st->closed_end) {
-        st->closed_end = horizon;
-        st->closed_dirty = 1;
-    }
+    enr__horizon_raise(&st->closed, horizon);
     close_due(st);
     if (st->n_closing)
         qsort(st->closing, st->n_closing, sizeof(*st->closing), closing_cmp);
@@ -328,12 +298,7 @@ static void window_flush(void *state, enr_ctx_t *ctx, void *opaque)
          n = enr__htab_next(&st->open, &slot, n))
         if (((window_t *)n)->dirty)
             persist(st, ctx, (window_t *)n, 0);
-    if (st->closed_dirty) {
-        uint8_t v[8];
-        enr__le_put64(v, (uint64_t)st->closed_end);
-        enr_ctx_changelog_put(ctx, CLOSED_KEY, strlen(CLOSED_KEY), v, sizeof(v));
-        st->closed_dirty = 0;
-    }
+    enr__horizon_persist(&st->closed, ctx, CLOSED_KEY, strlen(CLOSED_KEY));
 }
 
 /* ---- restore ------------------------------------------------------------------------------ */
@@ -351,7 +316,7 @@ static size_t parse_key(const char *key, size_t len, int64_t *start)
     num[len - slash] = '\0';
     char *end;
     *start = strtoll(num, &end, 10);
-    if (*end || *start > 2 * TIME_LIMIT || *start < -2 * TIME_LIMIT)
+    if (*end || !enr__time_ok(*start))
         return 0;
     return slash - 1;
 }
@@ -386,15 +351,8 @@ static int window_restore(void *state, const void *key, size_t key_len, const vo
 {
     (void)opaque;
     wstate_t *st = state;
-    if (key_len == strlen(CLOSED_KEY) && !memcmp(key, CLOSED_KEY, key_len)) {
-        enr__le_reader_t r = enr__le_reader(value, value_len);
-        int64_t closed = (int64_t)enr__le_get64(&r);
-        if (!r.ok || r.p != r.end)
-            return value ? -1 : 0;
-        if (closed > st->closed_end)
-            st->closed_end = closed;
-        return 0;
-    }
+    if (key_len == strlen(CLOSED_KEY) && !memcmp(key, CLOSED_KEY, key_len))
+        return enr__horizon_restore(&st->closed, value, value_len);
     int64_t start;
     size_t len = parse_key(key, key_len, &start);
     if (!len)
@@ -418,7 +376,7 @@ static int window_init(void **state, void *opaque, char *errstr, size_t errstr_s
         return -1;
     }
     st->s = opaque;
-    st->closed_end = INT64_MIN;
+    enr__horizon_init(&st->closed);
     *state = st;
     return 0;
 }

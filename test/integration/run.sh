@@ -1,10 +1,19 @@
 #!/usr/bin/env bash
-# Runs the integration tests against a real Kafka broker: the one in KAFKA_BOOTSTRAP, or one
-# that test/kafka.sh starts (and stops) for the run. Usage: test/integration/run.sh BUILD_DIR
+# Runs every integration test (BUILD_DIR/test/it_*) against real services, each started and
+# always stopped by the project's scripts, nested so they all run at once:
+#   test/kafka.sh run -- test/postgres.sh run -- test/clickhouse.sh run -- the tests
+# A service already given (KAFKA_BOOTSTRAP, POSTGRES_URL, CLICKHOUSE_URL) is used as it is; the
+# tests that stop a server then skip what they cannot stop. A test whose service is missing
+# fails, it never passes silently.
+#
+# Usage: test/integration/run.sh [BUILD_DIR]     (make integration builds what it needs)
+# Environment: WHS_IT_EVENTS (20000), WHS_IT_KILLS (5), WHS_IT_FILTER (e.g. '*sqlite*').
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/../.."
+shopt -s nullglob
 tests=("$build"/test/it_*)
-[ -e "${tests[0]}" ] || { echo "no integration tests built in $build/test" >&2; exit 1; }
-export UE_BUILD_DIR="$build"
-exec test/kafka.sh run -- bash -c 'set -e; for t in "$@"; do echo "== $t"; "$t"; done' _ "${tests[@]}"
+[[ ${#tests[@]} -gt 0 ]] || { echo "run.sh: no integration tests in $build/test" >&2; exit 1; }
+export UE_BUILD_DIR=$build
+exec test/kafka.sh run -- test/postgres.sh run -- test/clickhouse.sh run -- \
+  bash -c 'set -e; for t in "$@"; do echo "== $t"; "$t"; done' _ "${tests[@]}"

@@ -1,0 +1,256 @@
+/*
+ * test_whs_conf.c - libwhsink's configuration: every key validated at set time with a message
+ * naming it, "kafka.*" validated by librdkafka, warehouse URLs checked and their passwords
+ * never shown, the promote list parsed, get/dump/dup, and whs_sink_new() refusing what it
+ * must (no URL, no bootstrap) with the caller keeping the conf.
+ */
+#include "conf.h"
+#include "url.h"
+#include "whsink.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static whs_conf_res_t set(whs_conf_t *conf, const char *name, const char *value, char *errstr)
+{
+    errstr[0] = '\0';
+    return whs_conf_set(conf, name, value, errstr, 512);
+}
+
+static void assert_get(const whs_conf_t *conf, const char *name, const char *expected)
+{
+    char buf[512];
+    size_t size = sizeof(buf);
+    assert_int_equal(whs_conf_get(conf, name, buf, &size), WHS_CONF_OK);
+    assert_string_equal(buf, expected);
+}
+
+static void assert_invalid(whs_conf_t *conf, const char *name, const char *value)
+{
+    char errstr[512];
+    assert_int_equal(set(conf, name, value, errstr), WHS_CONF_INVALID);
+    if (!strstr(errstr, name))
+        fail_msg("%s=%s: message \"%s\" does not name the key", name, value, errstr);
+}
+
+static void test_whs_conf_defaults(void **state)
+{
+    (void)state;
+    whs_conf_t *conf = whs_conf_new();
+    assert_get(conf, "topic", "events.enriched");
+    assert_get(conf, "table", "events");
+    assert_get(conf, "bucket.count", "16");
+    assert_get(conf, "dead_letter.topic", "events.dead_letter");
+    assert_get(conf, "offset.fallback", "earliest");
+    assert_get(conf, "kafka.group.id", "whsink");
+    assert_get(conf, "kafka.isolation.level", "read_committed");
+    assert_get(conf, "kafka.enable.auto.commit", "false");
+    assert_get(conf, "warehouse.url", "");
+    whs_conf_destroy(conf);
+}
+
+static void test_whs_conf_unknown_key_is_unknown(void **state)
+{
+    (void)state;
+    whs_conf_t *conf = whs_conf_new();
+    char errstr[512];
+    assert_int_equal(set(conf, "no.such.key", "1", errstr), WHS_CONF_UNKNOWN);
+    assert_non_null(strstr(errstr, "no.such.key"));
+    assert_int_equal(set(conf, "kafka.no.such.key", "1", errstr), WHS_CONF_UNKNOWN);
+    assert_int_equal(set(conf, "", "1", errstr), WHS_CONF_UNKNOWN);
+    whs_conf_destroy(conf);
+}
+
+static void test_whs_conf_rejects_bad_values(void **state)
+{
+    (void)state;
+    whs_conf_t *conf = whs_conf_new();
+    assert_invalid(conf, "bucket.count", "0");
+    assert_invalid(conf, "bucket.count", "1025");
+    assert_invalid(conf, "bucket.count", "ten");
+    assert_invalid(conf, "batch.max.rows", "0");
+    assert_invalid(conf, "batch.max.bytes", "100");
+    assert_invalid(conf, "batch.max.ms", "-1");
+    assert_invalid(conf, "offset.fallback", "newest");
+    assert_invalid(conf, "utf8.invalid", "drop");
+    assert_invalid(conf, "file.fsync", "maybe");
+    assert_invalid(conf, "table", "events; DROP TABLE x");
+    assert_invalid(conf, "table", "1events");
+    assert_invalid(conf, "table", "");
+    assert_invalid(conf, "topic", "bad topic");
+    assert_invalid(conf, "dead_letter.topic", "bad/topic");
+    char errstr[512];
+    assert_int_equal(set(conf, "kafka.session.timeout.ms", "abc", errstr), WHS_CONF_INVALID);
+    assert_int_equal(set(conf, "dead_letter.topic", "", errstr), WHS_CONF_OK); /* off */
+    whs_conf_destroy(conf);
+}
+
+static void test_whs_conf_warehouse_url_checked_at_set(void **state)
+{
+    (void)state;
+    whs_conf_t *conf = whs_conf_new();
+    char errstr[512];
+    assert_invalid(conf, "warehouse.url", "mysql://db/x");
+    assert_invalid(conf, "warehouse.url", "no-scheme");
+    assert_invalid(conf, "warehouse.url", "sqlite:");
+    assert_invalid(conf, "warehouse.url", "postgres://");
+    assert_invalid(conf, "warehouse.url", "clickhouse://host:99999/db");
+    assert_int_equal(set(conf, "warehouse.url", "sqlite:/tmp/x.db", errstr), WHS_CONF_OK);
+    assert_int_equal(set(conf, "warehouse.url", "file:/tmp/lake", errstr), WHS_CONF_OK);
+    assert_int_equal(set(conf, "warehouse.url", "postgresql://u:p@h:5432/db?sslmode=disable",
+                         errstr), WHS_CONF_OK);
+    assert_int_equal(set(conf, "warehouse.url", "clickhouse://127.0.0.1:8123/default", errstr),
+                     WHS_CONF_OK);
+    /* the message about a bad URL never shows its password */
+    assert_int_equal(set(conf, "warehouse.url", "mysql://me:hunter2@db/x", errstr),
+                     WHS_CONF_INVALID);
+    assert_null(strstr(errstr, "hunter2"));
+    whs_conf_destroy(conf);
+}
+
+static void test_whs_url_parts_and_mask(void **state)
+{
+    (void)state;
+    whs__url_t u;
+    char masked[256];
+    assert_int_equal(whs__url_parse("postgres://lo%40der:p%3Aw@db.local:6432/an?x=1", &u,
+                                    NULL, 0), 0);
+    assert_string_equal(u.scheme, "postgres");
+    assert_string_equal(u.user, "lo@der");
+    assert_string_equal(u.password, "p:w");
+    assert_string_equal(u.host, "db.local");
+    assert_int_equal(u.port, 6432);
+    assert_string_equal(u.path, "/an");
+    assert_string_equal(u.query, "x=1");
+    assert_int_equal(whs__url_parse("clickhouse://h/db", &u, NULL, 0), 0);
+    assert_int_equal(u.port, 0);
+    assert_string_equal(u.user, "");
+    whs__url_mask("postgres://u:secret@h:1/db", masked, sizeof(masked));
+    assert_string_equal(masked, "postgres://u:****@h:1/db");
+    whs__url_mask("clickhouse://u@h/db", masked, sizeof(masked));
+    assert_string_equal(masked, "clickhouse://u@h/db");
+    whs__url_mask("sqlite:/a/b", masked, sizeof(masked));
+    assert_string_equal(masked, "sqlite:/a/b");
+}
+
+static void test_whs_conf_promote_list(void **state)
+{
+    (void)state;
+    whs_conf_t *conf = whs_conf_new();
+    char errstr[512];
+    assert_int_equal(set(conf, "columns.promote", "amount:double,sku:string,n:int,ok:bool",
+                         errstr), WHS_CONF_OK);
+    assert_int_equal(conf->npromote, 4);
+    assert_string_equal(conf->promote[0].name, "amount");
+    assert_int_equal(conf->promote[0].type, WHS__PT_DOUBLE);
+    assert_int_equal(conf->promote[3].type, WHS__PT_BOOL);
+    assert_invalid(conf, "columns.promote", "amount");
+    assert_invalid(conf, "columns.promote", "amount:decimal");
+    assert_invalid(conf, "columns.promote", "Amount:int");
+    assert_invalid(conf, "columns.promote", "a-b:int");
+    assert_invalid(conf, "columns.promote", "x:int,x:string");
+    assert_int_equal(conf->npromote, 4); /* a refused value leaves the last good one */
+    assert_get(conf, "columns.promote", "amount:double,sku:string,n:int,ok:bool");
+    assert_int_equal(set(conf, "columns.promote", "", errstr), WHS_CONF_OK);
+    assert_int_equal(conf->npromote, 0);
+    whs_conf_destroy(conf);
+}
+
+static void test_whs_conf_dump_masks_secrets(void **state)
+{
+    (void)state;
+    whs_conf_t *conf = whs_conf_new();
+    char errstr[512];
+    assert_int_equal(set(conf, "warehouse.url", "postgres://u:topsecret@h/db", errstr),
+                     WHS_CONF_OK);
+    assert_int_equal(set(conf, "kafka.sasl.password", "alsosecret", errstr), WHS_CONF_OK);
+    size_t cnt = 0;
+    const char **d = whs_conf_dump(conf, &cnt);
+    assert_non_null(d);
+    int seen_url = 0;
+    for (size_t i = 0; i + 1 < cnt; i += 2) {
+        assert_non_null(d[i]);
+        if (d[i + 1] && (strstr(d[i + 1], "topsecret") || strstr(d[i + 1], "alsosecret")))
+            fail_msg("%s shows a secret: %s", d[i], d[i + 1]);
+        if (strcmp(d[i], "warehouse.url") == 0) {
+            assert_string_equal(d[i + 1], "postgres://u:****@h/db");
+            seen_url = 1;
+        }
+    }
+    assert_true(seen_url);
+    whs_conf_dump_free(d, cnt);
+    whs_conf_destroy(conf);
+}
+
+static void test_whs_conf_dup_is_deep(void **state)
+{
+    (void)state;
+    whs_conf_t *conf = whs_conf_new();
+    char errstr[512];
+    assert_int_equal(set(conf, "table", "t1", errstr), WHS_CONF_OK);
+    assert_int_equal(set(conf, "columns.promote", "a:int", errstr), WHS_CONF_OK);
+    whs_conf_t *dup = whs_conf_dup(conf);
+    assert_int_equal(set(conf, "table", "t2", errstr), WHS_CONF_OK);
+    whs_conf_destroy(conf);
+    assert_get(dup, "table", "t1");
+    assert_int_equal(dup->npromote, 1);
+    whs_conf_destroy(dup);
+    assert_null(whs_conf_dup(NULL));
+    whs_conf_destroy(NULL);
+}
+
+static void test_whs_sink_new_refuses_incomplete_conf(void **state)
+{
+    (void)state;
+    char errstr[512];
+    whs_conf_t *conf = whs_conf_new();
+    assert_null(whs_sink_new(conf, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "warehouse.url"));
+    assert_int_equal(set(conf, "warehouse.url", "sqlite::memory:", errstr), WHS_CONF_OK);
+    assert_null(whs_sink_new(conf, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "bootstrap"));
+    whs_conf_destroy(conf); /* still ours after a failed whs_sink_new() */
+    assert_null(whs_sink_new(NULL, errstr, sizeof(errstr)));
+    assert_int_equal(whs_sink_destroy(NULL), WHS_OK);
+}
+
+static void test_whs_err_names(void **state)
+{
+    (void)state;
+    assert_string_equal(whs_err2name(WHS_ERR_FENCED), "WHS_ERR_FENCED");
+    assert_string_equal(whs_err2name(WHS_OK), "WHS_OK");
+    assert_string_equal(whs_err2name((whs_err_t)12345), "WHS_ERR_UNKNOWN");
+    assert_string_equal(whs_err2str((whs_err_t)12345), "unknown error");
+    for (int e = -9; e <= 6; e++)
+        assert_string_not_equal(whs_err2str((whs_err_t)e), "unknown error");
+    assert_int_equal(whs_version(), WHS_VERSION);
+    assert_string_equal(whs_stat_name(WHS_STAT_ROWS_LOADED), "rows_loaded");
+    assert_null(whs_stat_name(WHS_STAT__CNT));
+    char json[1024];
+    size_t n = whs_stats_json(NULL, json, sizeof(json));
+    assert_int_equal(n, strlen(json));
+    assert_non_null(strstr(json, "\"rows_loaded\":0"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_whs_conf_defaults),
+        cmocka_unit_test(test_whs_conf_unknown_key_is_unknown),
+        cmocka_unit_test(test_whs_conf_rejects_bad_values),
+        cmocka_unit_test(test_whs_conf_warehouse_url_checked_at_set),
+        cmocka_unit_test(test_whs_url_parts_and_mask),
+        cmocka_unit_test(test_whs_conf_promote_list),
+        cmocka_unit_test(test_whs_conf_dump_masks_secrets),
+        cmocka_unit_test(test_whs_conf_dup_is_deep),
+        cmocka_unit_test(test_whs_sink_new_refuses_incomplete_conf),
+        cmocka_unit_test(test_whs_err_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

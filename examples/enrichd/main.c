@@ -5,9 +5,12 @@
  *
  * Consumes the raw topics, enriches, and produces the enriched topic, aggregates, alerts and
  * dead letters exactly once. SIGTERM or SIGINT: commit what is done and leave cleanly.
- * Built only from the public API (enrich.h).
+ * --metrics-port serves Prometheus /metrics (userevents_enrich_*, see pkg/monitoring/).
+ * Built only from the public API (enrich.h) and the programs' shared helpers.
  */
 #include "enrich.h"
+#include "enrich_metrics.h"
+#include "metrics.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -40,6 +43,8 @@ static void usage(FILE *out)
             "  -c, --config FILE      key=value lines (# comments); flags given later win\n"
             "  -X, --set KEY=VALUE    any configuration property (see CONFIGURATION.md)\n"
             "  -s, --stats-ms MS      log counters every MS (default 5000, 0 = never)\n"
+            "      --metrics-port N   serve Prometheus /metrics on port N (0: a free one, logged)\n"
+            "      --metrics-listen A address of /metrics (default 127.0.0.1)\n"
             "  -h, --help             this help\n"
             "Stops cleanly on SIGTERM/SIGINT: the open transaction is committed first.\n");
 }
@@ -90,15 +95,45 @@ static void log_stats(enr_processor_t *p)
     fprintf(stderr, "\n");
 }
 
+/* Serves /metrics when --metrics-port was given (@p port >= 0), before the processor exists,
+ * so that a long restore is already visible. 0, or -1 when it cannot listen. */
+static int start_metrics(const char *addr, long port, enr_conf_t *conf, metrics_t **m,
+                         enrich_metrics_t **em)
+{
+    char errstr[256];
+    if (port < 0)
+        return 0;
+    *m = metrics_new();
+    *em = *m ? enrich_metrics_new(*m) : NULL;
+    int bound = *em ? metrics_serve(*m, addr, (int)port, errstr, sizeof(errstr)) : -1;
+    if (bound < 0) {
+        fprintf(stderr, "enrichd: %s\n", *em ? errstr : "metrics: out of memory");
+        return -1;
+    }
+    enr_conf_set_txn_cb(conf, enrich_metrics_on_txn, *em);
+    fprintf(stderr, "enrichd: metrics on http://%s%s%s:%d/metrics\n", strchr(addr, ':') ? "[" : "",
+            addr, strchr(addr, ':') ? "]" : "", bound);
+    return 0;
+}
+
+enum { METRICS_PORT = 256, METRICS_LISTEN };
+
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"bootstrap", 1, 0, 'b'}, {"config", 1, 0, 'c'},
-                                         {"set", 1, 0, 'X'},       {"stats-ms", 1, 0, 's'},
-                                         {"help", 0, 0, 'h'},      {0, 0, 0, 0}};
+    static const struct option opts[] = {{"bootstrap", 1, 0, 'b'},
+                                         {"config", 1, 0, 'c'},
+                                         {"set", 1, 0, 'X'},
+                                         {"stats-ms", 1, 0, 's'},
+                                         {"metrics-port", 1, 0, METRICS_PORT},
+                                         {"metrics-listen", 1, 0, METRICS_LISTEN},
+                                         {"help", 0, 0, 'h'},
+                                         {0, 0, 0, 0}};
     enr_conf_t *conf = enr_conf_new();
-    const char *bootstrap = getenv("KAFKA_BOOTSTRAP");
-    long stats_ms = 5000;
-    char errstr[512];
+    const char *bootstrap = getenv("KAFKA_BOOTSTRAP"), *metrics_addr = "127.0.0.1";
+    long stats_ms = 5000, metrics_port = -1;
+    metrics_t *metrics = NULL;
+    enrich_metrics_t *em = NULL;
+    char errstr[512], *end;
     int c;
 
     while ((c = getopt_long(argc, argv, "b:c:X:s:h", opts, NULL)) != -1) {
@@ -107,6 +142,15 @@ int main(int argc, char **argv)
         case 'c': if (load_file(conf, optarg)) return 2; break;
         case 'X': if (set(conf, optarg, "-X")) return 2; break;
         case 's': stats_ms = strtol(optarg, NULL, 10); break;
+        case METRICS_PORT:
+            metrics_port = strtol(optarg, &end, 10);
+            if (end == optarg || *end || metrics_port < 0 || metrics_port > 65535) {
+                fprintf(stderr, "enrichd: --metrics-port: expected 0..65535, got \"%s\"\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case METRICS_LISTEN: metrics_addr = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -116,11 +160,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "enrichd: %s\n", errstr);
         return 2;
     }
+    if (start_metrics(metrics_addr, metrics_port, conf, &metrics, &em)) {
+        enr_conf_destroy(conf);
+        metrics_destroy(metrics);
+        enrich_metrics_destroy(em);
+        return 1;
+    }
     if (!(processor = enr_processor_new(conf, errstr, sizeof(errstr)))) {
         fprintf(stderr, "enrichd: %s\n", errstr);
         enr_conf_destroy(conf);
+        metrics_destroy(metrics);
+        enrich_metrics_destroy(em);
         return 1;
     }
+    enrich_metrics_attach(em, processor);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     fprintf(stderr, "enrichd: running (enrich %s)\n", enr_version_str());
@@ -140,7 +193,11 @@ int main(int argc, char **argv)
     enr_err_t err = rc == ENR_ERR_STOPPED ? ENR_OK : (enr_err_t)rc;
     if (err)
         fprintf(stderr, "enrichd: stopped: %s\n", enr_err2str(err));
-    enr_err_t end = enr_processor_destroy(processor, 10000);
-    fprintf(stderr, "enrichd: %s\n", end ? enr_err2str(end) : "stopped cleanly");
-    return err || end ? 1 : 0;
+    metrics_stop(metrics); /* no scrape reads the processor from here on */
+    enrich_metrics_attach(em, NULL);
+    enr_err_t done = enr_processor_destroy(processor, 10000); /* may still report a commit */
+    metrics_destroy(metrics);
+    enrich_metrics_destroy(em);
+    fprintf(stderr, "enrichd: %s\n", done ? enr_err2str(done) : "stopped cleanly");
+    return err || done ? 1 : 0;
 }

@@ -10,7 +10,10 @@
  *                    properties{}, context{}}); Content-Encoding identity, gzip or zstd;
  *                    key in "Authorization: Bearer KEY" or "X-API-Key: KEY".
  *   GET  /healthz    200 "ok" while serving
- *   GET  /metrics    Prometheus text: answers by status, events, the SDK's statistics
+ *   GET  /metrics    Prometheus text: userevents_collector_* (answers by status, events,
+ *                    batch sizes and latencies) and userevents_sdk_* (its client's statistics
+ *                    and broker health); see pkg/monitoring/. --metrics-port serves it on a
+ *                    port of its own too (one not exposed to devices).
  *
  * Answers: 200 {"accepted":N} only once every event of the batch is safe (written to the
  * collector's spool, fsync'd by default; or acknowledged by Kafka without a spool); 400 with a
@@ -21,10 +24,13 @@
  * Event ids are kept (JSON events without one get a UUIDv7); received_at is stamped.
  *
  * Built only from the public APIs: userevents.h, the schema (proto/), libmicrohttpd, cJSON,
- * zlib and zstd. SIGTERM/SIGINT: stop accepting, finish the requests in progress, flush to
- * Kafka for shutdown.timeout.ms; what is left waits in the spool for the next start.
+ * zlib and zstd, and the programs' shared helpers (examples/common/). SIGTERM/SIGINT: stop
+ * accepting, finish the requests in progress, flush to Kafka for shutdown.timeout.ms; what is
+ * left waits in the spool for the next start.
  */
 #include "collector.pb-c.h"
+#include "metrics.h"
+#include "sdk_metrics.h"
 #include "userevents.h"
 #include "userevents.pb-c.h"
 
@@ -70,6 +76,10 @@ typedef struct collector {
     int ack_timeout_ms;
     _Atomic int draining, active;
     _Atomic int64_t answers[ST_CNT], events, bytes;
+    /* /metrics: the counters above are copied in at each scrape; batches are observed */
+    metrics_t *metrics;
+    sdk_metrics_t *sdk;
+    metric_t *m_answers, *m_events, *m_bytes, *m_active, *m_batch_events, *m_batch_seconds;
 } collector_t;
 
 /* One POST in progress: its body, and what the first call decided. */
@@ -78,6 +88,7 @@ typedef struct request {
     size_t len, cap, seen;
     int is_batch, json, encoding; /* encoding: 0 identity, 1 gzip, 2 zstd */
     int64_t received_at;
+    int64_t started_ns; /* monotonic: the request's duration */
 } request_t;
 
 static int64_t wall_ms(void)
@@ -845,6 +856,9 @@ static enum MHD_Result handle_batch(collector_t *col, struct MHD_Connection *con
     batch_free(&b);
     free(decoded);
     atomic_fetch_add(&col->events, (int64_t)tracked);
+    metric_observe(col->m_batch_seconds, NULL, (double)(mono_ns() - rq->started_ns) / 1e9);
+    if (status == 200)
+        metric_observe(col->m_batch_events, NULL, (double)tracked);
     if (status != 200)
         return fail(col, conn, status, status_code(status), err, status == 503 ? 1 : 0);
     snprintf(err, sizeof(err), "{\"accepted\":%zu}", tracked);
@@ -857,24 +871,13 @@ static enum MHD_Result handle_batch(collector_t *col, struct MHD_Connection *con
 
 static enum MHD_Result metrics(collector_t *col, struct MHD_Connection *conn)
 {
-    char buf[8192];
-    size_t n = 0;
-#define OUT(...) n += (size_t)snprintf(buf + n, n < sizeof(buf) ? sizeof(buf) - n : 0, __VA_ARGS__)
-    OUT("# TYPE ue_collector_answers_total counter\n");
-    for (int i = 0; i < ST_CNT; i++)
-        OUT("ue_collector_answers_total{code=\"%d\"} %lld\n", STATUS[i],
-            (long long)atomic_load(&col->answers[i]));
-    OUT("# TYPE ue_collector_events_accepted_total counter\nue_collector_events_accepted_total "
-        "%lld\n# TYPE ue_collector_bytes_received_total counter\n"
-        "ue_collector_bytes_received_total %lld\n# TYPE ue_collector_requests_in_progress gauge\n"
-        "ue_collector_requests_in_progress %d\n",
-        (long long)atomic_load(&col->events), (long long)atomic_load(&col->bytes),
-        atomic_load(&col->active));
-    for (int i = 0; i < UE_STAT__CNT; i++)
-        OUT("ue_sdk_%s %lld\n", ue_stat_name((ue_stat_t)i),
-            (long long)ue_stat(col->ue, (ue_stat_t)i));
-#undef OUT
-    return answer(col, conn, 200, buf, "text/plain; version=0.0.4", 0);
+    size_t len = 0;
+    char *text = metrics_render(col->metrics, &len);
+    if (!text)
+        return answer(col, conn, 503, "out of memory\n", "text/plain", 1);
+    enum MHD_Result rc = answer(col, conn, 200, text, METRICS_CONTENT_TYPE, 0);
+    free(text);
+    return rc;
 }
 
 /* The media type of a Content-Type value, without parameters, compared case-insensitively. */
@@ -947,6 +950,7 @@ static enum MHD_Result begin(collector_t *col, struct MHD_Connection *conn, cons
     }
     rq->is_batch = 1;
     rq->received_at = wall_ms();
+    rq->started_ns = mono_ns();
     atomic_fetch_add(&col->active, 1);
     return MHD_YES;
 }
@@ -1045,6 +1049,8 @@ static void usage(FILE *out)
         "      --drain-timeout-ms MS  on SIGTERM, longest wait for requests in progress "
         "(default 10000)\n"
         "      --max-connections N    concurrent connections, one thread each (default 256)\n"
+        "      --metrics-port N       also serve GET /metrics on port N (0: a free one, logged)\n"
+        "      --metrics-listen ADDR  address of that port (default 127.0.0.1)\n"
         "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type}\n"
         "  -v, --verbose              one log line per request\n"
         "  -h, --help                 this help\n"
@@ -1076,12 +1082,26 @@ static int set_kv(ue_conf_t *conf, const char *kv)
 
 /* Everything the command line sets, before it is copied into the collector. */
 typedef struct options {
-    const char *bootstrap, *listen, *spool;
+    const char *bootstrap, *listen, *spool, *metrics_listen;
     long long port, drain_ms, max_conn, rate, burst, max_body, max_decoded, max_event, max_events,
-        ack_ms;
+        ack_ms, metrics_port;
 } options_t;
 
-enum { NO_FSYNC = 256, NO_AUTH, RATE, BURST, MAX_BODY, MAX_DEC, MAX_EV, MAX_EVS, ACK, DRAIN, CONN };
+enum {
+    NO_FSYNC = 256,
+    NO_AUTH,
+    RATE,
+    BURST,
+    MAX_BODY,
+    MAX_DEC,
+    MAX_EV,
+    MAX_EVS,
+    ACK,
+    DRAIN,
+    CONN,
+    METRICS_PORT,
+    METRICS_LISTEN
+};
 
 /* clang-format off */
 static const struct option OPTIONS[] = {
@@ -1092,6 +1112,7 @@ static const struct option OPTIONS[] = {
     {"max-event-bytes", 1, 0, MAX_EV}, {"max-events", 1, 0, MAX_EVS},
     {"ack-timeout-ms", 1, 0, ACK}, {"drain-timeout-ms", 1, 0, DRAIN},
     {"max-connections", 1, 0, CONN}, {"set", 1, 0, 'X'}, {"verbose", 0, 0, 'v'},
+    {"metrics-port", 1, 0, METRICS_PORT}, {"metrics-listen", 1, 0, METRICS_LISTEN},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -1110,6 +1131,7 @@ static const struct {
     {ACK, 1, 3600000, offsetof(options_t, ack_ms)},
     {DRAIN, 0, 3600000, offsetof(options_t, drain_ms)},
     {CONN, 1, 100000, offsetof(options_t, max_conn)},
+    {METRICS_PORT, 0, 65535, offsetof(options_t, metrics_port)},
 };
 /* clang-format on */
 
@@ -1141,6 +1163,7 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
         switch (c) {
         case 'b': o->bootstrap = optarg; break;
         case 'l': o->listen = optarg; break;
+        case METRICS_LISTEN: o->metrics_listen = optarg; break;
         case 's': o->spool = optarg; break;
         case NO_FSYNC: bad = set_conf(conf, "spool.fsync", "false"); break;
         case 'k':
@@ -1220,6 +1243,72 @@ static struct MHD_Daemon *start_http(const options_t *o, collector_t *col)
     return d;
 }
 
+/* ---- /metrics ------------------------------------------------------------------------------ */
+
+/* Copies the lock-free counters of the request threads into the registry, at each scrape. */
+static void collect(metrics_t *m, void *opaque)
+{
+    collector_t *col = opaque;
+    char code[8];
+    (void)m;
+    for (int i = 0; i < ST_CNT; i++) {
+        snprintf(code, sizeof(code), "%d", STATUS[i]);
+        metric_set(col->m_answers, (const char *[]){code}, (double)atomic_load(&col->answers[i]));
+    }
+    metric_set(col->m_events, NULL, (double)atomic_load(&col->events));
+    metric_set(col->m_bytes, NULL, (double)atomic_load(&col->bytes));
+    metric_set(col->m_active, NULL, atomic_load(&col->active));
+}
+
+/* The registry behind GET /metrics (on the collector's port, and on --metrics-port when
+ * given); @p spool_max: the client's spool.max.bytes. 0, or -1 with a message. */
+static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max)
+{
+    metrics_t *m = col->metrics = metrics_new();
+    col->m_answers = metrics_counter(m, "userevents_collector_http_responses_total",
+                                     "Answers sent, by HTTP status code.", "code");
+    col->m_events = metrics_counter(m, "userevents_collector_events_in_total",
+                                    "Events accepted (safe in the spool, or acknowledged).", NULL);
+    col->m_bytes = metrics_counter(m, "userevents_collector_received_bytes_total",
+                                   "Bytes of batch bodies received, as sent.", NULL);
+    col->m_active = metrics_gauge(m, "userevents_collector_requests_in_progress",
+                                  "Batches being received or processed.", NULL);
+    col->m_batch_events = metrics_histogram(m, "userevents_collector_batch_events",
+                                            "Events per accepted batch.", NULL,
+                                            METRICS_SIZE_BUCKETS, METRICS_SIZE_BUCKETS_N);
+    col->m_batch_seconds = metrics_histogram(
+        m, "userevents_collector_request_duration_seconds",
+        "POST /v1/batch from its headers to the answer (the events safe, for a 200).", NULL,
+        METRICS_SECONDS_BUCKETS, METRICS_SECONDS_BUCKETS_N);
+    col->sdk = m ? sdk_metrics_new(m, spool_max) : NULL;
+    if (!col->m_answers || !col->m_events || !col->m_bytes || !col->m_active ||
+        !col->m_batch_events || !col->m_batch_seconds || !col->sdk ||
+        metrics_on_collect(m, collect, col)) {
+        fprintf(stderr, "ue-collector: metrics: out of memory\n");
+        return -1;
+    }
+    if (o->metrics_port < 0)
+        return 0;
+    char errstr[256];
+    int port = metrics_serve(m, o->metrics_listen, (int)o->metrics_port, errstr, sizeof(errstr));
+    if (port < 0)
+        fprintf(stderr, "ue-collector: %s\n", errstr);
+    else
+        fprintf(stderr, "ue-collector: metrics on http://%s:%d/metrics\n", o->metrics_listen,
+                port);
+    return port < 0 ? -1 : 0;
+}
+
+/* The client's spool cap, shown beside the spool's size. */
+static int64_t spool_max_bytes(const ue_conf_t *conf)
+{
+    char value[32];
+    size_t size = sizeof(value);
+    if (ue_conf_get(conf, "spool.max.bytes", value, &size) != UE_CONF_OK)
+        return 0;
+    return strtoll(value, NULL, 10);
+}
+
 /* SIGTERM: refuse new batches, let those in progress finish, then stop. */
 static void drain(struct MHD_Daemon *d, collector_t *col, long long drain_ms)
 {
@@ -1239,7 +1328,8 @@ static ue_conf_t *default_conf(void)
     ue_conf_t *conf = ue_conf_new();
     if (conf &&
         (set_conf(conf, "spool.fsync", "true") || set_conf(conf, "queue.full.policy", "block") ||
-         set_conf(conf, "queue.block.timeout.ms", "1000"))) {
+         set_conf(conf, "queue.block.timeout.ms", "1000") ||
+         set_conf(conf, "kafka.statistics.interval.ms", "5000"))) { /* broker health */
         ue_conf_destroy(conf);
         return NULL;
     }
@@ -1251,6 +1341,8 @@ int main(int argc, char **argv)
     static collector_t col;
     options_t o = {.bootstrap = getenv("KAFKA_BOOTSTRAP"),
                    .listen = "127.0.0.1",
+                   .metrics_listen = "127.0.0.1",
+                   .metrics_port = -1,
                    .spool = "ue-collector-spool",
                    .port = 8080,
                    .drain_ms = 10000,
@@ -1281,13 +1373,19 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (start_metrics(&o, &col, spool_max_bytes(conf))) {
+        ue_conf_destroy(conf);
+        return 1;
+    }
     col.ue = open_client(&o, conf);
     if (!col.ue) {
         ue_conf_destroy(conf);
         return 1;
     }
+    sdk_metrics_attach(col.sdk, col.ue);
     struct MHD_Daemon *d = start_http(&o, &col);
     if (!d) {
+        metrics_stop(col.metrics);
         ue_client_destroy(col.ue);
         return 1;
     }
@@ -1297,7 +1395,10 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "ue-collector: %s: draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     drain(d, &col, o.drain_ms);
+    metrics_stop(col.metrics); /* no scrape reads the client from here on */
     ue_client_destroy(col.ue); /* flushes; what is left stays in the spool */
+    metrics_destroy(col.metrics);
+    sdk_metrics_destroy(col.sdk);
     fprintf(stderr, "ue-collector: stopped; %lld event(s) accepted\n",
             (long long)atomic_load(&col.events));
     return 0;

@@ -20,8 +20,9 @@
  * If a function does not appear in this file, it is not a published API.
  *
  * Threads: a processor is driven by one thread at a time (enr_poll() or enr_run());
- * enr_stop() and enr_stat() may be called from any thread. Stage callbacks run on the thread
- * that drives the processor. A pipeline (enr_pipeline_*) belongs to one thread.
+ * enr_stop(), enr_stat(), enr_kafka_stats_json() and enr_under_replicated_partitions() may be
+ * called from any thread. Stage and transaction callbacks run on the thread that drives the
+ * processor. A pipeline (enr_pipeline_*) belongs to one thread.
  */
 #ifndef ENRICH_H
 #define ENRICH_H
@@ -295,6 +296,69 @@ typedef enum enr_stat {
 ENR_API int64_t enr_stat(enr_processor_t *p, enr_stat_t which);
 ENR_API int64_t enr_pipeline_stat(enr_pipeline_t *pipe, enr_stat_t which);
 ENR_API const char *enr_stat_name(enr_stat_t which);
+
+/* ------------------------------------------------------------------------------------------ */
+/* Monitoring: what a metrics endpoint needs besides the counters                             */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * Transaction callback: one call per transaction of the processor once it has ended,
+ * committed or not. Meant for latency and size histograms (a metrics endpoint, a log).
+ *
+ * @param result ENR_OK when the transaction committed; otherwise why it did not: the
+ *        transaction was aborted (and its work will be redone), or the processor cannot go
+ *        on (ENR_ERR_FENCED, ENR_ERR_KAFKA: enr_poll() returns the same error).
+ * @param events input records the transaction covered.
+ * @param txn_ms from its first record to the end of the commit (or abort): the latency the
+ *        transaction added to its first record.
+ * @param commit_ms the commit alone (stage flush, offsets, the commit round trips), or the
+ *        abort with its rewind.
+ * @param opaque the pointer given to enr_conf_set_txn_cb().
+ *
+ * @remark Runs on the thread that drives the processor, from inside enr_poll(), enr_run()
+ *         or enr_processor_destroy(). enr_poll() and enr_processor_destroy() called from
+ *         inside the callback return ENR_ERR_RECURSIVE_CALL.
+ */
+typedef void(enr_txn_cb_t)(enr_err_t result, int64_t events, int64_t txn_ms, int64_t commit_ms,
+                           void *opaque);
+
+/** @brief Sets the transaction callback (NULL to unset) and its opaque pointer. */
+ENR_API void enr_conf_set_txn_cb(enr_conf_t *conf, enr_txn_cb_t *cb, void *opaque);
+
+/**
+ * @brief Copies the latest librdkafka statistics of the processor's group consumer (a JSON
+ *        object, see librdkafka's STATISTICS.md) into @p buf, NUL-terminated.
+ *
+ * The consumer emits them every "kafka.consumer.statistics.interval.ms" (libenrich's default:
+ * 5000; 0 turns them off), served by enr_poll(). They hold the broker connections (state,
+ * round-trip times, errors) and, per assigned input partition, "consumer_lag_stored": the
+ * records after the last committed transaction's offset (libenrich stores that offset after
+ * each commit; "consumer_lag", measured from the group's own commit, is not kept current by
+ * transactional commits).
+ *
+ * @returns the length of the whole JSON (excluding the NUL), like snprintf(); the copy is
+ *          truncated when that is >= @p size (call again with a larger buffer: the document
+ *          may have changed meanwhile). 0 when there are no statistics yet, @p p is NULL or
+ *          statistics are off.
+ * @remark Any thread, while @p p exists.
+ */
+ENR_API size_t enr_kafka_stats_json(enr_processor_t *p, char *buf, size_t size);
+
+/**
+ * @brief Counts under-replicated partitions (fewer in-sync replicas than replicas) of the
+ *        topics the processor depends on, from a metadata request to the cluster: the input
+ *        topics (names, or topics matching the ^regexes), the output, dead-letter,
+ *        aggregates, alerts, profile and changelog topics, and Kafka's own
+ *        __consumer_offsets and __transaction_state, which every transaction writes.
+ *
+ * Blocks for up to @p timeout_ms (one round trip to a broker). Partitions without a leader
+ * count too.
+ *
+ * @returns the count (0 or more), or a negative enr_err_t: ENR_ERR_INVALID_ARG,
+ *          ENR_ERR_TIMED_OUT (no answer in time), ENR_ERR_KAFKA (the request failed).
+ * @remark Any thread, while @p p exists; meant for a metrics endpoint, not for every step.
+ */
+ENR_API int enr_under_replicated_partitions(enr_processor_t *p, int timeout_ms);
 
 #ifdef __cplusplus
 }

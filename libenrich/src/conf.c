@@ -79,6 +79,10 @@ static const char *const consumer_defaults[][2] = {
     {"enable.auto.offset.store", "false"},
     {"auto.offset.reset", "earliest"},
     {"topic.metadata.refresh.interval.ms", "5000"}, /* a new event type's topic: within 5 s */
+    /* Prefetch is most of the memory (the whole backlog at librdkafka's defaults): bound it. */
+    {"queued.max.messages.kbytes", "16384"},
+    {"queued.min.messages", "20000"},
+    {"statistics.interval.ms", "5000"}, /* lag and broker health: enr_kafka_stats_json() */
     {NULL, NULL},
 };
 static const char *const producer_defaults[][2] = {
@@ -208,4 +212,12 @@ void enr_conf_set_log_cb(enr_conf_t *conf, enr_log_cb_t *cb, void *opaque)
         return;
     conf->log_cb = cb;
     conf->log_opaque = opaque;
+}
+
+void enr_conf_set_txn_cb(enr_conf_t *conf, enr_txn_cb_t *cb, void *opaque)
+{
+    if (!conf)
+        return;
+    conf->txn_cb = cb;
+    conf->txn_opaque = opaque;
 }

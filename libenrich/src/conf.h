@@ -52,6 +52,8 @@ struct enr_conf_s {
     enr_stage_t *custom;        /* stages added with enr_conf_add_stage(), a list */
     enr_log_cb_t *log_cb;
     void *log_opaque;
+    enr_txn_cb_t *txn_cb;       /* enr_conf_set_txn_cb() */
+    void *txn_opaque;
 };
 
 extern const ue__prop_t enr__conf_props[];

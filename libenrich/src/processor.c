@@ -108,6 +108,7 @@ static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
     rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf->consumer);
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_stats_cb(conf, enr__on_kafka_stats);
     if (rd_kafka_conf_set(conf, "group.id", p->conf->s.group_id, errstr, errstr_size) ||
         !(p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size))) {
         rd_kafka_conf_destroy(conf);
@@ -142,6 +143,9 @@ void enr__processor_free(enr_processor_t *p)
     enr_pipeline_destroy(p->pipe);
     free(p->transactional_id);
     free(p->changelog_topic);
+    free(p->batch);
+    free(p->kstats_json);
+    pthread_mutex_destroy(&p->kstats_lock);
     free(p);
 }
 
@@ -153,9 +157,11 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
         return NULL;
     }
     p->conf = conf;
+    pthread_mutex_init(&p->kstats_lock, NULL);
     p->log = enr__conf_logger(conf, "enrich");
     p->sink = (enr__sink_t){sink_emit, sink_changelog, p};
-    if (make_names(p) || open_producer(p, errstr, errstr_size) ||
+    p->batch = malloc((size_t)conf->s.batch_max_events * sizeof(*p->batch));
+    if (!p->batch || make_names(p) || open_producer(p, errstr, errstr_size) ||
         enr__changelog_ensure(p, errstr, errstr_size) ||
         enr__state_restore(p, errstr, errstr_size) ||
         enr__profiles_open(p, errstr, errstr_size) ||

@@ -10,6 +10,7 @@
 #include "ue_log.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 struct enr_processor_s {
@@ -24,14 +25,19 @@ struct enr_processor_s {
     enr__sink_t sink;
     char *transactional_id;
     char *changelog_topic;
+    rd_kafka_message_t **batch;  /* batch.max.events slots for one consume */
     int in_txn;
     int64_t txn_started_ms;
     int64_t txn_events;
+    int64_t commit_started_ms;   /* when the commit (or abort) of the open transaction began */
     int in_callback;             /* inside the rebalance callback: no recursive commit */
     enr_err_t fatal;             /* set once the processor cannot go on */
     int produce_failed;          /* a record of the open transaction was refused: abort it */
     _Atomic int stop;
     _Atomic int64_t stats[ENR_STAT__CNT];
+    pthread_mutex_t kstats_lock; /* the group consumer's latest librdkafka statistics */
+    char *kstats_json;
+    size_t kstats_len;
 };
 
 /* txn.c */
@@ -50,6 +56,9 @@ int enr__state_restore(enr_processor_t *p, char *errstr, size_t errstr_size);
 int enr__profiles_open(enr_processor_t *p, char *errstr, size_t errstr_size);
 /* Applies what the profile topic has now (all of it when @p to_end, waiting up to 30 s). */
 void enr__profiles_poll(enr_processor_t *p, int to_end);
+
+/* monitor.c: the group consumer's statistics callback (served by enr_poll()). */
+int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque);
 
 /* Frees the clients and the pipeline (no commit, no group leave). */
 void enr__processor_free(enr_processor_t *p);

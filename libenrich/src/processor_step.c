@@ -61,18 +61,23 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
 {
     if (!p)
         return ENR_ERR_INVALID_ARG;
+    if (p->in_callback)
+        return ENR_ERR_RECURSIVE_CALL;
     if (p->fatal)
         return p->fatal;
     if (atomic_load(&p->stop))
         return ENR_ERR_STOPPED;
 
     size_t max = (size_t)p->conf->s.batch_max_events;
-    rd_kafka_message_t *batch[1024];
-    if (max > 1024)
-        max = 1024;
     enr__profiles_poll(p, 0);
-    int wait = p->in_txn ? 0 : timeout_ms; /* an open transaction must not wait on input */
-    ssize_t n = rd_kafka_consume_batch_queue(p->queue, wait, batch, max);
+    /* An open transaction waits for input only until it is due, not past it (nor spins). */
+    int wait = timeout_ms;
+    if (p->in_txn) {
+        int64_t left = p->txn_started_ms + p->conf->s.txn_max_ms - ue__mono_ms();
+        wait = left <= 0 ? 0 : left < wait || wait < 0 ? (int)left : wait;
+    }
+    ssize_t n = rd_kafka_consume_batch_queue(p->queue, wait, p->batch, max);
+    rd_kafka_message_t **batch = p->batch;
     int processed = 0;
     for (ssize_t i = 0; i < n; i++) {
         rd_kafka_message_t *m = batch[i];
@@ -87,6 +92,7 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
     if (txn_due(p))
         enr__txn_commit(p, 60000);
     rd_kafka_poll(p->producer, 0);
+    rd_kafka_poll(p->consumer, 0); /* its statistics (and errors) wait on its main queue */
     enr__processor_publish_stats(p);
     return p->fatal ? p->fatal : processed;
 }

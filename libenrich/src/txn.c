@@ -23,8 +23,25 @@ int enr__txn_begin(enr_processor_t *p)
     }
     p->in_txn = 1;
     p->txn_started_ms = ue__mono_ms();
+    p->commit_started_ms = 0;
     p->txn_events = 0;
     return 0;
+}
+
+/* Tells the transaction callback how the open transaction ended. Recursive calls into the
+ * processor from inside it are refused (in_callback), also when it runs inside the rebalance
+ * callback. */
+static void report(enr_processor_t *p, enr_err_t result)
+{
+    enr_txn_cb_t *cb = p->conf->txn_cb;
+    if (!cb)
+        return;
+    int64_t now = ue__mono_ms();
+    int64_t started = p->commit_started_ms ? p->commit_started_ms : now;
+    int was_inside = p->in_callback;
+    p->in_callback = 1;
+    cb(result, p->txn_events, now - p->txn_started_ms, now - started, p->conf->txn_opaque);
+    p->in_callback = was_inside;
 }
 
 void enr__txn_produce(enr_processor_t *p, const char *topic, const void *key, size_t key_len,
@@ -76,6 +93,10 @@ static rd_kafka_error_t *send_and_commit(enr_processor_t *p, int timeout_ms)
         err = rd_kafka_send_offsets_to_transaction(p->producer, offsets, cgmd, timeout_ms);
     if (!err)
         err = rd_kafka_commit_transaction(p->producer, timeout_ms);
+    /* Stored (never committed: auto commit is off), so that the consumer's statistics measure
+     * "consumer_lag_stored" from what the transaction committed. */
+    if (!err && offsets && offsets->cnt > 0)
+        rd_kafka_offsets_store(p->consumer, offsets);
     rd_kafka_consumer_group_metadata_destroy(cgmd);
     if (offsets)
         rd_kafka_topic_partition_list_destroy(offsets);
@@ -86,6 +107,7 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
 {
     if (!p->in_txn)
         return ENR_OK;
+    p->commit_started_ms = ue__mono_ms();
     enr__pipeline_flush(p->pipe, enr__pipeline_event_clock(p->pipe));
     if (p->produce_failed)
         return enr__txn_abort(p, "a record could not be produced");
@@ -100,6 +122,7 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     if (!err) {
         p->in_txn = 0;
         atomic_fetch_add(&p->stats[ENR_STAT_TXN_COMMITS], 1);
+        report(p, ENR_OK);
         return ENR_OK;
     }
     char why[512];
@@ -111,6 +134,7 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
         return enr__txn_abort(p, why);
     ue__log(&p->log, UE_LOG_ERR, "%s: fatal, the processor stops", why);
     p->fatal = fatal ? ENR_ERR_FENCED : ENR_ERR_KAFKA;
+    report(p, p->fatal);
     return p->fatal;
 }
 
@@ -135,12 +159,15 @@ static void rewind_positions(enr_processor_t *p)
 enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
 {
     ue__log(&p->log, UE_LOG_WARNING, "aborting the transaction (%s); redoing it", why);
+    if (!p->commit_started_ms)
+        p->commit_started_ms = ue__mono_ms();
     rd_kafka_error_t *err = rd_kafka_abort_transaction(p->producer, 30000);
     p->in_txn = 0;
     if (err) {
         ue__log(&p->log, UE_LOG_ERR, "abort: %s", rd_kafka_error_string(err));
         p->fatal = rd_kafka_error_is_fatal(err) ? ENR_ERR_FENCED : ENR_ERR_KAFKA;
         rd_kafka_error_destroy(err);
+        report(p, p->fatal);
         return p->fatal;
     }
     atomic_fetch_add(&p->stats[ENR_STAT_TXN_ABORTS], 1);
@@ -149,8 +176,10 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
     if (enr__state_restore(p, errstr, sizeof(errstr))) {
         ue__log(&p->log, UE_LOG_ERR, "restore after abort: %s", errstr);
         p->fatal = ENR_ERR_KAFKA;
+        report(p, p->fatal);
         return p->fatal;
     }
     rewind_positions(p);
+    report(p, ENR_ERR_KAFKA);
     return ENR_OK;
 }

@@ -304,6 +304,23 @@ UE_API const char *ue_stat_name(ue_stat_t which);
  */
 UE_API size_t ue_stats_json(ue_client_t *client, char *buf, size_t size);
 
+/**
+ * @brief Copies the latest librdkafka statistics of the client's producer (a JSON object,
+ *        see librdkafka's STATISTICS.md: broker connection states, round-trip times, errors,
+ *        queue sizes) into @p buf, NUL-terminated. For a metrics endpoint's broker health.
+ *
+ * The producer emits them every "kafka.statistics.interval.ms", which is 0 (off) unless set:
+ * an app rarely wants them, a gateway or daemon does. They are served by the client's
+ * background thread.
+ *
+ * @returns the length of the whole JSON (excluding the NUL), like snprintf(); the copy is
+ *          truncated when that is >= @p size (call again with a larger buffer: the document
+ *          may have changed meanwhile). 0 when there are none yet, statistics are off, the
+ *          transport is not Kafka, or in a child process after fork().
+ * @remark Any thread, until ue_client_destroy().
+ */
+UE_API size_t ue_kafka_stats_json(ue_client_t *client, char *buf, size_t size);
+
 /* ------------------------------------------------------------------------------------------ */
 /* Events                                                                                     */
 /* ------------------------------------------------------------------------------------------ */

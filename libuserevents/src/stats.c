@@ -68,3 +68,14 @@ size_t ue_stats_json(ue_client_t *c, char *buf, size_t size)
     len += (size_t)snprintf(room ? buf + len : NULL, room, "}");
     return len;
 }
+
+size_t ue_kafka_stats_json(ue_client_t *c, char *buf, size_t size)
+{
+    if (buf && size)
+        buf[0] = '\0';
+    /* After fork() the transport belongs to the parent's threads (and maybe their lock). */
+    if (!c || !c->transport || !c->transport->ops->stats_json ||
+        c->fork_generation != ue__fork_generation())
+        return 0;
+    return c->transport->ops->stats_json(c->transport, buf, size);
+}

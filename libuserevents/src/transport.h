@@ -3,7 +3,7 @@
  * (Kafka: transport_kafka.c; HTTP batches to a collector: transport_http.c) is adding one
  * file.
  *
- * All calls come from the client's background thread.
+ * All calls come from the client's background thread, except stats_json (any thread).
  */
 #ifndef UE_TRANSPORT_H
 #define UE_TRANSPORT_H
@@ -46,6 +46,11 @@ typedef struct ue__transport_ops {
     /* Reports everything in flight now, as retriable UE_ERR_SHUTDOWN (unless done meanwhile). */
     void (*purge)(ue__transport_t *t, int timeout_ms);
     void (*destroy)(ue__transport_t *t);
+    /*
+     * Optional (NULL: none): copies the transport's latest statistics document (JSON) into
+     * @p buf like ue_kafka_stats_json(). The one op that may be called from any thread.
+     */
+    size_t (*stats_json)(ue__transport_t *t, char *buf, size_t size);
 } ue__transport_ops_t;
 
 struct ue__transport {

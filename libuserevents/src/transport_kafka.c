@@ -8,6 +8,7 @@
 #include "ue_props.h"
 #include "ue_time.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,9 @@ typedef struct kafka_transport {
     char *prefix, *suffix; /* the template around "{type}" */
     const ue__logger_t *log;
     topic_slot_t topics[TOPIC_SLOTS];
+    pthread_mutex_t stats_lock; /* the latest librdkafka statistics, for any thread */
+    char *stats_json;
+    size_t stats_len;
 } kafka_transport_t;
 
 static int topic_char_ok(char c)
@@ -186,6 +190,41 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
             rd_kafka_err2name(err), reason);
 }
 
+/* librdkafka's statistics ("kafka.statistics.interval.ms"), from rd_kafka_poll() on the
+ * background thread: kept as the latest copy for kafka_stats_json(). */
+static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    kafka_transport_t *kt = opaque;
+    char *copy = malloc(json_len + 1);
+    (void)rk;
+    if (!copy)
+        return 0;
+    memcpy(copy, json, json_len);
+    copy[json_len] = '\0';
+    pthread_mutex_lock(&kt->stats_lock);
+    char *old = kt->stats_json;
+    kt->stats_json = copy;
+    kt->stats_len = json_len;
+    pthread_mutex_unlock(&kt->stats_lock);
+    free(old);
+    return 0;
+}
+
+static size_t kafka_stats_json(ue__transport_t *t, char *buf, size_t size)
+{
+    kafka_transport_t *kt = (kafka_transport_t *)t;
+    pthread_mutex_lock(&kt->stats_lock);
+    size_t len = kt->stats_json ? kt->stats_len : 0;
+    if (buf && size) {
+        size_t n = len < size ? len : size - 1;
+        if (n)
+            memcpy(buf, kt->stats_json, n);
+        buf[n] = '\0';
+    }
+    pthread_mutex_unlock(&kt->stats_lock);
+    return len;
+}
+
 static void kafka_poll(ue__transport_t *t, int timeout_ms)
 {
     rd_kafka_poll(((kafka_transport_t *)t)->rk, timeout_ms);
@@ -219,6 +258,8 @@ static void kafka_destroy(ue__transport_t *t)
         rd_kafka_destroy(kt->rk);
     free(kt->prefix);
     free(kt->suffix);
+    free(kt->stats_json);
+    pthread_mutex_destroy(&kt->stats_lock);
     free(kt);
 }
 
@@ -228,6 +269,7 @@ static const ue__transport_ops_t kafka_ops = {
     .in_flight = kafka_in_flight,
     .purge = kafka_purge,
     .destroy = kafka_destroy,
+    .stats_json = kafka_stats_json,
 };
 
 ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *topic_template,
@@ -243,6 +285,7 @@ ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *top
     }
     kt->base = (ue__transport_t){.ops = &kafka_ops, .on_result = on_result, .owner = owner};
     kt->log = log;
+    pthread_mutex_init(&kt->stats_lock, NULL);
     kt->prefix = hole ? strndup(topic_template, (size_t)(hole - topic_template))
                       : strdup(topic_template);
     kt->suffix = hole ? strdup(hole + 6) : NULL;
@@ -255,6 +298,7 @@ ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *top
     rd_kafka_conf_set_dr_msg_cb(kconf, on_delivery);
     rd_kafka_conf_set_log_cb(kconf, on_log);
     rd_kafka_conf_set_error_cb(kconf, on_error);
+    rd_kafka_conf_set_stats_cb(kconf, on_stats);
     kt->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
     if (!kt->rk) {
         kafka_destroy(&kt->base);

@@ -258,7 +258,8 @@ typedef struct reply {
 
 static size_t keep_body(char *data, size_t size, size_t nmemb, void *opaque);
 
-/* The value of one line of the collector's /metrics, e.g. ue_collector_answers_total{...}. */
+/* The value of one line of the collector's /metrics, e.g.
+ * userevents_collector_http_responses_total{...}. */
 static long long metric(const collector_t *col, const char *name)
 {
     char url[128];
@@ -286,7 +287,7 @@ static void run_with_restart(collector_t *col, int sig, size_t n, check_opts_t o
     track_events(c, t, n / 4);
     usleep(300 * 1000);
     track_events(c, t, n / 4); /* a burst: requests in flight when the collector stops */
-    long long split = metric(col, "ue_collector_answers_total{code=\"413\"} ");
+    long long split = metric(col, "userevents_collector_http_responses_total{code=\"413\"} ");
     int status = collector_stop(col, sig);
     if (sig == SIGTERM)
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);

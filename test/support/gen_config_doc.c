@@ -28,8 +28,9 @@ int main(void)
            "exactly-once: consumer `isolation.level=read_committed`, "
            "`enable.auto.commit=false`, `auto.offset.reset=earliest`, "
            "`topic.metadata.refresh.interval.ms=5000` (new raw topics are picked up within "
-           "5 s); producer `enable.idempotence=true`, `acks=all`, `compression.type=zstd`, "
-           "`linger.ms=5`, and a `transactional.id`.\n\n");
+           "5 s), `statistics.interval.ms=5000` (consumer lag and broker health for "
+           "`enr_kafka_stats_json()`; 0 turns them off); producer `enable.idempotence=true`, "
+           "`acks=all`, `compression.type=zstd`, `linger.ms=5`, and a `transactional.id`.\n\n");
     ue__props_markdown(enr__conf_props, stdout);
     return 0;
 }

@@ -722,6 +722,65 @@ static void test_client_anonymous_id(void **state)
     assert_int_equal(ue_client_destroy(d), UE_OK);
 }
 
+/* ---- librdkafka's statistics, for a metrics endpoint ------------------------------------- */
+
+/* Polls ue_kafka_stats_json() until it returns a document (or 10 s pass). */
+static size_t wait_kafka_stats(ue_client_t *c, char *buf, size_t size)
+{
+    size_t len = 0;
+    for (int i = 0; i < 200 && len == 0; i++) {
+        len = ue_kafka_stats_json(c, buf, size);
+        if (len == 0)
+            usleep(50 * 1000);
+    }
+    return len;
+}
+
+static void test_client_kafka_stats_json_has_the_producers_brokers(void **state)
+{
+    (void)state;
+    static char buf[1 << 20];
+    char small[16];
+    const char *kv[] = {MOCK_BROKER, "kafka.statistics.interval.ms=100", NULL};
+    ue_client_t *c = tu_client(kv, NULL, NULL);
+    ue_event_t *ev = event_for("page_view", 1);
+    assert_int_equal(ue_track(c, ev), UE_OK);
+    ue_event_destroy(ev);
+    assert_int_equal(ue_flush(c, 20000), UE_OK);
+    size_t len = wait_kafka_stats(c, buf, sizeof(buf));
+    assert_true(len > 0 && len < sizeof(buf));
+    assert_int_equal(strlen(buf), len);
+    assert_non_null(strstr(buf, "\"type\": \"producer\""));
+    assert_non_null(strstr(buf, "\"brokers\":"));
+    /* Too small a buffer: truncated and terminated, the full length returned, like snprintf. */
+    size_t again = ue_kafka_stats_json(c, small, sizeof(small));
+    assert_true(again >= sizeof(small));
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+    assert_memory_equal(small, "{", 1);
+    assert_true(ue_kafka_stats_json(c, NULL, 0) > 0); /* only measures */
+    assert_int_equal(ue_client_destroy(c), UE_OK);
+}
+
+static void test_client_kafka_stats_json_is_empty_unless_statistics_are_on(void **state)
+{
+    (void)state;
+    char buf[256] = "x";
+    const char *kv[] = {MOCK_BROKER, NULL};
+    ue_client_t *c = tu_client(kv, NULL, NULL);
+    usleep(300 * 1000);
+    assert_int_equal(ue_kafka_stats_json(c, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "");
+    assert_int_equal(ue_client_destroy(c), UE_OK);
+
+    const char *http[] = {"transport=http", "http.url=http://127.0.0.1:1/v1/batch",
+                          "kafka.statistics.interval.ms=100", "shutdown.timeout.ms=0", NULL};
+    c = tu_client(http, NULL, NULL);
+    usleep(300 * 1000);
+    assert_int_equal(ue_kafka_stats_json(c, buf, sizeof(buf)), 0); /* not a Kafka transport */
+    assert_int_equal(ue_client_destroy(c), UE_OK);
+    assert_int_equal(ue_kafka_stats_json(NULL, buf, sizeof(buf)), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -739,6 +798,8 @@ int main(void)
         cmocka_unit_test(test_client_spool_behind_mode_delivers_each_event_once),
         cmocka_unit_test(test_client_stats_in_forked_child_do_not_hang),
         cmocka_unit_test(test_client_stats_json_lists_every_stat),
+        cmocka_unit_test(test_client_kafka_stats_json_has_the_producers_brokers),
+        cmocka_unit_test(test_client_kafka_stats_json_is_empty_unless_statistics_are_on),
         cmocka_unit_test(test_client_err2str_and_err2name_cover_every_code),
         cmocka_unit_test(test_client_version_matches_header),
         cmocka_unit_test(test_client_null_args),

@@ -23,6 +23,7 @@ packages=(
   clang libclang-rt-14-dev     # libFuzzer targets of the decoders
   maven                        # fetches the real Kafka broker from Maven Central (test/kafka.sh)
   curl python3 python3-venv    # python3-venv: the Python binding's tests install it in a venv
+  prometheus                   # promtool checks the alert rules; a real Prometheus scrapes in a test
 )
 
 missing=()

@@ -10,4 +10,8 @@ export PATH=$PATH:/usr/local/go/bin  # the machine's Go, for bindings/go
 make -j2 WARN="-Wall -Wextra -Werror"
 make test WARN="-Wall -Wextra -Werror"
 test/bindings/run.sh
+test/monitoring/run.sh
+# The main job end to end on the embedded defaults: it exits non-zero unless every tracked
+# event landed in the warehouse exactly once.
+build/ue-demo --duration 3 --rate 500 --warehouse "sqlite:build/ue-demo-test.db"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} test/fuzz/run.sh

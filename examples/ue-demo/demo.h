@@ -17,6 +17,7 @@ typedef struct demo_opts {
     char prefix[64];          /* of every topic and group of this run */
     char spool[512];
     long tracked;             /* so far (written by simulate(), read by its progress calls) */
+    int metrics_port;         /* -1: no /metrics */
 } demo_opts_t;
 
 /* Commit times of the sink, to measure track -> warehouse latency. */
@@ -38,6 +39,9 @@ typedef struct demo {
     whs_sink_t *sink;
     pthread_t enrich_thread, sink_thread;
     commit_log_t commits;
+    struct metrics *metrics;  /* /metrics of the enrichment and the sink, when asked for */
+    struct enrich_metrics *em;
+    struct sink_metrics *sm;
     int64_t started_ms;
 } demo_t;
 

@@ -31,6 +31,7 @@ static void usage(FILE *out)
                  "librdkafka's mock cluster of 3 brokers\n"
                  "  -w, --warehouse URL  sqlite:PATH (default sqlite:ue-demo.db), postgres://..., "
                  "clickhouse://..., file:DIR\n"
+                 "      --metrics-port N serve Prometheus /metrics on N (0: a free one, printed)\n"
                  "  -h, --help           this help\n");
 }
 
@@ -39,10 +40,11 @@ static int parse(int argc, char **argv, demo_opts_t *o)
     static const struct option opts[] = {{"users", 1, 0, 'u'},     {"rate", 1, 0, 'r'},
                                          {"duration", 1, 0, 'd'},  {"bootstrap", 1, 0, 'b'},
                                          {"warehouse", 1, 0, 'w'}, {"help", 0, 0, 'h'},
-                                         {0, 0, 0, 0}};
+                                         {"metrics-port", 1, 0, 'M'}, {0, 0, 0, 0}};
     int c;
     *o = (demo_opts_t){.users = 200, .rate = 2000, .duration_s = 10,
-                       .bootstrap = getenv("KAFKA_BOOTSTRAP"), .warehouse = "sqlite:ue-demo.db"};
+                       .bootstrap = getenv("KAFKA_BOOTSTRAP"), .warehouse = "sqlite:ue-demo.db",
+                       .metrics_port = -1};
     while ((c = getopt_long(argc, argv, "u:r:d:b:w:h", opts, NULL)) != -1) {
         switch (c) {
         case 'u': o->users = atoi(optarg); break;
@@ -50,6 +52,7 @@ static int parse(int argc, char **argv, demo_opts_t *o)
         case 'd': o->duration_s = atoi(optarg); break;
         case 'b': o->bootstrap = optarg; break;
         case 'w': o->warehouse = optarg; break;
+        case 'M': o->metrics_port = atoi(optarg); break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return -1;
         }

@@ -3,6 +3,9 @@
  * configured for the run's topics; progress and the wait until everything landed.
  */
 #include "demo.h"
+#include "enrich_metrics.h"
+#include "metrics.h"
+#include "sink_metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +58,23 @@ static void on_commit(const char *topic, int32_t partition, int64_t next_offset,
     pthread_mutex_unlock(&log->lock);
 }
 
+static void on_commit_demo(const char *topic, int32_t partition, int64_t next_offset,
+                           int64_t rows, int64_t dead_letters, void *opaque)
+{
+    demo_t *d = opaque;
+    on_commit(topic, partition, next_offset, rows, dead_letters, &d->commits);
+    if (d->sm)
+        sink_metrics_on_commit(topic, partition, next_offset, rows, dead_letters, d->sm);
+}
+
+static void on_sink_error(whs_err_t err, int retriable, const char *reason, void *opaque)
+{
+    demo_t *d = opaque;
+    (void)reason;
+    if (d->sm)
+        sink_metrics_on_error(d->sm, err, retriable);
+}
+
 static int start_enrich(demo_t *d)
 {
     static const char *const topics[][2] = {
@@ -72,6 +92,8 @@ static int start_enrich(demo_t *d)
     }
     SET(enr_conf_set, conf, "stages", "dedup,clock,useragent,profile,session,window,anomaly");
     SET(enr_conf_set, conf, "log.level", "error");
+    if (d->em)
+        enr_conf_set_txn_cb(conf, enrich_metrics_on_txn, d->em);
     if (!(d->enrich = enr_processor_new(conf, errstr, sizeof(errstr)))) {
         fprintf(stderr, "ue-demo: enrichment: %s\n", errstr);
         enr_conf_destroy(conf);
@@ -95,7 +117,8 @@ static int start_sink(demo_t *d)
     SET(whs_conf_set, conf, "kafka.group.id", v);
     SET(whs_conf_set, conf, "batch.max.ms", "200");
     SET(whs_conf_set, conf, "log.level", "error");
-    whs_conf_set_commit_cb(conf, on_commit, &d->commits);
+    whs_conf_set_commit_cb(conf, on_commit_demo, d);
+    whs_conf_set_error_cb(conf, on_sink_error, d);
     if (!(d->sink = whs_sink_new(conf, errstr, sizeof(errstr)))) {
         fprintf(stderr, "ue-demo: sink: %s\n", errstr);
         whs_conf_destroy(conf);
@@ -104,10 +127,37 @@ static int start_sink(demo_t *d)
     return pthread_create(&d->sink_thread, NULL, sink_main, d);
 }
 
+/* /metrics of the enrichment and the sink (the SDK's run inside simulate()). */
+static int start_metrics(demo_t *d)
+{
+    if (!(d->metrics = metrics_new()) || !(d->em = enrich_metrics_new(d->metrics)) ||
+        !(d->sm = sink_metrics_new(d->metrics)))
+        return -1;
+    return 0;
+}
+
+static int serve_metrics(demo_t *d)
+{
+    char errstr[256];
+    enrich_metrics_attach(d->em, d->enrich);
+    sink_metrics_attach(d->sm, d->sink);
+    int port = metrics_serve(d->metrics, "127.0.0.1", d->o.metrics_port, errstr, sizeof(errstr));
+    if (port < 0) {
+        fprintf(stderr, "ue-demo: metrics: %s\n", errstr);
+        return -1;
+    }
+    printf("ue-demo: metrics on http://127.0.0.1:%d/metrics\n", port);
+    return 0;
+}
+
 int start_stages(demo_t *d)
 {
     pthread_mutex_init(&d->commits.lock, NULL);
-    return start_enrich(d) || start_sink(d) ? -1 : 0;
+    if (d->o.metrics_port >= 0 && start_metrics(d))
+        return -1;
+    if (start_enrich(d) || start_sink(d))
+        return -1;
+    return d->metrics ? serve_metrics(d) : 0;
 }
 
 void stop_stages(demo_t *d)
@@ -121,6 +171,12 @@ void stop_stages(demo_t *d)
         enr_stop(d->enrich);
         pthread_join(d->enrich_thread, NULL);
         enr_processor_destroy(d->enrich, 10000);
+    }
+    if (d->metrics) {
+        metrics_stop(d->metrics);
+        enrich_metrics_destroy(d->em);
+        sink_metrics_destroy(d->sm);
+        metrics_destroy(d->metrics);
     }
 }
 

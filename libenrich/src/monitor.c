@@ -16,36 +16,14 @@ static const char *const internal_topics[] = {"__consumer_offsets", "__transacti
 
 int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
-    enr_processor_t *p = opaque;
-    char *copy = malloc(json_len + 1);
     (void)rk;
-    if (!copy)
-        return 0; /* keep the previous document */
-    memcpy(copy, json, json_len);
-    copy[json_len] = '\0';
-    pthread_mutex_lock(&p->kstats_lock);
-    char *old = p->kstats_json;
-    p->kstats_json = copy;
-    p->kstats_len = json_len;
-    pthread_mutex_unlock(&p->kstats_lock);
-    free(old);
+    ue__kstats_store(&((enr_processor_t *)opaque)->kstats, json, json_len);
     return 0; /* librdkafka frees its own buffer */
 }
 
 size_t enr_kafka_stats_json(enr_processor_t *p, char *buf, size_t size)
 {
-    if (!p)
-        return 0;
-    pthread_mutex_lock(&p->kstats_lock);
-    size_t len = p->kstats_json ? p->kstats_len : 0;
-    if (buf && size) {
-        size_t n = len < size ? len : size - 1;
-        if (n)
-            memcpy(buf, p->kstats_json, n);
-        buf[n] = '\0';
-    }
-    pthread_mutex_unlock(&p->kstats_lock);
-    return len;
+    return p ? ue__kstats_copy(&p->kstats, buf, size) : 0;
 }
 
 /* 1 when @p topic is one the processor reads or writes (see enr_under_replicated_partitions). */

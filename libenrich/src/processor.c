@@ -144,8 +144,7 @@ void enr__processor_free(enr_processor_t *p)
     free(p->transactional_id);
     free(p->changelog_topic);
     free(p->batch);
-    free(p->kstats_json);
-    pthread_mutex_destroy(&p->kstats_lock);
+    ue__kstats_free(&p->kstats);
     free(p);
 }
 
@@ -157,7 +156,7 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
         return NULL;
     }
     p->conf = conf;
-    pthread_mutex_init(&p->kstats_lock, NULL);
+    ue__kstats_init(&p->kstats);
     p->log = enr__conf_logger(conf, "enrich");
     p->sink = (enr__sink_t){sink_emit, sink_changelog, p};
     p->batch = malloc((size_t)conf->s.batch_max_events * sizeof(*p->batch));

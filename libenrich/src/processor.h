@@ -7,6 +7,7 @@
 #define ENR_PROCESSOR_H
 
 #include "pipeline.h"
+#include "ue_kstats.h"
 #include "ue_log.h"
 
 #include <librdkafka/rdkafka.h>
@@ -35,9 +36,7 @@ struct enr_processor_s {
     int produce_failed;          /* a record of the open transaction was refused: abort it */
     _Atomic int stop;
     _Atomic int64_t stats[ENR_STAT__CNT];
-    pthread_mutex_t kstats_lock; /* the group consumer's latest librdkafka statistics */
-    char *kstats_json;
-    size_t kstats_len;
+    ue__kstats_t kstats;         /* the group consumer's latest librdkafka statistics */
 };
 
 /* txn.c */

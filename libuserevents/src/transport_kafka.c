@@ -5,6 +5,7 @@
  * the delivery report hands the record back. Topic handles are cached per event type.
  */
 #include "transport_kafka.h"
+#include "ue_kstats.h"
 #include "ue_props.h"
 #include "ue_time.h"
 
@@ -26,9 +27,7 @@ typedef struct kafka_transport {
     char *prefix, *suffix; /* the template around "{type}" */
     const ue__logger_t *log;
     topic_slot_t topics[TOPIC_SLOTS];
-    pthread_mutex_t stats_lock; /* the latest librdkafka statistics, for any thread */
-    char *stats_json;
-    size_t stats_len;
+    ue__kstats_t stats;         /* the latest librdkafka statistics, for any thread */
 } kafka_transport_t;
 
 static int topic_char_ok(char c)
@@ -194,35 +193,14 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
  * background thread: kept as the latest copy for kafka_stats_json(). */
 static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
-    kafka_transport_t *kt = opaque;
-    char *copy = malloc(json_len + 1);
     (void)rk;
-    if (!copy)
-        return 0;
-    memcpy(copy, json, json_len);
-    copy[json_len] = '\0';
-    pthread_mutex_lock(&kt->stats_lock);
-    char *old = kt->stats_json;
-    kt->stats_json = copy;
-    kt->stats_len = json_len;
-    pthread_mutex_unlock(&kt->stats_lock);
-    free(old);
-    return 0;
+    ue__kstats_store(&((kafka_transport_t *)opaque)->stats, json, json_len);
+    return 0; /* librdkafka frees its own buffer */
 }
 
 static size_t kafka_stats_json(ue__transport_t *t, char *buf, size_t size)
 {
-    kafka_transport_t *kt = (kafka_transport_t *)t;
-    pthread_mutex_lock(&kt->stats_lock);
-    size_t len = kt->stats_json ? kt->stats_len : 0;
-    if (buf && size) {
-        size_t n = len < size ? len : size - 1;
-        if (n)
-            memcpy(buf, kt->stats_json, n);
-        buf[n] = '\0';
-    }
-    pthread_mutex_unlock(&kt->stats_lock);
-    return len;
+    return ue__kstats_copy(&((kafka_transport_t *)t)->stats, buf, size);
 }
 
 static void kafka_poll(ue__transport_t *t, int timeout_ms)
@@ -258,8 +236,7 @@ static void kafka_destroy(ue__transport_t *t)
         rd_kafka_destroy(kt->rk);
     free(kt->prefix);
     free(kt->suffix);
-    free(kt->stats_json);
-    pthread_mutex_destroy(&kt->stats_lock);
+    ue__kstats_free(&kt->stats);
     free(kt);
 }
 
@@ -285,7 +262,7 @@ ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *top
     }
     kt->base = (ue__transport_t){.ops = &kafka_ops, .on_result = on_result, .owner = owner};
     kt->log = log;
-    pthread_mutex_init(&kt->stats_lock, NULL);
+    ue__kstats_init(&kt->stats);
     kt->prefix = hole ? strndup(topic_template, (size_t)(hole - topic_template))
                       : strdup(topic_template);
     kt->suffix = hole ? strdup(hole + 6) : NULL;

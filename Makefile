@@ -142,6 +142,7 @@ docs-check: $(BUILD)/gen-config-doc
 
 bench: all $(BENCH_BIN)
 	test/bench/run.sh $(BUILD)
+	test/bench/whs_bench.sh $(BUILD)
 
 docs: $(BUILD)/gen-config-doc
 	$(BUILD)/gen-config-doc > CONFIGURATION.md

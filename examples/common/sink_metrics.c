@@ -3,6 +3,7 @@
  * where each whs_stat_t goes; the callbacks add what the statistics do not hold.
  */
 #include "sink_metrics.h"
+#include "kafka_metrics.h"
 
 #include <ctype.h>
 #include <stdatomic.h>
@@ -58,8 +59,14 @@ static const struct {
 struct sink_metrics {
     metric_t *family[NSTATS];
     metric_t *errors, *warehouse_errors, *commit_rows;
+    kafka_metrics_t *kafka; /* consumer lag and broker health from librdkafka's statistics */
     _Atomic(whs_sink_t *) sink;
 };
+
+static size_t kafka_stats(void *sink, char *buf, size_t size)
+{
+    return whs_kafka_stats_json(sink, buf, size);
+}
 
 static void collect(metrics_t *m, void *opaque)
 {
@@ -74,6 +81,7 @@ static void collect(metrics_t *m, void *opaque)
             metric_set(s->family[i], STATS[i].value ? (const char *[]){STATS[i].value} : NULL,
                        STATS[i].scale ? (double)v * STATS[i].scale : (double)v);
     }
+    kafka_metrics_refresh(s->kafka, kafka_stats, sink);
 }
 
 void sink_metrics_on_error(sink_metrics_t *s, whs_err_t err, int retriable)
@@ -136,8 +144,10 @@ sink_metrics_t *sink_metrics_new(metrics_t *m)
     s->commit_rows = metrics_histogram(m, "userevents_sink_commit_rows",
                                        "Rows of one partition in one warehouse commit.", NULL,
                                        METRICS_SIZE_BUCKETS, METRICS_SIZE_BUCKETS_N);
-    if (!s->errors || !s->warehouse_errors || !s->commit_rows ||
+    s->kafka = kafka_metrics_new(m, "userevents_sink", 1);
+    if (!s->errors || !s->warehouse_errors || !s->commit_rows || !s->kafka ||
         metrics_on_collect(m, collect, s)) {
+        kafka_metrics_destroy(s->kafka);
         free(s);
         return NULL;
     }
@@ -154,5 +164,7 @@ void sink_metrics_attach(sink_metrics_t *s, whs_sink_t *sink)
 
 void sink_metrics_destroy(sink_metrics_t *s)
 {
+    if (s)
+        kafka_metrics_destroy(s->kafka);
     free(s);
 }

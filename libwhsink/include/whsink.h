@@ -76,22 +76,22 @@ WHS_API const char *whs_version_str(void);
  */
 typedef enum whs_err {
     WHS_OK = 0,
-    WHS_ERR_INVALID_ARG = -1,     /**< a NULL or malformed argument */
-    WHS_ERR_CONF_UNKNOWN = -2,    /**< unknown configuration key */
-    WHS_ERR_CONF_INVALID = -3,    /**< configuration value out of range or malformed */
-    WHS_ERR_NOMEM = -4,           /**< out of memory */
-    WHS_ERR_TIMED_OUT = -5,       /**< a deadline passed before the work was done */
-    WHS_ERR_RECURSIVE_CALL = -6,  /**< called from inside one of this sink's callbacks */
-    WHS_ERR_CLOSED = -7,          /**< the sink was closed by whs_close() */
-    WHS_ERR_KAFKA_INIT = -8,      /**< the Kafka consumer or producer could not be created */
-    WHS_ERR_MAPPING = -9,         /**< a record could not be mapped to a row: dead-lettered */
-    WHS_ERR_WAREHOUSE = 1,        /**< a warehouse operation failed; retried with backoff */
+    WHS_ERR_INVALID_ARG = -1,       /**< a NULL or malformed argument */
+    WHS_ERR_CONF_UNKNOWN = -2,      /**< unknown configuration key */
+    WHS_ERR_CONF_INVALID = -3,      /**< configuration value out of range or malformed */
+    WHS_ERR_NOMEM = -4,             /**< out of memory */
+    WHS_ERR_TIMED_OUT = -5,         /**< a deadline passed before the work was done */
+    WHS_ERR_RECURSIVE_CALL = -6,    /**< called from inside one of this sink's callbacks */
+    WHS_ERR_CLOSED = -7,            /**< the sink was closed by whs_close() */
+    WHS_ERR_KAFKA_INIT = -8,        /**< the Kafka consumer or producer could not be created */
+    WHS_ERR_MAPPING = -9,           /**< a record could not be mapped to a row: dead-lettered */
+    WHS_ERR_WAREHOUSE = 1,          /**< a warehouse operation failed; retried with backoff */
     WHS_ERR_WAREHOUSE_REJECTED = 2, /**< the warehouse refused rows for good: dead-lettered */
-    WHS_ERR_FENCED = 3,           /**< another sink moved a partition's offsets first; the
-                                       batch was dropped and the partition re-read */
-    WHS_ERR_KAFKA = 4,            /**< the Kafka cluster reported an error */
-    WHS_ERR_DEAD_LETTER = 5,      /**< a dead letter could not be delivered */
-    WHS_ERR_KAFKA_FATAL = 6,      /**< librdkafka raised a fatal error: the sink must stop */
+    WHS_ERR_FENCED = 3,             /**< another sink moved a partition's offsets first; the
+                                         batch was dropped and the partition re-read */
+    WHS_ERR_KAFKA = 4,              /**< the Kafka cluster reported an error */
+    WHS_ERR_DEAD_LETTER = 5,        /**< a dead letter could not be delivered */
+    WHS_ERR_KAFKA_FATAL = 6,        /**< librdkafka raised a fatal error: the sink must stop */
 } whs_err_t;
 
 /** @brief A short English description of @p err. Static storage, never NULL. */
@@ -269,23 +269,23 @@ WHS_API whs_err_t whs_close(whs_sink_t *sink, int timeout_ms);
 
 /** Counters and gauges of a sink. */
 typedef enum whs_stat {
-    WHS_STAT_CONSUMED = 0,          /**< records consumed from Kafka */
-    WHS_STAT_ROWS_LOADED = 1,       /**< rows committed to the warehouse */
-    WHS_STAT_BYTES_LOADED = 2,      /**< bytes of those rows (their in-memory size) */
-    WHS_STAT_BATCHES = 3,           /**< batches committed */
-    WHS_STAT_DEAD_LETTERS = 4,      /**< records or rows sent to the dead-letter topic */
-    WHS_STAT_SKIPPED = 5,           /**< records skipped: already in the warehouse */
-    WHS_STAT_RETRIES = 6,           /**< warehouse operations that failed and were retried */
-    WHS_STAT_FENCED = 7,            /**< batches dropped because another sink moved on */
-    WHS_STAT_PAUSES = 8,            /**< times consumption paused for backpressure */
-    WHS_STAT_PAUSED = 9,            /**< gauge: 1 while consumption is paused */
-    WHS_STAT_BUFFERED_ROWS = 10,    /**< gauge: rows in memory, batched or being written */
-    WHS_STAT_BUFFERED_BYTES = 11,   /**< gauge: bytes of those rows */
-    WHS_STAT_REBALANCES = 12,       /**< partition assignments and revocations */
-    WHS_STAT_COLUMNS_ADDED = 13,    /**< columns added by ALTER TABLE at start */
+    WHS_STAT_CONSUMED = 0,            /**< records consumed from Kafka */
+    WHS_STAT_ROWS_LOADED = 1,         /**< rows committed to the warehouse */
+    WHS_STAT_BYTES_LOADED = 2,        /**< bytes of those rows (their in-memory size) */
+    WHS_STAT_BATCHES = 3,             /**< batches committed */
+    WHS_STAT_DEAD_LETTERS = 4,        /**< records or rows sent to the dead-letter topic */
+    WHS_STAT_SKIPPED = 5,             /**< records skipped: already in the warehouse */
+    WHS_STAT_RETRIES = 6,             /**< warehouse operations that failed and were retried */
+    WHS_STAT_FENCED = 7,              /**< batches dropped because another sink moved on */
+    WHS_STAT_PAUSES = 8,              /**< times consumption paused for backpressure */
+    WHS_STAT_PAUSED = 9,              /**< gauge: 1 while consumption is paused */
+    WHS_STAT_BUFFERED_ROWS = 10,      /**< gauge: rows in memory, batched or being written */
+    WHS_STAT_BUFFERED_BYTES = 11,     /**< gauge: bytes of those rows */
+    WHS_STAT_REBALANCES = 12,         /**< partition assignments and revocations */
+    WHS_STAT_COLUMNS_ADDED = 13,      /**< columns added by ALTER TABLE at start */
     WHS_STAT_DEAD_LETTER_FAILED = 14, /**< dead letters that could not be delivered */
-    WHS_STAT_LAST_COMMIT_MS = 15,   /**< gauge: wall clock (Unix ms) of the last commit */
-    WHS_STAT__CNT                   /**< number of statistics; grows in later versions */
+    WHS_STAT_LAST_COMMIT_MS = 15,     /**< gauge: wall clock (Unix ms) of the last commit */
+    WHS_STAT__CNT                     /**< number of statistics; grows in later versions */
 } whs_stat_t;
 
 /** @brief Returns one statistic, or -1 for an unknown @p which. Thread-safe, lock-free. */
@@ -300,6 +300,14 @@ WHS_API const char *whs_stat_name(whs_stat_t which);
  *          is truncated when that is >= @p size.
  */
 WHS_API size_t whs_stats_json(whs_sink_t *sink, char *buf, size_t size);
+
+/**
+ * @brief Copies the consumer's latest librdkafka statistics (JSON: consumer lag per partition,
+ *        broker state and round trips) into @p buf, NUL-terminated and truncated to @p size.
+ *        Refreshed every "kafka.statistics.interval.ms" (default 5000; 0 turns it off).
+ * @returns the document's full length, like snprintf(); 0 before the first one. Any thread.
+ */
+WHS_API size_t whs_kafka_stats_json(whs_sink_t *sink, char *buf, size_t size);
 
 #ifdef __cplusplus
 }

@@ -37,14 +37,14 @@ typedef enum whs__be_rc {
 } whs__be_rc_t;
 
 typedef struct whs__be_conf {
-    const char *url;              /* the full URL (with its password; never log it) */
+    const char *url; /* the full URL (with its password; never log it) */
     const char *table;
-    const char *topic;            /* the input topic: key of the offsets */
+    const char *topic; /* the input topic: key of the offsets */
     const whs__schema_t *schema;
-    int64_t timeout_ms;           /* longest single request */
-    int gzip;                     /* ClickHouse: 1 gzip, 0 plain, -1 gzip unless loopback */
-    int zstd_level;               /* file: */
-    int fsync;                    /* file: */
+    int64_t timeout_ms; /* longest single request */
+    int gzip;           /* ClickHouse: 1 gzip, 0 plain, -1 gzip unless loopback */
+    int zstd_level;     /* file: */
+    int fsync;          /* file: */
     const ue__logger_t *log;
 } whs__be_conf_t;
 
@@ -57,8 +57,8 @@ typedef struct whs__skip {
 } whs__skip_t;
 
 typedef struct whs__resume {
-    int64_t next_offset;  /* -1: the warehouse holds nothing of this partition */
-    whs__skip_t *skips;   /* malloc'd, or NULL */
+    int64_t next_offset; /* -1: the warehouse holds nothing of this partition */
+    whs__skip_t *skips;  /* malloc'd, or NULL */
     size_t nskips;
 } whs__resume_t;
 
@@ -83,11 +83,10 @@ typedef struct whs__backend_ops {
                           size_t from, size_t n, int retry, char *err, size_t err_size);
     /* Transactional backends: 0 set a savepoint, 1 roll back to it, 2 release it. */
     whs__be_rc_t (*savepoint)(whs__backend_t *be, int op, char *err, size_t err_size);
-    whs__be_rc_t (*commit)(whs__backend_t *be, const whs__batch_t *b, char *err,
-                           size_t err_size);
+    whs__be_rc_t (*commit)(whs__backend_t *be, const whs__batch_t *b, char *err, size_t err_size);
     void (*rollback)(whs__backend_t *be);
-    whs__be_rc_t (*committed)(whs__backend_t *be, int32_t partition, whs__resume_t *out,
-                              char *err, size_t err_size);
+    whs__be_rc_t (*committed)(whs__backend_t *be, int32_t partition, whs__resume_t *out, char *err,
+                              size_t err_size);
     void (*close)(whs__backend_t *be);
 } whs__backend_ops_t;
 

@@ -32,11 +32,11 @@ typedef struct ch_be {
     whs__backend_t base;
     whs__be_conf_t conf;
     CURL *curl;
-    char base_url[600];  /* http://host:port/?database=db */
+    char base_url[600]; /* http://host:port/?database=db */
     char db[128];
     char user[128], password[256];
-    char where[300];     /* host:port/db, for messages */
-    int ms_times;        /* DateTime64(3): the server is 20.1 or newer */
+    char where[300]; /* host:port/db, for messages */
+    int ms_times;    /* DateTime64(3): the server is 20.1 or newer */
     whs__buf_t body, gz, resp, sql;
 } ch_be_t;
 
@@ -134,8 +134,7 @@ static whs__be_rc_t perform(ch_be_t *c, char *err, size_t err_size)
                (int)strcspn(resp, "\n"), resp);
     if (data_error(code))
         return WHS__BE_DATA;
-    return status >= 500 && code != 60 && code != 81 && code != 16 ? WHS__BE_RETRY
-                                                                    : WHS__BE_FATAL;
+    return status >= 500 && code != 60 && code != 81 && code != 16 ? WHS__BE_RETRY : WHS__BE_FATAL;
 }
 
 static whs__be_rc_t query(ch_be_t *c, const char *sql, char *err, size_t err_size)
@@ -159,12 +158,11 @@ static whs__be_rc_t ch_open(const whs__be_conf_t *conf, whs__backend_t **out, ch
     if (c->conf.gzip < 0) /* auto: compressing for the loopback interface only costs CPU */
         c->conf.gzip = !(strcmp(u.host, "localhost") == 0 || strncmp(u.host, "127.", 4) == 0 ||
                          strcmp(u.host, "::1") == 0 || strcmp(u.host, "[::1]") == 0);
-    snprintf(c->db, sizeof(c->db), "%.127s", u.path[0] == '/' && u.path[1] ? u.path + 1
-                                                                          : "default");
+    snprintf(c->db, sizeof(c->db), "%.127s",
+             u.path[0] == '/' && u.path[1] ? u.path + 1 : "default");
     snprintf(c->base_url, sizeof(c->base_url), "http://%s:%d/?database=%s", u.host,
              u.port ? u.port : 8123, c->db);
-    snprintf(c->where, sizeof(c->where), "%.200s:%d/%.80s", u.host, u.port ? u.port : 8123,
-             c->db);
+    snprintf(c->where, sizeof(c->where), "%.200s:%d/%.80s", u.host, u.port ? u.port : 8123, c->db);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &c->resp);
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)conf->timeout_ms);
@@ -221,8 +219,10 @@ static whs__be_rc_t add_columns(ch_be_t *c, int *added, char *err, size_t err_si
     const whs__schema_t *sc = c->conf.schema;
     char sql[512];
     for (size_t i = WHS__COL__FIXED; i < sc->ncols; i++) {
-        snprintf(sql, sizeof(sql), "SELECT count() FROM system.columns WHERE database = '%s' "
-                 "AND table = '%s' AND name = '%s'", c->db, c->conf.table, sc->cols[i].name);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count() FROM system.columns WHERE database = '%s' "
+                 "AND table = '%s' AND name = '%s'",
+                 c->db, c->conf.table, sc->cols[i].name);
         whs__be_rc_t rc = query(c, sql, err, err_size);
         if (rc != WHS__BE_OK)
             return rc;
@@ -256,10 +256,11 @@ static whs__be_rc_t ch_ensure_schema(whs__backend_t *be, int *added, char *err, 
                      "ORDER BY (user_bucket, user_id, event_time)");
     whs__be_rc_t rc = b->oom ? WHS__BE_FATAL : query(c, b->data, err, err_size);
     if (rc == WHS__BE_OK)
-        rc = query(c, "CREATE TABLE IF NOT EXISTS whs_offsets (table_name String, topic String, "
-                      "partition Int32, next_offset Int64, kind String, dates String, "
-                      "at DateTime('UTC')) ENGINE = MergeTree() "
-                      "ORDER BY (table_name, topic, partition, next_offset)",
+        rc = query(c,
+                   "CREATE TABLE IF NOT EXISTS whs_offsets (table_name String, topic String, "
+                   "partition Int32, next_offset Int64, kind String, dates String, "
+                   "at DateTime('UTC')) ENGINE = MergeTree() "
+                   "ORDER BY (table_name, topic, partition, next_offset)",
                    err, err_size);
     return rc == WHS__BE_OK ? add_columns(c, added, err, err_size) : rc;
 }
@@ -317,10 +318,11 @@ static int64_t already_stored(ch_be_t *c, const whs__group_t *g, size_t from, si
     }
     whs__fmt_date(g->dt, day);
     whs__buf_reset(&c->sql);
-    whs__buf_printf(&c->sql, "SELECT source_partition, source_offset FROM %s WHERE dt = '%s' "
+    whs__buf_printf(&c->sql,
+                    "SELECT source_partition, source_offset FROM %s WHERE dt = '%s' "
                     "AND source_topic = '%s' AND source_offset BETWEEN %lld AND %lld "
-                    "FORMAT TabSeparated", c->conf.table, day, c->conf.topic, (long long)lo,
-                    (long long)hi);
+                    "FORMAT TabSeparated",
+                    c->conf.table, day, c->conf.topic, (long long)lo, (long long)hi);
     if ((*rc = query(c, c->sql.data, err, err_size)) != WHS__BE_OK)
         return 0;
     for (char *line = c->resp.data; line && *line;) {
@@ -342,12 +344,12 @@ static int64_t already_stored(ch_be_t *c, const whs__group_t *g, size_t from, si
 typedef struct stream {
     ch_be_t *c;
     const whs__group_t *g;
-    size_t next, end;       /* rows still to serialize */
-    const char *present;    /* rows [from, end) to leave out (stored by an earlier attempt) */
+    size_t next, end;    /* rows still to serialize */
+    const char *present; /* rows [from, end) to leave out (stored by an earlier attempt) */
     size_t from;
     z_stream z;
     int gzip, done;
-    size_t pos;             /* without gzip: read position in c->body */
+    size_t pos; /* without gzip: read position in c->body */
 } stream_t;
 
 /* Serializes the next slice of rows (about 256 KiB) into c->body. */
@@ -403,7 +405,12 @@ static whs__be_rc_t insert_rows(ch_be_t *c, const whs__group_t *g, size_t from, 
                                 const char *present, char *err, size_t err_size)
 {
     char sql[200], url[900];
-    stream_t st = {.c = c, .g = g, .next = from, .end = end, .present = present, .from = from,
+    stream_t st = {.c = c,
+                   .g = g,
+                   .next = from,
+                   .end = end,
+                   .present = present,
+                   .from = from,
                    .gzip = c->conf.gzip};
     struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
     if (st.gzip && deflateInit2(&st.z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
@@ -425,8 +432,8 @@ static whs__be_rc_t insert_rows(ch_be_t *c, const whs__group_t *g, size_t from, 
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
     int64_t t0 = ue__mono_ms();
     whs__be_rc_t rc = perform(c, err, err_size);
-    ue__log(c->conf.log, UE_LOG_DEBUG, "clickhouse: INSERT of %zu rows: %s in %lld ms",
-            end - from, whs__be_rc_name(rc), (long long)(ue__mono_ms() - t0));
+    ue__log(c->conf.log, UE_LOG_DEBUG, "clickhouse: INSERT of %zu rows: %s in %lld ms", end - from,
+            whs__be_rc_name(rc), (long long)(ue__mono_ms() - t0));
     curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, NULL);
     curl_slist_free_all(headers);
     if (st.gzip)
@@ -445,8 +452,10 @@ static whs__be_rc_t ch_write(whs__backend_t *be, const whs__batch_t *b, const wh
         return WHS__BE_RETRY;
     int64_t stored = retry ? already_stored(c, g, from, n, present, &rc, err, err_size) : 0;
     if (rc == WHS__BE_OK && stored > 0)
-        ue__log(c->conf.log, UE_LOG_NOTICE, "clickhouse: %lld of %zu rows were stored by an "
-                "earlier attempt", (long long)stored, n);
+        ue__log(c->conf.log, UE_LOG_NOTICE,
+                "clickhouse: %lld of %zu rows were stored by an "
+                "earlier attempt",
+                (long long)stored, n);
     if (rc == WHS__BE_OK && (int64_t)n > stored)
         rc = insert_rows(c, g, from, from + n, present, err, err_size);
     free(present);
@@ -457,8 +466,8 @@ static whs__be_rc_t ch_write(whs__backend_t *be, const whs__batch_t *b, const wh
 
 /* Inserts one whs_offsets row per partition of @p b: kind "intent" (with the days the batch
  * touches) or "commit". */
-static whs__be_rc_t offsets_rows(ch_be_t *c, const whs__batch_t *b, const char *kind,
-                                 char *err, size_t err_size)
+static whs__be_rc_t offsets_rows(ch_be_t *c, const whs__batch_t *b, const char *kind, char *err,
+                                 size_t err_size)
 {
     char days[4096] = "", day[11];
     size_t used = 0;
@@ -468,26 +477,25 @@ static whs__be_rc_t offsets_rows(ch_be_t *c, const whs__batch_t *b, const char *
     }
     whs__buf_reset(&c->body);
     for (size_t i = 0; i < b->nparts; i++) {
-        whs__buf_printf(&c->body, "{\"table_name\":\"%s\",\"topic\":\"%s\",\"partition\":%d,"
+        whs__buf_printf(&c->body,
+                        "{\"table_name\":\"%s\",\"topic\":\"%s\",\"partition\":%d,"
                         "\"next_offset\":%lld,\"kind\":\"%s\",\"dates\":\"%s\",\"at\":%lld}\n",
                         c->conf.table, c->conf.topic, b->parts[i].partition,
                         (long long)b->parts[i].next, kind, days, (long long)time(NULL));
     }
     if (b->nparts == 0)
         return WHS__BE_OK;
-    return c->body.oom ? WHS__BE_RETRY
-                       : request(c, "INSERT INTO whs_offsets FORMAT JSONEachRow", &c->body, err,
-                                 err_size);
+    return c->body.oom
+               ? WHS__BE_RETRY
+               : request(c, "INSERT INTO whs_offsets FORMAT JSONEachRow", &c->body, err, err_size);
 }
 
-static whs__be_rc_t ch_begin(whs__backend_t *be, const whs__batch_t *b, char *err,
-                             size_t err_size)
+static whs__be_rc_t ch_begin(whs__backend_t *be, const whs__batch_t *b, char *err, size_t err_size)
 {
     return offsets_rows((ch_be_t *)be, b, "intent", err, err_size);
 }
 
-static whs__be_rc_t ch_commit(whs__backend_t *be, const whs__batch_t *b, char *err,
-                              size_t err_size)
+static whs__be_rc_t ch_commit(whs__backend_t *be, const whs__batch_t *b, char *err, size_t err_size)
 {
     return offsets_rows((ch_be_t *)be, b, "commit", err, err_size);
 }
@@ -508,19 +516,22 @@ static whs__be_rc_t find_skips(ch_be_t *c, int32_t partition, int64_t from, whs_
                                char *err, size_t err_size)
 {
     char sql[1024], days[8192];
-    snprintf(sql, sizeof(sql), "SELECT arrayStringConcat(groupUniqArray(dates), ',') FROM "
+    snprintf(sql, sizeof(sql),
+             "SELECT arrayStringConcat(groupUniqArray(dates), ',') FROM "
              "whs_offsets WHERE table_name = '%s' AND topic = '%s' AND partition = %d AND "
-             "kind = 'intent' AND next_offset > %lld", c->conf.table, c->conf.topic, partition,
-             (long long)from);
+             "kind = 'intent' AND next_offset > %lld",
+             c->conf.table, c->conf.topic, partition, (long long)from);
     whs__be_rc_t rc = query(c, sql, err, err_size);
     if (rc != WHS__BE_OK || !c->resp.data || c->resp.data[0] == '\n' || !c->resp.data[0])
         return rc;
     snprintf(days, sizeof(days), "'%.*s'", (int)strcspn(c->resp.data, "\n"), c->resp.data);
     whs__buf_reset(&c->sql);
-    whs__buf_printf(&c->sql, "SELECT source_offset, toUInt32(dt) FROM %s WHERE dt IN (", c->conf.table);
+    whs__buf_printf(&c->sql, "SELECT source_offset, toUInt32(dt) FROM %s WHERE dt IN (",
+                    c->conf.table);
     for (const char *p = days; *p; p++) /* 'a,b' -> 'a','b' */
         *p == ',' ? whs__buf_puts(&c->sql, "','") : whs__buf_putc(&c->sql, *p);
-    whs__buf_printf(&c->sql, ") AND source_topic = '%s' AND source_partition = %d AND "
+    whs__buf_printf(&c->sql,
+                    ") AND source_topic = '%s' AND source_partition = %d AND "
                     "source_offset >= %lld ORDER BY source_offset FORMAT TabSeparated",
                     c->conf.topic, partition, (long long)from);
     if ((rc = query(c, c->sql.data, err, err_size)) != WHS__BE_OK)
@@ -543,15 +554,15 @@ static whs__be_rc_t ch_committed(whs__backend_t *be, int32_t partition, whs__res
     ch_be_t *c = (ch_be_t *)be;
     char sql[512];
     memset(out, 0, sizeof(*out));
-    snprintf(sql, sizeof(sql), "SELECT max(next_offset) FROM whs_offsets WHERE table_name = '%s'"
+    snprintf(sql, sizeof(sql),
+             "SELECT max(next_offset) FROM whs_offsets WHERE table_name = '%s'"
              " AND topic = '%s' AND partition = %d AND kind = 'commit' HAVING count() > 0",
              c->conf.table, c->conf.topic, partition);
     whs__be_rc_t rc = query(c, sql, err, err_size);
     if (rc != WHS__BE_OK)
         return rc;
     out->next_offset = answer_int(c, -1);
-    rc = find_skips(c, partition, out->next_offset < 0 ? 0 : out->next_offset, out, err,
-                    err_size);
+    rc = find_skips(c, partition, out->next_offset < 0 ? 0 : out->next_offset, out, err, err_size);
     if (rc != WHS__BE_OK)
         whs__resume_free(out);
     return rc;

@@ -35,7 +35,7 @@
 typedef struct file_be {
     whs__backend_t base;
     whs__be_conf_t conf;
-    char root[4096];     /* DIR/TABLE */
+    char root[4096]; /* DIR/TABLE */
     ZSTD_CCtx *cctx;
     whs__buf_t text, out;
 } file_be_t;
@@ -115,8 +115,8 @@ static whs__be_rc_t file_open(const whs__be_conf_t *conf, whs__backend_t **out, 
     }
     f->conf = *conf;
     ZSTD_CCtx_setParameter(f->cctx, ZSTD_c_compressionLevel, conf->zstd_level);
-    int too_long = snprintf(f->root, sizeof(f->root), "%s/%s", u.path, conf->table) >=
-                   (int)sizeof(f->root);
+    int too_long =
+        snprintf(f->root, sizeof(f->root), "%s/%s", u.path, conf->table) >= (int)sizeof(f->root);
     if (too_long || mkdir_p(f->root)) {
         errno = too_long ? ENAMETOOLONG : errno;
         whs__be_rc_t rc = fail_errno("mkdir", f->root, err, err_size);
@@ -128,8 +128,7 @@ static whs__be_rc_t file_open(const whs__be_conf_t *conf, whs__backend_t **out, 
     return WHS__BE_OK;
 }
 
-static whs__be_rc_t file_ensure_schema(whs__backend_t *be, int *added, char *err,
-                                       size_t err_size)
+static whs__be_rc_t file_ensure_schema(whs__backend_t *be, int *added, char *err, size_t err_size)
 {
     file_be_t *f = (file_be_t *)be;
     (void)added; /* NDJSON has no schema to evolve: new columns simply appear */
@@ -157,7 +156,7 @@ static int files_of(const whs__batch_t *b, int32_t partition)
 
 /* Directory of a group and the file name (without directory). */
 static int group_paths(file_be_t *f, const whs__batch_t *b, const whs__group_t *g, char *dir,
-                        size_t dsize, char *name, size_t nsize)
+                       size_t dsize, char *name, size_t nsize)
 {
     char day[11];
     const whs__bpart_t *p = NULL;
@@ -166,9 +165,10 @@ static int group_paths(file_be_t *f, const whs__batch_t *b, const whs__group_t *
             p = &b->parts[i];
     whs__fmt_date(g->dt, day);
     int n = snprintf(dir, dsize, "%s/dt=%s/bucket=%02d", f->root, day, g->bucket);
-    int m = snprintf(name, nsize, "part-%s_p%d_o%" PRId64 "-%" PRId64 "_n%d_%016" PRIx64
-                     ".ndjson.zst", f->conf.topic, g->partition, p ? p->first : 0,
-                     p ? p->next - 1 : 0, files_of(b, g->partition), b->id);
+    int m =
+        snprintf(name, nsize, "part-%s_p%d_o%" PRId64 "-%" PRId64 "_n%d_%016" PRIx64 ".ndjson.zst",
+                 f->conf.topic, g->partition, p ? p->first : 0, p ? p->next - 1 : 0,
+                 files_of(b, g->partition), b->id);
     return n < (int)dsize && m < (int)nsize ? 0 : -1;
 }
 
@@ -425,8 +425,7 @@ static int resolve(const scan_t *s, whs__resume_t *out)
         while (j < s->n && cmp_found(&s->v[i], &s->v[j]) == 0)
             j++;
         const part_name_t *pn = &s->v[i].name;
-        for (size_t k = i; (int)(j - i) < pn->count && pn->last >= out->next_offset && k < j;
-             k++)
+        for (size_t k = i; (int)(j - i) < pn->count && pn->last >= out->next_offset && k < j; k++)
             if (whs__resume_add_skip(out, pn->first, pn->last, s->v[k].dt, s->v[k].bucket))
                 return -1;
         i = j;
@@ -445,7 +444,7 @@ static whs__be_rc_t file_committed(whs__backend_t *be, int32_t partition, whs__r
         return fail_errno("scan", f->root, err, err_size);
     if (s.n > 1)
         if (s.n) /* s.v is NULL when nothing was found: qsort(NULL, 0) is undefined */
-        qsort(s.v, s.n, sizeof(*s.v), cmp_found);
+            qsort(s.v, s.n, sizeof(*s.v), cmp_found);
     int rc = resolve(&s, out);
     free(s.v);
     if (rc) {

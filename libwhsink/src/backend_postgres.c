@@ -53,11 +53,11 @@ static whs__be_rc_t classify(const char *state)
 static whs__be_rc_t fail(pg_be_t *p, PGresult *r, const char *what, char *err, size_t err_size)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-    const char *msg = r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r)
-                                                     : PQerrorMessage(p->conn);
+    const char *msg =
+        r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(p->conn);
     whs__be_rc_t rc = PQstatus(p->conn) != CONNECTION_OK ? WHS__BE_RETRY : classify(state);
-    ue__errstr(err, err_size, "postgres %s: %s: %s%s%.*s", p->where, what,
-               state ? state : "", state ? " " : "", (int)strcspn(msg, "\n"), msg);
+    ue__errstr(err, err_size, "postgres %s: %s: %s%s%.*s", p->where, what, state ? state : "",
+               state ? " " : "", (int)strcspn(msg, "\n"), msg);
     if (state && !strcmp(state, "42P01"))
         p->ndays = 0; /* a partition we knew is gone: create again */
     PQclear(r);
@@ -95,8 +95,8 @@ static whs__be_rc_t connect_pg(pg_be_t *p, char *err, size_t err_size)
     p->conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(p->conn) != CONNECTION_OK) {
         const char *msg = PQerrorMessage(p->conn);
-        ue__errstr(err, err_size, "postgres %s: connect: %.*s", p->where,
-                   (int)strcspn(msg, "\n"), msg);
+        ue__errstr(err, err_size, "postgres %s: connect: %.*s", p->where, (int)strcspn(msg, "\n"),
+                   msg);
         return WHS__BE_RETRY;
     }
     PQsetNoticeProcessor(p->conn, on_notice, p);
@@ -114,8 +114,7 @@ static whs__be_rc_t pg_open(const whs__be_conf_t *conf, whs__backend_t **out, ch
     if (!p)
         return WHS__BE_FATAL;
     p->conf = *conf;
-    snprintf(p->where, sizeof(p->where), "%.200s:%d%.80s", u.host, u.port ? u.port : 5432,
-             u.path);
+    snprintf(p->where, sizeof(p->where), "%.200s:%d%.80s", u.host, u.port ? u.port : 5432, u.path);
     whs__be_rc_t rc = connect_pg(p, err, err_size);
     if (rc != WHS__BE_OK) {
         PQfinish(p->conn);
@@ -147,7 +146,8 @@ static whs__be_rc_t add_columns(pg_be_t *p, int *added, char *err, size_t err_si
     const whs__schema_t *sc = p->conf.schema;
     char sql[512];
     for (size_t c = WHS__COL__FIXED; c < sc->ncols; c++) {
-        snprintf(sql, sizeof(sql), "SELECT 1 FROM information_schema.columns WHERE "
+        snprintf(sql, sizeof(sql),
+                 "SELECT 1 FROM information_schema.columns WHERE "
                  "table_schema = current_schema() AND table_name = '%s' AND column_name = '%s'",
                  p->conf.table, sc->cols[c].name);
         PGresult *r = PQexec(p->conn, sql);
@@ -169,8 +169,7 @@ static whs__be_rc_t add_columns(pg_be_t *p, int *added, char *err, size_t err_si
     return WHS__BE_OK;
 }
 
-static whs__be_rc_t pg_ensure_schema(whs__backend_t *be, int *added, char *err,
-                                     size_t err_size)
+static whs__be_rc_t pg_ensure_schema(whs__backend_t *be, int *added, char *err, size_t err_size)
 {
     pg_be_t *p = (pg_be_t *)be;
     const whs__schema_t *sc = p->conf.schema;
@@ -186,10 +185,12 @@ static whs__be_rc_t pg_ensure_schema(whs__backend_t *be, int *added, char *err,
     if (rc == WHS__BE_OK)
         rc = b->oom ? WHS__BE_FATAL : exec(p, b->data, err, err_size);
     if (rc == WHS__BE_OK)
-        rc = exec(p, "CREATE TABLE IF NOT EXISTS whs_offsets (table_name text NOT NULL, "
-                     "topic text NOT NULL, partition integer NOT NULL, next_offset bigint NOT "
-                     "NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY "
-                     "(table_name, topic, partition))", err, err_size);
+        rc = exec(p,
+                  "CREATE TABLE IF NOT EXISTS whs_offsets (table_name text NOT NULL, "
+                  "topic text NOT NULL, partition integer NOT NULL, next_offset bigint NOT "
+                  "NULL, updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY "
+                  "(table_name, topic, partition))",
+                  err, err_size);
     return rc == WHS__BE_OK ? add_columns(p, added, err, err_size) : rc;
 }
 
@@ -207,8 +208,10 @@ static whs__be_rc_t ensure_days(pg_be_t *p, const whs__batch_t *b, char *err, si
         whs__fmt_date(day, from);
         whs__fmt_date(day + 1, to);
         snprintf(name, sizeof(name), "%.4s%.2s%.2s", from, from + 5, from + 8);
-        snprintf(sql, sizeof(sql), "CREATE TABLE IF NOT EXISTS \"%s_p%s\" PARTITION OF \"%s\" "
-                 "FOR VALUES FROM ('%s') TO ('%s')", p->conf.table, name, p->conf.table, from, to);
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE IF NOT EXISTS \"%s_p%s\" PARTITION OF \"%s\" "
+                 "FOR VALUES FROM ('%s') TO ('%s')",
+                 p->conf.table, name, p->conf.table, from, to);
         whs__be_rc_t rc = exec(p, sql, err, err_size);
         if (rc != WHS__BE_OK)
             return rc;
@@ -219,8 +222,7 @@ static whs__be_rc_t ensure_days(pg_be_t *p, const whs__batch_t *b, char *err, si
     return WHS__BE_OK;
 }
 
-static whs__be_rc_t pg_begin(whs__backend_t *be, const whs__batch_t *b, char *err,
-                             size_t err_size)
+static whs__be_rc_t pg_begin(whs__backend_t *be, const whs__batch_t *b, char *err, size_t err_size)
 {
     pg_be_t *p = (pg_be_t *)be;
     whs__be_rc_t rc = connect_pg(p, err, err_size);
@@ -300,8 +302,7 @@ static whs__be_rc_t copy_start(pg_be_t *p, const whs__group_t *g, char *err, siz
     char day[11];
     whs__fmt_date(g->dt, day);
     whs__buf_reset(&p->sql);
-    whs__buf_printf(&p->sql, "COPY \"%s_p%.4s%.2s%.2s\" (", p->conf.table, day, day + 5,
-                    day + 8);
+    whs__buf_printf(&p->sql, "COPY \"%s_p%.4s%.2s%.2s\" (", p->conf.table, day, day + 5, day + 8);
     for (size_t c = 0; c < sc->ncols; c++)
         whs__buf_printf(&p->sql, "%s\"%s\"", c ? "," : "", sc->cols[c].name);
     whs__buf_puts(&p->sql, ") FROM STDIN");
@@ -369,15 +370,16 @@ static whs__be_rc_t store_offset(pg_be_t *p, const whs__bpart_t *bp, char *err, 
     int changed = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
     if (!changed) {
-        ue__errstr(err, err_size, "postgres %s: partition %d is no longer at offset %lld: "
-                   "another sink committed it", p->where, bp->partition, (long long)bp->base);
+        ue__errstr(err, err_size,
+                   "postgres %s: partition %d is no longer at offset %lld: "
+                   "another sink committed it",
+                   p->where, bp->partition, (long long)bp->base);
         return WHS__BE_FENCED;
     }
     return WHS__BE_OK;
 }
 
-static whs__be_rc_t pg_commit(whs__backend_t *be, const whs__batch_t *b, char *err,
-                              size_t err_size)
+static whs__be_rc_t pg_commit(whs__backend_t *be, const whs__batch_t *b, char *err, size_t err_size)
 {
     pg_be_t *p = (pg_be_t *)be;
     for (size_t i = 0; i < b->nparts; i++) {

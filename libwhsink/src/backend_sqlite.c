@@ -77,9 +77,8 @@ static whs__be_rc_t sqlite_open(const whs__be_conf_t *conf, whs__backend_t **out
         return WHS__BE_FATAL;
     s->conf = *conf;
     snprintf(s->path, sizeof(s->path), "%s", u.path);
-    int rc = sqlite3_open_v2(s->path, &s->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     whs__be_rc_t r = rc == SQLITE_OK ? WHS__BE_OK : fail(s, rc, "open", err, err_size);
     if (r == WHS__BE_OK) {
         sqlite3_busy_timeout(s->db, (int)conf->timeout_ms);
@@ -140,8 +139,7 @@ static whs__be_rc_t prepare_insert(sqlite_be_t *s, char *err, size_t err_size)
     return rc == SQLITE_OK ? WHS__BE_OK : fail(s, rc, "prepare insert", err, err_size);
 }
 
-static whs__be_rc_t sqlite_ensure_schema(whs__backend_t *be, int *added, char *err,
-                                         size_t err_size)
+static whs__be_rc_t sqlite_ensure_schema(whs__backend_t *be, int *added, char *err, size_t err_size)
 {
     sqlite_be_t *s = (sqlite_be_t *)be;
     const whs__schema_t *sc = s->conf.schema;
@@ -150,8 +148,10 @@ static whs__be_rc_t sqlite_ensure_schema(whs__backend_t *be, int *added, char *e
     for (size_t c = 0; c < WHS__COL__FIXED; c++)
         whs__buf_printf(&b, "%s\"%s\" %s%s", c ? ", " : "", sc->cols[c].name,
                         sql_type(sc->cols[c].type), sc->cols[c].nullable ? "" : " NOT NULL");
-    whs__buf_printf(&b, "); CREATE INDEX IF NOT EXISTS \"%s_dt_bucket\" ON \"%s\" "
-                        "(dt, user_bucket); ", s->conf.table, s->conf.table);
+    whs__buf_printf(&b,
+                    "); CREATE INDEX IF NOT EXISTS \"%s_dt_bucket\" ON \"%s\" "
+                    "(dt, user_bucket); ",
+                    s->conf.table, s->conf.table);
     whs__buf_puts(&b, "CREATE TABLE IF NOT EXISTS whs_offsets (table_name TEXT NOT NULL, "
                       "topic TEXT NOT NULL, partition INTEGER NOT NULL, next_offset INTEGER "
                       "NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (table_name, topic, "
@@ -190,9 +190,8 @@ static int bind_value(sqlite3_stmt *st, int i, const whs__column_t *col, const w
     return sqlite3_bind_int64(st, i, v->u.i);
 }
 
-static whs__be_rc_t sqlite_write(whs__backend_t *be, const whs__batch_t *b,
-                                 const whs__group_t *g, size_t from, size_t n, int retry,
-                                 char *err, size_t err_size)
+static whs__be_rc_t sqlite_write(whs__backend_t *be, const whs__batch_t *b, const whs__group_t *g,
+                                 size_t from, size_t n, int retry, char *err, size_t err_size)
 {
     sqlite_be_t *s = (sqlite_be_t *)be;
     const whs__schema_t *sc = s->conf.schema;
@@ -220,8 +219,7 @@ static whs__be_rc_t sqlite_savepoint(whs__backend_t *be, int op, char *err, size
 }
 
 /* Moves one partition's offset from base to next; FENCED when base is not what is stored. */
-static whs__be_rc_t store_offset(sqlite_be_t *s, const whs__bpart_t *p, char *err,
-                                 size_t err_size)
+static whs__be_rc_t store_offset(sqlite_be_t *s, const whs__bpart_t *p, char *err, size_t err_size)
 {
     const char *sql = p->base < 0
                           ? "INSERT INTO whs_offsets (next_offset, table_name, topic, partition,"
@@ -245,8 +243,10 @@ static whs__be_rc_t store_offset(sqlite_be_t *s, const whs__bpart_t *p, char *er
     if (rc != SQLITE_DONE)
         return fail(s, rc, "offsets", err, err_size);
     if (sqlite3_changes(s->db) != 1) {
-        ue__errstr(err, err_size, "sqlite %s: partition %d moved past offset %lld by another "
-                   "writer", s->path, p->partition, (long long)p->base);
+        ue__errstr(err, err_size,
+                   "sqlite %s: partition %d moved past offset %lld by another "
+                   "writer",
+                   s->path, p->partition, (long long)p->base);
         return WHS__BE_FENCED;
     }
     return WHS__BE_OK;

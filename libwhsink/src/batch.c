@@ -168,8 +168,7 @@ int whs__batch_add(whs__batch_t *b, whs__row_t *row)
 }
 
 /* Removes the rows @p drop says to; the caller re-sorts (empty groups go at sort time). */
-static void filter_rows(whs__batch_t *b, int (*drop)(const whs__row_t *r, int64_t arg),
-                        int64_t arg)
+static void filter_rows(whs__batch_t *b, int (*drop)(const whs__row_t *r, int64_t arg), int64_t arg)
 {
     for (size_t g = 0; g < b->ngroups; g++) {
         whs__group_t *gr = &b->groups[g];

@@ -10,8 +10,8 @@
 #ifndef WHS_BATCH_H
 #define WHS_BATCH_H
 
-#include "ue_arena.h"
 #include "row.h"
+#include "ue_arena.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -29,26 +29,26 @@ typedef struct whs__group {
 
 typedef struct whs__bpart {
     int32_t partition;
-    int64_t base;         /* the warehouse's offset when the batch started (for fencing) */
-    int64_t next;         /* one past the last record of the batch: the offset to commit */
-    int64_t first;        /* first record's offset */
+    int64_t base;  /* the warehouse's offset when the batch started (for fencing) */
+    int64_t next;  /* one past the last record of the batch: the offset to commit */
+    int64_t first; /* first record's offset */
     int64_t rows;
     int64_t dead_letters;
 } whs__bpart_t;
 
 typedef struct whs__batch {
-    ue__arena_t arena;   /* rows and their strings */
+    ue__arena_t arena; /* rows and their strings */
     whs__group_t *groups;
     size_t ngroups, gcap;
-    int32_t *index;       /* open addressing over groups: group index + 1, 0 = empty */
+    int32_t *index; /* open addressing over groups: group index + 1, 0 = empty */
     size_t index_cap;
     whs__bpart_t *parts;
     size_t nparts, pcap;
     size_t rows, bytes, records;
-    size_t handed_bytes;  /* bytes when handed to the writer (retries shrink `bytes`) */
-    int64_t opened_ms;    /* monotonic ms of the first record; 0 when empty */
-    uint64_t id;          /* unique per batch of a process: file names, logs */
-    int group_by;         /* WHS__BY_* */
+    size_t handed_bytes; /* bytes when handed to the writer (retries shrink `bytes`) */
+    int64_t opened_ms;   /* monotonic ms of the first record; 0 when empty */
+    uint64_t id;         /* unique per batch of a process: file names, logs */
+    int group_by;        /* WHS__BY_* */
 } whs__batch_t;
 
 void whs__batch_init(whs__batch_t *b, int group_by);

@@ -9,10 +9,10 @@
 #include <stdint.h>
 
 typedef struct whs__buf {
-    char *data;  /* NUL-terminated whenever len < cap */
+    char *data; /* NUL-terminated whenever len < cap */
     size_t len;
     size_t cap;
-    int oom;     /* set once an append failed; later appends do nothing */
+    int oom; /* set once an append failed; later appends do nothing */
 } whs__buf_t;
 
 /* Makes room for @p extra more bytes (plus a NUL). Returns 0 or -1 (and sets oom). */

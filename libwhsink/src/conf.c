@@ -13,9 +13,18 @@
 #include <string.h>
 
 #define S(field) offsetof(whs__settings_t, field)
-#define INT(name, field, min, max, def, doc) {name, UE__PROP_INT, S(field), min, max, def, NULL, doc}
-#define STR(name, field, maxlen, def, doc) {name, UE__PROP_STR, S(field), 0, maxlen, def, NULL, doc}
-#define ENUM(name, field, def, choices, doc) {name, UE__PROP_ENUM, S(field), 0, 0, def, choices, doc}
+#define INT(name, field, min, max, def, doc)                                                       \
+    {                                                                                              \
+        name, UE__PROP_INT, S(field), min, max, def, NULL, doc                                     \
+    }
+#define STR(name, field, maxlen, def, doc)                                                         \
+    {                                                                                              \
+        name, UE__PROP_STR, S(field), 0, maxlen, def, NULL, doc                                    \
+    }
+#define ENUM(name, field, def, choices, doc)                                                       \
+    {                                                                                              \
+        name, UE__PROP_ENUM, S(field), 0, 0, def, choices, doc                                     \
+    }
 
 const ue__prop_t whs__conf_props[] = {
     STR("warehouse.url", warehouse_url, 4000, "",
@@ -87,6 +96,7 @@ static const char *const kafka_defaults[][2] = {
     {"auto.offset.reset", "earliest"},
     {"enable.partition.eof", "false"},
     {"fetch.wait.max.ms", "100"}, /* one long-poll fetch per broker: keep it short */
+    {"statistics.interval.ms", "5000"}, /* lag and broker health: whs_kafka_stats_json() */
     {NULL, NULL},
 };
 
@@ -164,7 +174,8 @@ static int parse_one_promote(const char *item, size_t len, whs__promote_t *p, ch
     }
     memcpy(p->name, item, nlen);
     p->name[nlen] = '\0';
-    if (!whs__ident_valid(p->name) || strspn(p->name, "abcdefghijklmnopqrstuvwxyz0123456789_") != nlen) {
+    if (!whs__ident_valid(p->name) ||
+        strspn(p->name, "abcdefghijklmnopqrstuvwxyz0123456789_") != nlen) {
         ue__errstr(errstr, errstr_size,
                    "columns.promote: \"%s\" is not a lowercase name [a-z_][a-z0-9_]*", p->name);
         return -1;
@@ -178,7 +189,8 @@ static int parse_one_promote(const char *item, size_t len, whs__promote_t *p, ch
     }
     ue__errstr(errstr, errstr_size,
                "columns.promote: type of \"%s\" must be string, int, double or bool, got "
-               "\"%.*s\"", p->name, (int)tlen, colon + 1);
+               "\"%.*s\"",
+               p->name, (int)tlen, colon + 1);
     return -1;
 }
 
@@ -219,8 +231,7 @@ static int check_shape(whs_conf_t *conf, const char *name, const char *value, ch
     }
     if ((strcmp(name, "topic") == 0 || (strcmp(name, "dead_letter.topic") == 0 && *value)) &&
         !topic_valid(value)) {
-        ue__errstr(errstr, errstr_size, "%s: \"%s\" is not a valid Kafka topic name", name,
-                   value);
+        ue__errstr(errstr, errstr_size, "%s: \"%s\" is not a valid Kafka topic name", name, value);
         return -1;
     }
     if (strcmp(name, "table") == 0 && !whs__ident_valid(value)) {
@@ -271,8 +282,7 @@ whs_conf_res_t whs_conf_set(whs_conf_t *conf, const char *name, const char *valu
     return (whs_conf_res_t)rc;
 }
 
-whs_conf_res_t whs_conf_get(const whs_conf_t *conf, const char *name, char *dest,
-                            size_t *dest_size)
+whs_conf_res_t whs_conf_get(const whs_conf_t *conf, const char *name, char *dest, size_t *dest_size)
 {
     if (!conf || !name || !dest_size)
         return WHS_CONF_UNKNOWN;

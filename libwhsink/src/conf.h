@@ -41,8 +41,8 @@ typedef struct whs__settings {
     int64_t batch_max_bytes;
     int64_t batch_max_ms;
     char *dead_letter_topic;
-    int offset_fallback;           /* WHS__FALLBACK_* */
-    int utf8_invalid;              /* WHS__UTF8_* */
+    int offset_fallback; /* WHS__FALLBACK_* */
+    int utf8_invalid;    /* WHS__UTF8_* */
     int64_t schema_version_max;
     int64_t row_max_bytes;
     int64_t retry_backoff_ms;
@@ -50,10 +50,10 @@ typedef struct whs__settings {
     int64_t warehouse_timeout_ms;
     int64_t rebalance_timeout_ms;
     int64_t shutdown_timeout_ms;
-    int clickhouse_compression;    /* WHS__CH_* */
+    int clickhouse_compression; /* WHS__CH_* */
     int64_t file_compression_level;
     int file_fsync;
-    int log_level;                 /* index into "error,warning,notice,info,debug" */
+    int log_level; /* index into "error,warning,notice,info,debug" */
 } whs__settings_t;
 
 struct whs_conf_s {

@@ -50,9 +50,10 @@ int whs__consumer_resolve(whs_sink_t *s, int32_t partition, int64_t *start)
             ps->expect = r.next_offset < 0 ? 0 : r.next_offset;
             *start = r.next_offset;
             if (r.nskips)
-                ue__log(&s->log, UE_LOG_NOTICE, "partition %d: resuming at %lld with %zu "
-                        "ranges already loaded past it", partition, (long long)r.next_offset,
-                        r.nskips);
+                ue__log(&s->log, UE_LOG_NOTICE,
+                        "partition %d: resuming at %lld with %zu "
+                        "ranges already loaded past it",
+                        partition, (long long)r.next_offset, r.nskips);
             return 0;
         }
         whs__resume_free(&r);
@@ -96,8 +97,8 @@ static void on_assign(whs_sink_t *s, rd_kafka_topic_partition_list_t *parts, int
     else
         err = rd_kafka_assign(s->rk, parts);
     if (error || err) {
-        whs__sink_error(s, WHS_ERR_KAFKA, 1, error ? rd_kafka_error_string(error)
-                                                   : rd_kafka_err2str(err));
+        whs__sink_error(s, WHS_ERR_KAFKA, 1,
+                        error ? rd_kafka_error_string(error) : rd_kafka_err2str(err));
         if (error)
             rd_kafka_error_destroy(error);
     }
@@ -214,6 +215,14 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     whs__sink_error(s, WHS_ERR_KAFKA, 1, reason);
 }
 
+/* librdkafka's statistics (served with the consumer queue): kept for whs_kafka_stats_json(). */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
+{
+    (void)rk;
+    ue__kstats_store(&((whs_sink_t *)opaque)->kstats, json, json_len);
+    return 0; /* librdkafka frees its own buffer */
+}
+
 int whs__consumer_start(whs_sink_t *s, char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *kconf = rd_kafka_conf_dup(s->conf->kconf);
@@ -221,6 +230,7 @@ int whs__consumer_start(whs_sink_t *s, char *errstr, size_t errstr_size)
     rd_kafka_conf_set_rebalance_cb(kconf, rebalance_cb);
     rd_kafka_conf_set_log_cb(kconf, log_cb);
     rd_kafka_conf_set_error_cb(kconf, error_cb);
+    rd_kafka_conf_set_stats_cb(kconf, stats_cb);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
     if (!s->rk) {
         rd_kafka_conf_destroy(kconf);
@@ -233,8 +243,7 @@ int whs__consumer_start(whs_sink_t *s, char *errstr, size_t errstr_size)
     rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
-        ue__errstr(errstr, errstr_size, "subscribe to %s: %s", s->s->topic,
-                   rd_kafka_err2str(err));
+        ue__errstr(errstr, errstr_size, "subscribe to %s: %s", s->s->topic, rd_kafka_err2str(err));
         return -1;
     }
     return 0;

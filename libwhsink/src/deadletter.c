@@ -18,15 +18,37 @@ struct whs__dl {
 
 /* Consumer-only keys the producer copy leaves out (librdkafka would warn about each). */
 static const char *consumer_only[] = {
-    "group.id", "group.instance.id", "partition.assignment.strategy", "session.timeout.ms",
-    "heartbeat.interval.ms", "group.protocol.type", "coordinator.query.interval.ms",
-    "max.poll.interval.ms", "enable.auto.commit", "auto.commit.interval.ms",
-    "enable.auto.offset.store", "queued.min.messages", "queued.max.messages.kbytes",
-    "fetch.wait.max.ms", "fetch.message.max.bytes", "max.partition.fetch.bytes",
-    "fetch.max.bytes", "fetch.min.bytes", "fetch.error.backoff.ms", "offset.store.method",
-    "isolation.level", "enable.partition.eof", "check.crcs", "auto.offset.reset",
-    "consume.callback.max.messages", "allow.auto.create.topics", "client.rack",
-    "consume_cb", "rebalance_cb", "offset_commit_cb", "fetch.queue.backoff.ms",
+    "group.id",
+    "group.instance.id",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.protocol.type",
+    "coordinator.query.interval.ms",
+    "max.poll.interval.ms",
+    "enable.auto.commit",
+    "auto.commit.interval.ms",
+    "enable.auto.offset.store",
+    "queued.min.messages",
+    "queued.max.messages.kbytes",
+    "fetch.wait.max.ms",
+    "fetch.message.max.bytes",
+    "max.partition.fetch.bytes",
+    "fetch.max.bytes",
+    "fetch.min.bytes",
+    "fetch.error.backoff.ms",
+    "offset.store.method",
+    "isolation.level",
+    "enable.partition.eof",
+    "check.crcs",
+    "auto.offset.reset",
+    "consume.callback.max.messages",
+    "allow.auto.create.topics",
+    "client.rack",
+    "consume_cb",
+    "rebalance_cb",
+    "offset_commit_cb",
+    "fetch.queue.backoff.ms",
     "default_topic_conf", /* holds auto.offset.reset: the producer gets librdkafka's defaults */
 };
 
@@ -43,8 +65,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (!m->err)
         return;
     atomic_fetch_add(&dl->failed, 1);
-    ue__log(dl->log, UE_LOG_ERR, "dead letter to %s not delivered: %s",
-            rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
+    ue__log(dl->log, UE_LOG_ERR, "dead letter to %s not delivered: %s", rd_kafka_topic_name(m->rkt),
+            rd_kafka_err2str(m->err));
 }
 
 whs__dl_t *whs__dl_new(const rd_kafka_conf_t *kconf, const char *topic, const ue__logger_t *log,

@@ -54,8 +54,8 @@ static void report_committed(whs_sink_t *s, whs__batch_t *b)
         rows += p->rows;
         if (s->conf->commit_cb) {
             s->in_callback++;
-            s->conf->commit_cb(s->conf->s.topic, p->partition, p->next, p->rows,
-                               p->dead_letters, s->conf->commit_opaque);
+            s->conf->commit_cb(s->conf->s.topic, p->partition, p->next, p->rows, p->dead_letters,
+                               s->conf->commit_opaque);
             s->in_callback--;
         }
     }

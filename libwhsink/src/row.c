@@ -56,8 +56,7 @@ static const struct {
 
 void whs__schema_init(whs__schema_t *schema, const whs__promote_t *promote, int npromote)
 {
-    static const whs__ctype_t ptypes[] = {WHS__T_STRING, WHS__T_INT64, WHS__T_DOUBLE,
-                                          WHS__T_BOOL};
+    static const whs__ctype_t ptypes[] = {WHS__T_STRING, WHS__T_INT64, WHS__T_DOUBLE, WHS__T_BOOL};
     memset(schema, 0, sizeof(*schema));
     for (int i = 0; i < WHS__COL__FIXED; i++) {
         snprintf(schema->cols[i].name, sizeof(schema->cols[i].name), "%s", fixed[i].name);
@@ -114,84 +113,6 @@ void whs__mapper_free(whs__mapper_t *m)
 int32_t whs__bucket(const char *id, size_t len, int64_t count)
 {
     return (int32_t)(ue__crc32c(0, id, len) % (uint64_t)count);
-}
-
-int32_t whs__day_of(int64_t ms)
-{
-    int64_t d = ms / 86400000;
-    if (ms % 86400000 < 0)
-        d--;
-    return (int32_t)d;
-}
-
-/* Civil date of a day number (Howard Hinnant's days_from_civil inverse). */
-static void civil(int32_t days, int *y, unsigned *m, unsigned *d)
-{
-    int64_t z = (int64_t)days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    unsigned doe = (unsigned)(z - era * 146097);
-    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    unsigned mp = (5 * doy + 2) / 153;
-    *d = doy - (153 * mp + 2) / 5 + 1;
-    *m = mp < 10 ? mp + 3 : mp - 9;
-    *y = (int)(yoe + era * 400 + (*m <= 2));
-}
-
-int whs__parse_date(const char *s, int32_t *days)
-{
-    int y;
-    unsigned m, d;
-    char tail;
-    if (sscanf(s, "%4d-%2u-%2u%c", &y, &m, &d, &tail) != 3 || m < 1 || m > 12 || d < 1 ||
-        d > 31)
-        return -1;
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    unsigned yoe = (unsigned)(y - era * 400);
-    unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    *days = (int32_t)(era * 146097 + (int64_t)doe - 719468);
-    return 0;
-}
-
-/* Writes @p v as exactly @p width decimal digits (hot path: no printf). */
-static void digits(char *out, unsigned v, int width)
-{
-    for (int i = width - 1; i >= 0; i--) {
-        out[i] = (char)('0' + v % 10);
-        v /= 10;
-    }
-}
-
-void whs__fmt_date(int32_t days, char out[11])
-{
-    int y;
-    unsigned m, d;
-    civil(days, &y, &m, &d);
-    digits(out, (unsigned)(y < 0 ? 0 : y), 4);
-    out[4] = '-';
-    digits(out + 5, m, 2);
-    out[7] = '-';
-    digits(out + 8, d, 2);
-    out[10] = '\0';
-}
-
-void whs__fmt_timestamp(int64_t ms, char out[24])
-{
-    int32_t day = whs__day_of(ms);
-    unsigned rem = (unsigned)(ms - (int64_t)day * 86400000);
-    unsigned sec = rem / 1000;
-    whs__fmt_date(day, out);
-    out[10] = ' ';
-    digits(out + 11, sec / 3600, 2);
-    out[13] = ':';
-    digits(out + 14, sec / 60 % 60, 2);
-    out[16] = ':';
-    digits(out + 17, sec % 60, 2);
-    out[19] = '.';
-    digits(out + 20, rem % 1000, 3);
-    out[23] = '\0';
 }
 
 /* ---- strings ---------------------------------------------------------------------------- */
@@ -304,7 +225,9 @@ static int value_json(whs__mapper_t *m, const Userevents__Value *v, int depth)
         return 0;
     }
     case USEREVENTS__VALUE__KIND_INT_VALUE: whs__json_int(&m->json, v->int_value); return 0;
-    case USEREVENTS__VALUE__KIND_DOUBLE_VALUE: whs__json_double(&m->json, v->double_value); return 0;
+    case USEREVENTS__VALUE__KIND_DOUBLE_VALUE:
+        whs__json_double(&m->json, v->double_value);
+        return 0;
     case USEREVENTS__VALUE__KIND_BOOL_VALUE:
         whs__buf_puts(&m->json, v->bool_value ? "true" : "false");
         return 0;
@@ -325,8 +248,10 @@ static int put_properties(whs__mapper_t *m, const Userevents__Event *ev, ue__are
         rc = pair_json(m, ev->properties[i]->key, ev->properties[i]->value, i == 0, 1);
     whs__buf_putc(&m->json, '}');
     if (rc) {
-        snprintf(reason, reason_size, rc == -1 ? "properties nested deeper than %d levels"
-                                               : "invalid UTF-8 in properties", MAX_DEPTH);
+        snprintf(reason, reason_size,
+                 rc == -1 ? "properties nested deeper than %d levels"
+                          : "invalid UTF-8 in properties",
+                 MAX_DEPTH);
         return -1;
     }
     char *copy = m->json.oom ? NULL : row_strndup(m, arena, m->json.data, m->json.len);
@@ -402,16 +327,15 @@ static int64_t event_time(const Userevents__EnrichedEvent *e)
 }
 
 /* Checks what makes a record unmappable; 0 or -1 with the reason. */
-static int check_record(const whs__mapper_t *m, const Userevents__EnrichedEvent *e,
-                        char *reason, size_t reason_size)
+static int check_record(const whs__mapper_t *m, const Userevents__EnrichedEvent *e, char *reason,
+                        size_t reason_size)
 {
     if (!e->event) {
         snprintf(reason, reason_size, "EnrichedEvent without an event");
         return -1;
     }
     if (e->event->event_id.len != 16) {
-        snprintf(reason, reason_size, "event_id is %zu bytes, expected 16",
-                 e->event->event_id.len);
+        snprintf(reason, reason_size, "event_id is %zu bytes, expected 16", e->event->event_id.len);
         return -1;
     }
     if (!e->event->type || !*e->event->type) {
@@ -470,8 +394,7 @@ static int put_strings(whs__mapper_t *m, const Userevents__EnrichedEvent *e, ue_
 }
 
 /* The numeric columns and the keys of the row (day, bucket). */
-static void put_numbers(const whs__mapper_t *m, const Userevents__EnrichedEvent *e,
-                        whs__row_t *row)
+static void put_numbers(const whs__mapper_t *m, const Userevents__EnrichedEvent *e, whs__row_t *row)
 {
     const Userevents__Event *ev = e->event;
     whs__value_t *v = row->v;
@@ -520,16 +443,15 @@ static int fill_row(whs__mapper_t *m, const Userevents__EnrichedEvent *e, const 
         return -1;
     for (size_t c = WHS__COL__FIXED; c < schema->ncols; c++) {
         const whs__column_t *col = &schema->cols[c];
-        if (put_promoted(m, col, find_prop(e->event, col->prop), arena, &v[c], reason,
-                         reason_size))
+        if (put_promoted(m, col, find_prop(e->event, col->prop), arena, &v[c], reason, reason_size))
             return -1;
     }
     return 0;
 }
 
 int whs__map(whs__mapper_t *m, const void *payload, size_t len, const char *topic,
-             int32_t partition, int64_t offset, ue__arena_t *arena, whs__row_t **out,
-             char *reason, size_t reason_size)
+             int32_t partition, int64_t offset, ue__arena_t *arena, whs__row_t **out, char *reason,
+             size_t reason_size)
 {
     ue__arena_reset(&m->scratch);
     Userevents__EnrichedEvent *e =

@@ -9,9 +9,10 @@
 #ifndef WHS_ROW_H
 #define WHS_ROW_H
 
-#include "ue_arena.h"
 #include "buf.h"
 #include "conf.h"
+#include "datetime.h"
+#include "ue_arena.h"
 
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
@@ -19,7 +20,7 @@
 
 /* Logical column types; each backend has its SQL type for each. */
 typedef enum whs__ctype {
-    WHS__T_UUID,      /* text "8-4-4-4-12" */
+    WHS__T_UUID, /* text "8-4-4-4-12" */
     WHS__T_STRING,
     WHS__T_INT32,
     WHS__T_INT64,
@@ -95,12 +96,12 @@ enum {
 };
 
 typedef struct whs__row {
-    int32_t dt;       /* days since 1970-01-01 of event_time (UTC) */
-    int32_t bucket;   /* user bucket */
+    int32_t dt;     /* days since 1970-01-01 of event_time (UTC) */
+    int32_t bucket; /* user bucket */
     int32_t partition;
-    uint32_t bytes;   /* memory the row takes in its batch */
+    uint32_t bytes; /* memory the row takes in its batch */
     int64_t offset;
-    uint32_t flags;   /* WHS__ROW_* */
+    uint32_t flags; /* WHS__ROW_* */
     uint32_t unused;
     whs__value_t v[]; /* schema->ncols values */
 } whs__row_t;
@@ -110,12 +111,12 @@ typedef struct whs__mapper {
     int64_t bucket_count;
     int64_t schema_version_max; /* 0: any */
     int64_t row_max_bytes;
-    int utf8_policy;            /* WHS__UTF8_* */
-    ue__arena_t scratch;       /* protobuf-c unpacking of the current record */
+    int utf8_policy;     /* WHS__UTF8_* */
+    ue__arena_t scratch; /* protobuf-c unpacking of the current record */
     ProtobufCAllocator pb_alloc;
     whs__buf_t json, tmp;
-    size_t utf8_replaced;       /* strings repaired so far (for the log) */
-    size_t row_bytes;           /* arena bytes taken by the row being mapped */
+    size_t utf8_replaced; /* strings repaired so far (for the log) */
+    size_t row_bytes;     /* arena bytes taken by the row being mapped */
 } whs__mapper_t;
 
 void whs__mapper_init(whs__mapper_t *m, const whs__schema_t *schema, const whs__settings_t *s);
@@ -127,23 +128,11 @@ void whs__mapper_free(whs__mapper_t *m);
  * Returns 0 with the row in *@p out, or -1 with the reason to dead-letter it in @p reason.
  */
 int whs__map(whs__mapper_t *m, const void *payload, size_t len, const char *topic,
-             int32_t partition, int64_t offset, ue__arena_t *arena, whs__row_t **out,
-             char *reason, size_t reason_size);
+             int32_t partition, int64_t offset, ue__arena_t *arena, whs__row_t **out, char *reason,
+             size_t reason_size);
 
 /* The user bucket of @p id (user id, else anonymous id): CRC-32C mod @p count. */
 int32_t whs__bucket(const char *id, size_t len, int64_t count);
-
-/* "YYYY-MM-DD" of @p days since 1970-01-01; @p out holds 11 bytes. */
-void whs__fmt_date(int32_t days, char out[11]);
-
-/* "YYYY-MM-DD HH:MM:SS.mmm" (UTC) of Unix ms @p ms; @p out holds 24 bytes. */
-void whs__fmt_timestamp(int64_t ms, char out[24]);
-
-/* Parses "YYYY-MM-DD" into days since 1970-01-01. 0, or -1 when malformed. */
-int whs__parse_date(const char *s, int32_t *days);
-
-/* Floor of @p ms / 86400000: the UTC day. */
-int32_t whs__day_of(int64_t ms);
 
 /* Appends @p row as one JSON object, column name to value (NULLs omitted), no newline. */
 void whs__row_json(whs__buf_t *out, const whs__schema_t *schema, const whs__row_t *row);

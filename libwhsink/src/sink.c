@@ -240,13 +240,15 @@ whs_err_t whs_close(whs_sink_t *s, int timeout_ms)
         return WHS_ERR_RECURSIVE_CALL;
     if (s->closed || s->closing)
         return WHS_ERR_CLOSED;
-    int64_t deadline = ue__deadline_ms(timeout_ms < 0 ? (int)s->s->shutdown_timeout_ms
-                                                      : timeout_ms);
+    int64_t deadline =
+        ue__deadline_ms(timeout_ms < 0 ? (int)s->s->shutdown_timeout_ms : timeout_ms);
     whs_err_t rc = whs__flush_all(s, deadline) ? WHS_ERR_TIMED_OUT : WHS_OK;
     s->closing = 1;
     if (rc != WHS_OK) {
-        ue__log(&s->log, UE_LOG_WARNING, "close: deadline passed; %zu rows left for the next "
-                "run (re-read from the warehouse offsets)", s->cur->rows + s->spare->rows);
+        ue__log(&s->log, UE_LOG_WARNING,
+                "close: deadline passed; %zu rows left for the next "
+                "run (re-read from the warehouse offsets)",
+                s->cur->rows + s->spare->rows);
         whs__flush_abandon(s);
     }
     rd_kafka_consumer_close(s->rk); /* revokes: nothing is left to flush */
@@ -314,16 +316,14 @@ static int start(whs_sink_t *s, char *errstr, size_t errstr_size)
     whs__mapper_init(&s->mapper, &s->schema, s->s);
     char bootstrap[512];
     size_t size = sizeof(bootstrap);
-    if (rd_kafka_conf_get(s->conf->kconf, "bootstrap.servers", bootstrap, &size) ||
-        !*bootstrap) {
+    if (rd_kafka_conf_get(s->conf->kconf, "bootstrap.servers", bootstrap, &size) || !*bootstrap) {
         ue__errstr(errstr, errstr_size, "kafka.bootstrap.servers is not set");
         return -1;
     }
     ue__random_bytes(&s->batch_seq, sizeof(s->batch_seq));
     s->batch_seq &= ~(uint64_t)0xffffffff; /* the low half counts batches */
-    if (s->s->dead_letter_topic &&
-        !(s->dl = whs__dl_new(s->conf->kconf, s->s->dead_letter_topic, &s->log, errstr,
-                              errstr_size)))
+    if (s->s->dead_letter_topic && !(s->dl = whs__dl_new(s->conf->kconf, s->s->dead_letter_topic,
+                                                         &s->log, errstr, errstr_size)))
         return -1;
     if (open_warehouse(s, errstr, errstr_size))
         return -1;
@@ -364,8 +364,10 @@ whs_sink_t *whs_sink_new(whs_conf_t *conf, char *errstr, size_t errstr_size)
     s->conf = conf;
     s->s = &conf->s;
     s->log = (ue__logger_t){whs__conf_log_level(conf), "whsink", conf->log_cb, conf->log_opaque};
+    ue__kstats_init(&s->kstats);
     if (start(s, errstr, errstr_size)) {
         teardown(s);
+        ue__kstats_free(&s->kstats);
         free(s);
         return NULL; /* the caller still owns conf */
     }
@@ -381,7 +383,13 @@ whs_err_t whs_sink_destroy(whs_sink_t *s)
     if (!s->closed)
         whs_close(s, -1);
     teardown(s);
+    ue__kstats_free(&s->kstats);
     whs_conf_destroy(s->conf);
     free(s);
     return WHS_OK;
+}
+
+size_t whs_kafka_stats_json(whs_sink_t *s, char *buf, size_t size)
+{
+    return s ? ue__kstats_copy(&s->kstats, buf, size) : 0;
 }

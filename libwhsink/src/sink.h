@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "deadletter.h"
 #include "row.h"
+#include "ue_kstats.h"
 #include "ue_log.h"
 #include "writer.h"
 
@@ -24,33 +25,34 @@
 /* What the sink knows of one input partition. */
 typedef struct whs__pstate {
     int assigned;
-    int64_t handed;      /* offset after the last record handed to the writer, or where the
-                            warehouse stands: the fencing base of the next batch (-1: none) */
-    int64_t committed;   /* offset the warehouse holds after our last commit (-1: none) */
-    int64_t expect;      /* next offset expected; a smaller one is a stale duplicate */
-    whs__resume_t resume;/* records already in the warehouse past `handed`, to skip */
+    int64_t handed;       /* offset after the last record handed to the writer, or where the
+                             warehouse stands: the fencing base of the next batch (-1: none) */
+    int64_t committed;    /* offset the warehouse holds after our last commit (-1: none) */
+    int64_t expect;       /* next offset expected; a smaller one is a stale duplicate */
+    whs__resume_t resume; /* records already in the warehouse past `handed`, to skip */
 } whs__pstate_t;
 
 struct whs_sink_s {
     whs_conf_t *conf;
     const whs__settings_t *s;
     ue__logger_t log;
+    ue__kstats_t kstats;      /* the consumer's latest librdkafka statistics (lag, brokers) */
     whs__schema_t schema;
     whs__mapper_t mapper;
     whs__backend_t *be;
     whs__dl_t *dl;
     whs__writer_t *writer;
     rd_kafka_t *rk;
-    rd_kafka_queue_t *queue;  /* the consumer queue: records, rebalances, errors */
+    rd_kafka_queue_t *queue; /* the consumer queue: records, rebalances, errors */
 
     whs__pstate_t *parts; /* indexed by partition number */
     int32_t nparts;
 
     whs__batch_t batches[2];
-    whs__batch_t *cur;    /* filling */
-    whs__batch_t *spare;  /* in flight with the writer, or free */
-    int inflight;         /* 1 while the writer owns `spare` */
-    uint64_t batch_seq;   /* ids: random start per process, +1 per batch */
+    whs__batch_t *cur;   /* filling */
+    whs__batch_t *spare; /* in flight with the writer, or free */
+    int inflight;        /* 1 while the writer owns `spare` */
+    uint64_t batch_seq;  /* ids: random start per process, +1 per batch */
     int paused;
     int64_t blocked_since; /* monotonic ms since the batch is full and the writer busy; 0 */
 
@@ -58,8 +60,8 @@ struct whs_sink_s {
     _Atomic int stop;
     int in_callback;
     int closing, closed;
-    int fatal;            /* a fatal Kafka error: whs_poll() returns it from now on */
-    char reason[512];     /* scratch: the reason a record is dead-lettered */
+    int fatal;        /* a fatal Kafka error: whs_poll() returns it from now on */
+    char reason[512]; /* scratch: the reason a record is dead-lettered */
 };
 
 static inline void whs__stat_add(whs_sink_t *s, whs_stat_t which, int64_t n)

@@ -59,8 +59,8 @@ static int parse_authority(const char *s, size_t n, whs__url_t *u)
         size_t ulen = colon ? (size_t)(colon - s) : (size_t)(at - s);
         if (copy_decoded(u->user, sizeof(u->user), s, ulen))
             return -1;
-        if (colon && copy_decoded(u->password, sizeof(u->password), colon + 1,
-                                  (size_t)(at - colon - 1)))
+        if (colon &&
+            copy_decoded(u->password, sizeof(u->password), colon + 1, (size_t)(at - colon - 1)))
             return -1;
         n -= (size_t)(at + 1 - s);
         s = at + 1;
@@ -86,8 +86,8 @@ static int parse_network(const char *rest, whs__url_t *u)
     size_t path_len = strcspn(p, "?");
     if (copy_plain(u->path, sizeof(u->path), p, path_len))
         return -1;
-    if (p[path_len] == '?' && copy_plain(u->query, sizeof(u->query), p + path_len + 1,
-                                         strlen(p + path_len + 1)))
+    if (p[path_len] == '?' &&
+        copy_plain(u->query, sizeof(u->query), p + path_len + 1, strlen(p + path_len + 1)))
         return -1;
     return 0;
 }
@@ -104,8 +104,10 @@ int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_s
     const char *colon = strchr(url, ':');
     size_t slen = colon ? (size_t)(colon - url) : 0;
     if (!colon || slen >= sizeof(u->scheme)) {
-        ue__errstr(errstr, errstr_size, "warehouse.url: \"%s\" has no scheme "
-                   "(sqlite:, file:, postgres://, clickhouse://)", masked);
+        ue__errstr(errstr, errstr_size,
+                   "warehouse.url: \"%s\" has no scheme "
+                   "(sqlite:, file:, postgres://, clickhouse://)",
+                   masked);
         return -1;
     }
     memcpy(u->scheme, url, slen);

@@ -8,13 +8,13 @@
 #include <stddef.h>
 
 typedef struct whs__url {
-    char scheme[16];     /* "sqlite", "postgres", "clickhouse", "file" */
+    char scheme[16]; /* "sqlite", "postgres", "clickhouse", "file" */
     char user[128];
     char password[256];
     char host[256];
-    int port;            /* 0 when absent */
-    char path[4096];     /* "sqlite:PATH" / "file:DIR": PATH, DIR; network URLs: "/db" */
-    char query[1024];    /* after '?', without it */
+    int port;         /* 0 when absent */
+    char path[4096];  /* "sqlite:PATH" / "file:DIR": PATH, DIR; network URLs: "/db" */
+    char query[1024]; /* after '?', without it */
 } whs__url_t;
 
 /*

@@ -28,21 +28,21 @@ struct whs__writer {
     whs__writer_conf_t c;
     pthread_t thread;
     pthread_mutex_t lock;
-    pthread_cond_t wake;     /* to the writer: a request, cancel or stop */
-    pthread_cond_t done;     /* to the sink: a request finished */
+    pthread_cond_t wake; /* to the writer: a request, cancel or stop */
+    pthread_cond_t done; /* to the sink: a request finished */
     int stop;
     _Atomic int cancel;
-    int req;                 /* REQ_*: the request being served, REQ_NONE when idle */
-    whs__batch_t *batch;     /* REQ_BATCH: in flight; then finished, until taken */
+    int req;             /* REQ_*: the request being served, REQ_NONE when idle */
+    whs__batch_t *batch; /* REQ_BATCH: in flight; then finished, until taken */
     int finished;
     whs__wstatus_t status;
-    int32_t partition;       /* REQ_RESOLVE */
+    int32_t partition; /* REQ_RESOLVE */
     whs__resume_t *resume;
     whs__be_rc_t resolve_rc;
     char resolve_err[512];
     whs__wevent_t events[EVENTS_MAX];
     size_t nevents;
-    whs__buf_t json;         /* a dead-lettered row */
+    whs__buf_t json; /* a dead-lettered row */
 };
 
 static void post_event(whs__writer_t *w, whs_err_t err, int retriable, const char *msg)
@@ -72,8 +72,8 @@ static void dead_letter_row(whs__writer_t *w, whs__batch_t *b, whs__row_t *row, 
     snprintf(reason, sizeof(reason), "warehouse refused the row: %s", why);
     whs__buf_reset(&w->json);
     whs__row_json(&w->json, w->c.schema, row);
-    whs__dl_send(w->c.dl, w->json.data, w->json.len, NULL, 0, reason, w->c.topic,
-                 row->partition, row->offset, "row-json");
+    whs__dl_send(w->c.dl, w->json.data, w->json.len, NULL, 0, reason, w->c.topic, row->partition,
+                 row->offset, "row-json");
     row->flags |= WHS__ROW_DEAD;
     whs__bpart_t *p = whs__batch_find_part(b, row->partition);
     if (p) {
@@ -175,8 +175,8 @@ static int committed_before(whs__writer_t *w, const whs__batch_t *b)
     char err[512];
     for (size_t i = 0; i < b->nparts; i++) {
         whs__resume_t r = {0};
-        whs__be_rc_t rc = w->c.be->ops->committed(w->c.be, b->parts[i].partition, &r, err,
-                                                  sizeof(err));
+        whs__be_rc_t rc =
+            w->c.be->ops->committed(w->c.be, b->parts[i].partition, &r, err, sizeof(err));
         whs__resume_free(&r);
         if (rc != WHS__BE_OK || r.next_offset != b->parts[i].next)
             return 0;
@@ -206,8 +206,8 @@ static whs__wstatus_t run_batch(whs__writer_t *w, whs__batch_t *b)
             return WHS__W_COMMITTED;
         }
         if (rc == WHS__BE_FENCED) {
-            ue__log(w->c.log, UE_LOG_WARNING, "batch %llx fenced: %s",
-                    (unsigned long long)b->id, err);
+            ue__log(w->c.log, UE_LOG_WARNING, "batch %llx fenced: %s", (unsigned long long)b->id,
+                    err);
             post_event(w, WHS_ERR_FENCED, 0, err);
             return WHS__W_FENCED;
         }
@@ -229,8 +229,8 @@ static void serve(whs__writer_t *w, int req)
         w->finished = 1;
     } else {
         char err[512] = "";
-        whs__be_rc_t rc = w->c.be->ops->committed(w->c.be, w->partition, w->resume, err,
-                                                  sizeof(err));
+        whs__be_rc_t rc =
+            w->c.be->ops->committed(w->c.be, w->partition, w->resume, err, sizeof(err));
         pthread_mutex_lock(&w->lock);
         w->resolve_rc = rc;
         snprintf(w->resolve_err, sizeof(w->resolve_err), "%s", err);
@@ -377,8 +377,8 @@ void whs__writer_cancel(whs__writer_t *w)
     pthread_mutex_unlock(&w->lock);
 }
 
-whs__be_rc_t whs__writer_resolve(whs__writer_t *w, int32_t partition, whs__resume_t *out,
-                                 char *err, size_t err_size)
+whs__be_rc_t whs__writer_resolve(whs__writer_t *w, int32_t partition, whs__resume_t *out, char *err,
+                                 size_t err_size)
 {
     pthread_mutex_lock(&w->lock);
     wait_locked(w, INT64_MAX, no_request); /* a batch in flight finishes first */

@@ -36,12 +36,12 @@ typedef struct whs__wevent {
 
 typedef struct whs__writer_conf {
     whs__backend_t *be;
-    whs__dl_t *dl;                /* may be NULL: refused rows are then only counted */
+    whs__dl_t *dl; /* may be NULL: refused rows are then only counted */
     const char *topic;
     const whs__schema_t *schema;
     int64_t backoff_ms, backoff_max_ms;
     const ue__logger_t *log;
-    _Atomic int64_t *stats;       /* the sink's WHS_STAT_* array */
+    _Atomic int64_t *stats; /* the sink's WHS_STAT_* array */
 } whs__writer_conf_t;
 
 /* Starts the thread; the writer uses (does not own) the backend. NULL on failure. */
@@ -69,8 +69,8 @@ void whs__writer_cancel(whs__writer_t *w);
  * Reads where @p partition stands in the warehouse, on the writer thread (one connection,
  * one thread). Waits for a batch in flight first. One attempt: the caller retries.
  */
-whs__be_rc_t whs__writer_resolve(whs__writer_t *w, int32_t partition, whs__resume_t *out,
-                                 char *err, size_t err_size);
+whs__be_rc_t whs__writer_resolve(whs__writer_t *w, int32_t partition, whs__resume_t *out, char *err,
+                                 size_t err_size);
 
 /* Moves up to @p max queued failure events into @p out; returns how many. */
 size_t whs__writer_events(whs__writer_t *w, whs__wevent_t *out, size_t max);

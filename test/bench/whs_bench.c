@@ -128,9 +128,12 @@ static double sink_rate(const char *bootstrap, const char *topic, const char *ur
     counter_t c = {0};
     whs_conf_t *conf = whs_conf_new();
     snprintf(group, sizeof(group), "bench-%s", table);
-    const char *kv[][2] = {{"kafka.bootstrap.servers", bootstrap}, {"kafka.group.id", group},
-                           {"topic", topic},        {"warehouse.url", url},
-                           {"table", table},        {"dead_letter.topic", ""},
+    const char *kv[][2] = {{"kafka.bootstrap.servers", bootstrap},
+                           {"kafka.group.id", group},
+                           {"topic", topic},
+                           {"warehouse.url", url},
+                           {"table", table},
+                           {"dead_letter.topic", ""},
                            {"columns.promote", "amount:double,sku:string"},
                            {"batch.max.ms", "100"}, /* the tail of the backlog: see NOTE */
                            {"clickhouse.compression", compression},
@@ -167,8 +170,8 @@ static double sink_rate(const char *bootstrap, const char *topic, const char *ur
             t0 = before;
         static double next_trace;
         if (getenv("WHS_BENCH_TRACE") && now_s() >= next_trace) {
-            fprintf(stderr, "  %.3f consumed %lld loaded %lld paused %lld buffered %lld\n",
-                    now_s(), (long long)whs_stat(s, WHS_STAT_CONSUMED),
+            fprintf(stderr, "  %.3f consumed %lld loaded %lld paused %lld buffered %lld\n", now_s(),
+                    (long long)whs_stat(s, WHS_STAT_CONSUMED),
                     (long long)whs_stat(s, WHS_STAT_ROWS_LOADED),
                     (long long)whs_stat(s, WHS_STAT_PAUSED),
                     (long long)whs_stat(s, WHS_STAT_BUFFERED_ROWS));
@@ -226,9 +229,11 @@ static int pg_prepare_peer(const char *url, const char *table, const char *file)
     snprintf(sql, sizeof(sql), "CREATE TABLE %s_peer (LIKE %s) PARTITION BY RANGE (dt)", table,
              table);
     if (rc == 0 && pg_exec(c, sql) == 0) {
-        snprintf(sql, sizeof(sql), "SELECT format('CREATE TABLE %s_peer_%%s PARTITION OF %s_peer"
+        snprintf(sql, sizeof(sql),
+                 "SELECT format('CREATE TABLE %s_peer_%%s PARTITION OF %s_peer"
                  " FOR VALUES FROM (%%L) TO (%%L)', to_char(d, 'YYYYMMDD'), d, d + 1) FROM "
-                 "(SELECT DISTINCT dt AS d FROM %s) x", table, table, table);
+                 "(SELECT DISTINCT dt AS d FROM %s) x",
+                 table, table, table);
         r = PQexec(c, sql);
         for (int i = 0; PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r) && !rc; i++)
             rc = pg_exec(c, PQgetvalue(r, i, 0));
@@ -247,8 +252,10 @@ static double pg_copy_rate(const char *url, const char *table, long n, const cha
     snprintf(file, sizeof(file), "%s/%s.copy", dir, table);
     if (pg_prepare_peer(url, table, file))
         return -1;
-    snprintf(cmd, sizeof(cmd), "psql -X -q -v ON_ERROR_STOP=1 '%s' -c \"\\copy %s_peer FROM "
-             "'%s'\"", url, table, file);
+    snprintf(cmd, sizeof(cmd),
+             "psql -X -q -v ON_ERROR_STOP=1 '%s' -c \"\\copy %s_peer FROM "
+             "'%s'\"",
+             url, table, file);
     double t0 = now_s();
     if (run(cmd))
         return -1;
@@ -259,19 +266,21 @@ static double pg_copy_rate(const char *url, const char *table, long n, const cha
 
 /* ClickHouse: the sink's rows as JSONEachRow (gzipped when @p gzip, like the sink's bodies),
  * then one HTTP INSERT of that file with curl. */
-static double ch_insert_rate(const char *http, const char *table, long n, const char *dir,
-                             int gzip)
+static double ch_insert_rate(const char *http, const char *table, long n, const char *dir, int gzip)
 {
     char cmd[4096], file[600];
     snprintf(file, sizeof(file), "%s/%s.json%s", dir, table, gzip ? ".gz" : "");
-    snprintf(cmd, sizeof(cmd), "curl -sSf '%s' --data-binary 'SELECT * FROM %s FORMAT "
+    snprintf(cmd, sizeof(cmd),
+             "curl -sSf '%s' --data-binary 'SELECT * FROM %s FORMAT "
              "JSONEachRow' | %s > '%s' && curl -sSf '%s' --data-binary 'CREATE TABLE "
-             "%s_peer AS %s'", http, table, gzip ? "gzip -1" : "cat", file, http, table, table);
+             "%s_peer AS %s'",
+             http, table, gzip ? "gzip -1" : "cat", file, http, table, table);
     if (run(cmd))
         return -1;
-    snprintf(cmd, sizeof(cmd), "curl -sSf '%s&query=INSERT%%20INTO%%20%s_peer%%20FORMAT%%20"
-             "JSONEachRow' %s --data-binary '@%s'", http, table,
-             gzip ? "-H 'Content-Encoding: gzip'" : "", file);
+    snprintf(cmd, sizeof(cmd),
+             "curl -sSf '%s&query=INSERT%%20INTO%%20%s_peer%%20FORMAT%%20"
+             "JSONEachRow' %s --data-binary '@%s'",
+             http, table, gzip ? "-H 'Content-Encoding: gzip'" : "", file);
     double t0 = now_s();
     if (run(cmd))
         return -1;
@@ -283,8 +292,8 @@ static double ch_insert_rate(const char *http, const char *table, long n, const 
 static void report(const char *name, double sink, double peer)
 {
     double ratio = sink > 0 && peer > 0 ? sink / peer : 0;
-    printf("ROW\t%s\t%.0f rows/s\t%.0f rows/s\t%.2f\t>= %.1f\t%s\n", name, sink, peer, ratio,
-           GOAL, ratio >= GOAL ? "yes" : "no");
+    printf("ROW\t%s\t%.0f rows/s\t%.0f rows/s\t%.2f\t>= %.1f\t%s\n", name, sink, peer, ratio, GOAL,
+           ratio >= GOAL ? "yes" : "no");
     fflush(stdout);
 }
 
@@ -350,7 +359,8 @@ int main(void)
     printf("NOTE\twhsink: %ld rows (27 columns, JSON properties), 3 partitions, best of %ld; sink "
            "timed from its first record to its last commit (batch.max.ms=100 so the backlog's "
            "tail does not wait a full linger); peers: the same rows exported from the sink's "
-           "table, loaded into an identical table\n", n, reps);
+           "table, loaded into an identical table\n",
+           n, reps);
     printf("NOTE\twhsink: clickhouse.compression=auto (the default) sends plain bodies to a "
            "loopback server and gzip to any other: both rows are shown\n");
     return rc ? 1 : 0;

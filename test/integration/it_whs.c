@@ -147,8 +147,8 @@ static void new_property_and_promoted_column(const char *kind)
         wh_free(&w);
         return;
     }
-    const char *is_set = !strcmp(kind, "clickhouse") ? "isNotNull(prop_coupon)"
-                                                      : "prop_coupon IS NOT NULL";
+    const char *is_set =
+        !strcmp(kind, "clickhouse") ? "isNotNull(prop_coupon)" : "prop_coupon IS NOT NULL";
     snprintf(sql, sizeof(sql), "SELECT count(*) FROM {T} WHERE %s", is_set);
     assert_int_equal(wh_int(&w, sql), (int64_t)(n - 3 * n / 4));
     const char *has_json = !strcmp(kind, "postgres")     ? "properties->>'coupon' = 'SPRING24'"
@@ -217,9 +217,10 @@ static void test_whs_postgres_rebalance_two_sinks_exactly_once(void **state)
         assert_true(whs_poll(b, 50) >= 0);
     }
     fprintf(stderr, "  shared: a loaded %lld, b loaded %lld rows\n",
-            (long long)whs_stat(a, WHS_STAT_ROWS_LOADED), (long long)whs_stat(b, WHS_STAT_ROWS_LOADED));
+            (long long)whs_stat(a, WHS_STAT_ROWS_LOADED),
+            (long long)whs_stat(b, WHS_STAT_ROWS_LOADED));
     assert_true(whs_stat(b, WHS_STAT_ROWS_LOADED) > 0); /* b really got partitions */
-    assert_int_equal(whs_close(a, 30000), WHS_OK); /* leaves: b takes everything */
+    assert_int_equal(whs_close(a, 30000), WHS_OK);      /* leaves: b takes everything */
     whs_sink_destroy(a);
     wh_wait_rows(&w, b, (int64_t)n, 120000, 1500);
     assert_int_equal(whs_close(b, 30000), WHS_OK);

@@ -30,6 +30,30 @@ static wt_opts_t stream(uint64_t n, uint32_t nonce)
     return o;
 }
 
+/* The whsinkd child of a SIGKILL test, so that its teardown kills it even after a failure. */
+static pid_t running_child;
+
+static pid_t spawn(wh_t *w, const char *topic, const char *log)
+{
+    running_child = wh_spawn(w, topic, "300", log);
+    return running_child;
+}
+
+static int stop(pid_t pid, int sig)
+{
+    int status = wh_kill(pid, sig);
+    running_child = 0;
+    return status;
+}
+
+static int kill_running_child(void **state)
+{
+    (void)state;
+    if (running_child > 0)
+        stop(running_child, SIGKILL);
+    return 0;
+}
+
 static uint32_t rnd(uint32_t below)
 {
     static unsigned seed;
@@ -51,11 +75,11 @@ static void sigkill_restarts_exactly_once(const char *kind)
     wh_init(&w, kind, "kill");
     wh_topic(topic, sizeof(topic), kind, 3);
     wh_produce(topic, 0, n, &o);
-    snprintf(log, sizeof(log), "%s/whsinkd-%s-%d.log", getenv("TMPDIR") ? getenv("TMPDIR")
-                                                                       : "/tmp", kind, getpid());
+    snprintf(log, sizeof(log), "%s/whsinkd-%s-%d.log", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+             kind, getpid());
     int64_t before = 0;
     for (uint64_t k = 0; k < kills; k++) {
-        pid_t pid = wh_spawn(&w, topic, "300", log);
+        pid_t pid = spawn(&w, topic, log);
         /* a target in this run's share of what is left, then a random moment more */
         int64_t share = ((int64_t)n - before) / (int64_t)(kills - k + 1);
         int64_t target = before + 1 + share / 3 + (int64_t)rnd((uint32_t)(share / 2 + 1));
@@ -65,18 +89,18 @@ static void sigkill_restarts_exactly_once(const char *kind)
             have = wh_rows(&w);
         }
         wh_sleep_ms((int)rnd(30));
-        int status = wh_kill(pid, SIGKILL);
+        int status = stop(pid, SIGKILL);
         assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
         before = wh_rows(&w);
         fprintf(stderr, "  %s: kill %llu at %lld rows\n", kind, (unsigned long long)k + 1,
                 (long long)before);
         assert_true(before <= (int64_t)n);
     }
-    pid_t pid = wh_spawn(&w, topic, "300", log);
+    pid_t pid = spawn(&w, topic, log);
     int64_t got = wh_wait_rows(&w, NULL, (int64_t)n, 180000, 2000);
-    int status = wh_kill(pid, SIGTERM);
-    fprintf(stderr, "  %s: final run ended with %lld rows, exit status %d\n", kind,
-            (long long)got, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    int status = stop(pid, SIGTERM);
+    fprintf(stderr, "  %s: final run ended with %lld rows, exit status %d\n", kind, (long long)got,
+            WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* SIGTERM: a clean stop */
     wh_assert_exactly(&w, n, &o);
     unlink(log);
@@ -159,8 +183,7 @@ static void outage_waits_and_retries(const char *kind, const char *script, const
     int64_t retries = whs_stat(s, WHS_STAT_RETRIES);
     int64_t buffered = whs_stat(s, WHS_STAT_BUFFERED_BYTES);
     fprintf(stderr, "  %s: during the outage: %lld retries, %lld bytes buffered, paused %lld\n",
-            kind, (long long)retries, (long long)buffered,
-            (long long)whs_stat(s, WHS_STAT_PAUSED));
+            kind, (long long)retries, (long long)buffered, (long long)whs_stat(s, WHS_STAT_PAUSED));
     assert_true(retries > 0);
     assert_true(buffered <= 2 * 33554432); /* two batches at most: consumption paused */
     service(script, dir_env, "start-server");
@@ -192,10 +215,13 @@ int main(void)
         return 1;
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_whs_sqlite_sigkill_restarts_exactly_once),
-        cmocka_unit_test(test_whs_file_sigkill_restarts_exactly_once),
-        cmocka_unit_test(test_whs_postgres_sigkill_restarts_exactly_once),
-        cmocka_unit_test(test_whs_clickhouse_sigkill_restarts_exactly_once),
+        cmocka_unit_test_teardown(test_whs_sqlite_sigkill_restarts_exactly_once,
+                                  kill_running_child),
+        cmocka_unit_test_teardown(test_whs_file_sigkill_restarts_exactly_once, kill_running_child),
+        cmocka_unit_test_teardown(test_whs_postgres_sigkill_restarts_exactly_once,
+                                  kill_running_child),
+        cmocka_unit_test_teardown(test_whs_clickhouse_sigkill_restarts_exactly_once,
+                                  kill_running_child),
         cmocka_unit_test_teardown(test_whs_postgres_outage_waits_and_retries, restart_stopped),
         cmocka_unit_test_teardown(test_whs_clickhouse_outage_waits_and_retries, restart_stopped),
     };

@@ -8,6 +8,7 @@
 
 /* The other libraries' tables (their conf.h would clash with the SDK's by name). */
 extern const ue__prop_t enr__conf_props[];
+extern const ue__prop_t whs__conf_props[];
 
 int main(void)
 {
@@ -32,5 +33,14 @@ int main(void)
            "`enr_kafka_stats_json()`; 0 turns them off); producer `enable.idempotence=true`, "
            "`acks=all`, `compression.type=zstd`, `linger.ms=5`, and a `transactional.id`.\n\n");
     ue__props_markdown(enr__conf_props, stdout);
+    printf("\n## libwhsink (`whs_conf_set()`)\n\n"
+           "Keys starting with `kafka.` go to the consumer and, minus the consumer-only ones, to "
+           "the dead-letter producer. libwhsink sets, for exactly-once: consumer "
+           "`group.id=whsink`, `isolation.level=read_committed`, `enable.auto.commit=false`, "
+           "`enable.auto.offset.store=false` (offsets live in the warehouse; the group's are "
+           "committed after each warehouse commit as a hint), `auto.offset.reset=earliest`, "
+           "`enable.partition.eof=false`, `fetch.wait.max.ms=100`; dead-letter producer "
+           "`enable.idempotence=true`, `message.timeout.ms=0`, `linger.ms=5`.\n\n");
+    ue__props_markdown(whs__conf_props, stdout);
     return 0;
 }

@@ -22,9 +22,9 @@
 #include <librdkafka/rdkafka.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <stddef.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,11 +36,11 @@
 #include <cmocka.h>
 
 typedef struct wh {
-    char kind[16];   /* sqlite, file, postgres, clickhouse */
+    char kind[16]; /* sqlite, file, postgres, clickhouse */
     char url[1024];
     char table[64];
-    char *dir;       /* temp dir of sqlite and file */
-    char http[512];  /* clickhouse: http://host:port/?database=db */
+    char *dir;      /* temp dir of sqlite and file */
+    char http[512]; /* clickhouse: http://host:port/?database=db */
 } wh_t;
 
 static inline int64_t wh_now_ms(void)
@@ -72,8 +72,10 @@ static inline void wh_init(wh_t *w, const char *kind, const char *tag)
     const char *env = !strcmp(kind, "postgres") ? "POSTGRES_URL" : "CLICKHOUSE_URL";
     const char *url = getenv(env);
     if (!url || !*url) {
-        fprintf(stderr, "FAIL: %s is not set: the %s tests need the server that "
-                        "test/integration/run_whs.sh starts\n", env, kind);
+        fprintf(stderr,
+                "FAIL: %s is not set: the %s tests need the server that "
+                "test/integration/run_whs.sh starts\n",
+                env, kind);
         fail();
     }
     snprintf(w->url, sizeof(w->url), "%s", url);
@@ -349,8 +351,7 @@ static inline void wh_assert_exactly(wh_t *w, uint64_t n, const wt_opts_t *o)
 {
     wh_counts_t c = wh_counts(w);
     fprintf(stderr, "  %s %s: count(*) = %lld, count(distinct event_id) = %lld, expected %llu\n",
-            w->kind, w->table, (long long)c.rows, (long long)c.distinct_ids,
-            (unsigned long long)n);
+            w->kind, w->table, (long long)c.rows, (long long)c.distinct_ids, (unsigned long long)n);
     assert_int_equal(c.rows, (int64_t)n);
     assert_int_equal(c.distinct_ids, (int64_t)n);
     assert_int_equal(c.misplaced, 0);
@@ -360,7 +361,8 @@ static inline void wh_assert_exactly(wh_t *w, uint64_t n, const wt_opts_t *o)
     int64_t first = wt_event_time(0, o) / 86400000, last = wt_event_time(n - 1, o) / 86400000;
     if (!strcmp(w->kind, "postgres")) /* one partition (child table) per day */
         assert_int_equal(wh_int(w, "SELECT count(*) FROM pg_inherits WHERE inhparent = "
-                                   "'{T}'::regclass"), last - first + 1);
+                                   "'{T}'::regclass"),
+                         last - first + 1);
     if (!strcmp(w->kind, "clickhouse"))
         assert_int_equal(wh_int(w, "SELECT count(DISTINCT partition) FROM system.parts WHERE "
                                    "database = currentDatabase() AND table = '{T}' AND active"),
@@ -405,13 +407,13 @@ static inline void wh_assert_row(wh_t *w, uint64_t i, const wt_opts_t *o)
 {
     char id[37], sql[512], expect[64];
     wt_event_id_text(i, o->nonce, id);
-#define WH_COL(expr, want)                                                                    \
-    do {                                                                                      \
-        snprintf(sql, sizeof(sql), "SELECT %s FROM {T} WHERE event_id = '%s'", expr, id);     \
-        const char *got = wh_sql(w, sql);                                                     \
-        if (strcmp(got, want))                                                                \
-            fail_msg("%s row %llu: %s = \"%s\", expected \"%s\"", w->kind,                   \
-                     (unsigned long long)i, expr, got, want);                                 \
+#define WH_COL(expr, want)                                                                         \
+    do {                                                                                           \
+        snprintf(sql, sizeof(sql), "SELECT %s FROM {T} WHERE event_id = '%s'", expr, id);          \
+        const char *got = wh_sql(w, sql);                                                          \
+        if (strcmp(got, want))                                                                     \
+            fail_msg("%s row %llu: %s = \"%s\", expected \"%s\"", w->kind, (unsigned long long)i,  \
+                     expr, got, want);                                                             \
     } while (0)
     snprintf(expect, sizeof(expect), "user-%d", wt_user(i, o));
     WH_COL("user_id", expect);
@@ -550,8 +552,7 @@ static inline int64_t wh_wait_rows(wh_t *w, whs_sink_t *s, int64_t rows, int tim
 }
 
 /* Starts build/whsinkd on @p w and @p topic; its stderr goes to @p log. */
-static inline pid_t wh_spawn(wh_t *w, const char *topic, const char *batch_rows,
-                             const char *log)
+static inline pid_t wh_spawn(wh_t *w, const char *topic, const char *batch_rows, const char *log)
 {
     char exe[512], table[128], rows[64], group[300], dlq[300];
     const char *build = getenv("UE_BUILD_DIR");
@@ -564,11 +565,10 @@ static inline pid_t wh_spawn(wh_t *w, const char *topic, const char *batch_rows,
     if (pid == 0) {
         FILE *f = freopen(log, "a", stderr);
         (void)f;
-        execl(exe, exe, "-b", it_bootstrap(), "-w", w->url, "-t", topic, "-g", group, "-X",
-              table, "-X", rows, "-X", dlq, "-X", "batch.max.ms=100", "-X",
-              "retry.backoff.max.ms=1000", "-X", "file.fsync=false", "-X",
-              "kafka.session.timeout.ms=6000", "-X", "kafka.heartbeat.interval.ms=500", "-s", "0",
-              (char *)NULL);
+        execl(exe, exe, "-b", it_bootstrap(), "-w", w->url, "-t", topic, "-g", group, "-X", table,
+              "-X", rows, "-X", dlq, "-X", "batch.max.ms=100", "-X", "retry.backoff.max.ms=1000",
+              "-X", "file.fsync=false", "-X", "kafka.session.timeout.ms=6000", "-X",
+              "kafka.heartbeat.interval.ms=500", "-s", "0", (char *)NULL);
         fprintf(stderr, "exec %s failed\n", exe);
         _exit(127);
     }

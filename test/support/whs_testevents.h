@@ -25,9 +25,9 @@ typedef struct wt_opts {
     int64_t step_ms;       /* event time of record i = WT_BASE_MS + i * step_ms (default 1 s) */
     const char *extra_key; /* an additional string property (NULL: none) */
     const char *extra_val;
-    const char *bad_city;  /* geo city override, e.g. invalid UTF-8 */
+    const char *bad_city;    /* geo city override, e.g. invalid UTF-8 */
     uint32_t schema_version; /* default 1 */
-    int pad_bytes;         /* a "pad" string property of this many 'x' (bench row size) */
+    int pad_bytes;           /* a "pad" string property of this many 'x' (bench row size) */
 } wt_opts_t;
 
 static const char *const wt_types[] = {"page_view", "click", "purchase"};
@@ -50,9 +50,9 @@ static inline void wt_event_id_text(uint64_t i, uint32_t nonce, char out[37])
 {
     uint8_t id[16];
     wt_event_id(i, nonce, id);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             id[0], id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10],
-             id[11], id[12], id[13], id[14], id[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", id[0],
+             id[1], id[2], id[3], id[4], id[5], id[6], id[7], id[8], id[9], id[10], id[11], id[12],
+             id[13], id[14], id[15]);
 }
 
 static inline int64_t wt_event_time(uint64_t i, const wt_opts_t *o)

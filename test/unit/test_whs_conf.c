@@ -103,8 +103,9 @@ static void test_whs_conf_warehouse_url_checked_at_set(void **state)
     assert_invalid(conf, "warehouse.url", "clickhouse://host:99999/db");
     assert_int_equal(set(conf, "warehouse.url", "sqlite:/tmp/x.db", errstr), WHS_CONF_OK);
     assert_int_equal(set(conf, "warehouse.url", "file:/tmp/lake", errstr), WHS_CONF_OK);
-    assert_int_equal(set(conf, "warehouse.url", "postgresql://u:p@h:5432/db?sslmode=disable",
-                         errstr), WHS_CONF_OK);
+    assert_int_equal(
+        set(conf, "warehouse.url", "postgresql://u:p@h:5432/db?sslmode=disable", errstr),
+        WHS_CONF_OK);
     assert_int_equal(set(conf, "warehouse.url", "clickhouse://127.0.0.1:8123/default", errstr),
                      WHS_CONF_OK);
     /* the message about a bad URL never shows its password */
@@ -119,8 +120,8 @@ static void test_whs_url_parts_and_mask(void **state)
     (void)state;
     whs__url_t u;
     char masked[256];
-    assert_int_equal(whs__url_parse("postgres://lo%40der:p%3Aw@db.local:6432/an?x=1", &u,
-                                    NULL, 0), 0);
+    assert_int_equal(whs__url_parse("postgres://lo%40der:p%3Aw@db.local:6432/an?x=1", &u, NULL, 0),
+                     0);
     assert_string_equal(u.scheme, "postgres");
     assert_string_equal(u.user, "lo@der");
     assert_string_equal(u.password, "p:w");
@@ -144,8 +145,8 @@ static void test_whs_conf_promote_list(void **state)
     (void)state;
     whs_conf_t *conf = whs_conf_new();
     char errstr[512];
-    assert_int_equal(set(conf, "columns.promote", "amount:double,sku:string,n:int,ok:bool",
-                         errstr), WHS_CONF_OK);
+    assert_int_equal(set(conf, "columns.promote", "amount:double,sku:string,n:int,ok:bool", errstr),
+                     WHS_CONF_OK);
     assert_int_equal(conf->npromote, 4);
     assert_string_equal(conf->promote[0].name, "amount");
     assert_int_equal(conf->promote[0].type, WHS__PT_DOUBLE);

@@ -135,8 +135,10 @@ static void test_whs_file_layout_names_and_content(void **state)
     int bucket = whs__bucket("user-1", 6, 16);
     char path[1200];
     /* offsets 0..47 of partition 4, six files (2 days x 3 buckets), batch id 0xabc */
-    snprintf(path, sizeof(path), "%s/events/dt=2024-03-02/bucket=%02d/"
-             "part-events.enriched_p4_o0-47_n6_0000000000000abc.ndjson.zst", f->dir, bucket);
+    snprintf(path, sizeof(path),
+             "%s/events/dt=2024-03-02/bucket=%02d/"
+             "part-events.enriched_p4_o0-47_n6_0000000000000abc.ndjson.zst",
+             f->dir, bucket);
     struct stat st;
     if (stat(path, &st))
         fail_msg("missing %s", path);
@@ -277,14 +279,12 @@ static void test_whs_file_temp_files_removed_at_start(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_whs_file_layout_names_and_content, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_whs_file_layout_names_and_content, setup, teardown),
         cmocka_unit_test_setup_teardown(test_whs_file_resume_from_names_and_checkpoint, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
             test_whs_file_crash_between_renames_replays_without_duplicates, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_whs_file_temp_files_removed_at_start, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_whs_file_temp_files_removed_at_start, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

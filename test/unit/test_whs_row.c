@@ -150,8 +150,9 @@ static void test_whs_row_properties_are_escaped_json(void **state)
     uint8_t *buf = event_with_prop("k\"ey", &v, &len);
     whs__row_t *r = map(f, buf, len, 1);
     assert_non_null(r);
-    assert_string_equal(str(r, WHS__COL_PROPERTIES),
-                        "{\"k\\\"ey\":\"say \\\"hi\\\"\\\\\\n\\t\\u0001 caf\xc3\xa9 \xe2\x82\xac\"}");
+    assert_string_equal(
+        str(r, WHS__COL_PROPERTIES),
+        "{\"k\\\"ey\":\"say \\\"hi\\\"\\\\\\n\\t\\u0001 caf\xc3\xa9 \xe2\x82\xac\"}");
     /* an event without user or anonymous id still gets a bucket (from its id), no geo */
     assert_int_equal(r->v[WHS__COL_USER_ID].kind, WHS__V_NULL);
     assert_int_equal(r->v[WHS__COL_GEO_LAT].kind, WHS__V_NULL);
@@ -220,13 +221,14 @@ static void test_whs_row_invalid_utf8_replaced(void **state)
 {
     (void)state;
     fixture_t *f = fixture_new(NULL, NULL);
-    wt_opts_t o = {.bad_city = "Ber\xfflin\xc3", .extra_key = "note", .extra_val = "a\xed\xa0\x80z"};
+    wt_opts_t o = {
+        .bad_city = "Ber\xfflin\xc3", .extra_key = "note", .extra_val = "a\xed\xa0\x80z"};
     whs__row_t *r = map_event(f, 1, &o);
     assert_non_null(r);
     assert_string_equal(str(r, WHS__COL_GEO_CITY), "Ber\xef\xbf\xbdlin\xef\xbf\xbd");
     /* a UTF-16 surrogate encoded in UTF-8 is invalid: 3 bytes, 3 replacements */
-    assert_non_null(strstr(str(r, WHS__COL_PROPERTIES),
-                           "\"note\":\"a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\""));
+    assert_non_null(
+        strstr(str(r, WHS__COL_PROPERTIES), "\"note\":\"a\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\""));
     fixture_free(f);
 }
 
@@ -306,7 +308,8 @@ static void test_whs_row_promoted_columns_typed(void **state)
 {
     (void)state;
     fixture_t *f = fixture_new("amount:double,seq:double,sku:string,first:bool,amount_i:int,"
-                               "sku_n:int,missing:string", NULL);
+                               "sku_n:int,missing:string",
+                               NULL);
     assert_int_equal(f->schema.ncols, WHS__COL__FIXED + 7);
     assert_string_equal(f->schema.cols[WHS__COL__FIXED].name, "prop_amount");
     whs__row_t *r = map_event(f, 10, NULL);

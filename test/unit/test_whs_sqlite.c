@@ -128,7 +128,8 @@ static void test_whs_sqlite_commit_crash_reopen_resumes_exactly(void **state)
     assert_int_equal(committed(be, 0), 200);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events"), 250);
     assert_int_equal(query_int(f, "SELECT count(DISTINCT source_offset || '/' || "
-                                  "source_partition) FROM events"), 250);
+                                  "source_partition) FROM events"),
+                     250);
     whs__batch_free(&b);
     be->ops->close(be);
 }
@@ -183,10 +184,10 @@ static void test_whs_sqlite_promoted_column_added_by_alter(void **state)
     wtb_fill(&f->t, &b, 0, 10, 20, 10, NULL);
     assert_int_equal(wtb_commit(be, &b), WHS__BE_OK);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE prop_amount IS NULL"), 10);
-    assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE prop_sku IS NOT NULL"),
-                     10);
+    assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE prop_sku IS NOT NULL"), 10);
     assert_int_equal(query_int(f, "SELECT prop_amount * 4 FROM events WHERE "
-                                  "source_offset = 13"), 13);
+                                  "source_offset = 13"),
+                     13);
     be->ops->close(be);
     added = -1;
     be = open_be(f, &added);
@@ -214,7 +215,8 @@ static void test_whs_sqlite_values_and_types(void **state)
     query_text(f, "SELECT event_id FROM events WHERE source_offset = 25", text, sizeof(text));
     assert_string_equal(text, id);
     assert_int_equal(query_int(f, "SELECT json_extract(properties, '$.seq') FROM events "
-                                  "WHERE source_offset = 25"), 25);
+                                  "WHERE source_offset = 25"),
+                     25);
     assert_int_equal(query_int(f, "SELECT count(*) FROM events WHERE dt = '2024-03-01'"), 24);
     assert_int_equal(query_int(f, "SELECT typeof(geo_lat) = 'real' FROM events LIMIT 1"), 1);
     assert_int_equal(query_int(f, "SELECT count(DISTINCT user_bucket) > 1 FROM events"), 1);
@@ -225,10 +227,9 @@ static void test_whs_sqlite_values_and_types(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_whs_sqlite_commit_crash_reopen_resumes_exactly,
-                                        setup, teardown),
-        cmocka_unit_test_setup_teardown(test_whs_sqlite_second_writer_is_fenced, setup,
+        cmocka_unit_test_setup_teardown(test_whs_sqlite_commit_crash_reopen_resumes_exactly, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_whs_sqlite_second_writer_is_fenced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_whs_sqlite_promoted_column_added_by_alter, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_whs_sqlite_values_and_types, setup, teardown),

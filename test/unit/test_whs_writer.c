@@ -5,8 +5,8 @@
  * across retries; a fenced batch is reported, not retried; cancel ends endless retries;
  * committed offsets are read on the writer thread.
  */
-#include "writer.h"
 #include "whs_testbatch.h"
+#include "writer.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,16 +19,16 @@
 
 /* The script of the mock backend and what it saw. */
 static struct {
-    int fail_begin;          /* fail this many begin() calls with RETRY */
-    int fail_commit_always;  /* every commit() returns RETRY */
-    int fence;               /* commit() returns FENCED */
-    int64_t bad[4];          /* offsets whose row the warehouse refuses */
+    int fail_begin;         /* fail this many begin() calls with RETRY */
+    int fail_commit_always; /* every commit() returns RETRY */
+    int fence;              /* commit() returns FENCED */
+    int64_t bad[4];         /* offsets whose row the warehouse refuses */
     int nbad;
-    int fail_group_once;     /* group index whose first write fails with RETRY */
+    int fail_group_once; /* group index whose first write fails with RETRY */
     int begins, commits, writes;
-    int64_t written[1000];   /* offsets durably written (committed or non-transactional) */
+    int64_t written[1000]; /* offsets durably written (committed or non-transactional) */
     int nwritten;
-    int64_t pending[1000];   /* offsets written in the open transaction */
+    int64_t pending[1000]; /* offsets written in the open transaction */
     int npending;
 } mock;
 
@@ -60,8 +60,7 @@ static whs__be_rc_t m_write(whs__backend_t *be, const whs__batch_t *b, const whs
     for (size_t i = from; i < from + n; i++)
         for (int k = 0; k < mock.nbad; k++)
             if (g->rows[i]->offset == mock.bad[k]) {
-                snprintf(err, errn, "value out of range at offset %lld",
-                         (long long)mock.bad[k]);
+                snprintf(err, errn, "value out of range at offset %lld", (long long)mock.bad[k]);
                 return WHS__BE_DATA;
             }
     for (size_t i = from; i < from + n; i++) {
@@ -153,8 +152,11 @@ static fx_t *start(int transactional)
     wt_opts_t o = {.step_ms = 6 * 3600 * 1000}; /* four days: four groups */
     wtb_fill(&f->t, &f->b, 0, 0, 16, -1, &o);
     whs__batch_sort(&f->b);
-    whs__writer_conf_t wc = {.be = &mock_be, .topic = "events.enriched",
-                             .schema = &f->t.schema, .backoff_ms = 1, .backoff_max_ms = 5,
+    whs__writer_conf_t wc = {.be = &mock_be,
+                             .topic = "events.enriched",
+                             .schema = &f->t.schema,
+                             .backoff_ms = 1,
+                             .backoff_max_ms = 5,
                              .stats = f->stats};
     static ue__logger_t quiet = {0, "test", NULL, NULL}; /* level 0: nothing logged */
     wc.log = &quiet;
@@ -188,8 +190,7 @@ static void assert_written_once(const int64_t *skip, int nskip)
         for (int i = 0; i < mock.nwritten; i++)
             seen += mock.written[i] == off;
         if (seen != expected)
-            fail_msg("offset %lld written %d times, expected %d", (long long)off, seen,
-                     expected);
+            fail_msg("offset %lld written %d times, expected %d", (long long)off, seen, expected);
     }
 }
 

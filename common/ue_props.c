@@ -4,6 +4,7 @@
 #include "ue_props.h"
 
 #include <errno.h>
+#include <librdkafka/rdkafka.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -282,4 +283,34 @@ int ue__prop_is_secret(const char *name)
         if (strstr(name, words[i]))
             return 1;
     return 0;
+}
+
+size_t ue__stats_json(const char *const *names, int n, int64_t (*get)(void *handle, int i),
+                      void *handle, char *buf, size_t size)
+{
+    size_t len = 0;
+    char scratch[1];
+    if (!buf || size == 0) { /* only measure */
+        buf = scratch;
+        size = 1;
+    }
+    for (int i = 0; i < n; i++) {
+        size_t room = len < size ? size - len : 0;
+        int w = snprintf(room ? buf + len : NULL, room, "%s\"%s\":%" PRId64, i ? "," : "{",
+                         names[i], handle ? get(handle, i) : 0);
+        len += (size_t)w;
+    }
+    size_t room = len < size ? size - len : 0;
+    len += (size_t)snprintf(room ? buf + len : NULL, room, "}");
+    return len;
+}
+
+int ue__kafka_conf_set(struct rd_kafka_conf_s *kc, const char *name, const char *value,
+                       char *errstr, size_t errstr_size)
+{
+    switch (rd_kafka_conf_set(kc, name, value, errstr, errstr_size)) {
+    case RD_KAFKA_CONF_OK: return UE__PROP_OK;
+    case RD_KAFKA_CONF_UNKNOWN: return UE__PROP_UNKNOWN;
+    default: return UE__PROP_INVALID;
+    }
 }

@@ -61,6 +61,21 @@ void ue__props_markdown(const ue__prop_t *table, FILE *out);
 /* 1 when a configuration key names a secret whose value must never be shown or logged. */
 int ue__prop_is_secret(const char *name);
 
+/*
+ * Writes {"name":value,...} of @p n counters, snprintf-like (returns the full length; @p buf
+ * may be NULL to measure). @p get reads counter i of @p handle. The *_stats_json() calls.
+ */
+size_t ue__stats_json(const char *const *names, int n, int64_t (*get)(void *handle, int i),
+                      void *handle, char *buf, size_t size);
+
+/*
+ * Sets a librdkafka property, mapping librdkafka's answer to UE__PROP_OK / _INVALID / _UNKNOWN
+ * (the "kafka.*" keys of every library).
+ */
+struct rd_kafka_conf_s;
+int ue__kafka_conf_set(struct rd_kafka_conf_s *kc, const char *name, const char *value,
+                       char *errstr, size_t errstr_size);
+
 /* snprintf into an error buffer that may be NULL or zero-sized. */
 void ue__errstr(char *errstr, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

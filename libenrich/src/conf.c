@@ -146,11 +146,7 @@ void enr_conf_destroy(enr_conf_t *conf)
 static enr_conf_res_t kafka_set(rd_kafka_conf_t *kc, const char *name, const char *value,
                                 char *errstr, size_t errstr_size)
 {
-    switch (rd_kafka_conf_set(kc, name, value, errstr, errstr_size)) {
-    case RD_KAFKA_CONF_OK: return ENR_CONF_OK;
-    case RD_KAFKA_CONF_UNKNOWN: return ENR_CONF_UNKNOWN;
-    default: return ENR_CONF_INVALID;
-    }
+    return (enr_conf_res_t)ue__kafka_conf_set(kc, name, value, errstr, errstr_size);
 }
 
 enr_conf_res_t enr_conf_set(enr_conf_t *conf, const char *name, const char *value,

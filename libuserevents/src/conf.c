@@ -147,13 +147,9 @@ ue_conf_res_t ue_conf_set(ue_conf_t *conf, const char *name, const char *value, 
         ue__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
         return UE_CONF_INVALID;
     }
-    if (strncmp(name, "kafka.", 6) == 0) {
-        switch (rd_kafka_conf_set(conf->kconf, name + 6, value, errstr, errstr_size)) {
-        case RD_KAFKA_CONF_OK: return UE_CONF_OK;
-        case RD_KAFKA_CONF_UNKNOWN: return UE_CONF_UNKNOWN;
-        default: return UE_CONF_INVALID;
-        }
-    }
+    if (strncmp(name, "kafka.", 6) == 0)
+        return (ue_conf_res_t)ue__kafka_conf_set(conf->kconf, name + 6, value, errstr,
+                                                 errstr_size);
     if (strncmp(name, "context.screen.", 15) == 0 && *value && ue__ctx_parse_number(value) < 0) {
         ue__errstr(errstr, errstr_size, "%s: expected a whole number of pixels, got \"%s\"", name,
                    value);

@@ -2,6 +2,7 @@
  * stats.c - statistics of a client: single counters and the JSON document of all of them.
  */
 #include "client.h"
+#include "ue_props.h"
 #include "ue_fork.h"
 
 #include <inttypes.h>
@@ -49,24 +50,14 @@ int64_t ue_stat(ue_client_t *c, ue_stat_t which)
     return atomic_load_explicit(&c->stats[which].v, memory_order_relaxed);
 }
 
+static int64_t stat_of(void *client, int i)
+{
+    return ue_stat(client, (ue_stat_t)i);
+}
+
 size_t ue_stats_json(ue_client_t *c, char *buf, size_t size)
 {
-    size_t len = 0;
-    char scratch[1];
-
-    if (!buf || size == 0) { /* only measure */
-        buf = scratch;
-        size = 1;
-    }
-    for (int i = 0; i < UE_STAT__CNT; i++) {
-        size_t room = len < size ? size - len : 0;
-        int n = snprintf(room ? buf + len : NULL, room, "%s\"%s\":%" PRId64, i ? "," : "{",
-                         names[i], c ? ue_stat(c, (ue_stat_t)i) : 0);
-        len += (size_t)n;
-    }
-    size_t room = len < size ? size - len : 0;
-    len += (size_t)snprintf(room ? buf + len : NULL, room, "}");
-    return len;
+    return ue__stats_json(names, UE_STAT__CNT, stat_of, c, buf, size);
 }
 
 size_t ue_kafka_stats_json(ue_client_t *c, char *buf, size_t size)

@@ -257,13 +257,9 @@ whs_conf_res_t whs_conf_set(whs_conf_t *conf, const char *name, const char *valu
         ue__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
         return WHS_CONF_INVALID;
     }
-    if (strncmp(name, "kafka.", 6) == 0) {
-        switch (rd_kafka_conf_set(conf->kconf, name + 6, value, errstr, errstr_size)) {
-        case RD_KAFKA_CONF_OK: return WHS_CONF_OK;
-        case RD_KAFKA_CONF_UNKNOWN: return WHS_CONF_UNKNOWN;
-        default: return WHS_CONF_INVALID;
-        }
-    }
+    if (strncmp(name, "kafka.", 6) == 0)
+        return (whs_conf_res_t)ue__kafka_conf_set(conf->kconf, name + 6, value, errstr,
+                                                  errstr_size);
     if (!ue__prop_find(whs__conf_props, name)) {
         ue__errstr(errstr, errstr_size, "unknown configuration property \"%s\"", name);
         return WHS_CONF_UNKNOWN;

@@ -2,6 +2,7 @@
  * stats.c - statistics of a sink: single counters and the JSON document of all of them.
  */
 #include "sink.h"
+#include "ue_props.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -37,21 +38,12 @@ int64_t whs_stat(whs_sink_t *s, whs_stat_t which)
     return atomic_load_explicit(&s->stats[which], memory_order_relaxed);
 }
 
+static int64_t stat_of(void *sink, int i)
+{
+    return whs_stat(sink, (whs_stat_t)i);
+}
+
 size_t whs_stats_json(whs_sink_t *s, char *buf, size_t size)
 {
-    size_t len = 0;
-    char scratch[1];
-    if (!buf || size == 0) { /* only measure */
-        buf = scratch;
-        size = 1;
-    }
-    for (int i = 0; i < WHS_STAT__CNT; i++) {
-        size_t room = len < size ? size - len : 0;
-        int n = snprintf(room ? buf + len : NULL, room, "%s\"%s\":%" PRId64, i ? "," : "{",
-                         names[i], s ? whs_stat(s, (whs_stat_t)i) : 0);
-        len += (size_t)n;
-    }
-    size_t room = len < size ? size - len : 0;
-    len += (size_t)snprintf(room ? buf + len : NULL, room, "}");
-    return len;
+    return ue__stats_json(names, WHS_STAT__CNT, stat_of, s, buf, size);
 }

@@ -175,6 +175,8 @@ EXPECTED=(
   'userevents_sink_last_commit_timestamp_seconds{job="sink"} > 0'
   'userevents_sink_warehouse_errors_total{job="sink",retriable="false"} == 0'
   'userevents_sink_dead_letters_total{job="sink"} == 0'
+  'userevents_sink_kafka_brokers_up{job="sink"} >= 1'
+  "userevents_sink_consumer_lag{job=\"sink\",topic=\"$RUN.enriched\"} >= 0"
 )
 log "waiting for ${#EXPECTED[@]} expected series"
 missing=("${EXPECTED[@]}")

@@ -1,7 +1,7 @@
 """Build hook: bundles the C library into the package when built from the repository.
 
 ``pip install ./bindings/python`` runs ``make -C <repo> libs`` and copies
-``build/libuserevents.so.0`` into ``userevents/_lib/``, so the installed package works
+``build/libuserevents.so.0`` and ``build/libenrich.so.0`` into ``userevents/_lib/``, so the installed package works
 without ``make install``. Built elsewhere (an sdist), nothing is bundled and the package
 uses the system's library (``make install``) or ``USEREVENTS_LIB``.
 
@@ -27,8 +27,8 @@ except ImportError:  # setuptools < 70.1
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-# The C libraries to bundle (libenrich and libwhsink join this list with their modules).
-LIBRARIES = ["libuserevents.so.0"]
+# The C libraries to bundle (libwhsink joins this list with its module).
+LIBRARIES = ["libuserevents.so.0", "libenrich.so.0"]
 
 
 def in_repository() -> bool:
@@ -37,7 +37,7 @@ def in_repository() -> bool:
 
 
 def make_libraries() -> None:
-    """``make libs``; a sibling library that fails to build (libenrich, libwhsink) does not
+    """``make libs``; a sibling library that fails to build (libwhsink) does not
     matter as long as every library we bundle is built and up to date."""
     make = os.environ.get("USEREVENTS_MAKE", "make").split()
     cmd = make + ["-C", str(REPO), "-k", "-j2", "libs"]

@@ -6,8 +6,9 @@
         ue.identify("user-42")
         ue.track("purchase", properties={"sku": "A-113", "amount": 19.9})
 
-Modules: ``userevents.client`` (libuserevents, the SDK). The enrichment stage (libenrich) and
-the warehouse sink (libwhsink) get their own modules beside it.
+Modules: ``userevents.client`` (libuserevents, the SDK), ``userevents.enrich`` (libenrich's
+pure pipeline and Python stages). The warehouse sink (libwhsink) gets its own module beside
+them.
 """
 
 from .client import Client, DeliveryReport, Outcome, PropertyValue, version

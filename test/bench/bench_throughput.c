@@ -124,20 +124,6 @@ static result_t run_sdk(const bench_strings_t *s, long n, const char *tag, int s
     return res;
 }
 
-static void topics_for_all_runs(int reps)
-{
-    static char names[KINDS * 16 * BENCH_TYPES][256];
-    char tag[64];
-    int n = 0;
-    for (int r = 0; r < reps; r++)
-        for (int k = 0; k < KINDS; k++) {
-            snprintf(tag, sizeof(tag), "e2e-%s%d", kind_tag[k], r);
-            for (int t = 0; t < BENCH_TYPES; t++)
-                bench_topic(names[n++], sizeof(names[0]), tag, t);
-        }
-    bench_create_topics(names, n);
-}
-
 int main(void)
 {
     long n = bench_env_long("UE_BENCH_EVENTS", 500000);
@@ -159,7 +145,7 @@ int main(void)
             n, (double)msgs.bytes / (double)n, BENCH_USERS, BENCH_TYPES, reps,
             bench_bootstrap() ? bench_bootstrap() : "the MOCK cluster (no KAFKA_BOOTSTRAP)");
 
-    topics_for_all_runs(reps);
+    bench_create_run_topics("e2e-", kind_tag, KINDS, reps);
 
     for (int r = 0; r < reps; r++) {
         for (int j = 0; j < KINDS; j++) { /* rotate the order: no side always goes first */

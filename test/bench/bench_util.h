@@ -227,6 +227,25 @@ static inline void bench_create_topics(char (*names)[256], int n)
     rd_kafka_destroy(rk);
 }
 
+/*
+ * Creates, before any timing, the topics of every side (@p kind_tag) and repetition: tag
+ * "<prefix><kind><rep>", each with BENCH_TYPES topics. At most 16 reps and 4 kinds.
+ */
+static inline void bench_create_run_topics(const char *prefix, const char *const *kind_tag,
+                                           int kinds, int reps)
+{
+    static char names[4 * 16 * BENCH_TYPES][256];
+    char tag[64];
+    int n = 0;
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < kinds; k++) {
+            snprintf(tag, sizeof(tag), "%s%s%d", prefix, kind_tag[k], r);
+            for (int t = 0; t < BENCH_TYPES; t++)
+                bench_topic(names[n++], sizeof(names[0]), tag, t);
+        }
+    bench_create_topics(names, n);
+}
+
 /* ---- the benchmark's events ------------------------------------------------------------------ */
 
 /* Strings made once, so the timed loops measure the SDK and not snprintf. */

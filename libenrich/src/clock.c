@@ -48,6 +48,13 @@ void enr__clock_advance(enr_pipeline_t *pipe, const char *topic, int32_t partiti
     }
 }
 
+void enr__clock_assign(enr_pipeline_t *pipe, const char *topic, int32_t partition)
+{
+    enr__part_clock_t *c = find(pipe, topic, strlen(topic), partition);
+    if (c)
+        c->active_ms = ue__mono_ms(); /* idleness counts from the assignment */
+}
+
 int64_t enr__pipeline_event_clock(const enr_pipeline_t *pipe)
 {
     int64_t now = ue__mono_ms(), idle = pipe->s.window_idle_ms;
@@ -56,6 +63,8 @@ int64_t enr__pipeline_event_clock(const enr_pipeline_t *pipe)
         const enr__part_clock_t *c = &pipe->clocks[i];
         if (c->newest_ms > high)
             high = c->newest_ms;
+        /* An assigned partition not read yet counts as INT64_MIN: its backlog may hold
+         * events older than what the other partitions show. */
         if ((idle == 0 || now - c->active_ms < idle) && c->newest_ms < low)
             low = c->newest_ms;
     }

@@ -18,6 +18,13 @@ typedef struct enr__part_clock {
 /* Records that an event of @p topic/@p partition has event time @p t. */
 void enr__clock_advance(enr_pipeline_t *pipe, const char *topic, int32_t partition, int64_t t);
 
+/*
+ * Registers an assigned input partition. Until its first event (or window.idle.timeout.ms)
+ * it holds the watermark back: a backlog read partition by partition must not close windows
+ * that the unread partitions still add to.
+ */
+void enr__clock_assign(enr_pipeline_t *pipe, const char *topic, int32_t partition);
+
 /* Writes the changed partition clocks to the changelog. */
 void enr__clock_flush(enr_pipeline_t *pipe);
 

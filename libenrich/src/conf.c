@@ -53,8 +53,9 @@ const ue__prop_t enr__conf_props[] = {
     STR("window.sum.property", window_sum_property, "amount",
         "Numeric property summed per window (empty: no sum)."),
     INT("window.idle.timeout.ms", window_idle_ms, 0, INT64_C(1) << 40, "60000",
-        "An input partition without events for this long (processing time) no longer holds "
-        "the watermark back. 0: never (windows then wait for every partition)."),
+        "An input partition without events for this long (processing time, counted from its "
+        "assignment) no longer holds the watermark back. 0: never (windows then wait for "
+        "every partition)."),
     {"anomaly.key", UE__PROP_ENUM, S(anomaly_key), 0, 0, "type", "type,user",
      "What anomaly rates are kept per: the event type or the user."},
     INT("anomaly.window.ms", anomaly_window_ms, 1000, INT64_C(1) << 40, "60000",

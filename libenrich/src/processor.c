@@ -4,6 +4,7 @@
  * transaction, commit when the transaction is due.
  */
 #include "processor.h"
+#include "clock.h"
 #include "ue_props.h"
 #include "ue_time.h"
 
@@ -54,10 +55,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     enr_processor_t *p = opaque;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(parts->cnt);
-        for (int i = 0; i < parts->cnt; i++)
-            if (!is_output(p, parts->elems[i].topic))
-                rd_kafka_topic_partition_list_add(mine, parts->elems[i].topic,
-                                                  parts->elems[i].partition);
+        for (int i = 0; i < parts->cnt; i++) {
+            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+            if (is_output(p, tp->topic))
+                continue;
+            rd_kafka_topic_partition_list_add(mine, tp->topic, tp->partition);
+            enr__clock_assign(p->pipe, tp->topic, tp->partition);
+        }
         ue__log(&p->log, UE_LOG_INFO, "assigned %d partition(s)", mine->cnt);
         rd_kafka_assign(rk, mine);
         rd_kafka_topic_partition_list_destroy(mine);

@@ -1,7 +1,8 @@
 """Build hook: bundles the C library into the package when built from the repository.
 
 ``pip install ./bindings/python`` runs ``make -C <repo> libs`` and copies
-``build/libuserevents.so.0`` and ``build/libenrich.so.0`` into ``userevents/_lib/``, so the installed package works
+``build/libuserevents.so.0``, ``build/libenrich.so.0`` and ``build/libwhsink.so.0`` into
+``userevents/_lib/``, so the installed package works
 without ``make install``. Built elsewhere (an sdist), nothing is bundled and the package
 uses the system's library (``make install``) or ``USEREVENTS_LIB``.
 
@@ -27,8 +28,8 @@ except ImportError:  # setuptools < 70.1
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-# The C libraries to bundle (libwhsink joins this list with its module).
-LIBRARIES = ["libuserevents.so.0", "libenrich.so.0"]
+# The C libraries to bundle, one per module (client, enrich, whsink).
+LIBRARIES = ["libuserevents.so.0", "libenrich.so.0", "libwhsink.so.0"]
 
 
 def in_repository() -> bool:
@@ -37,22 +38,14 @@ def in_repository() -> bool:
 
 
 def make_libraries() -> None:
-    """``make libs``; a sibling library that fails to build (libwhsink) does not
-    matter as long as every library we bundle is built and up to date."""
+    """``make libs``: every library we bundle, built and up to date."""
     make = os.environ.get("USEREVENTS_MAKE", "make").split()
-    cmd = make + ["-C", str(REPO), "-k", "-j2", "libs"]
-    print("userevents: building the C library: " + " ".join(cmd), file=sys.stderr)
-    if subprocess.call(cmd, stdout=sys.stderr) == 0:
-        return
-    for name in LIBRARIES:
-        link = REPO / "build" / name
-        target = link.resolve().relative_to(REPO) if link.exists() else None
-        if target is None or subprocess.call(make + ["-C", str(REPO), "-q", str(target)]) != 0:
-            sys.exit("userevents: `make libs` failed in " + str(REPO) + ": install the build "
-                     "dependencies (./setup.sh in the repository), or set USEREVENTS_BUNDLE=0 "
-                     "to use an installed libuserevents instead")
-    print("userevents: other libraries failed to build; the bundled ones are up to date",
-          file=sys.stderr)
+    cmd = make + ["-C", str(REPO), "-j2", "libs"]
+    print("userevents: building the C libraries: " + " ".join(cmd), file=sys.stderr)
+    if subprocess.call(cmd, stdout=sys.stderr) != 0:
+        sys.exit("userevents: `make libs` failed in " + str(REPO) + ": install the build "
+                 "dependencies (./setup.sh in the repository), or set USEREVENTS_BUNDLE=0 "
+                 "to use the installed libraries instead")
 
 
 class BuildPyWithLibrary(build_py):

@@ -4,8 +4,6 @@ EnrichedEvent is decoded with the one generated from proto/enriched.proto."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
 import uuid
 
@@ -13,24 +11,6 @@ import pytest
 
 from userevents import ConfigError, UserEventsError
 from userevents.enrich import Pipeline, Stage, Verdict
-
-from conftest import PROTO_DIR
-
-
-@pytest.fixture(scope="session")
-def enriched_pb2(tmp_path_factory, pb2):
-    """enriched_pb2 (imports userevents_pb2, generated beside it by the pb2 fixture)."""
-    from grpc_tools import protoc
-
-    out = tmp_path_factory.mktemp("proto_enriched")
-    rc = protoc.main(["protoc", f"-I{PROTO_DIR}", f"--python_out={out}",
-                      str(PROTO_DIR / "enriched.proto")])
-    assert rc == 0, "protoc could not compile proto/enriched.proto"
-    sys.path.insert(0, str(out))
-    try:
-        return importlib.import_module("enriched_pb2")
-    finally:
-        sys.path.remove(str(out))
 
 
 def now_ms() -> int:

@@ -1,10 +1,10 @@
-"""Finds and loads the toolkit's C libraries (libuserevents, libenrich; libwhsink next), one
+"""Finds and loads the toolkit's C libraries (libuserevents, libenrich, libwhsink), one
 ``ctypes.CDLL`` per library, cached.
 
 Where a library comes from, first match wins:
 
 1. the environment variable ``<NAME>_LIB`` (``USEREVENTS_LIB=/path/libuserevents.so.0``,
-   ``USERENRICH_LIB=/path/libenrich.so.0``);
+   ``USERENRICH_LIB=/path/libenrich.so.0``, ``USERWHSINK_LIB=/path/libwhsink.so.0``);
 2. the copy bundled into this package when it was built from the repository
    (``userevents/_lib/libuserevents.so.0``, see ``setup.py``);
 3. imported straight from a source checkout (``PYTHONPATH=bindings/python/src``, or an

@@ -31,6 +31,8 @@ from collections.abc import Mapping
 from typing import Any, Callable, NoReturn, Optional, Union
 
 from . import _ue
+from ._conf import conf_value as _conf_value
+from ._conf import cstr as _cstr
 from ._ue import lib as _L
 from .errors import ClientClosedError, ErrorCode, TimedOutError, UserEventsError
 
@@ -112,27 +114,6 @@ class DeliveryReport:
 
 
 # ---- argument conversion --------------------------------------------------------------------
-
-def _cstr(value: object, what: str) -> bytes:
-    """``value`` as NUL-terminated UTF-8 for a ``const char *`` parameter."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    try:
-        b = value.encode()
-    except UnicodeEncodeError as e:
-        raise ValueError(f"{what} is not valid Unicode text: {e}") from None
-    if b"\0" in b:
-        raise ValueError(f"{what} must not contain NUL characters")
-    return b
-
-
-def _conf_value(key: str, value: object) -> bytes:
-    if isinstance(value, bool):
-        return b"true" if value else b"false"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value).encode()
-    return _cstr(value, f"configuration value of {key!r}")
-
 
 def _check(rc: int, what: str) -> None:
     if rc:

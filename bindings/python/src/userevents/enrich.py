@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import ctypes
 import enum
+import logging
 import weakref
 from collections.abc import Mapping, Sequence
 from ctypes import byref, c_char_p, c_double, c_int64, c_size_t, c_ubyte, c_void_p
 from ctypes import create_string_buffer, string_at
 from typing import Any, NoReturn, Optional, Union
 
-from . import _enr
+from . import _conf, _drive, _enr
+from ._conf import cstr as _cstr
 from ._enr import lib as _L
-from .errors import ConfigError, ErrorCode, UserEventsError, error_class
+from .errors import EnrichError, ErrorCode, UserEventsError, error_class
 
-__all__ = ["Pipeline", "Stage", "StageEvent", "Verdict", "STATS", "version"]
+__all__ = ["Pipeline", "Processor", "Stage", "StageEvent", "Verdict", "STATS", "version"]
 
-_ERRSTR_SIZE = 512
+_ERRSTR_SIZE = _conf.ERRSTR_SIZE
 _REASON_SIZE = 512
 _INT64_MAX = 2**63 - 1
 
@@ -63,22 +65,6 @@ class Verdict(str, enum.Enum):
 _VERDICTS = {_enr.KEEP: Verdict.KEEP, _enr.DROP: Verdict.DROP, _enr.FAIL: Verdict.FAIL}
 
 
-def _cstr(value: object, what: str) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode()
-    raise TypeError(f"{what} must be str, not {type(value).__name__}")
-
-
-def _conf_value(key: str, value: object) -> bytes:
-    if isinstance(value, bool):
-        return b"true" if value else b"false"
-    if isinstance(value, (int, float)):
-        return str(value).encode()
-    return _cstr(value, f"configuration value of {key!r}")
-
-
 def _raise(code: int, what: str) -> NoReturn:
     """An enr_err_t as an exception (codes -1..-4 mean the same as libuserevents' ones)."""
     name = _enr.err_name(code)
@@ -86,7 +72,7 @@ def _raise(code: int, what: str) -> NoReturn:
     if code in (ErrorCode.INVALID_ARG, ErrorCode.CONF_UNKNOWN, ErrorCode.CONF_INVALID,
                 ErrorCode.NOMEM):
         raise error_class(code)(code, name, message)
-    raise UserEventsError(None, name, message)
+    raise EnrichError(code, name, message)
 
 
 class StageEvent:
@@ -209,6 +195,34 @@ def _make_process_fn(stage: Stage) -> Any:
     return _enr.PROCESS_FN(process)
 
 
+def _new_conf(config: Mapping[str, Any], stages: Sequence[Stage], keep: list[Any]) -> int:
+    """An ``enr_conf_t`` with the custom ``stages`` added and ``config`` applied; the C
+    callbacks it holds are appended to ``keep``. The caller owns the returned conf."""
+    if not isinstance(config, Mapping):
+        raise TypeError("config must be a mapping of str keys to values")
+    conf = _L.enr_conf_new()
+    if not conf:
+        raise MemoryError("enr_conf_new failed")
+    try:
+        for stage in stages:
+            if not isinstance(stage, Stage):
+                raise TypeError(f"{stage!r} is not a userevents.enrich.Stage")
+            fn = _make_process_fn(stage)
+            keep.append(fn)
+            handle = _L.enr_stage_new(_cstr(stage.name, "stage name"), fn, None)
+            if not handle:
+                raise ValueError(f"invalid stage name {stage.name!r} ([a-z0-9_], at most "
+                                 "32 characters)")
+            rc = _L.enr_conf_add_stage(conf, handle)  # takes the stage, also on failure
+            if rc:
+                _raise(rc, f"cannot add stage {stage.name!r}")
+        _conf.apply(conf, config, _L.enr_conf_set, "ENR")
+    except BaseException:
+        _L.enr_conf_destroy(conf)
+        raise
+    return int(conf)
+
+
 def _destroy(handle: int) -> None:
     _L.enr_pipeline_destroy(handle)
 
@@ -228,36 +242,10 @@ class Pipeline:
 
     def __init__(self, config: Mapping[str, Any], stages: Sequence[Stage] = ()) -> None:
         self._handle: Optional[int] = None
-        if not isinstance(config, Mapping):
-            raise TypeError("config must be a mapping of str keys to values")
-        # The C stages call these; they live as long as the pipeline.
-        self._callbacks: list[Any] = []
-        conf = _L.enr_conf_new()
-        if not conf:
-            raise MemoryError("enr_conf_new failed")
+        self._callbacks: list[Any] = []  # the C stages call these: they live as long as it
+        conf = _new_conf(config, stages, self._callbacks)
         errstr = create_string_buffer(_ERRSTR_SIZE)
         try:
-            for stage in stages:
-                if not isinstance(stage, Stage):
-                    raise TypeError(f"{stage!r} is not a userevents.enrich.Stage")
-                fn = _make_process_fn(stage)
-                self._callbacks.append(fn)
-                handle = _L.enr_stage_new(_cstr(stage.name, "stage name"), fn, None)
-                if not handle:
-                    raise ValueError(f"invalid stage name {stage.name!r} ([a-z0-9_], at most "
-                                     "32 characters)")
-                rc = _L.enr_conf_add_stage(conf, handle)  # takes the stage, also on failure
-                if rc:
-                    _raise(rc, f"cannot add stage {stage.name!r}")
-            for key, value in config.items():
-                rc = _L.enr_conf_set(conf, _cstr(key, "configuration key"),
-                                     _conf_value(key, value), errstr, _ERRSTR_SIZE)
-                if rc != _enr.CONF_OK:
-                    code = (ErrorCode.CONF_UNKNOWN if rc == _enr.CONF_UNKNOWN
-                            else ErrorCode.CONF_INVALID)
-                    text = errstr.value.decode(errors="replace") or "refused"
-                    raise ConfigError(code, "ENR_ERR_" + code.name,
-                                      f"configuration {key!r}: {text}")
             handle = _L.enr_pipeline_new(conf, errstr, _ERRSTR_SIZE)
         finally:
             _L.enr_conf_destroy(conf)  # enr_pipeline_new() does not take conf
@@ -332,3 +320,167 @@ class Pipeline:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---- the Kafka processor ---------------------------------------------------------------------
+
+def _destroy_processor(handle: int, _keep: list[Any]) -> None:
+    # Garbage-collected without close(): no time for a commit; the open transaction is
+    # aborted by the broker and redone by the next instance (nothing lost or doubled).
+    _enr.blocking.enr_processor_destroy(handle, 0)
+
+
+class Processor:
+    """libenrich's stream stage (``enr_processor_t``): consumes the raw topics, runs the
+    configured stages (your Python ones too) and writes the enriched topic, aggregates,
+    alerts and dead letters in Kafka transactions, exactly once.
+
+        with Processor({"kafka.bootstrap.servers": "127.0.0.1:9092",
+                        "input.topics": "^events\\\\..*", "stages": "dedup,clock,tag,session"},
+                       stages=[Tag()]) as p:
+            p.run()  # until p.stop() from another thread, or Ctrl-C
+
+    Args:
+        config: libenrich's configuration (CONFIGURATION.md), validated key by key now.
+        stages: custom ``Stage`` objects the "stages" key may name. They run on the thread
+            that calls ``poll()`` or ``run()``.
+        logger: where the library's log lines go (default ``logging.getLogger(
+            "userevents.enrich")``), from whichever thread logs.
+
+    Threading: one thread drives the processor (``poll()``, ``run()``); ``stop()``,
+    ``stat()``, ``stats()`` and ``kafka_stats()`` are safe from any thread. ``close()`` stops
+    a ``run()`` in another thread and waits for it.
+
+    Raises:
+        ConfigError: a configuration key or value the library refused.
+        UserEventsError: the processor could not start (broker unreachable, bad stage, ...).
+    """
+
+    def __init__(self, config: Mapping[str, Any], stages: Sequence[Stage] = (), *,
+                 logger: Optional[logging.Logger] = None) -> None:
+        self._handle: Optional[int] = None
+        self._driver = _drive.Driver("a stage")
+        keep: list[Any] = [_drive.log_callback(_enr.LOG_CB, logger or
+                                               logging.getLogger("userevents.enrich"))]
+        conf = _new_conf(config, stages, keep)
+        _L.enr_conf_set_log_cb(conf, keep[0], None)
+        errstr = create_string_buffer(_ERRSTR_SIZE)
+        handle = _enr.blocking.enr_processor_new(conf, errstr, _ERRSTR_SIZE)
+        if not handle:
+            _L.enr_conf_destroy(conf)  # on failure the caller still owns conf
+            text = errstr.value.decode(errors="replace") or "unknown reason"
+            raise UserEventsError(None, "", f"cannot create processor: {text}")
+        self._handle = int(handle)
+        self._finalizer = weakref.finalize(self, _destroy_processor, self._handle, keep)
+
+    def _h(self) -> int:
+        if self._handle is None:
+            raise EnrichError(None, "", "the processor is closed")
+        return self._handle
+
+    def poll(self, timeout: float = 1.0) -> int:
+        """One step: consumes what arrives within ``timeout`` seconds, runs the stages, and
+        commits the transaction when it is due (txn.max.events, txn.max.ms). Returns the
+        number of input records processed.
+
+        Raises:
+            EnrichError: ENR_ERR_STOPPED after ``stop()``; ENR_ERR_FENCED when another
+                instance took over; ENR_ERR_KAFKA on a fatal Kafka error.
+        """
+        self._driver.begin("poll")
+        try:
+            rc = _enr.blocking.enr_poll(self._h(), _drive.timeout_ms(timeout))
+        finally:
+            self._driver.end()
+        if rc < 0:
+            _raise(rc, "poll")
+        return int(rc)
+
+    def run(self) -> None:
+        """Polls until ``stop()`` (from another thread or a stage); returns then. Ctrl-C
+        raises KeyboardInterrupt within a fraction of a second (the C call is short).
+
+        Raises:
+            EnrichError: a fatal error (fenced, Kafka); call ``close()`` next.
+        """
+        self._driver.begin("run")
+        try:
+            handle = self._h()
+            while True:
+                rc = _enr.blocking.enr_poll(handle, 200)
+                if rc == _enr.ERR_STOPPED:
+                    return
+                if rc < 0:
+                    _raise(rc, "run")
+        finally:
+            self._driver.end()
+
+    def stop(self) -> None:
+        """Asks ``run()`` to return; ``poll()`` then raises ENR_ERR_STOPPED. Any thread."""
+        if self._handle is not None:
+            _L.enr_stop(self._handle)
+
+    def stat(self, name: str) -> int:
+        """A counter by its name: "consumed", "enriched", "dropped", "dead_letters",
+        "aggregates", "txn_commits", ... (``STATS``). Any thread."""
+        try:
+            which = STATS[name]
+        except KeyError:
+            raise ValueError(f"unknown statistic {name!r}; one of {sorted(STATS)}") from None
+        return int(_L.enr_stat(self._h(), which))
+
+    def stats(self) -> dict[str, int]:
+        """Every counter by name. Any thread."""
+        handle = self._h()
+        return {name: int(_L.enr_stat(handle, which)) for name, which in STATS.items()}
+
+    def kafka_stats(self) -> Optional[dict[str, Any]]:
+        """librdkafka's latest statistics of the group consumer (consumer lag per partition,
+        broker state), or None before the first (kafka.consumer.statistics.interval.ms)."""
+        return _drive.kafka_stats(_L.enr_kafka_stats_json, self._h())
+
+    def under_replicated_partitions(self, timeout: float = 10.0) -> int:
+        """Under-replicated partitions of the topics the processor depends on (one metadata
+        round trip)."""
+        rc = _enr.blocking.enr_under_replicated_partitions(self._h(),
+                                                           _drive.timeout_ms(timeout))
+        if rc < 0:
+            _raise(rc, "under_replicated_partitions")
+        return int(rc)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commits what was processed (within ``timeout`` seconds), leaves the group and
+        frees the processor; uncommitted work is redone by the next instance. A ``run()`` in
+        another thread is stopped and waited for. Closing twice is a no-op.
+
+        Raises:
+            RuntimeError: called from inside a stage.
+            EnrichError: the last commit failed (its work will be redone: nothing is lost).
+        """
+        if self._handle is None:
+            return
+        if self._driver.is_me():
+            raise RuntimeError("close() cannot be called from inside a stage")
+        self.stop()
+        with self._driver:  # a run() in another thread returns within one poll
+            handle, self._handle = self._handle, None
+            if handle is None:
+                return
+            keep = self._finalizer.detach()  # the callbacks: destroy may still log
+            rc = _enr.blocking.enr_processor_destroy(handle, _drive.timeout_ms(timeout))
+            del keep
+        if rc:
+            _raise(rc, "close")
+
+    @property
+    def closed(self) -> bool:
+        return self._handle is None
+
+    def __enter__(self) -> "Processor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<userevents.enrich.Processor {'closed' if self.closed else 'open'}>"

@@ -47,9 +47,14 @@ class UserEventsError(Exception):
         message: what went wrong, in words.
     """
 
+    @staticmethod
+    def _as_code(code: int) -> int:
+        """libuserevents' numbering; the other libraries' errors keep the plain number."""
+        return _as_code(code)
+
     def __init__(self, code: Optional[int], name: str, message: str) -> None:
         super().__init__(f"{message} ({name})" if name else message)
-        self.code: Optional[int] = None if code is None else _as_code(code)
+        self.code: Optional[int] = None if code is None else self._as_code(code)
         self.name = name
         self.message = message
 
@@ -79,6 +84,25 @@ class TimedOutError(UserEventsError, TimeoutError):
 
 class ClientClosedError(UserEventsError):
     """UE_ERR_SHUTDOWN: the client is closed or closing."""
+
+
+class EnrichError(UserEventsError):
+    """An ``enr_err_t`` of libenrich's processor: ``code`` is its number, ``name`` e.g.
+    "ENR_ERR_FENCED" (another instance took over the transactional id)."""
+
+    _as_code = staticmethod(int)
+
+
+class SinkError(UserEventsError):
+    """A ``whs_err_t`` of libwhsink: ``code`` is its number, ``name`` e.g.
+    "WHS_ERR_KAFKA_FATAL"."""
+
+    _as_code = staticmethod(int)
+
+
+class SinkTimedOutError(SinkError, TimeoutError):
+    """WHS_ERR_TIMED_OUT: flush or close passed its deadline (the work goes on, or is left
+    for the next run; nothing is half-written)."""
 
 
 _CLASSES: dict[int, type[UserEventsError]] = {

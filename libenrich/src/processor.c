@@ -77,6 +77,21 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- creation ---------------------------------------------------------------------------- */
 
+/* librdkafka's own log lines go where the processor's go (enr_conf_set_log_cb). */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    enr_processor_t *p = rd_kafka_opaque(rk);
+    ue__log(&p->log, level, "rdkafka %s: %s", fac, buf);
+}
+
+rd_kafka_conf_t *enr__kafka_conf(enr_processor_t *p, const rd_kafka_conf_t *base)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(base);
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_log_cb(conf, kafka_log);
+    return conf;
+}
+
 static int make_names(enr_processor_t *p)
 {
     const enr__settings_t *s = &p->conf->s;
@@ -90,7 +105,7 @@ static int make_names(enr_processor_t *p)
 
 static int open_producer(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf->producer);
+    rd_kafka_conf_t *conf = enr__kafka_conf(p, p->conf->producer);
     if (rd_kafka_conf_set(conf, "transactional.id", p->transactional_id, errstr, errstr_size) ||
         !(p->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, errstr_size))) {
         rd_kafka_conf_destroy(conf);
@@ -109,8 +124,7 @@ static int open_producer(enr_processor_t *p, char *errstr, size_t errstr_size)
 /* Subscribes to the input topics: names, or ^regexes. */
 static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf->consumer);
-    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_t *conf = enr__kafka_conf(p, p->conf->consumer);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_stats_cb(conf, enr__on_kafka_stats);
     if (rd_kafka_conf_set(conf, "group.id", p->conf->s.group_id, errstr, errstr_size) ||
@@ -164,7 +178,11 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
     p->log = enr__conf_logger(conf, "enrich");
     p->sink = (enr__sink_t){sink_emit, sink_changelog, p};
     p->batch = malloc((size_t)conf->s.batch_max_events * sizeof(*p->batch));
-    if (!p->batch || make_names(p) || open_producer(p, errstr, errstr_size) ||
+    /* The stages are built once before any connection, so a bad stage list or GeoIP file
+     * fails at once instead of after the broker round trips; restore builds them again. */
+    if (!p->batch || make_names(p) ||
+        !(p->pipe = enr__pipeline_new(conf, &p->sink, errstr, errstr_size)) ||
+        open_producer(p, errstr, errstr_size) ||
         enr__changelog_ensure(p, errstr, errstr_size) ||
         enr__state_restore(p, errstr, errstr_size) ||
         enr__profiles_open(p, errstr, errstr_size) ||

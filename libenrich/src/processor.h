@@ -59,6 +59,10 @@ void enr__profiles_poll(enr_processor_t *p, int to_end);
 /* monitor.c: the group consumer's statistics callback (served by enr_poll()). */
 int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque);
 
+/* A copy of @p base for one of the processor's clients: opaque @p p, librdkafka's log lines
+ * through the processor's logger. */
+rd_kafka_conf_t *enr__kafka_conf(enr_processor_t *p, const rd_kafka_conf_t *base);
+
 /* Frees the clients and the pipeline (no commit, no group leave). */
 void enr__processor_free(enr_processor_t *p);
 

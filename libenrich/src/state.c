@@ -14,7 +14,7 @@
 /* A consumer without a group, for reading whole topics (changelog, profiles). */
 static rd_kafka_t *reader_new(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
-    rd_kafka_conf_t *conf = rd_kafka_conf_dup(p->conf->consumer);
+    rd_kafka_conf_t *conf = enr__kafka_conf(p, p->conf->consumer);
     char group[300];
     snprintf(group, sizeof(group), "%s-reader", p->conf->s.group_id);
     rd_kafka_conf_set(conf, "group.id", group, NULL, 0); /* required, never joined */

@@ -45,7 +45,7 @@ func track(t *testing.T, bs, prefix string) map[string]bool {
 	ids := make(map[string]bool, events)
 	for i := 0; i < events; i++ {
 		id, err := c.Track(userevents.Event{Type: []string{"page_view", "purchase"}[i%2],
-			UserID: fmt.Sprintf("user-%02d", i%20),
+			UserID:  fmt.Sprintf("user-%02d", i%20),
 			Context: map[string]string{"user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/126.0"}})
 		if err != nil {
 			t.Fatal(err)

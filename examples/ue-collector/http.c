@@ -1,0 +1,283 @@
+/*
+ * http.c - ue-collector's request handlers (libmicrohttpd, one thread per connection): routing,
+ * API key and rate limit, content type and encoding, the body within --max-body, then the batch
+ * and its answer; /healthz and /metrics. Every answer is counted by status for /metrics.
+ */
+#include "collector.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+const int STATUS[ST_CNT] = {200, 400, 401, 404, 405, 413, 415, 429, 503};
+
+/* One POST in progress: its body, and what the first call decided. */
+typedef struct request {
+    uint8_t *body;
+    size_t len, cap, seen;
+    int is_batch, json, encoding; /* encoding: 0 identity, 1 gzip, 2 zstd */
+    int64_t received_at;
+    int64_t started_ns; /* monotonic: the request's duration */
+} request_t;
+
+static enum MHD_Result answer(collector_t *col, struct MHD_Connection *conn, int status,
+                              const char *body, const char *type, int retry_after)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    if (retry_after > 0) {
+        char secs[16];
+        snprintf(secs, sizeof(secs), "%d", retry_after);
+        MHD_add_response_header(r, "Retry-After", secs);
+    }
+    if (status == 401)
+        MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
+    if (status == 405)
+        MHD_add_response_header(r, "Allow", "POST");
+    if (atomic_load(&col->draining))
+        MHD_add_response_header(r, "Connection", "close");
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    for (int i = 0; i < ST_CNT; i++)
+        if (STATUS[i] == status)
+            atomic_fetch_add(&col->answers[i], 1);
+    return rc;
+}
+
+/* An error answer: {"error": code, "reason": reason}. */
+static enum MHD_Result fail(collector_t *col, struct MHD_Connection *conn, int status,
+                            const char *code, const char *reason, int retry_after)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", code);
+    cJSON_AddStringToObject(o, "reason", reason);
+    char *text = cJSON_PrintUnformatted(o);
+    enum MHD_Result rc =
+        answer(col, conn, status, text ? text : "{}", "application/json", retry_after);
+    if (col->verbose)
+        fprintf(stderr, "ue-collector: status=%d error=%s reason=\"%s\"\n", status, code, reason);
+    free(text);
+    cJSON_Delete(o);
+    return rc;
+}
+
+static void client_ip(struct MHD_Connection *conn, char *out, size_t size)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    out[0] = '\0';
+    if (sa && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
+    else if (sa && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
+}
+
+static const char *status_code(int status)
+{
+    switch (status) {
+    case 400: return "invalid";
+    case 413: return "too_large";
+    default: return "unavailable";
+    }
+}
+
+/* Checks, publishes and answers for the whole body of one POST. */
+static enum MHD_Result handle_batch(collector_t *col, struct MHD_Connection *conn, request_t *rq)
+{
+    char err[512];
+    uint8_t *data = rq->body, *decoded = NULL;
+    size_t len = rq->len, tracked = 0;
+    stamp_t st = {.received_at = rq->received_at};
+
+    atomic_fetch_add(&col->bytes, (int64_t)rq->seen);
+    if (rq->seen > col->max_body) {
+        snprintf(err, sizeof(err), "body over %zu bytes", col->max_body);
+        return fail(col, conn, 413, "too_large", err, 0);
+    }
+    if (rq->encoding) {
+        int rc = (rq->encoding == 1 ? gunzip : unzstd)(rq->body, rq->len, col->max_decoded,
+                                                       &decoded, &len);
+        data = decoded;
+        if (rc != DEC_OK) {
+            free(decoded);
+            if (rc == DEC_TOO_LARGE)
+                snprintf(err, sizeof(err), "decompressed body over %zu bytes", col->max_decoded);
+            else
+                snprintf(err, sizeof(err), "body is not valid %s",
+                         rq->encoding == 1 ? "gzip/zlib" : "zstd");
+            return fail(col, conn, rc == DEC_TOO_LARGE ? 413 : 400,
+                        rc == DEC_TOO_LARGE ? "too_large" : "invalid", err, 0);
+        }
+    }
+    client_ip(conn, st.ip, sizeof(st.ip));
+    if (rq->json)
+        st.user_agent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
+    int status = publish_batch(col, data ? data : (const uint8_t *)"", len, rq->json, &st, &tracked,
+                               err, sizeof(err));
+    free(decoded);
+    atomic_fetch_add(&col->events, (int64_t)tracked);
+    metric_observe(col->m_batch_seconds, NULL, (double)(mono_ns() - rq->started_ns) / 1e9);
+    if (status == 200)
+        metric_observe(col->m_batch_events, NULL, (double)tracked);
+    if (status != 200)
+        return fail(col, conn, status, status_code(status), err, status == 503 ? 1 : 0);
+    snprintf(err, sizeof(err), "{\"accepted\":%zu}", tracked);
+    if (col->verbose)
+        fprintf(stderr, "ue-collector: status=200 events=%zu bytes=%zu\n", tracked, rq->seen);
+    return answer(col, conn, 200, err, "application/json", 0);
+}
+
+static enum MHD_Result metrics(collector_t *col, struct MHD_Connection *conn)
+{
+    size_t len = 0;
+    char *text = metrics_render(col->metrics, &len);
+    if (!text)
+        return answer(col, conn, 503, "out of memory\n", "text/plain", 1);
+    enum MHD_Result rc = answer(col, conn, 200, text, METRICS_CONTENT_TYPE, 0);
+    free(text);
+    return rc;
+}
+
+/* The media type of a Content-Type value, without parameters, compared case-insensitively. */
+static int media_is(const char *value, const char *type)
+{
+    size_t len = strlen(type);
+    return value && strncasecmp(value, type, len) == 0 &&
+           (value[len] == '\0' || value[len] == ';' || value[len] == ' ');
+}
+
+/* Content type and encoding of a batch: 0, or -1 when unsupported. */
+static int body_format(struct MHD_Connection *conn, request_t *rq)
+{
+    const char *type = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+    const char *enc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Encoding");
+    if (media_is(type, "application/x-protobuf") || media_is(type, "application/protobuf"))
+        rq->json = 0;
+    else if (media_is(type, "application/json") || media_is(type, "text/plain")) /* beacons */
+        rq->json = 1;
+    else
+        return -1;
+    if (!enc || !*enc || !strcasecmp(enc, "identity"))
+        rq->encoding = 0;
+    else if (!strcasecmp(enc, "gzip") || !strcasecmp(enc, "x-gzip") || !strcasecmp(enc, "deflate"))
+        rq->encoding = 1;
+    else if (!strcasecmp(enc, "zstd"))
+        rq->encoding = 2;
+    else
+        return -1;
+    return 0;
+}
+
+/* The first call of a request: route, and for a batch everything decided by its headers. */
+static enum MHD_Result begin(collector_t *col, struct MHD_Connection *conn, const char *url,
+                             const char *method, request_t *rq)
+{
+    if (!strcmp(url, "/healthz"))
+        return atomic_load(&col->draining) ? answer(col, conn, 503, "draining\n", "text/plain", 1)
+                                           : answer(col, conn, 200, "ok\n", "text/plain", 0);
+    if (!strcmp(url, "/metrics"))
+        return metrics(col, conn);
+    if (strcmp(url, "/v1/batch"))
+        return fail(col, conn, 404, "not_found", "POST /v1/batch, GET /healthz, GET /metrics", 0);
+    if (strcmp(method, "POST"))
+        return fail(col, conn, 405, "method_not_allowed", "POST a batch", 0);
+    if (atomic_load(&col->draining))
+        return fail(col, conn, 503, "unavailable", "shutting down: send again", 1);
+    api_key_t *key = col->no_auth ? NULL : find_key(col, conn);
+    if (!col->no_auth && !key)
+        return fail(col, conn, 401, "unauthorized",
+                    "unknown or missing API key (Authorization: Bearer KEY, or X-API-Key)", 0);
+    int wait = key ? take_token(key) : 0;
+    if (wait)
+        return fail(col, conn, 429, "rate_limited", "over the API key's request rate", wait);
+    if (body_format(conn, rq))
+        return fail(col, conn, 415, "unsupported_media_type",
+                    "Content-Type application/x-protobuf or application/json; Content-Encoding "
+                    "identity, gzip or zstd",
+                    0);
+    /* Too large by its Content-Length: answer now when the client waits for "100 Continue"
+     * (or the body is far too large); otherwise read it first, since a client still sending
+     * would see the connection reset rather than the 413. */
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (declared > col->max_body && (expect || declared > 8 * col->max_body)) {
+        char err[128];
+        snprintf(err, sizeof(err), "body over %zu bytes", col->max_body);
+        return fail(col, conn, 413, "too_large", err, 0);
+    }
+    rq->is_batch = 1;
+    rq->received_at = wall_ms();
+    rq->started_ns = mono_ns();
+    atomic_fetch_add(&col->active, 1);
+    return MHD_YES;
+}
+
+/* Keeps the body up to --max-body; past it, counts and discards (413 at the end). */
+static enum MHD_Result take_body(collector_t *col, request_t *rq, const char *data, size_t len)
+{
+    rq->seen += len;
+    if (rq->seen > col->max_body) {
+        free(rq->body);
+        rq->body = NULL;
+        rq->len = rq->cap = 0;
+        return rq->seen > 8 * col->max_body ? MHD_NO : MHD_YES; /* far past: hang up */
+    }
+    if (rq->len + len > rq->cap) {
+        size_t cap = rq->cap ? rq->cap : 16384;
+        while (cap < rq->len + len)
+            cap *= 2;
+        uint8_t *p = realloc(rq->body, cap);
+        if (!p)
+            return MHD_NO;
+        rq->body = p;
+        rq->cap = cap;
+    }
+    memcpy(rq->body + rq->len, data, len);
+    rq->len += len;
+    return MHD_YES;
+}
+
+enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                           const char *method, const char *version, const char *upload_data,
+                           size_t *upload_size, void **ctx)
+{
+    collector_t *col = cls;
+    request_t *rq = *ctx;
+    (void)version;
+    if (!rq) {
+        rq = calloc(1, sizeof(*rq));
+        if (!rq)
+            return MHD_NO;
+        *ctx = rq;
+        return begin(col, conn, url, method, rq);
+    }
+    if (*upload_size) {
+        size_t len = *upload_size;
+        *upload_size = 0;
+        return rq->is_batch ? take_body(col, rq, upload_data, len) : MHD_YES;
+    }
+    return rq->is_batch ? handle_batch(col, conn, rq) : MHD_YES;
+}
+
+void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
+                  enum MHD_RequestTerminationCode toe)
+{
+    collector_t *col = cls;
+    request_t *rq = *ctx;
+    (void)conn;
+    (void)toe;
+    if (!rq)
+        return;
+    if (rq->is_batch)
+        atomic_fetch_sub(&col->active, 1);
+    free(rq->body);
+    free(rq);
+    *ctx = NULL;
+}

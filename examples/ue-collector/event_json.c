@@ -87,7 +87,7 @@ static int json_props(ue_event_t *ev, const cJSON *props, size_t *size, char *er
     for (p = props ? props->child : NULL; p; p = p->next) {
         ue_err_t rc = UE_OK;
         const char *k = p->string;
-        *size += strlen(k) + 16;
+        *size += strlen(k) + 24; /* map entry, key and value: tags and length varints */
         if (!*k || !utf8_ok(k)) {
             rc = UE_ERR_INVALID_ARG;
         } else if (cJSON_IsString(p)) {
@@ -138,7 +138,7 @@ static int json_context(ue_event_t *ev, const cJSON *ctx, int *has_ip, int *has_
             }
             if (!v)
                 continue;
-            *size += strlen(v) + 4;
+            *size += strlen(v) + 7;
             if (!utf8_ok(v)) {
                 snprintf(err, errsz, "context.%.64s: not valid UTF-8", name);
                 return -1;
@@ -161,7 +161,13 @@ static const char *json_string(const cJSON *o, const char *name)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Builds @p ev from one JSON event; *@p size estimates its encoded size. 0 or -1. */
+/* A string field's share of the encoded size, at most: tag, length varint, bytes. */
+static size_t str_size(const char *s)
+{
+    return s ? strlen(s) + 6 : 0;
+}
+
+/* Builds @p ev from one JSON event; *@p size bounds its encoded size. 0 or -1. */
 int build_json(ue_event_t *ev, const cJSON *o, const stamp_t *st, size_t *size, char *err,
                size_t errsz)
 {
@@ -193,11 +199,14 @@ int build_json(ue_event_t *ev, const cJSON *o, const stamp_t *st, size_t *size, 
         snprintf(err, errsz, "timestamp/sent_at: Unix ms or RFC 3339 expected");
         return -1;
     }
-    *size += (uid ? strlen(uid) : 0) + (anon ? strlen(anon) : 0);
+    /* Every string the event carries counts (each with its tag and length), or an event
+     * that passes the check could fail ue_track() after earlier events of its batch were
+     * tracked: the batch must publish all or nothing. */
+    const char *session = json_string(o, "session_id");
+    *size += str_size(type) + str_size(uid) + str_size(anon) + str_size(session);
     if (set_str(ev, ue_event_set_user_id, uid, "user_id", err, errsz) ||
         set_str(ev, ue_event_set_anonymous_id, anon, "anonymous_id", err, errsz) ||
-        set_str(ev, ue_event_set_session_id, json_string(o, "session_id"), "session_id", err,
-                errsz) ||
+        set_str(ev, ue_event_set_session_id, session, "session_id", err, errsz) ||
         json_props(ev, cJSON_GetObjectItemCaseSensitive(o, "properties"), size, err, errsz) ||
         json_context(ev, cJSON_GetObjectItemCaseSensitive(o, "context"), &has_ip, &has_ua, size,
                      err, errsz))

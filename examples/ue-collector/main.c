@@ -204,12 +204,16 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
         case 's': o->spool = optarg; break;
         case NO_FSYNC: bad = set_conf(conf, "spool.fsync", "false"); break;
         case 'k':
-            bad = nkeys == 64;
-            keys[bad ? 0 : nkeys++] = optarg;
+            if ((bad = nkeys == 64))
+                fprintf(stderr, "ue-collector: at most 64 --api-key flags (use --api-keys FILE)\n");
+            else
+                keys[nkeys++] = optarg;
             break;
         case 'K':
-            bad = nfiles == 16;
-            key_files[bad ? 0 : nfiles++] = optarg;
+            if ((bad = nfiles == 16))
+                fprintf(stderr, "ue-collector: at most 16 --api-keys files\n");
+            else
+                key_files[nfiles++] = optarg;
             break;
         case NO_AUTH: col->no_auth = 1; break;
         case 'X': bad = set_kv(conf, optarg); break;

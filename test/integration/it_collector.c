@@ -30,6 +30,7 @@
 #define USERS 50
 static const char *const TYPES[] = {"page_view", "click", "purchase"};
 #define NTYPES 3
+#define MAX_EVENT_BYTES 4096 /* --max-event-bytes of the bad-requests collector */
 
 /* ---- the collector process ------------------------------------------------------------------ */
 
@@ -475,6 +476,19 @@ static void bad_requests(const collector_t *col, tracked_t *t)
     assert_non_null(strstr(r.body, "events[3]"));
     r = post(col, "it-key", "application/json", "gzip", "not gzip", 8);
     assert_int_equal(r.status, 400);
+    /* A valid event, then one over --max-event-bytes by its session id alone: 413, and the
+     * valid one is not published either (assert_arrived finds no unexpected id). */
+    char *oversized = json_batch(NULL, 4, 1, 0, NULL);
+    size_t olen = strlen(oversized), cap = olen + MAX_EVENT_BYTES + 128;
+    oversized = realloc(oversized, cap);
+    olen += (size_t)snprintf(oversized + olen - 1, cap - olen, ",{\"type\":\"click\","
+                             "\"user_id\":\"web-4\",\"session_id\":\"") - 1;
+    memset(oversized + olen, 's', MAX_EVENT_BYTES);
+    snprintf(oversized + olen + MAX_EVENT_BYTES, cap - olen - MAX_EVENT_BYTES, "\"}]");
+    r = post(col, "it-key", "application/json", NULL, oversized, strlen(oversized));
+    assert_int_equal(r.status, 413);
+    assert_non_null(strstr(r.body, "events[1]"));
+    free(oversized);
     free(ok);
     free(invalid);
 }
@@ -501,7 +515,10 @@ static void test_collector_answers_bad_requests_and_keeps_the_good(void **state)
     (void)state;
     collector_t col;
     collector_init(&col, "it-key 0\nslow-key 0.1 1\n");
-    collector_start(&col, 0, NULL);
+    char max_event[16];
+    snprintf(max_event, sizeof(max_event), "%d", MAX_EVENT_BYTES);
+    const char *const extra[] = {"--max-event-bytes", max_event, NULL};
+    collector_start(&col, 0, extra);
     char *spool = tu_tempdir("it-sdk-spool");
     tracked_t *t = tracked_new(10000);
     ue_client_t *c = sdk_client(&col, spool, "it-key");

@@ -115,7 +115,9 @@ static void walk_event(const Userevents__Event *e)
     walk_string(e->user_id);
     walk_string(e->anonymous_id);
     walk_string(e->session_id);
-    sink += (size_t)(e->timestamp_ms + e->sent_at_ms + e->received_at_ms) + e->schema_version;
+    /* Unsigned: decoded int64 values are any bits, and their signed sum may overflow. */
+    sink += (size_t)e->timestamp_ms + (size_t)e->sent_at_ms + (size_t)e->received_at_ms +
+            e->schema_version;
     CHECK(e->n_properties == 0 || e->properties != NULL, "properties without entries");
     for (size_t i = 0; i < e->n_properties; i++) {
         walk_unknown(&e->properties[i]->base);

@@ -37,6 +37,8 @@ ue_event_t *ue_event_new(const char *type)
         return NULL;
     ev->props = NULL;
     ev->props_cap = 0;
+    ev->wire = NULL;
+    ev->wire_cap = 0;
     ue__arena_init(&ev->arena, &ev->first, FIRST_CHUNK);
     if (ue_event_reset(ev, type) != UE_OK) {
         ue_event_destroy(ev);
@@ -51,6 +53,7 @@ void ue_event_destroy(ue_event_t *ev)
         return;
     ue__arena_free(&ev->arena);
     free(ev->props);
+    free(ev->wire);
     free(ev);
 }
 

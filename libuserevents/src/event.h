@@ -25,6 +25,8 @@ struct ue_event_s {
     int timestamp_explicit;
     Userevents__Event__PropertiesEntry **props;
     size_t props_cap;
+    uint8_t *wire;                       /* encoding scratch, kept across resets */
+    size_t wire_cap;
     ue__arena_t arena;                   /* owns every string and entry of the event */
     ue__arena_chunk_t first;             /* the arena's inline chunk; must stay last */
 };

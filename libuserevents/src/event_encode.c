@@ -1,15 +1,20 @@
 /*
  * event_encode.c - turning a built event into a record: stamp the event id (UUIDv7) and
- * timestamp, fill the client defaults the event lacks, and serialize it with protobuf-c
- * straight into the record's memory (one allocation per event).
+ * timestamp, fill the client defaults the event lacks, and serialize it in one pass
+ * (ue_event_pack.c, byte-identical to protobuf-c) into the event's reusable scratch buffer,
+ * then copy it into the record (one allocation per event).
  */
 #include "context.h"
 #include "event.h"
 #include "record.h"
+#include "ue_event_pack.h"
 #include "ue_time.h"
 #include "ue_uuid7.h"
 
+#include <stdlib.h>
 #include <string.h>
+
+#define WIRE_FIRST 512 /* scratch bytes at the first ue_track() of an event */
 
 static int is_set(const char *s)
 {
@@ -34,6 +39,37 @@ static void merge_context(const ue_event_t *ev, const Userevents__Context *defau
             if (is_set(v))
                 *(char **)((char *)out + off) = v;
         }
+    }
+}
+
+/*
+ * Encodes ev->pb into the event's scratch buffer, grown as needed up to @p max_bytes + 1.
+ * Returns the first byte (the encoding ends at the end of the buffer) and its length in @p len,
+ * or NULL with *@p err set (UE_ERR_TOO_LARGE, UE_ERR_NOMEM).
+ */
+static const uint8_t *pack_scratch(ue_event_t *ev, size_t max_bytes, size_t *len, ue_err_t *err)
+{
+    for (;;) {
+        uint8_t *p = ev->wire_cap ? ue__event_pack(&ev->pb, ev->wire, ev->wire_cap) : NULL;
+        if (p) {
+            *len = (size_t)(ev->wire + ev->wire_cap - p);
+            if (*len <= max_bytes)
+                return p;
+        }
+        if (ev->wire_cap > max_bytes) {
+            *err = UE_ERR_TOO_LARGE;
+            return NULL;
+        }
+        size_t cap = ev->wire_cap ? ev->wire_cap * 2 : WIRE_FIRST;
+        cap = cap > max_bytes + 1 ? max_bytes + 1 : cap;
+        uint8_t *grown = malloc(cap);
+        if (!grown) {
+            *err = UE_ERR_NOMEM;
+            return NULL;
+        }
+        free(ev->wire);
+        ev->wire = grown;
+        ev->wire_cap = cap;
     }
 }
 
@@ -62,19 +98,19 @@ ue__record_t *ue__event_encode(ue_event_t *ev, const Userevents__Context *defaul
     ev->pb.context = &ctx;
     ev->pb.schema_version = UE_SCHEMA_VERSION;
 
-    size_t size = protobuf_c_message_get_packed_size(&ev->pb.base);
-    const char *key = is_set(ev->pb.user_id) ? ev->pb.user_id : ev->pb.anonymous_id;
+    size_t size = 0;
+    const uint8_t *wire = pack_scratch(ev, max_bytes, &size, err);
     ue__record_t *rec = NULL;
-    if (size > max_bytes) {
-        *err = UE_ERR_TOO_LARGE;
-    } else if (!(rec = ue__record_new(ev->pb.type, strlen(ev->pb.type), key ? key : "",
-                                      key ? strlen(key) : 0, size))) {
-        *err = UE_ERR_NOMEM;
-    } else {
-        protobuf_c_message_pack(&ev->pb.base, ue__record_payload(rec));
+    if (wire) {
+        const char *key = is_set(ev->pb.user_id) ? ev->pb.user_id : ev->pb.anonymous_id;
+        rec = ue__record_new(ev->pb.type, strlen(ev->pb.type), key ? key : "",
+                             key ? strlen(key) : 0, size);
+        *err = rec ? UE_OK : UE_ERR_NOMEM;
+    }
+    if (rec) {
+        memcpy(ue__record_payload(rec), wire, size);
         memcpy(rec->event_id, ev->event_id, 16);
         rec->schema_version = UE_SCHEMA_VERSION;
-        *err = UE_OK;
     }
     ev->pb = saved; /* the event stays as the caller built it, ready for reuse */
     return rec;

@@ -2,7 +2,8 @@
  * fuzz_event_decode.c - libFuzzer target for the event decoder the consumers run on bytes
  * from Kafka: userevents__event__unpack, then a walk over everything it returned (so ASan sees
  * every string, id and nested value a consumer would touch), then a pack round trip, then
- * userevents__event__free_unpacked.
+ * userevents__event__free_unpacked. The SDK's single-pass encoder (common/ue_event_pack.c)
+ * must write the very bytes protobuf-c packs for every decoded event: a differential check.
  *
  * The decoder itself is libprotobuf-c; run.sh links the system library, uninstrumented: ASan
  * still checks its allocations and its memcpy, but libFuzzer gets no coverage from inside it,
@@ -12,6 +13,7 @@
  * 1.4.1 accepts field number 0 when its tag is an overlong varint (80 00), keeps it as an
  * unknown field and packs it as 00, which it then rejects.
  */
+#include "ue_event_pack.h"
 #include "ue_pbcheck.h"
 #include "userevents.pb-c.h"
 
@@ -115,7 +117,9 @@ static void walk_event(const Userevents__Event *e)
     walk_string(e->user_id);
     walk_string(e->anonymous_id);
     walk_string(e->session_id);
-    sink += (size_t)(e->timestamp_ms + e->sent_at_ms + e->received_at_ms) + e->schema_version;
+    /* Unsigned: decoded int64 values are any bits, and their signed sum may overflow. */
+    sink += (size_t)e->timestamp_ms + (size_t)e->sent_at_ms + (size_t)e->received_at_ms +
+            e->schema_version;
     CHECK(e->n_properties == 0 || e->properties != NULL, "properties without entries");
     for (size_t i = 0; i < e->n_properties; i++) {
         walk_unknown(&e->properties[i]->base);
@@ -156,6 +160,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(e2 != NULL, "a packed event does not unpack");
     uint8_t *p2 = pack(e2, &len2);
     CHECK(len1 == len2 && memcmp(p1, p2, len1) == 0, "pack(unpack(pack(e))) != pack(e)");
+
+    /* The SDK's encoder: exactly protobuf-c's bytes, and nothing in a buffer one byte short. */
+    uint8_t *p3 = malloc(len1 + 1);
+    CHECK(p3 != NULL, "out of memory");
+    const uint8_t *start = ue__event_pack(e, p3, len1);
+    CHECK(start == p3 && memcmp(p3, p1, len1) == 0, "ue__event_pack(e) != pack(e)");
+    CHECK(len1 == 0 || ue__event_pack(e, p3, len1 - 1) == NULL, "a short buffer was accepted");
+    free(p3);
     free(p1);
     free(p2);
     userevents__event__free_unpacked(e2, NULL);

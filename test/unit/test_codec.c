@@ -375,6 +375,40 @@ static void test_codec_too_large_is_refused(void **state)
     ue_event_destroy(ev);
 }
 
+/* An event of exactly event.max.bytes goes, one byte more is refused: the single-pass encoder
+ * grows its scratch buffer up to the limit and no further. */
+static void test_codec_max_bytes_is_inclusive(void **state)
+{
+    (void)state;
+    char big[2000];
+    memset(big, 'q', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    size_t size = 0;
+    for (int round = 0; round < 3; round++) {
+        ue_event_t *ev = ue_event_new("page_view");
+        assert_int_equal(ue_event_set_event_id(ev, ID), UE_OK);
+        assert_int_equal(ue_event_set_timestamp_ms(ev, 1700000000000), UE_OK);
+        assert_int_equal(ue_event_prop_string(ev, "blob", big), UE_OK);
+        ue_err_t err = UE_ERR_ENCODE;
+        size_t max = round == 0 ? 1 << 20 : round == 1 ? size : size - 1;
+        ue__record_t *rec = ue__event_encode(ev, &no_defaults, NULL, "a", max, &err);
+        if (round == 0)
+            size = rec->payload_len;
+        if (round < 2) {
+            assert_int_equal(err, UE_OK);
+            assert_int_equal(rec->payload_len, size);
+            Userevents__Event *pb = decode(rec, rec->payload_len);
+            assert_int_equal(strlen(prop(pb, "blob")->string_value), sizeof(big) - 1);
+            userevents__event__free_unpacked(pb, NULL);
+        } else {
+            assert_null(rec);
+            assert_int_equal(err, UE_ERR_TOO_LARGE);
+        }
+        free(rec);
+        ue_event_destroy(ev);
+    }
+}
+
 static void test_codec_reset_reuse_keeps_working(void **state)
 {
     (void)state;
@@ -487,6 +521,7 @@ int main(void)
         cmocka_unit_test(test_codec_rejects_invalid_types),
         cmocka_unit_test(test_codec_rejects_non_finite_double),
         cmocka_unit_test(test_codec_too_large_is_refused),
+        cmocka_unit_test(test_codec_max_bytes_is_inclusive),
         cmocka_unit_test(test_codec_reset_reuse_keeps_working),
         cmocka_unit_test(test_codec_null_and_bad_args_are_refused),
         cmocka_unit_test(test_codec_invalid_utf8_is_refused),

@@ -233,19 +233,58 @@ static whs__be_rc_t pg_begin(whs__backend_t *be, const whs__batch_t *b, char *er
 
 /* ---- COPY ------------------------------------------------------------------------------- */
 
+/* Nonzero when one of the 8 bytes of @p v may need a COPY escape: below 0x0e (tab, newline,
+ * CR and a few others, checked byte by byte) or a backslash. SWAR: no false negatives. */
+static uint64_t copy_word_special(uint64_t v)
+{
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t b = v ^ (ones * '\\');
+    return (((v - ones * 0x0e) & ~v) | ((b - ones) & ~b)) & high;
+}
+
+static int copy_special(char c)
+{
+    return c == '\\' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* Length of the prefix of @p s that COPY text holds as it is, scanned eight bytes at a time. */
+static size_t copy_plain(const char *s, size_t len)
+{
+    size_t i = 0;
+    for (;;) {
+        while (i + 8 <= len) {
+            uint64_t v;
+            memcpy(&v, s + i, 8);
+            if (copy_word_special(v))
+                break;
+            i += 8;
+        }
+        size_t stop = i + 8 < len ? i + 8 : len; /* the word that stopped it, byte by byte */
+        for (; i < stop; i++)
+            if (copy_special(s[i]))
+                return i;
+        if (i == len)
+            return len;
+    }
+}
+
 /* Appends @p s in COPY text form: backslash, tab, newline and CR escaped. */
 static void copy_text(whs__buf_t *b, const char *s, size_t len)
 {
     if (whs__buf_reserve(b, len * 2))
         return;
     char *o = b->data + b->len;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '\\' || c == '\t' || c == '\n' || c == '\r') {
-            *o++ = '\\';
-            c = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
-        }
-        *o++ = c;
+    size_t i = 0;
+    while (i < len) {
+        size_t run = copy_plain(s + i, len - i);
+        memcpy(o, s + i, run);
+        o += run;
+        i += run;
+        if (i == len)
+            break;
+        char c = s[i++];
+        *o++ = '\\';
+        *o++ = c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : '\\';
     }
     b->len = (size_t)(o - b->data);
     b->data[b->len] = '\0';

@@ -27,7 +27,7 @@ int whs__buf_reserve(whs__buf_t *b, size_t extra)
     return 0;
 }
 
-void whs__buf_append(whs__buf_t *b, const void *data, size_t len)
+void whs__buf_append_slow(whs__buf_t *b, const void *data, size_t len)
 {
     if (whs__buf_reserve(b, len))
         return;

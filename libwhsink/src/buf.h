@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct whs__buf {
     char *data; /* NUL-terminated whenever len < cap */
@@ -18,7 +19,20 @@ typedef struct whs__buf {
 /* Makes room for @p extra more bytes (plus a NUL). Returns 0 or -1 (and sets oom). */
 int whs__buf_reserve(whs__buf_t *b, size_t extra);
 
-void whs__buf_append(whs__buf_t *b, const void *data, size_t len);
+void whs__buf_append_slow(whs__buf_t *b, const void *data, size_t len);
+
+/* Appends @p len bytes; inline while they fit (the serializers append a few bytes at a time). */
+static inline void whs__buf_append(whs__buf_t *b, const void *data, size_t len)
+{
+    if (b->oom || b->len + len + 1 > b->cap) {
+        whs__buf_append_slow(b, data, len);
+        return;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+}
+
 void whs__buf_puts(whs__buf_t *b, const char *s);
 void whs__buf_printf(whs__buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

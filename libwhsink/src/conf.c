@@ -47,7 +47,7 @@ const ue__prop_t whs__conf_props[] = {
         "when the sink keeps up."),
     INT("batch.max.bytes", batch_max_bytes, 65536, INT64_C(1) << 34, "33554432",
         "Most bytes of rows in one batch. Memory stays near twice this (one batch being "
-        "written, one filling) plus librdkafka's fetch queue."),
+        "written, one filling) plus librdkafka's fetch queue (kafka.queued.max.messages.kbytes)."),
     INT("batch.max.ms", batch_max_ms, 0, 3600000, "1000",
         "Longest a consumed record waits before its batch is committed."),
     STR("dead_letter.topic", dead_letter_topic, 249, "events.dead_letter",
@@ -96,6 +96,11 @@ static const char *const kafka_defaults[][2] = {
     {"auto.offset.reset", "earliest"},
     {"enable.partition.eof", "false"},
     {"fetch.wait.max.ms", "100"}, /* one long-poll fetch per broker: keep it short */
+    /* The prefetch is bounded by queued.max.messages.kbytes (64 MiB). librdkafka counts
+     * queued.min.messages over the one consumer queue of every partition, and once the queue
+     * has reached it, it looks again only at its broker thread's next wake-up (up to a second
+     * in 2.0): with the default 100000 a backlog stalled there while the writer idled. */
+    {"queued.min.messages", "1000000"},
     {"statistics.interval.ms", "5000"}, /* lag and broker health: whs_kafka_stats_json() */
     {NULL, NULL},
 };

@@ -40,49 +40,96 @@ size_t whs__utf8_repair(whs__buf_t *out, const char *s, size_t len)
     return bad;
 }
 
-/* Appends the escape of control or special character @p c. */
-static void escape_char(whs__buf_t *out, unsigned char c)
+/* Nonzero when one of the 8 bytes of @p v is a byte that JSON needs escaped or checked:
+ * below 0x20, '"', '\\' or non-ASCII (SWAR: eight bytes per test, no false negatives). */
+static uint64_t json_word_special(uint64_t v)
 {
-    switch (c) {
-    case '"': whs__buf_append(out, "\\\"", 2); break;
-    case '\\': whs__buf_append(out, "\\\\", 2); break;
-    case '\n': whs__buf_append(out, "\\n", 2); break;
-    case '\r': whs__buf_append(out, "\\r", 2); break;
-    case '\t': whs__buf_append(out, "\\t", 2); break;
-    case '\b': whs__buf_append(out, "\\b", 2); break;
-    case '\f': whs__buf_append(out, "\\f", 2); break;
-    default: whs__buf_printf(out, "\\u%04x", c); break;
+    const uint64_t ones = 0x0101010101010101u, high = 0x8080808080808080u;
+    uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+    return (v | ((v - ones * 0x20) & ~v) | ((q - ones) & ~q) | ((b - ones) & ~b)) & high;
+}
+
+static inline size_t json_plain(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    for (;;) {
+        while (i + 8 <= len) {
+            uint64_t v;
+            memcpy(&v, p + i, 8);
+            if (json_word_special(v))
+                break;
+            i += 8;
+        }
+        size_t stop = i + 8 < len ? i + 8 : len; /* the word that stopped it, byte by byte */
+        for (; i < stop; i++)
+            if (p[i] < 0x20 || p[i] >= 0x80 || p[i] == '"' || p[i] == '\\')
+                return i;
+        if (i == len)
+            return len;
     }
+}
+
+size_t whs__json_plain(const char *s, size_t len)
+{
+    return json_plain(s, len);
+}
+
+/* Writes the escape of '"', '\\' or control character @p c at @p o; returns its end. */
+static char *escape_char(char *o, unsigned char c)
+{
+    static const char hex[] = "0123456789abcdef";
+    *o++ = '\\';
+    switch (c) {
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    default:
+        memcpy(o, "u00", 3);
+        o[3] = hex[c >> 4];
+        o[4] = hex[c & 15];
+        o += 5;
+        break;
+    }
+    return o;
 }
 
 size_t whs__json_string(whs__buf_t *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0, start = 0, bad = 0;
-    whs__buf_reserve(out, len + 2);
-    whs__buf_putc(out, '"');
+    size_t i = 0, bad = 0;
+    if (whs__buf_reserve(out, len * 6 + 2)) /* the worst case: every byte as \u00XX */
+        return 0;
+    char *o = out->data + out->len;
+    *o++ = '"';
     while (i < len) {
-        unsigned char c = p[i];
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            i++;
-            continue;
-        }
-        size_t n = c < 0x80 ? 1 : whs__utf8_seq(p + i, len - i);
-        if (c >= 0x80 && n) {
+        size_t run = json_plain(s + i, len - i);
+        memcpy(o, s + i, run);
+        o += run;
+        i += run;
+        if (i == len)
+            break;
+        size_t n = p[i] < 0x80 ? 0 : whs__utf8_seq(p + i, len - i);
+        if (n) { /* valid UTF-8 goes as it is */
+            memcpy(o, s + i, n);
+            o += n;
             i += n;
-            continue;
-        }
-        whs__buf_append(out, s + start, i - start);
-        if (n) {
-            escape_char(out, c);
-        } else {
-            whs__buf_append(out, "\xEF\xBF\xBD", 3);
+        } else if (p[i] >= 0x80) {
+            memcpy(o, "\xEF\xBF\xBD", 3);
+            o += 3;
             bad++;
+            i++;
+        } else {
+            o = escape_char(o, p[i++]);
         }
-        start = ++i;
     }
-    whs__buf_append(out, s + start, len - start);
-    whs__buf_putc(out, '"');
+    *o++ = '"';
+    out->len = (size_t)(o - out->data);
+    out->data[out->len] = '\0';
     return bad;
 }
 

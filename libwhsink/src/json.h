@@ -21,9 +21,14 @@ size_t whs__utf8_seq(const unsigned char *s, size_t len);
 /* Appends @p s with every invalid byte replaced by U+FFFD; returns the replacements made. */
 size_t whs__utf8_repair(whs__buf_t *out, const char *s, size_t len);
 
+/* Length of the prefix of @p s that a JSON string holds as it is (printable ASCII other than
+ * '"' and '\\'), scanned eight bytes at a time. */
+size_t whs__json_plain(const char *s, size_t len);
+
 /*
  * Appends @p s as a JSON string literal (quotes included), escaping '"', '\\' and control
- * characters, and replacing invalid UTF-8 with U+FFFD. Returns the replacements made.
+ * characters, and replacing invalid UTF-8 with U+FFFD. Returns the replacements made (0 when
+ * out of memory: @p out is then flagged oom and unchanged).
  */
 size_t whs__json_string(whs__buf_t *out, const char *s, size_t len);
 

@@ -135,11 +135,14 @@ static int advance(whs_sink_t *s)
     return 1;
 }
 
-/* How long one consumer poll may block: until the deadline or the filling batch's due time. */
+/* How long one consumer poll may block: until the deadline or the filling batch's due time.
+ * While the writer is busy a due batch cannot be handed over anyway: the poll then waits for
+ * records (not 0 ms, which would spin a core against the writer and the warehouse) and the
+ * writer's end cuts it short (writer_done()). */
 static int poll_wait(whs_sink_t *s, int64_t deadline)
 {
     int wait = ue__remaining_ms(deadline);
-    if (!whs__batch_empty(s->cur)) {
+    if (!whs__batch_empty(s->cur) && !s->inflight) {
         int64_t due = s->cur->opened_ms + s->s->batch_max_ms - ue__mono_ms();
         if (due < wait)
             wait = due < 0 ? 0 : (int)due;
@@ -259,6 +262,14 @@ whs_err_t whs_close(whs_sink_t *s, int timeout_ms)
 
 /* ---- life ------------------------------------------------------------------------------- */
 
+/* Writer thread: a request finished; a consumer poll waiting for records returns now. */
+static void writer_done(void *opaque)
+{
+    whs_sink_t *s = opaque;
+    if (s->queue)
+        rd_kafka_queue_yield(s->queue);
+}
+
 /* Opens the warehouse, brings its schema up to date and starts the writer on it. */
 static int open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
 {
@@ -293,6 +304,8 @@ static int open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
         .backoff_max_ms = s->s->retry_backoff_max_ms,
         .log = &s->log,
         .stats = s->stats,
+        .on_done = writer_done,
+        .on_done_opaque = s,
     };
     if (!(s->writer = whs__writer_new(&wc))) {
         ue__errstr(errstr, errstr_size, "cannot start the writer thread");

@@ -238,6 +238,8 @@ static void serve(whs__writer_t *w, int req)
     w->req = REQ_NONE;
     pthread_cond_broadcast(&w->done);
     pthread_mutex_unlock(&w->lock);
+    if (w->c.on_done)
+        w->c.on_done(w->c.on_done_opaque);
 }
 
 static void *writer_main(void *arg)

@@ -42,6 +42,10 @@ typedef struct whs__writer_conf {
     int64_t backoff_ms, backoff_max_ms;
     const ue__logger_t *log;
     _Atomic int64_t *stats; /* the sink's WHS_STAT_* array */
+    /* Called on the writer thread after each request finishes (may be NULL): the sink wakes
+     * its consumer poll so a finished batch is taken back at once, not at the poll's end. */
+    void (*on_done)(void *opaque);
+    void *on_done_opaque;
 } whs__writer_conf_t;
 
 /* Starts the thread; the writer uses (does not own) the backend. NULL on failure. */

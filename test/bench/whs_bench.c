@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,15 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds (user + system, every thread) this process has used. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static long env_long(const char *name, long dflt)
@@ -312,11 +322,13 @@ static int bench(const char *kind, const char *bootstrap, const char *topic, con
     for (long r = 0; r < reps; r++) {
         char table[64];
         snprintf(table, sizeof(table), "bench_%d_%c%ld", (int)getpid(), gzip ? 'g' : kind[0], r);
+        double cpu0 = cpu_s();
         double sink = sink_rate(bootstrap, topic, url, table, n, gzip ? "gzip" : "none");
+        double cpu = cpu_s() - cpu0; /* the sink's own CPU: less noisy than its rate */
         double peer = kind[0] == 'p' ? pg_copy_rate(url, table, n, dir)
                                      : ch_insert_rate(http, table, n, dir, gzip);
-        fprintf(stderr, "  %s rep %ld: sink %.0f rows/s, peer %.0f rows/s\n", kind, r + 1, sink,
-                peer);
+        fprintf(stderr, "  %s rep %ld: sink %.0f rows/s (%.2f us CPU/row), peer %.0f rows/s\n",
+                kind, r + 1, sink, cpu * 1e6 / (double)n, peer);
         if (sink < 0 || peer < 0)
             return -1;
         best_sink = sink > best_sink ? sink : best_sink;

@@ -39,7 +39,8 @@ int main(void)
            "`group.id=whsink`, `isolation.level=read_committed`, `enable.auto.commit=false`, "
            "`enable.auto.offset.store=false` (offsets live in the warehouse; the group's are "
            "committed after each warehouse commit as a hint), `auto.offset.reset=earliest`, "
-           "`enable.partition.eof=false`, `fetch.wait.max.ms=100`; dead-letter producer "
+           "`enable.partition.eof=false`, `fetch.wait.max.ms=100`, `queued.min.messages=1000000` "
+           "(the prefetch stays bounded by `queued.max.messages.kbytes`); dead-letter producer "
            "`enable.idempotence=true`, `message.timeout.ms=0`, `linger.ms=5`.\n\n");
     ue__props_markdown(whs__conf_props, stdout);
     return 0;

@@ -416,6 +416,31 @@ static void test_whs_json_numbers_and_utf8_checks(void **state)
     whs__buf_free(&b);
 }
 
+/* The word-at-a-time scan finds a special byte at any position of any 8-byte word. */
+static void test_whs_json_string_escapes_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *const specials[] = {"\"",   "\\", "\n", "\x01", "\x1f", "\xc3\xa9",
+                                           "\xff", "\t", "\r", "\b",   "\f",   "\x7f"};
+    static const char *const escaped[] = {"\\\"",    "\\\\",     "\\n",          "\\u0001",
+                                          "\\u001f", "\xc3\xa9", "\xef\xbf\xbd", "\\t",
+                                          "\\r",     "\\b",      "\\f",          "\x7f"};
+    whs__buf_t b = {0};
+    char in[64], want[96];
+    for (size_t k = 0; k < sizeof(specials) / sizeof(specials[0]); k++)
+        for (int at = 0; at < 20; at++) {
+            int n = snprintf(in, sizeof(in), "%.*s%s%.*s", at, "abcdefghijklmnopqrstuvwxyz",
+                             specials[k], 20 - at, " !#$%&'()*+,-./0123456789");
+            snprintf(want, sizeof(want), "\"%.*s%s%.*s\"", at, "abcdefghijklmnopqrstuvwxyz",
+                     escaped[k], 20 - at, " !#$%&'()*+,-./0123456789");
+            whs__buf_reset(&b);
+            assert_int_equal(whs__json_string(&b, in, (size_t)n), k == 6);
+            assert_string_equal(b.data, want);
+            assert_int_equal(whs__json_plain(in, (size_t)n), k == 11 ? (size_t)n : (size_t)at);
+        }
+    whs__buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -432,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_whs_bucket_is_stable_and_spread),
         cmocka_unit_test(test_whs_dates_and_times_text),
         cmocka_unit_test(test_whs_json_numbers_and_utf8_checks),
+        cmocka_unit_test(test_whs_json_string_escapes_at_every_offset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

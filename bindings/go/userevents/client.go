@@ -10,12 +10,13 @@ import (
 	"log/slog"
 	"math"
 	"runtime/cgo"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/userevents/userevents/bindings/go/internal/confmap"
 )
 
 // Version returns the version of the linked libuserevents, e.g. "0.1.0".
@@ -151,30 +152,20 @@ func NewClient(config map[string]string, opts ...Option) (*Client, error) {
 }
 
 func setConfig(conf *C.ue_conf_t, config map[string]string) error {
-	keys := make([]string, 0, len(config))
-	for k := range config {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // the same error for the same bad map, every time
 	var errstr [errstrSize]C.char
-	for _, k := range keys {
-		v := config[k]
-		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
-			return &Error{ErrInvalidArg, fmt.Sprintf("configuration %q: NUL byte in key or value", k)}
-		}
+	refused := confmap.Apply(config, func(k, v string) (int, string) {
 		ck, cv := C.CString(k), C.CString(v)
+		defer C.free(unsafe.Pointer(ck))
+		defer C.free(unsafe.Pointer(cv))
 		rc := C.ue_conf_set(conf, ck, cv, &errstr[0], errstrSize)
-		C.free(unsafe.Pointer(ck))
-		C.free(unsafe.Pointer(cv))
-		switch rc {
-		case C.UE_CONF_OK:
-		case C.UE_CONF_UNKNOWN:
-			return &Error{ErrConfUnknown, fmt.Sprintf("configuration %q: %s", k, C.GoString(&errstr[0]))}
-		default:
-			return &Error{ErrConfInvalid, fmt.Sprintf("configuration %q: %s", k, C.GoString(&errstr[0]))}
-		}
+		return int(rc), C.GoString(&errstr[0])
+	})
+	if refused == nil {
+		return nil
 	}
-	return nil
+	code := map[confmap.Kind]ErrorCode{confmap.NulByte: ErrInvalidArg,
+		confmap.Invalid: ErrConfInvalid, confmap.Unknown: ErrConfUnknown}[refused.Kind]
+	return &Error{code, fmt.Sprintf("configuration %q: %s", refused.Key, refused.Reason)}
 }
 
 func cbool(b bool) C.int {

@@ -6,9 +6,9 @@ import "C"
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 	"unsafe"
+
+	"github.com/userevents/userevents/bindings/go/internal/confmap"
 )
 
 const errstrSize = 512
@@ -20,30 +20,19 @@ func newConf(config map[string]string) (*C.whs_conf_t, error) {
 	if conf == nil {
 		return nil, newError(ErrNoMem, "whs_conf_new")
 	}
-	keys := make([]string, 0, len(config))
-	for k := range config {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // the same error for the same bad map, every time
 	var errstr [errstrSize]C.char
-	for _, k := range keys {
-		v := config[k]
-		if strings.IndexByte(k, 0) >= 0 || strings.IndexByte(v, 0) >= 0 {
-			C.whs_conf_destroy(conf)
-			return nil, confError(ErrInvalidArg, k, "NUL byte in key or value")
-		}
+	refused := confmap.Apply(config, func(k, v string) (int, string) {
 		ck, cv := C.CString(k), C.CString(v)
+		defer C.free(unsafe.Pointer(ck))
+		defer C.free(unsafe.Pointer(cv))
 		rc := C.whs_conf_set(conf, ck, cv, &errstr[0], errstrSize)
-		C.free(unsafe.Pointer(ck))
-		C.free(unsafe.Pointer(cv))
-		if rc != C.WHS_CONF_OK {
-			C.whs_conf_destroy(conf)
-			code := ErrConfInvalid
-			if rc == C.WHS_CONF_UNKNOWN {
-				code = ErrConfUnknown
-			}
-			return nil, confError(code, k, C.GoString(&errstr[0]))
-		}
+		return int(rc), C.GoString(&errstr[0])
+	})
+	if refused != nil {
+		C.whs_conf_destroy(conf)
+		code := map[confmap.Kind]ErrorCode{confmap.NulByte: ErrInvalidArg,
+			confmap.Invalid: ErrConfInvalid, confmap.Unknown: ErrConfUnknown}[refused.Kind]
+		return nil, confError(code, refused.Key, refused.Reason)
 	}
 	return conf, nil
 }

@@ -80,9 +80,13 @@ static const char *const consumer_defaults[][2] = {
     {"enable.auto.offset.store", "false"},
     {"auto.offset.reset", "earliest"},
     {"topic.metadata.refresh.interval.ms", "5000"}, /* a new event type's topic: within 5 s */
-    /* Prefetch is most of the memory (the whole backlog at librdkafka's defaults): bound it. */
+    /* Prefetch is most of the memory: one fetch of 1 MB compressed is ~13 MB of records and
+     * their ops, and librdkafka fetches again while fewer than queued.min.messages wait (the
+     * stage wakes it when the queue runs low, processor_step.c). At the defaults (50 MB per
+     * fetch) the first fetch took the whole backlog: 140 MB peak RSS in bench_enrich. */
+    {"fetch.max.bytes", "1000000"},
     {"queued.max.messages.kbytes", "16384"},
-    {"queued.min.messages", "20000"},
+    {"queued.min.messages", "5000"},
     {"statistics.interval.ms", "5000"}, /* lag and broker health: enr_kafka_stats_json() */
     {NULL, NULL},
 };

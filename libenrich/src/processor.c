@@ -145,6 +145,10 @@ static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
         return -1;
     }
     p->queue = rd_kafka_queue_get_consumer(p->consumer);
+    char v[32];
+    size_t n = sizeof(v);
+    if (rd_kafka_conf_get(p->conf->consumer, "queued.min.messages", v, &n) == RD_KAFKA_CONF_OK)
+        p->queued_min = atoll(v);
     return 0;
 }
 

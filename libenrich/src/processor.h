@@ -27,6 +27,9 @@ struct enr_processor_s {
     char *transactional_id;
     char *changelog_topic;
     rd_kafka_message_t **batch;  /* batch.max.events slots for one consume */
+    int64_t queued_min;          /* the consumer's queued.min.messages */
+    int fetch_parked;            /* its queue reached queued_min: fetching has stopped */
+    int kick_next;               /* assigned partition the next fetch kick asks about */
     int in_txn;
     int64_t txn_started_ms;
     int64_t txn_events;

@@ -30,7 +30,11 @@ int main(void)
            "`enable.auto.commit=false`, `auto.offset.reset=earliest`, "
            "`topic.metadata.refresh.interval.ms=5000` (new raw topics are picked up within "
            "5 s), `statistics.interval.ms=5000` (consumer lag and broker health for "
-           "`enr_kafka_stats_json()`; 0 turns them off); producer `enable.idempotence=true`, "
+           "`enr_kafka_stats_json()`; 0 turns them off), and a bounded prefetch: "
+           "`fetch.max.bytes=1000000`, `queued.min.messages=5000`, "
+           "`queued.max.messages.kbytes=16384` (librdkafka's defaults fetch the whole backlog "
+           "at once; the processor wakes the fetcher when its queue runs low, so the small "
+           "prefetch costs no throughput); producer `enable.idempotence=true`, "
            "`acks=all`, `compression.type=zstd`, `linger.ms=5`, and a `transactional.id`.\n\n");
     ue__props_markdown(enr__conf_props, stdout);
     printf("\n## libwhsink (`whs_conf_set()`)\n\n"

@@ -277,3 +277,27 @@ def test_close_waits_for_run_in_another_thread(bootstrap, topic_prefix, tmp_path
     for r in runners:
         r.join(30)
         assert not r.is_alive()
+
+
+def test_kafka_stats_and_replication_health(bootstrap, topic_prefix, tmp_path):
+    """librdkafka's statistics reach Python as dicts (broker state, per-partition lag), and
+    the processor counts under-replicated partitions: none on the test's healthy broker."""
+    track(bootstrap, topic_prefix, 20)
+    conf = processor_config(bootstrap, topic_prefix, stages="clock",
+                            **{"kafka.consumer.statistics.interval.ms": 100})
+    with Processor(conf) as p:
+        wait_until(lambda: p.poll(0.2) >= 0 and p.stat("consumed") >= 21, what="input read")
+        wait_until(lambda: p.poll(0.1) >= 0 and p.kafka_stats() is not None,
+                   what="the processor's first statistics")
+        stats = p.kafka_stats()
+        assert stats["type"] == "consumer" and stats["brokers"]
+        assert any(t.startswith(topic_prefix + ".ev.") for t in stats["topics"])
+        assert p.under_replicated_partitions(10.0) == 0
+
+    sink_conf = sink_config(bootstrap, topic_prefix, str(tmp_path / "w.db"),
+                            **{"kafka.statistics.interval.ms": 100})
+    with Sink(sink_conf) as sink:
+        wait_until(lambda: sink.poll(0.2) >= 0 and sink.kafka_stats() is not None,
+                   what="the sink's first statistics")
+        stats = sink.kafka_stats()
+        assert stats["type"] == "consumer" and stats["brokers"]

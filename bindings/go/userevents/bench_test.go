@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/userevents/userevents/bindings/go/internal/bench"
+	"github.com/userevents/userevents/bindings/go/internal/testkafka"
 )
 
 func reportEPS(b *testing.B, r bench.Result) {
@@ -18,8 +19,8 @@ func reportEPS(b *testing.B, r bench.Result) {
 }
 
 func BenchmarkTrackUntilDelivered(b *testing.B) {
-	bs := bootstrap(b)
-	r, err := bench.Userevents(bs, fmt.Sprintf("%s.n%d", topicPrefix(), b.N), b.N)
+	bs := testkafka.Bootstrap(b)
+	r, err := bench.Userevents(bs, fmt.Sprintf("%s.n%d", testkafka.Prefix(), b.N), b.N)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -27,12 +28,12 @@ func BenchmarkTrackUntilDelivered(b *testing.B) {
 }
 
 func BenchmarkFranzGoProduceSameEvents(b *testing.B) {
-	bs := bootstrap(b)
+	bs := testkafka.Bootstrap(b)
 	payloads, err := bench.MakePayloads(3000)
 	if err != nil {
 		b.Fatal(err)
 	}
-	r, err := bench.FranzGo(bs, fmt.Sprintf("%s.n%d", topicPrefix(), b.N), b.N, payloads)
+	r, err := bench.FranzGo(bs, fmt.Sprintf("%s.n%d", testkafka.Prefix(), b.N), b.N, payloads)
 	if err != nil {
 		b.Fatal(err)
 	}

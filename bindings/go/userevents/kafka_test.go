@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/userevents/userevents/bindings/go/internal/cmem"
+	"github.com/userevents/userevents/bindings/go/internal/testkafka"
 	"github.com/userevents/userevents/bindings/go/userevents"
 )
 
@@ -45,7 +46,7 @@ func sortByLog(recs []record) {
 // Guarantee: every event tracked from Go arrives exactly once, keyed by user id, in per-user
 // order, with every field as tracked.
 func TestEventsArriveOnceInUserOrderAndDecode(t *testing.T) {
-	prefix := topicPrefix()
+	prefix := testkafka.Prefix()
 	c := kafkaClient(t, prefix)
 	const n, users = 3000, 20
 	type want struct {
@@ -108,7 +109,7 @@ func TestEventsArriveOnceInUserOrderAndDecode(t *testing.T) {
 }
 
 func TestDeliveryReportsOncePerEvent(t *testing.T) {
-	c := kafkaClient(t, topicPrefix(), userevents.WithDeliveries(1000))
+	c := kafkaClient(t, testkafka.Prefix(), userevents.WithDeliveries(1000))
 	ids := map[userevents.EventID]bool{}
 	for i := 0; i < 500; i++ {
 		id, err := c.Track(userevents.Event{Type: "click", UserID: fmt.Sprintf("u%d", i%5)})
@@ -144,7 +145,7 @@ func TestDeliveryReportsOncePerEvent(t *testing.T) {
 
 // A Client shared by goroutines: every event arrives once; each goroutine's user in order.
 func TestManyGoroutinesShareAClient(t *testing.T) {
-	prefix := topicPrefix()
+	prefix := testkafka.Prefix()
 	c := kafkaClient(t, prefix, userevents.WithDeliveries(4096))
 	const goroutines, each = 8, 300
 	var delivered int
@@ -202,7 +203,7 @@ func TestManyGoroutinesShareAClient(t *testing.T) {
 }
 
 func TestIdentifySetsUserIDAndKeyOfLaterEvents(t *testing.T) {
-	prefix := topicPrefix()
+	prefix := testkafka.Prefix()
 	c := kafkaClient(t, prefix)
 	c.Track(userevents.Event{Type: "login"})
 	if err := c.Identify("user-42"); err != nil {
@@ -247,8 +248,8 @@ func rssBytes(t testing.TB) int64 {
 // the queue, in per-thread arenas.)
 func TestNoLeakOver100kEvents(t *testing.T) {
 	// At most 8 MiB queued (Track waits for room) and 10k events inside librdkafka.
-	c := mustClient(t, map[string]string{"kafka.bootstrap.servers": bootstrap(t),
-		"topic.template": topicPrefix() + ".{type}", "log.level": "error",
+	c := mustClient(t, map[string]string{"kafka.bootstrap.servers": testkafka.Bootstrap(t),
+		"topic.template": testkafka.Prefix() + ".{type}", "log.level": "error",
 		"queue.max.bytes": fmt.Sprint(8 << 20), "queue.full.policy": "block",
 		"queue.block.timeout.ms": "10000", "kafka.queue.buffering.max.messages": "10000"},
 		userevents.WithDeliveries(1<<16))

@@ -102,7 +102,7 @@ func runEnrich(t *testing.T, bs, prefix, output string) {
 
 func checkEnrichedTopic(t *testing.T, topic string, ids map[string]bool) {
 	seen := map[string]bool{}
-	for _, r := range testkafka.Consume(t, topic, events) {
+	for _, r := range testkafka.Consume(t, []string{topic}, events) {
 		e, err := schema.DecodeEnriched(r.Value)
 		if err != nil {
 			t.Fatalf("%s/%d@%d does not decode: %v", r.Topic, r.Partition, r.Offset, err)

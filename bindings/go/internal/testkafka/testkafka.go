@@ -1,4 +1,4 @@
-// Package testkafka holds what the broker tests of the enrich and whsink packages share: the
+// Package testkafka holds what the broker tests of the three packages share: the
 // broker of test/kafka.sh, unique topic names, waiting for a condition, and reading a topic
 // back with franz-go (an independent client, read_committed).
 package testkafka
@@ -46,12 +46,12 @@ func Await(t testing.TB, timeout time.Duration, what string, done func() bool, s
 	}
 }
 
-// Consume reads topic from the start, committed records only, until want records came, then
+// Consume reads topics from the start, committed records only, until want records came, then
 // one more second to catch any extra one.
-func Consume(t testing.TB, topic string, want int) []*kgo.Record {
+func Consume(t testing.TB, topics []string, want int) []*kgo.Record {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(Bootstrap(t), ",")...),
-		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.ConsumeTopics(topics...), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)

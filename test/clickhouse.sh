@@ -336,28 +336,8 @@ cmd_query() {
 
 # ---- argument parsing ------------------------------------------------------
 
-[[ $# -gt 0 ]] || usage
-CMD=$1
-shift
-DIR=$DEFAULT_DIR
-DIR_SET=
-HARD_KILL=0
-while [[ $# -gt 0 ]]; do
-  case $1 in
-  --dir) DIR=${2:?--dir needs a value} DIR_SET=1 && shift 2 ;;
-  --dir=*) DIR=${1#--dir=} DIR_SET=1 && shift ;;
-  --kill) HARD_KILL=1 && shift ;;
-  --) shift && break ;;
-  -h | --help) usage 0 ;;
-  *)
-    [[ $CMD == query ]] && break # SQL [FILE]
-    die "unexpected argument $1"
-    ;;
-  esac
-done
-
-# Absolute, symlink-free: server_pid matches it against the server's cmdline.
-if [[ -d $DIR ]]; then DIR=$(cd "$DIR" && pwd -P); fi
+parse_service_args query "$@" # the rest after query is its own
+set -- "${ARGS[@]+"${ARGS[@]}"}"
 
 case $CMD in
 fetch) cmd_fetch ;;

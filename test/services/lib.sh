@@ -149,6 +149,35 @@ PY
 RUN_DIR_OWNED=0
 WATCHDOG=
 
+# Parses `SCRIPT CMD [--dir DIR] [--kill] [-- ARGS..]`: sets CMD, DIR (absolute once it
+# exists: pid checks match it against a command line), DIR_SET, HARD_KILL, and ARGS, what
+# follows "--" (or, for the command named $1, everything from its first non-option).
+parse_service_args() {
+  local passthrough=$1
+  shift
+  [[ $# -gt 0 ]] || usage
+  CMD=$1
+  shift
+  DIR=$DEFAULT_DIR
+  DIR_SET=
+  HARD_KILL=0
+  while [[ $# -gt 0 ]]; do
+    case $1 in
+    --dir) DIR=${2:?--dir needs a value} DIR_SET=1 && shift 2 ;;
+    --dir=*) DIR=${1#--dir=} DIR_SET=1 && shift ;;
+    --kill) HARD_KILL=1 && shift ;;
+    --) shift && break ;;
+    -h | --help) usage 0 ;;
+    *)
+      [[ $CMD == "$passthrough" ]] && break
+      die "unexpected argument $1"
+      ;;
+    esac
+  done
+  ARGS=("$@")
+  if [[ -d $DIR ]]; then DIR=$(cd "$DIR" && pwd -P); fi
+}
+
 # The EXIT trap of cmd_run: stop the service, then the watchdog (in that
 # order: with the watchdog killed first, bash printed "wait_for: No record of
 # process N" during cmd_stop when CMD had exited within a second), then drop

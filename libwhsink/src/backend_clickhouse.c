@@ -37,6 +37,9 @@ typedef struct ch_be {
     char user[128], password[256];
     char where[300]; /* host:port/db, for messages */
     int ms_times;    /* DateTime64(3): the server is 20.1 or newer */
+    /* JSONEachRow for this server: NULLs left out (ClickHouse fills the type's default, NULL
+     * for Nullable), properties as a String, booleans as UInt8, times in UTC. */
+    whs__json_style_t json_style;
     whs__buf_t body, gz, resp, sql;
 } ch_be_t;
 
@@ -185,6 +188,8 @@ static whs__be_rc_t ch_open(const whs__be_conf_t *conf, whs__backend_t **out, ch
     const char *dot = strchr(version, '.');
     int major = atoi(version), minor = dot ? atoi(dot + 1) : 0;
     c->ms_times = major > 20 || (major == 20 && minor >= 1);
+    c->json_style = (whs__json_style_t){.json_as_string = 1, .bool_as_int = 1,
+                                        .ts_chars = c->ms_times ? 23 : 19};
     whs__buf_free(&c->resp);
     *out = &c->base;
     return WHS__BE_OK;
@@ -267,43 +272,6 @@ static whs__be_rc_t ch_ensure_schema(whs__backend_t *be, int *added, char *err, 
 
 /* ---- rows ------------------------------------------------------------------------------- */
 
-/* One row as a JSONEachRow object: NULLs left out (ClickHouse fills the type's default, NULL
- * for Nullable), times as text in UTC, the properties JSON as a string. */
-static void row_json(const ch_be_t *c, whs__buf_t *out, const whs__row_t *row)
-{
-    const whs__schema_t *sc = c->conf.schema;
-    char text[24];
-    int first = 1;
-    whs__buf_putc(out, '{');
-    for (size_t i = 0; i < sc->ncols; i++) {
-        const whs__value_t *v = &row->v[i];
-        const whs__column_t *col = &sc->cols[i];
-        if (v->kind == WHS__V_NULL)
-            continue;
-        if (!first)
-            whs__buf_putc(out, ',');
-        whs__buf_append(out, col->key, col->key_len);
-        first = 0;
-        if (v->kind == WHS__V_STR) {
-            whs__json_string(out, v->u.s, v->len);
-        } else if (v->kind == WHS__V_DOUBLE) {
-            whs__json_double(out, v->u.d);
-        } else if (col->type == WHS__T_TIMESTAMP) {
-            whs__fmt_timestamp(v->u.i, text);
-            whs__buf_putc(out, '"');
-            whs__buf_append(out, text, c->ms_times ? 23 : 19);
-            whs__buf_putc(out, '"');
-        } else if (col->type == WHS__T_DATE) {
-            text[0] = '"';
-            whs__fmt_date((int32_t)v->u.i, text + 1);
-            text[11] = '"';
-            whs__buf_append(out, text, 12);
-        } else {
-            whs__json_int(out, v->u.i);
-        }
-    }
-    whs__buf_puts(out, "}\n");
-}
 
 /* Marks in @p present the rows of [from, from + n) already stored (an earlier attempt's
  * INSERT may have succeeded unseen). Returns how many are. */
@@ -359,7 +327,9 @@ static void next_slice(stream_t *st)
     st->pos = 0;
     while (st->next < st->end && st->c->body.len < (256 << 10)) {
         if (!st->present[st->next - st->from])
-            row_json(st->c, &st->c->body, st->g->rows[st->next]);
+            whs__row_json(&st->c->body, st->c->conf.schema, st->g->rows[st->next],
+                          &st->c->json_style);
+            whs__buf_putc(&st->c->body, '\n');
         st->next++;
     }
 }

@@ -211,7 +211,7 @@ static int write_rows(file_be_t *f, int fd, const whs__group_t *g)
     whs__buf_reset(&f->text);
     whs__buf_reset(&f->out);
     for (size_t r = 0; r < g->n; r++) {
-        whs__row_json(&f->text, f->conf.schema, g->rows[r]);
+        whs__row_json(&f->text, f->conf.schema, g->rows[r], &whs__json_style_plain);
         whs__buf_putc(&f->text, '\n');
         if (f->text.len >= (1 << 20) || r + 1 == g->n) {
             if (f->text.oom || compress_chunk(f, r + 1 == g->n ? ZSTD_e_end : ZSTD_e_continue))

@@ -487,7 +487,10 @@ int whs__map(whs__mapper_t *m, const void *payload, size_t len, const char *topi
 
 /* ---- JSON of a row ---------------------------------------------------------------------- */
 
-void whs__row_json(whs__buf_t *out, const whs__schema_t *schema, const whs__row_t *row)
+const whs__json_style_t whs__json_style_plain = {.json_as_string = 0, .bool_as_int = 0, .ts_chars = 23};
+
+void whs__row_json(whs__buf_t *out, const whs__schema_t *schema, const whs__row_t *row,
+                   const whs__json_style_t *style)
 {
     char text[26];
     int first = 1;
@@ -502,16 +505,26 @@ void whs__row_json(whs__buf_t *out, const whs__schema_t *schema, const whs__row_
         whs__buf_append(out, col->key, col->key_len);
         first = 0;
         switch (col->type) {
-        case WHS__T_JSON: whs__buf_append(out, v->u.s, v->len); break;
+        case WHS__T_JSON:
+            if (style->json_as_string)
+                whs__json_string(out, v->u.s, v->len);
+            else
+                whs__buf_append(out, v->u.s, v->len);
+            break;
         case WHS__T_UUID:
         case WHS__T_STRING: whs__json_string(out, v->u.s, v->len); break;
         case WHS__T_DOUBLE: whs__json_double(out, v->u.d); break;
-        case WHS__T_BOOL: whs__buf_puts(out, v->u.i ? "true" : "false"); break;
+        case WHS__T_BOOL:
+            if (style->bool_as_int)
+                whs__json_int(out, v->u.i);
+            else
+                whs__buf_puts(out, v->u.i ? "true" : "false");
+            break;
         case WHS__T_TIMESTAMP:
             text[0] = '"';
             whs__fmt_timestamp(v->u.i, text + 1);
-            text[24] = '"';
-            whs__buf_append(out, text, 25);
+            text[1 + style->ts_chars] = '"';
+            whs__buf_append(out, text, (size_t)style->ts_chars + 2);
             break;
         case WHS__T_DATE:
             text[0] = '"';

@@ -134,7 +134,18 @@ int whs__map(whs__mapper_t *m, const void *payload, size_t len, const char *topi
 /* The user bucket of @p id (user id, else anonymous id): CRC-32C mod @p count. */
 int32_t whs__bucket(const char *id, size_t len, int64_t count);
 
+/* How whs__row_json() writes the values JSON readers type differently. */
+typedef struct whs__json_style {
+    int json_as_string; /* the properties column as a JSON string, not an object (ClickHouse) */
+    int bool_as_int;    /* booleans as 0/1 (ClickHouse UInt8), not true/false */
+    int ts_chars;       /* characters of a timestamp: 23 with milliseconds, 19 without */
+} whs__json_style_t;
+
+/* Properties as an object, true/false, timestamps with milliseconds: files, dead letters. */
+extern const whs__json_style_t whs__json_style_plain;
+
 /* Appends @p row as one JSON object, column name to value (NULLs omitted), no newline. */
-void whs__row_json(whs__buf_t *out, const whs__schema_t *schema, const whs__row_t *row);
+void whs__row_json(whs__buf_t *out, const whs__schema_t *schema, const whs__row_t *row,
+                   const whs__json_style_t *style);
 
 #endif

@@ -71,7 +71,7 @@ static void dead_letter_row(whs__writer_t *w, whs__batch_t *b, whs__row_t *row, 
     char reason[600];
     snprintf(reason, sizeof(reason), "warehouse refused the row: %s", why);
     whs__buf_reset(&w->json);
-    whs__row_json(&w->json, w->c.schema, row);
+    whs__row_json(&w->json, w->c.schema, row, &whs__json_style_plain);
     whs__dl_send(w->c.dl, w->json.data, w->json.len, NULL, 0, reason, w->c.topic, row->partition,
                  row->offset, "row-json");
     row->flags |= WHS__ROW_DEAD;

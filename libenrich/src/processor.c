@@ -182,8 +182,8 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
     p->log = enr__conf_logger(conf, "enrich");
     p->sink = (enr__sink_t){sink_emit, sink_changelog, p};
     p->batch = malloc((size_t)conf->s.batch_max_events * sizeof(*p->batch));
-    /* The stages are built once before any connection, so a bad stage list or GeoIP file
-     * fails at once instead of after the broker round trips; restore builds them again. */
+    /* The stages are built before any connection, so a bad stage list or GeoIP file fails
+     * at once instead of after the broker round trips. */
     if (!p->batch || make_names(p) ||
         !(p->pipe = enr__pipeline_new(conf, &p->sink, errstr, errstr_size)) ||
         open_producer(p, errstr, errstr_size) ||

@@ -53,8 +53,10 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why);
 
 /* state.c */
 int enr__changelog_ensure(enr_processor_t *p, char *errstr, size_t errstr_size);
-/* Builds a fresh pipeline and restores it from the changelog; 0 or -1. */
+/* Restores p->pipe, just built, from the changelog; 0 or -1. */
 int enr__state_restore(enr_processor_t *p, char *errstr, size_t errstr_size);
+/* Replaces p->pipe with a fresh one and restores it (after an abort); 0 or -1. */
+int enr__state_reload(enr_processor_t *p, char *errstr, size_t errstr_size);
 int enr__profiles_open(enr_processor_t *p, char *errstr, size_t errstr_size);
 /* Applies what the profile topic has now (all of it when @p to_end, waiting up to 30 s). */
 void enr__profiles_poll(enr_processor_t *p, int to_end);

@@ -4,6 +4,7 @@
  * abort); and the user profiles, materialised from the compacted profile topic.
  */
 #include "processor.h"
+#include "clock.h"
 #include "ue_props.h"
 #include "ue_time.h"
 
@@ -122,13 +123,31 @@ static void apply_changelog(enr_processor_t *p, const rd_kafka_message_t *m)
         ue__log(&p->log, UE_LOG_INFO, "changelog: a record of no configured stage; skipped");
 }
 
-int enr__state_restore(enr_processor_t *p, char *errstr, size_t errstr_size)
+/* The input partitions the consumer holds now, registered with the pipeline's event clock
+ * (enr__clock_assign): a rebuilt pipeline must not forget the ones not read yet. */
+static void assign_clocks(enr_processor_t *p)
+{
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (!p->consumer || rd_kafka_assignment(p->consumer, &parts) || !parts)
+        return;
+    for (int i = 0; i < parts->cnt; i++)
+        enr__clock_assign(p->pipe, parts->elems[i].topic, parts->elems[i].partition);
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
+int enr__state_reload(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
     enr_pipeline_t *fresh = enr__pipeline_new(p->conf, &p->sink, errstr, errstr_size);
     if (!fresh)
         return -1;
     enr_pipeline_destroy(p->pipe);
     p->pipe = fresh;
+    return enr__state_restore(p, errstr, errstr_size);
+}
+
+int enr__state_restore(enr_processor_t *p, char *errstr, size_t errstr_size)
+{
+    assign_clocks(p);
     rd_kafka_t *rk = reader_new(p, errstr, errstr_size);
     if (!rk)
         return -1;

@@ -173,7 +173,7 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
     atomic_fetch_add(&p->stats[ENR_STAT_TXN_ABORTS], 1);
     p->produce_failed = 0;
     char errstr[512];
-    if (enr__state_restore(p, errstr, sizeof(errstr))) {
+    if (enr__state_reload(p, errstr, sizeof(errstr))) {
         ue__log(&p->log, UE_LOG_ERR, "restore after abort: %s", errstr);
         p->fatal = ENR_ERR_KAFKA;
         report(p, p->fatal);

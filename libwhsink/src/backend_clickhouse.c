@@ -326,10 +326,11 @@ static void next_slice(stream_t *st)
     whs__buf_reset(&st->c->body);
     st->pos = 0;
     while (st->next < st->end && st->c->body.len < (256 << 10)) {
-        if (!st->present[st->next - st->from])
+        if (!st->present[st->next - st->from]) {
             whs__row_json(&st->c->body, st->c->conf.schema, st->g->rows[st->next],
                           &st->c->json_style);
             whs__buf_putc(&st->c->body, '\n');
+        }
         st->next++;
     }
 }

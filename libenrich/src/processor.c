@@ -39,15 +39,7 @@ static void sink_changelog(void *opaque, const char *stage, const void *key, siz
         free(buf);
 }
 
-/* ---- the group: never consume our own outputs -------------------------------------------- */
-
-static int is_output(const enr_processor_t *p, const char *topic)
-{
-    const enr__settings_t *s = &p->conf->s;
-    return !strcmp(topic, s->output_topic) || !strcmp(topic, s->dead_letter_topic) ||
-           !strcmp(topic, s->aggregates_topic) || !strcmp(topic, s->alerts_topic) ||
-           !strcmp(topic, p->changelog_topic) || !strcmp(topic, s->profile_topic);
-}
+/* ---- the group ------------------------------------------------------------------------ */
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -57,12 +49,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(parts->cnt);
         for (int i = 0; i < parts->cnt; i++) {
             const rd_kafka_topic_partition_t *tp = &parts->elems[i];
-            if (is_output(p, tp->topic))
+            if (enr__is_output(p, tp->topic)) /* named in input.topics by mistake */
                 continue;
-            rd_kafka_topic_partition_list_add(mine, tp->topic, tp->partition);
+            rd_kafka_topic_partition_list_add(mine, tp->topic, tp->partition)->offset =
+                RD_KAFKA_OFFSET_INVALID; /* the group's committed offset */
             enr__clock_assign(p->pipe, tp->topic, tp->partition);
         }
         ue__log(&p->log, UE_LOG_INFO, "assigned %d partition(s)", mine->cnt);
+        enr__owned_set(p, mine);
         rd_kafka_assign(rk, mine);
         rd_kafka_topic_partition_list_destroy(mine);
         return;
@@ -72,6 +66,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (p->in_txn && !p->fatal)
         enr__txn_commit(p, 30000);
     p->in_callback = 0;
+    enr__owned_set(p, NULL);
     rd_kafka_assign(rk, NULL);
 }
 
@@ -121,7 +116,7 @@ static int open_producer(enr_processor_t *p, char *errstr, size_t errstr_size)
     return 0;
 }
 
-/* Subscribes to the input topics: names, or ^regexes. */
+/* Joins the group; the input topics are subscribed by enr__subscription_refresh(). */
 static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = enr__kafka_conf(p, p->conf->consumer);
@@ -132,23 +127,16 @@ static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
         rd_kafka_conf_destroy(conf);
         return -1;
     }
-    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(4);
-    char *list = strdup(p->conf->s.input_topics ? p->conf->s.input_topics : ""), *save = NULL;
-    for (char *t = strtok_r(list, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
-        rd_kafka_topic_partition_list_add(topics, t, RD_KAFKA_PARTITION_UA);
-    free(list);
-    rd_kafka_resp_err_t err = topics->cnt ? rd_kafka_subscribe(p->consumer, topics)
-                                          : RD_KAFKA_RESP_ERR__INVALID_ARG;
-    rd_kafka_topic_partition_list_destroy(topics);
-    if (err) {
-        ue__errstr(errstr, errstr_size, "subscribe to input.topics: %s", rd_kafka_err2str(err));
-        return -1;
-    }
     p->queue = rd_kafka_queue_get_consumer(p->consumer);
+    enr__owned_set(p, NULL);
     char v[32];
     size_t n = sizeof(v);
     if (rd_kafka_conf_get(p->conf->consumer, "queued.min.messages", v, &n) == RD_KAFKA_CONF_OK)
         p->queued_min = atoll(v);
+    if (enr__subscription_refresh(p, 10000) < 0) {
+        ue__errstr(errstr, errstr_size, "subscribe to input.topics failed");
+        return -1;
+    }
     return 0;
 }
 
@@ -165,7 +153,9 @@ void enr__processor_free(enr_processor_t *p)
     enr_pipeline_destroy(p->pipe);
     free(p->transactional_id);
     free(p->changelog_topic);
-    free(p->batch);
+    enr__subscription_free(p);
+    if (p->owned)
+        rd_kafka_topic_partition_list_destroy(p->owned);
     ue__kstats_free(&p->kstats);
     free(p);
 }
@@ -181,10 +171,9 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
     ue__kstats_init(&p->kstats);
     p->log = enr__conf_logger(conf, "enrich");
     p->sink = (enr__sink_t){sink_emit, sink_changelog, p};
-    p->batch = malloc((size_t)conf->s.batch_max_events * sizeof(*p->batch));
-    /* The stages are built before any connection, so a bad stage list or GeoIP file fails
-     * at once instead of after the broker round trips. */
-    if (!p->batch || make_names(p) ||
+    /* The stages and the topic patterns are checked before any connection, so a bad stage
+     * list, GeoIP file or regex fails at once instead of after the broker round trips. */
+    if (make_names(p) || enr__subscription_init(p, errstr, errstr_size) ||
         !(p->pipe = enr__pipeline_new(conf, &p->sink, errstr, errstr_size)) ||
         open_producer(p, errstr, errstr_size) ||
         enr__changelog_ensure(p, errstr, errstr_size) ||

@@ -12,7 +12,19 @@
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <regex.h>
 #include <stdatomic.h>
+
+#define ENR__MAX_PATTERNS 16
+
+/* What the group reads: "input.topics" resolved against the cluster (subscribe.c). */
+typedef struct enr__subscription {
+    regex_t patterns[ENR__MAX_PATTERNS]; /* the ^regexes of input.topics */
+    int npatterns;
+    rd_kafka_topic_partition_list_t *names;   /* the plain names of input.topics */
+    rd_kafka_topic_partition_list_t *current; /* subscribed now, sorted by name */
+    int64_t next_refresh_ms;
+} enr__subscription_t;
 
 struct enr_processor_s {
     enr_conf_t *conf;
@@ -26,7 +38,9 @@ struct enr_processor_s {
     enr__sink_t sink;
     char *transactional_id;
     char *changelog_topic;
-    rd_kafka_message_t **batch;  /* batch.max.events slots for one consume */
+    enr__subscription_t sub;
+    rd_kafka_topic_partition_list_t *owned; /* assigned partitions, offset: next to process */
+    rd_kafka_topic_partition_t *owned_last; /* the entry of the last record (owned.c) */
     int64_t queued_min;          /* the consumer's queued.min.messages */
     int fetch_parked;            /* its queue reached queued_min: fetching has stopped */
     int kick_next;               /* assigned partition the next fetch kick asks about */
@@ -60,6 +74,25 @@ int enr__state_reload(enr_processor_t *p, char *errstr, size_t errstr_size);
 int enr__profiles_open(enr_processor_t *p, char *errstr, size_t errstr_size);
 /* Applies what the profile topic has now (all of it when @p to_end, waiting up to 30 s). */
 void enr__profiles_poll(enr_processor_t *p, int to_end);
+
+/* subscribe.c */
+int enr__subscription_init(enr_processor_t *p, char *errstr, size_t errstr_size);
+void enr__subscription_free(enr_processor_t *p);
+/* Subscribes to the input topics the cluster has now when they changed (every few seconds;
+ * a metadata request of at most @p timeout_ms). 1 when the subscription changed, 0, -1. */
+int enr__subscription_refresh(enr_processor_t *p, int timeout_ms);
+/* 1 when @p topic is one the processor writes (never read as input). */
+int enr__is_output(const enr_processor_t *p, const char *topic);
+
+/* owned.c */
+/* The partitions now owned (NULL: none), each with the next offset to process (or
+ * RD_KAFKA_OFFSET_INVALID: from the first record that comes). */
+void enr__owned_set(enr_processor_t *p, const rd_kafka_topic_partition_list_t *parts);
+/* 1 when the record at @p offset is to be processed now (and counts as processed once the
+ * open transaction commits); 0 for a record of a partition not owned, or a stale one. */
+int enr__owned_take(enr_processor_t *p, const char *topic, int32_t partition, int64_t offset);
+/* The offsets the open transaction commits: owned partitions with a processed record. */
+rd_kafka_topic_partition_list_t *enr__owned_offsets(const enr_processor_t *p);
 
 /* monitor.c: the group consumer's statistics callback (served by enr_poll()). */
 int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque);

@@ -95,22 +95,29 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
 
     size_t max = (size_t)p->conf->s.batch_max_events;
     enr__profiles_poll(p, 0);
+    enr__subscription_refresh(p, 1000);
     /* An open transaction waits for input only until it is due, not past it (nor spins). */
     int wait = timeout_ms;
     if (p->in_txn) {
         int64_t left = p->txn_started_ms + p->conf->s.txn_max_ms - ue__mono_ms();
         wait = left <= 0 ? 0 : left < wait || wait < 0 ? (int)left : wait;
     }
-    ssize_t n = rd_kafka_consume_batch_queue(p->queue, wait, p->batch, max);
-    rd_kafka_message_t **batch = p->batch;
+    /* One record per call, never librdkafka 2.0's batch API: that one could advance the
+     * consumer past records it dropped at a rebalance (owned.c). A rebalance callback runs
+     * inside rd_kafka_consume_queue(), so it always sees every record handed out processed. */
     int processed = 0;
-    for (ssize_t i = 0; i < n; i++) {
-        rd_kafka_message_t *m = batch[i];
-        if (!m->err && !p->fatal && enr__txn_begin(p) == 0) {
+    for (size_t i = 0; i < max; i++) {
+        rd_kafka_message_t *m = rd_kafka_consume_queue(p->queue, i == 0 ? wait : 0);
+        if (!m)
+            break;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                ue__log(&p->log, UE_LOG_WARNING, "consume: %s", rd_kafka_message_errstr(m));
+        } else if (!p->fatal &&
+                   enr__owned_take(p, rd_kafka_topic_name(m->rkt), m->partition, m->offset) &&
+                   enr__txn_begin(p) == 0) {
             process_one(p, m);
             processed++;
-        } else if (m->err && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            ue__log(&p->log, UE_LOG_WARNING, "consume: %s", rd_kafka_message_errstr(m));
         }
         rd_kafka_message_destroy(m);
     }

@@ -66,27 +66,10 @@ void enr__txn_produce(enr_processor_t *p, const char *topic, const void *key, si
     }
 }
 
-/* The consumed positions of every assigned partition: what the transaction commits. */
-static rd_kafka_topic_partition_list_t *positions(enr_processor_t *p)
-{
-    rd_kafka_topic_partition_list_t *assigned = NULL;
-    if (rd_kafka_assignment(p->consumer, &assigned))
-        return NULL;
-    rd_kafka_position(p->consumer, assigned);
-    rd_kafka_topic_partition_list_t *out = rd_kafka_topic_partition_list_new(assigned->cnt);
-    for (int i = 0; i < assigned->cnt; i++)
-        if (assigned->elems[i].offset >= 0)
-            rd_kafka_topic_partition_list_add(out, assigned->elems[i].topic,
-                                              assigned->elems[i].partition)
-                ->offset = assigned->elems[i].offset;
-    rd_kafka_topic_partition_list_destroy(assigned);
-    return out;
-}
-
 /* Sends the offsets and commits; returns the error (NULL on success) for the caller. */
 static rd_kafka_error_t *send_and_commit(enr_processor_t *p, int timeout_ms)
 {
-    rd_kafka_topic_partition_list_t *offsets = positions(p);
+    rd_kafka_topic_partition_list_t *offsets = enr__owned_offsets(p);
     rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(p->consumer);
     rd_kafka_error_t *err = NULL;
     if (offsets && offsets->cnt > 0)
@@ -138,13 +121,14 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     return p->fatal;
 }
 
-/* Moves every assigned partition back to its committed offset. */
+/* Moves every assigned partition back to its committed offset, and expects it there. */
 static void rewind_positions(enr_processor_t *p)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (rd_kafka_assignment(p->consumer, &assigned))
         return;
     rd_kafka_committed(p->consumer, assigned, 10000);
+    enr__owned_set(p, assigned); /* a record before these is a stale prefetch */
     for (int i = 0; i < assigned->cnt; i++)
         if (assigned->elems[i].offset < 0)
             assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;

@@ -153,22 +153,25 @@ static int poll_wait(whs_sink_t *s, int64_t deadline)
 }
 
 /* Consumes up to a burst of records (no more than the batch has room for), waiting up to
- * @p wait_ms for the first: one call into librdkafka per burst (its clock and locks are per
- * call). Returns the records consumed, -1 when none was waiting, or -2 on a fatal error. */
+ * @p wait_ms for the first. One record per call, never librdkafka 2.0's batch API: that one
+ * could advance the consumer past records it then dropped at a pause, seek or rebalance
+ * (fixed upstream in 2.1), and the sink pauses on backpressure. Returns the records consumed,
+ * -1 when none was waiting, or -2 on a fatal error. */
 static int consume_burst(whs_sink_t *s, int wait_ms)
 {
-    rd_kafka_message_t *msgs[BURST];
     int64_t room = s->s->batch_max_rows - (int64_t)s->cur->rows;
-    size_t max = room >= BURST ? BURST : room > 0 ? (size_t)room : 1;
-    ssize_t got = rd_kafka_consume_batch_queue(s->queue, wait_ms, msgs, max);
-    int n = 0, fatal = 0;
-    if (got <= 0)
-        return -1;
-    for (ssize_t i = 0; i < got; i++) {
-        int r = handle_message(s, msgs[i]); /* destroys the message */
+    int max = room >= BURST ? BURST : room > 0 ? (int)room : 1;
+    int n = 0, got = 0, fatal = 0;
+    for (; got < max; got++) {
+        rd_kafka_message_t *m = rd_kafka_consume_queue(s->queue, got == 0 ? wait_ms : 0);
+        if (!m)
+            break;
+        int r = handle_message(s, m); /* destroys the message */
         fatal |= r < 0;
         n += r > 0 ? r : 0;
     }
+    if (got == 0)
+        return -1;
     return fatal ? -2 : n;
 }
 

@@ -1,0 +1,141 @@
+/*
+ * subscribe.c - which topics the processor's group reads. "input.topics" may hold ^regexes,
+ * and the default (^events\..*) also matches the processor's own outputs (events.enriched,
+ * events.dead_letter, ...). Handing such a regex to librdkafka makes the group rebalance each
+ * time a matching topic appears, our own outputs included, and every rebalance of a busy
+ * consumer is a chance to lose or repeat work. So the processor resolves the regexes itself
+ * against the cluster's topic list, leaves its outputs out, and subscribes to the names it
+ * found: the group rebalances only when a real input topic appears.
+ */
+#include "processor.h"
+#include "ue_time.h"
+
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REFRESH_MS 5000     /* a new event type's topic is read within 5 s */
+#define REFRESH_EMPTY_MS 500 /* while nothing matches: the first events of a fresh pipeline */
+
+int enr__is_output(const enr_processor_t *p, const char *topic)
+{
+    const enr__settings_t *s = &p->conf->s;
+    return !strcmp(topic, s->output_topic) || !strcmp(topic, s->dead_letter_topic) ||
+           !strcmp(topic, s->aggregates_topic) || !strcmp(topic, s->alerts_topic) ||
+           !strcmp(topic, p->changelog_topic) || !strcmp(topic, s->profile_topic);
+}
+
+/* 1 when @p topic is named by "input.topics" (a name, or a match of a ^regex). */
+static int wanted(const enr_processor_t *p, const char *topic)
+{
+    if (enr__is_output(p, topic) || topic[0] == '_') /* outputs, __consumer_offsets, ... */
+        return 0;
+    for (int i = 0; i < p->sub.npatterns; i++)
+        if (regexec(&p->sub.patterns[i], topic, 0, NULL, 0) == 0)
+            return 1;
+    for (int i = 0; i < p->sub.names->cnt; i++)
+        if (!strcmp(p->sub.names->elems[i].topic, topic))
+            return 1;
+    return 0;
+}
+
+int enr__subscription_init(enr_processor_t *p, char *errstr, size_t errstr_size)
+{
+    enr__subscription_t *sub = &p->sub;
+    sub->names = rd_kafka_topic_partition_list_new(4);
+    sub->current = rd_kafka_topic_partition_list_new(4);
+    char *list = strdup(p->conf->s.input_topics ? p->conf->s.input_topics : ""), *save = NULL;
+    if (!list)
+        return ue__errstr(errstr, errstr_size, "out of memory"), -1;
+    int rc = 0;
+    for (char *t = strtok_r(list, ", ", &save); t && !rc; t = strtok_r(NULL, ", ", &save)) {
+        if (t[0] != '^') {
+            rd_kafka_topic_partition_list_add(sub->names, t, RD_KAFKA_PARTITION_UA);
+        } else if (sub->npatterns == ENR__MAX_PATTERNS) {
+            ue__errstr(errstr, errstr_size, "input.topics: more than %d regexes",
+                       ENR__MAX_PATTERNS);
+            rc = -1;
+        } else if (regcomp(&sub->patterns[sub->npatterns], t, REG_EXTENDED | REG_NOSUB)) {
+            ue__errstr(errstr, errstr_size, "input.topics: invalid regex \"%s\"", t);
+            rc = -1;
+        } else {
+            sub->npatterns++;
+        }
+    }
+    free(list);
+    if (!rc && sub->npatterns == 0 && sub->names->cnt == 0) {
+        ue__errstr(errstr, errstr_size, "input.topics names no topic");
+        rc = -1;
+    }
+    return rc;
+}
+
+void enr__subscription_free(enr_processor_t *p)
+{
+    for (int i = 0; i < p->sub.npatterns; i++)
+        regfree(&p->sub.patterns[i]);
+    p->sub.npatterns = 0;
+    if (p->sub.names)
+        rd_kafka_topic_partition_list_destroy(p->sub.names);
+    if (p->sub.current)
+        rd_kafka_topic_partition_list_destroy(p->sub.current);
+    p->sub.names = p->sub.current = NULL;
+}
+
+static int cmp_topic(const void *a, const void *b)
+{
+    return strcmp(((const rd_kafka_topic_partition_t *)a)->topic,
+                  ((const rd_kafka_topic_partition_t *)b)->topic);
+}
+
+/* The sorted input topics the cluster has now, or NULL when it did not answer. */
+static rd_kafka_topic_partition_list_t *matching_topics(enr_processor_t *p, int timeout_ms)
+{
+    const rd_kafka_metadata_t *md = NULL;
+    if (rd_kafka_metadata(p->consumer, 1, NULL, &md, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return NULL;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(md->topic_cnt);
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (!md->topics[i].err && wanted(p, md->topics[i].topic))
+            rd_kafka_topic_partition_list_add(l, md->topics[i].topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_metadata_destroy(md);
+    qsort(l->elems, (size_t)l->cnt, sizeof(*l->elems), cmp_topic);
+    return l;
+}
+
+static int same_topics(const rd_kafka_topic_partition_list_t *a,
+                       const rd_kafka_topic_partition_list_t *b)
+{
+    if (a->cnt != b->cnt)
+        return 0;
+    for (int i = 0; i < a->cnt; i++)
+        if (strcmp(a->elems[i].topic, b->elems[i].topic))
+            return 0;
+    return 1;
+}
+
+int enr__subscription_refresh(enr_processor_t *p, int timeout_ms)
+{
+    enr__subscription_t *sub = &p->sub;
+    int64_t now = ue__mono_ms();
+    if (now < sub->next_refresh_ms)
+        return 0;
+    rd_kafka_topic_partition_list_t *l = matching_topics(p, timeout_ms);
+    sub->next_refresh_ms = now + (l && l->cnt ? REFRESH_MS : REFRESH_EMPTY_MS);
+    if (!l || !l->cnt || same_topics(l, sub->current)) {
+        if (l)
+            rd_kafka_topic_partition_list_destroy(l);
+        return 0;
+    }
+    rd_kafka_resp_err_t err = rd_kafka_subscribe(p->consumer, l);
+    if (err) {
+        ue__log(&p->log, UE_LOG_ERR, "subscribe: %s", rd_kafka_err2str(err));
+        rd_kafka_topic_partition_list_destroy(l);
+        return -1;
+    }
+    ue__log(&p->log, UE_LOG_NOTICE, "reading %d input topic(s), %s%s", l->cnt,
+            l->elems[0].topic, l->cnt > 1 ? ", ..." : "");
+    rd_kafka_topic_partition_list_destroy(sub->current);
+    sub->current = l;
+    return 1;
+}

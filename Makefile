@@ -133,12 +133,17 @@ test-san:
 integration: all $(ITEST_BIN)
 	test/integration/run.sh $(BUILD)
 
-test: all docs-check unit test-san integration
+test: all docs-check docs-links unit test-san integration
 
 docs-check: $(BUILD)/gen-config-doc
 	@$(BUILD)/gen-config-doc > $(BUILD)/CONFIGURATION.md
 	@cmp -s $(BUILD)/CONFIGURATION.md CONFIGURATION.md || \
 	    { echo "CONFIGURATION.md is stale: run make docs" >&2; exit 1; }
+
+# Every relative link of every tracked .md file resolves inside the repository.
+.PHONY: docs-links
+docs-links:
+	@test/docs/check_links.sh
 
 bench: all $(BENCH_BIN)
 	test/bench/run.sh $(BUILD)

@@ -1,7 +1,9 @@
 /*
  * ue_log.h - the libraries' logger: a level threshold and a callback (default: stderr).
  *
- * Never log secrets: configuration values are logged only through ue__conf_mask().
+ * Never log secrets. A configuration value is shown only after ue__prop_is_secret()
+ * (ue_props.h) said its key is not a secret (the _conf_dump() calls print "[redacted]"
+ * instead); a warehouse URL only as whs__url_mask() prints it (libwhsink/src/url.h).
  */
 #ifndef UE_LOG_H
 #define UE_LOG_H

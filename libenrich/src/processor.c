@@ -1,7 +1,10 @@
 /*
- * processor.c - the processor's life: create the clients, restore state, join the group, and
- * the step (enr_poll): consume a batch, run each record through the stages inside the open
- * transaction, commit when the transaction is due.
+ * processor.c - the start of a processor's life (enr_processor_new): build the stages,
+ * create the transactional producer (fencing an earlier instance), make sure the changelog
+ * topic exists, restore stage state from it, open the profile consumer, join the group; plus
+ * the rebalance callback (commit before partitions are revoked) and the sink that routes the
+ * stages' outputs into the open transaction. The step itself (enr_poll) and the end are in
+ * processor_step.c.
  */
 #include "processor.h"
 #include "clock.h"

@@ -1,6 +1,6 @@
 /*
  * it_whs.c - libwhsink against a real Kafka broker and real warehouses (SQLite, files,
- * PostgreSQL and ClickHouse started by test/integration/run_whs.sh): every event loaded
+ * PostgreSQL and ClickHouse started by test/integration/run.sh): every event loaded
  * exactly once, on its day and bucket, with the right column values; undecodable records
  * dead-lettered with their reason while the stream goes on; a new property and a newly
  * promoted column mid-stream loaded without a stop.
@@ -240,7 +240,8 @@ static void test_whs_postgres_rebalance_two_sinks_exactly_once(void **state)
 int main(void)
 {
     if (!it_bootstrap()) {
-        fprintf(stderr, "it_whs: KAFKA_BOOTSTRAP is not set (run test/integration/run_whs.sh)\n");
+        fprintf(stderr, "it_whs: KAFKA_BOOTSTRAP is not set (run test/integration/run.sh, "
+                        "which starts Kafka, PostgreSQL and ClickHouse)\n");
         return 1;
     }
     const struct CMUnitTest tests[] = {

@@ -211,7 +211,8 @@ int main(void)
 {
     if (!it_bootstrap()) {
         fprintf(stderr, "it_whs_faults: KAFKA_BOOTSTRAP is not set (run "
-                        "test/integration/run_whs.sh)\n");
+                        "test/integration/run.sh, which starts Kafka, PostgreSQL and "
+                        "ClickHouse)\n");
         return 1;
     }
     const struct CMUnitTest tests[] = {

@@ -6,7 +6,7 @@
  *
  * Header-only: it is used by it_whs.c and it_whs_faults.c, which the Makefile links with
  * testutil.o and itutil.o only. A backend whose service is not there fails the test: the
- * runner (test/integration/run_whs.sh) starts every service, so a missing URL is a bug.
+ * runner (test/integration/run.sh) starts every service, so a missing URL is a bug.
  */
 #ifndef WHS_ITWH_H
 #define WHS_ITWH_H
@@ -74,7 +74,7 @@ static inline void wh_init(wh_t *w, const char *kind, const char *tag)
     if (!url || !*url) {
         fprintf(stderr,
                 "FAIL: %s is not set: the %s tests need the server that "
-                "test/integration/run_whs.sh starts\n",
+                "test/integration/run.sh starts\n",
                 env, kind);
         fail();
     }

@@ -2,8 +2,9 @@
  * processor.h - the Kafka side of libenrich, shared by its files: processor.c (creation, the
  * rebalance callback), processor_step.c (the poll loop, stop, destroy, statistics), txn.c
  * (transactions: begin, produce, commit, abort and rewind), state.c (changelog topic and
- * restore, the profile topic consumer), monitor.c (librdkafka statistics, under-replicated
- * partitions).
+ * restore, the profile topic consumer), subscribe.c (which topics the group reads), owned.c
+ * (the partitions owned and how far each is processed), monitor.c (librdkafka statistics,
+ * under-replicated partitions).
  */
 #ifndef ENR_PROCESSOR_H
 #define ENR_PROCESSOR_H

@@ -47,7 +47,13 @@ static const struct {
     {ENR_STAT_PROFILE_UPDATES, COUNTER, "userevents_enrich_profile_updates_total", NULL, NULL,
      "Profile records applied."},
     {ENR_STAT_RESTORED, COUNTER, "userevents_enrich_restored_total", NULL, NULL,
-     "Changelog records restored (at start and after an abort)."},
+     "Changelog records restored (tasks taken over, and after an abort)."},
+    {ENR_STAT_REBALANCES, COUNTER, "userevents_enrich_rebalances_total", NULL, NULL,
+     "Rebalance callbacks: tasks assigned or revoked."},
+    {ENR_STAT_REBALANCE_MS, COUNTER, "userevents_enrich_rebalance_seconds_total", NULL, NULL,
+     "Time spent in rebalances, restoring the tasks taken included (milliseconds / 1000)."},
+    {ENR_STAT_TASKS, GAUGE, "userevents_enrich_tasks", NULL, NULL,
+     "Tasks (input partition numbers) this processor owns."},
 };
 /* clang-format on */
 #define NSTATS (sizeof(STATS) / sizeof(STATS[0]))
@@ -82,9 +88,10 @@ static void collect(metrics_t *m, void *opaque)
         return;
     for (size_t i = 0; i < NSTATS; i++) {
         int64_t v = enr_stat(p, STATS[i].stat);
+        double scale = STATS[i].stat == ENR_STAT_REBALANCE_MS ? 1000.0 : 1.0;
         if (v >= 0)
             metric_set(e->family[i], STATS[i].value ? (const char *[]){STATS[i].value} : NULL,
-                       (double)v);
+                       (double)v / scale);
     }
     kafka_metrics_refresh(e->kafka, kafka_stats, p);
     if (mono_ms() >= e->next_metadata_ms) {

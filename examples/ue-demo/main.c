@@ -81,7 +81,8 @@ static int start_mock(demo_t *d)
     }
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(d->mock_host);
     static const char *const topics[] = {"events", "enriched", "dead_letter", "aggregates",
-                                         "alerts", "changelog", "profiles"};
+                                         "alerts", "changelog", "repartition",
+                                         "profiles"};
     for (size_t i = 0; i < sizeof(topics) / sizeof(topics[0]); i++) {
         char name[128];
         snprintf(name, sizeof(name), "%s.%s", d->o.prefix, topics[i]);

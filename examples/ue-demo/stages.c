@@ -82,6 +82,7 @@ static int start_enrich(demo_t *d)
         {"output.topic", "enriched"},    {"dead_letter.topic", "dead_letter"},
         {"aggregates.topic", "aggregates"}, {"alerts.topic", "alerts"},
         {"changelog.topic", "changelog"}, {"profile.topic", "profiles"},
+        {"repartition.topic", "repartition"},
     };
     char errstr[512], v[256];
     enr_conf_t *conf = enr_conf_new();

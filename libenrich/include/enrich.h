@@ -289,7 +289,10 @@ typedef enum enr_stat {
     ENR_STAT_PROFILES = 8,       /**< profiles in the local table */
     ENR_STAT_PROFILE_UPDATES = 9,/**< profile records applied */
     ENR_STAT_LATE_EVENTS = 10,   /**< events too late for their window */
-    ENR_STAT_RESTORED = 11,      /**< changelog records restored at start */
+    ENR_STAT_RESTORED = 11,      /**< changelog records restored (tasks taken, aborts) */
+    ENR_STAT_REBALANCES = 12,    /**< rebalance callbacks (assignments and revocations) */
+    ENR_STAT_REBALANCE_MS = 13,  /**< milliseconds spent in them (restores included) */
+    ENR_STAT_TASKS = 14,         /**< tasks (input partition numbers) owned now */
     ENR_STAT__CNT
 } enr_stat_t;
 

@@ -13,19 +13,31 @@
 #define STR(name, field, def, doc) {name, UE__PROP_STR, S(field), 0, 1000, def, NULL, doc}
 
 const ue__prop_t enr__conf_props[] = {
-    STR("group.id", group_id, "enrich", "Consumer group of the raw topics."),
+    STR("group.id", group_id, "enrich", "Consumer group of the raw topics: the processors "
+        "of one group share its input partitions (tasks) and their state."),
+    STR("instance.id", instance_id, "",
+        "This processor within its group, unique per group (empty: the host name). A restart "
+        "with the same id takes its tasks back at once (static membership, "
+        "group.instance.id); a second running process with the same id fences the first."),
     STR("transactional.id", transactional_id, "",
-        "Transactional id of the producer; empty: \"enrich-<group.id>\". A second process "
-        "with the same id fences the first (hot standby)."),
+        "Transactional id of the producer; empty: \"enrich-<group.id>-<instance.id>\"."),
     STR("input.topics", input_topics, "^events\\..*",
-        "Raw topics: comma-separated names or ^regexes. The output topics are never read."),
+        "Raw topics: comma-separated names or ^regexes. The output topics are never read. "
+        "They must be co-partitioned (the SDK keys by user id): all with the same partition "
+        "count, the number of tasks."),
     STR("output.topic", output_topic, "events.enriched", "The enriched events."),
     STR("dead_letter.topic", dead_letter_topic, "events.dead_letter",
         "Records that could not be processed, with the reason and source in headers."),
     STR("aggregates.topic", aggregates_topic, "events.aggregates", "Closed window aggregates."),
     STR("alerts.topic", alerts_topic, "events.alerts", "Rate anomaly alerts."),
     STR("changelog.topic", changelog_topic, "",
-        "Compacted topic of stage state; empty: \"<group.id>.changelog\"."),
+        "Compacted topic of stage state, one partition per task; empty: "
+        "\"<group.id>.changelog\". Created with the input's partition count when missing; "
+        "refused when it has another count."),
+    STR("repartition.topic", repartition_topic, "",
+        "Internal topic of window partials, one partition per task; empty: "
+        "\"<group.id>.repartition\". Its partitions are what the group assigns: partition p "
+        "brings task p (partition p of every input topic)."),
     STR("stages", stages, "dedup,clock,useragent,geoip,profile,session,window,anomaly",
         "Stages in the order they run, built-in or added with enr_conf_add_stage()."),
     INT("txn.max.events", txn_max_events, 1, 10000000, "10000",
@@ -76,6 +88,12 @@ const ue__prop_t enr__conf_props[] = {
 /* Settings that make exactly-once hold; "kafka.*" keys may override the rest. */
 static const char *const consumer_defaults[][2] = {
     {"isolation.level", "read_committed"},
+    /* Tasks that stay keep running through a rebalance; only moved ones stop. */
+    {"partition.assignment.strategy", "cooperative-sticky"},
+    /* A processor that died without coming back loses its tasks within 10 s (one that
+     * restarts with its instance.id takes them back at once). */
+    {"session.timeout.ms", "10000"},
+    {"heartbeat.interval.ms", "2000"},
     {"enable.auto.commit", "false"},
     {"enable.auto.offset.store", "false"},
     {"auto.offset.reset", "earliest"},

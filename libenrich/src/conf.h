@@ -15,6 +15,7 @@
 
 typedef struct enr__settings {
     char *group_id;
+    char *instance_id;          /* empty: the host name */
     char *transactional_id;
     char *input_topics;         /* comma-separated names or ^regexes */
     char *output_topic;
@@ -22,6 +23,7 @@ typedef struct enr__settings {
     char *aggregates_topic;
     char *alerts_topic;
     char *changelog_topic;
+    char *repartition_topic;
     char *stages;               /* comma-separated stage names, in order */
     int64_t txn_max_events;
     int64_t txn_max_ms;

@@ -49,6 +49,8 @@ static const char *const stat_names[ENR_STAT__CNT] = {
     [ENR_STAT_TXN_COMMITS] = "txn_commits",   [ENR_STAT_TXN_ABORTS] = "txn_aborts",
     [ENR_STAT_PROFILES] = "profiles",         [ENR_STAT_PROFILE_UPDATES] = "profile_updates",
     [ENR_STAT_LATE_EVENTS] = "late_events",   [ENR_STAT_RESTORED] = "restored",
+    [ENR_STAT_REBALANCES] = "rebalances",     [ENR_STAT_REBALANCE_MS] = "rebalance_ms",
+    [ENR_STAT_TASKS] = "tasks",
 };
 
 const char *enr_stat_name(enr_stat_t which)

@@ -217,3 +217,19 @@ int enr__distinct_decode(enr__distinct_t *d, enr__le_reader_t *r)
     }
     return 0;
 }
+
+int enr__distinct_merge(enr__distinct_t *d, const enr__distinct_t *other)
+{
+    if (other->hll) {
+        if (!d->hll && to_sketch(d))
+            return -1;
+        for (uint32_t i = 0; i < ENR__HLL_M; i++) /* a union of sketches: the larger rank */
+            if (other->hll->reg[i] > d->hll->reg[i])
+                d->hll->reg[i] = other->hll->reg[i];
+        return 0;
+    }
+    for (uint32_t i = 0; i < other->cap; i++)
+        if (other->set[i] && enr__distinct_add(d, other->set[i]))
+            return -1;
+    return 0;
+}

@@ -47,6 +47,10 @@ uint64_t enr__distinct_count(const enr__distinct_t *d);
 /* Frees the set or sketch; @p d is then empty and reusable. */
 void enr__distinct_free(enr__distinct_t *d);
 
+/* Adds every hash counted by @p other (a union: the windows of several tasks). 0, or -1 when
+ * out of memory. */
+int enr__distinct_merge(enr__distinct_t *d, const enr__distinct_t *other);
+
 /* Bytes enr__distinct_encode() writes. */
 size_t enr__distinct_encoded_size(const enr__distinct_t *d);
 

@@ -54,3 +54,17 @@ rd_kafka_topic_partition_list_t *enr__owned_offsets(const enr_processor_t *p)
                 ->offset = p->owned->elems[i].offset;
     return out;
 }
+
+void enr__owned_change(enr_processor_t *p, const rd_kafka_topic_partition_list_t *parts, int add)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        int have = rd_kafka_topic_partition_list_find(p->owned, tp->topic, tp->partition) != NULL;
+        if (add && !have)
+            rd_kafka_topic_partition_list_add(p->owned, tp->topic, tp->partition)->offset =
+                RD_KAFKA_OFFSET_INVALID;
+        else if (!add && have)
+            rd_kafka_topic_partition_list_del(p->owned, tp->topic, tp->partition);
+    }
+    p->owned_last = NULL; /* the list may have moved */
+}

@@ -46,7 +46,7 @@ static int find_stage(const enr_conf_t *conf, const enr__settings_t *s, const ch
 }
 
 static int add_stage(enr_pipeline_t *pipe, const enr_conf_t *conf, const char *name,
-                     char *errstr, size_t errstr_size)
+                     void *profiles, char *errstr, size_t errstr_size)
 {
     stage_slot_t *slot = &pipe->stages[pipe->nstages];
     if (pipe->nstages == ENR__MAX_STAGES) {
@@ -59,7 +59,11 @@ static int add_stage(enr_pipeline_t *pipe, const enr_conf_t *conf, const char *n
     }
     slot->def.next = NULL;
     char why[256] = "";
-    if (slot->def.init && slot->def.init(&slot->state, slot->def.opaque, why, sizeof(why))) {
+    if (profiles && !strcmp(name, "profile")) {
+        slot->state = profiles;
+        slot->borrowed = 1;
+    } else if (slot->def.init &&
+               slot->def.init(&slot->state, slot->def.opaque, why, sizeof(why))) {
         ue__errstr(errstr, errstr_size, "stage %s: %s", name, why);
         return -1;
     }
@@ -81,7 +85,7 @@ static void ignore_changelog(void *o, const char *st, const void *k, size_t kl, 
 }
 
 enr_pipeline_t *enr__pipeline_new(const enr_conf_t *conf, const enr__sink_t *sink,
-                                  char *errstr, size_t errstr_size)
+                                  void *profiles, char *errstr, size_t errstr_size)
 {
     enr_pipeline_t *pipe = calloc(1, sizeof(*pipe));
     if (!pipe) {
@@ -90,14 +94,14 @@ enr_pipeline_t *enr__pipeline_new(const enr_conf_t *conf, const enr__sink_t *sin
     }
     pipe->s = conf->s;
     ue__props_dup_strings(enr__conf_props, &pipe->s);
-    pipe->sink = sink ? *sink : (enr__sink_t){ignore_emit, ignore_changelog, NULL};
+    pipe->sink = sink ? *sink : (enr__sink_t){ignore_emit, ignore_changelog, NULL, NULL};
     ue__arena_init(&pipe->arena, NULL, 0);
 
     char *list = strdup(pipe->s.stages ? pipe->s.stages : ""), *save = NULL;
     int rc = list ? 0 : -1;
     for (char *name = list ? strtok_r(list, ", ", &save) : NULL; name && !rc;
          name = strtok_r(NULL, ", ", &save))
-        rc = add_stage(pipe, conf, name, errstr, errstr_size);
+        rc = add_stage(pipe, conf, name, profiles, errstr, errstr_size);
     free(list);
     if (rc) {
         enr_pipeline_destroy(pipe);
@@ -112,7 +116,7 @@ enr_pipeline_t *enr_pipeline_new(const enr_conf_t *conf, char *errstr, size_t er
         ue__errstr(errstr, errstr_size, "conf must not be NULL");
         return NULL;
     }
-    return enr__pipeline_new(conf, NULL, errstr, errstr_size);
+    return enr__pipeline_new(conf, NULL, NULL, errstr, errstr_size);
 }
 
 void enr_pipeline_destroy(enr_pipeline_t *pipe)
@@ -120,7 +124,7 @@ void enr_pipeline_destroy(enr_pipeline_t *pipe)
     if (!pipe)
         return;
     for (size_t i = 0; i < pipe->nstages; i++)
-        if (pipe->stages[i].def.destroy)
+        if (pipe->stages[i].def.destroy && !pipe->stages[i].borrowed)
             pipe->stages[i].def.destroy(pipe->stages[i].state, pipe->stages[i].def.opaque);
     ue__props_free(enr__conf_props, &pipe->s);
     enr__clock_free(pipe);

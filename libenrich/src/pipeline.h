@@ -13,6 +13,7 @@
 typedef struct stage_slot {
     enr_stage_t def; /* a copy: the pipeline does not depend on the conf's lifetime */
     void *state;
+    int borrowed;    /* state belongs to another pipeline (the shared profile table) */
 } stage_slot_t;
 
 struct enr_pipeline_s {
@@ -37,9 +38,11 @@ typedef struct enr__source {
     int64_t timestamp_ms; /* the Kafka record timestamp: received-at when the event has none */
 } enr__source_t;
 
-/* Builds the stages "stages" names; @p sink receives emits and changelog writes. */
+/* Builds the stages "stages" names; @p sink receives emits and changelog writes. With
+ * @p profiles (a profile stage's state from another pipeline, which must outlive this one)
+ * the profile stage uses that table instead of a table of its own. */
 enr_pipeline_t *enr__pipeline_new(const enr_conf_t *conf, const enr__sink_t *sink,
-                                  char *errstr, size_t errstr_size);
+                                  void *profiles, char *errstr, size_t errstr_size);
 
 /*
  * Runs one record through the stages. On ENR_KEEP, *@p out (valid until the next call) holds

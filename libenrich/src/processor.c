@@ -1,10 +1,11 @@
 /*
- * processor.c - the start of a processor's life (enr_processor_new): build the stages,
- * create the transactional producer (fencing an earlier instance), make sure the changelog
- * topic exists, restore stage state from it, open the profile consumer, join the group; plus
- * the rebalance callback (commit before partitions are revoked) and the sink that routes the
- * stages' outputs into the open transaction. The step itself (enr_poll) and the end are in
- * processor_step.c.
+ * processor.c - the start of a processor's life (enr_processor_new): check the stages,
+ * create the transactional producer (fencing an earlier incarnation of this instance),
+ * open the profile consumer, and join the group once input topics exist; plus the rebalance
+ * callback: a repartition partition assigned brings its task (restored from its changelog
+ * partition) and partition p of every input topic; a revoked one commits the open
+ * transaction first and drops the task. The step itself (enr_poll) and the end are in
+ * processor_step.c, the tasks in task.c.
  */
 #include "processor.h"
 #include "clock.h"
@@ -14,63 +15,117 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-/* ---- outputs of the stages go into the transaction --------------------------------------- */
+/* ---- the group: repartition partitions bring tasks --------------------------------------- */
 
-static void sink_emit(void *opaque, const char *topic, const void *key, size_t key_len,
-                      const void *value, size_t value_len)
+static int cooperative(const enr_processor_t *p)
 {
-    enr__txn_produce(opaque, topic, key, key_len, value, value_len, NULL);
+    return !strcmp(rd_kafka_rebalance_protocol(p->consumer), "COOPERATIVE");
 }
 
-static void sink_changelog(void *opaque, const char *stage, const void *key, size_t key_len,
-                           const void *value, size_t value_len)
+void enr__assignment_change(enr_processor_t *p, rd_kafka_topic_partition_list_t *parts, int add)
 {
-    enr_processor_t *p = opaque;
-    char small[512];
-    size_t n = strlen(stage), len = n + 1 + key_len;
-    char *buf = len <= sizeof(small) ? small : malloc(len); /* user-id keys may be long */
-    if (!buf) {
-        p->produce_failed = 1; /* the transaction must not commit without this state */
-        return;
+    rd_kafka_error_t *error = NULL;
+    if (cooperative(p)) {
+        error = add ? rd_kafka_incremental_assign(p->consumer, parts)
+                    : rd_kafka_incremental_unassign(p->consumer, parts);
+    } else { /* eager (a range assignor configured): the whole assignment each time */
+        rd_kafka_topic_partition_list_t *now = NULL;
+        if (rd_kafka_assignment(p->consumer, &now) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int i = 0; i < parts->cnt; i++) {
+                const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+                if (!add)
+                    rd_kafka_topic_partition_list_del(now, tp->topic, tp->partition);
+                else if (!rd_kafka_topic_partition_list_find(now, tp->topic, tp->partition))
+                    rd_kafka_topic_partition_list_add(now, tp->topic, tp->partition);
+            }
+            rd_kafka_assign(p->consumer, now->cnt ? now : NULL);
+            rd_kafka_topic_partition_list_destroy(now);
+        }
     }
-    memcpy(buf, stage, n);
-    buf[n] = '/';
-    memcpy(buf + n + 1, key, key_len);
-    enr__txn_produce(p, p->changelog_topic, buf, len, value, value_len, NULL);
-    if (buf != small)
-        free(buf);
+    if (error) {
+        ue__log(&p->log, UE_LOG_ERR, "%s: %s", add ? "assign" : "unassign",
+                rd_kafka_error_string(error));
+        rd_kafka_error_destroy(error);
+    }
 }
 
-/* ---- the group ------------------------------------------------------------------------ */
+/* The tasks that the repartition partitions of @p parts stand for, and every partition they
+ * bring (input topics included); NULL when none. */
+static rd_kafka_topic_partition_list_t *tasks_of(const enr_processor_t *p,
+                                                 const rd_kafka_topic_partition_list_t *parts,
+                                                 int32_t *ids, int *n)
+{
+    rd_kafka_topic_partition_list_t *all = rd_kafka_topic_partition_list_new(parts->cnt * 4);
+    *n = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        if (strcmp(tp->topic, p->repartition_topic) || tp->partition >= p->ntasks)
+            continue;
+        ids[(*n)++] = tp->partition;
+        enr__task_partitions(p, tp->partition, all);
+    }
+    return all;
+}
+
+static void log_tasks(enr_processor_t *p, const char *what, const int32_t *ids, int n)
+{
+    char list[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < n && len + 12 < sizeof(list); i++)
+        len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%d", i ? "," : "", (int)ids[i]);
+    int owned = 0;
+    for (int32_t i = 0; i < p->ntasks; i++)
+        owned += p->tasks[i] != NULL;
+    ue__log(&p->log, UE_LOG_NOTICE, "tasks %s: %s; %d of %d owned", what, n ? list : "none",
+            owned, (int)p->ntasks);
+}
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
     enr_processor_t *p = opaque;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        rd_kafka_topic_partition_list_t *mine = rd_kafka_topic_partition_list_new(parts->cnt);
-        for (int i = 0; i < parts->cnt; i++) {
-            const rd_kafka_topic_partition_t *tp = &parts->elems[i];
-            if (enr__is_output(p, tp->topic)) /* named in input.topics by mistake */
-                continue;
-            rd_kafka_topic_partition_list_add(mine, tp->topic, tp->partition)->offset =
-                RD_KAFKA_OFFSET_INVALID; /* the group's committed offset */
-            enr__clock_assign(p->pipe, tp->topic, tp->partition);
-        }
-        ue__log(&p->log, UE_LOG_INFO, "assigned %d partition(s)", mine->cnt);
-        enr__owned_set(p, mine);
-        rd_kafka_assign(rk, mine);
-        rd_kafka_topic_partition_list_destroy(mine);
-        return;
-    }
-    /* Revoked: commit what was done with these partitions while they are still ours. */
+    int32_t *ids = malloc(((size_t)parts->cnt + 1) * sizeof(*ids));
+    int n = 0;
+    rd_kafka_topic_partition_list_t *all = ids ? tasks_of(p, parts, ids, &n) : NULL;
+    int64_t started = ue__mono_ms();
     p->in_callback = 1;
-    if (p->in_txn && !p->fatal)
-        enr__txn_commit(p, 30000);
+    if (!all) {
+        enr__processor_fail(p, ENR_ERR_KAFKA, "out of memory in a rebalance");
+    } else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        enr__tasks_take(p, ids, n); /* restores each from its changelog partition */
+        enr__owned_change(p, all, 1);
+        enr__assignment_change(p, all, 1);
+        log_tasks(p, "assigned", ids, n);
+    } else {
+        int lost = rd_kafka_assignment_lost(rk);
+        /* Commit what was done with these tasks while they are still ours; lost ones were
+         * taken already: their work is redone by the new owner. */
+        if (!lost && p->in_txn && !p->fatal)
+            enr__txn_commit(p, 30000);
+        enr__tasks_drop(p, ids, n);
+        enr__owned_change(p, all, 0);
+        enr__assignment_change(p, all, 0);
+        if (lost && p->in_txn && !p->fatal)
+            enr__txn_abort(p, "tasks lost to another processor");
+        log_tasks(p, lost ? "lost" : "revoked", ids, n);
+    }
     p->in_callback = 0;
-    enr__owned_set(p, NULL);
-    rd_kafka_assign(rk, NULL);
+    atomic_fetch_add(&p->stats[ENR_STAT_REBALANCES], 1);
+    atomic_fetch_add(&p->stats[ENR_STAT_REBALANCE_MS], ue__mono_ms() - started);
+    if (all)
+        rd_kafka_topic_partition_list_destroy(all);
+    free(ids);
+}
+
+void enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason)
+{
+    if (p->fatal)
+        return;
+    p->fatal = err;
+    snprintf(p->fatal_reason, sizeof(p->fatal_reason), "%s", reason);
+    ue__log(&p->log, UE_LOG_ERR, "%s: the processor stops", reason);
 }
 
 /* ---- creation ---------------------------------------------------------------------------- */
@@ -90,15 +145,27 @@ rd_kafka_conf_t *enr__kafka_conf(enr_processor_t *p, const rd_kafka_conf_t *base
     return conf;
 }
 
+static int set(const char *v)
+{
+    return v && *v;
+}
+
 static int make_names(enr_processor_t *p)
 {
     const enr__settings_t *s = &p->conf->s;
-    char buf[600];
-    snprintf(buf, sizeof(buf), "enrich-%s", s->group_id);
-    p->transactional_id = strdup(s->transactional_id ? s->transactional_id : buf);
+    char buf[600], host[256] = "enrich";
+    if (!set(s->instance_id) && gethostname(host, sizeof(host) - 1) == 0)
+        host[sizeof(host) - 1] = '\0';
+    p->instance_id = strdup(set(s->instance_id) ? s->instance_id : host);
+    snprintf(buf, sizeof(buf), "enrich-%s-%s", s->group_id, p->instance_id ? p->instance_id : "");
+    p->transactional_id = strdup(set(s->transactional_id) ? s->transactional_id : buf);
     snprintf(buf, sizeof(buf), "%s.changelog", s->group_id);
-    p->changelog_topic = strdup(s->changelog_topic ? s->changelog_topic : buf);
-    return p->transactional_id && p->changelog_topic ? 0 : -1;
+    p->changelog_topic = strdup(set(s->changelog_topic) ? s->changelog_topic : buf);
+    snprintf(buf, sizeof(buf), "%s.repartition", s->group_id);
+    p->repartition_topic = strdup(set(s->repartition_topic) ? s->repartition_topic : buf);
+    return p->instance_id && p->transactional_id && p->changelog_topic && p->repartition_topic
+               ? 0
+               : -1;
 }
 
 static int open_producer(enr_processor_t *p, char *errstr, size_t errstr_size)
@@ -119,13 +186,15 @@ static int open_producer(enr_processor_t *p, char *errstr, size_t errstr_size)
     return 0;
 }
 
-/* Joins the group; the input topics are subscribed by enr__subscription_refresh(). */
+/* The group consumer, static member "instance.id"; it joins once input topics exist
+ * (enr__subscription_refresh(), now or from enr_poll()). */
 static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = enr__kafka_conf(p, p->conf->consumer);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_stats_cb(conf, enr__on_kafka_stats);
     if (rd_kafka_conf_set(conf, "group.id", p->conf->s.group_id, errstr, errstr_size) ||
+        rd_kafka_conf_set(conf, "group.instance.id", p->instance_id, errstr, errstr_size) ||
         !(p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size))) {
         rd_kafka_conf_destroy(conf);
         return -1;
@@ -136,11 +205,7 @@ static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
     size_t n = sizeof(v);
     if (rd_kafka_conf_get(p->conf->consumer, "queued.min.messages", v, &n) == RD_KAFKA_CONF_OK)
         p->queued_min = atoll(v);
-    if (enr__subscription_refresh(p, 10000) < 0) {
-        ue__errstr(errstr, errstr_size, "subscribe to input.topics failed");
-        return -1;
-    }
-    return 0;
+    return enr__subscription_refresh(p, 10000, errstr, errstr_size) < 0 ? -1 : 0;
 }
 
 void enr__processor_free(enr_processor_t *p)
@@ -153,9 +218,12 @@ void enr__processor_free(enr_processor_t *p)
         rd_kafka_destroy(p->profiles);
     if (p->producer)
         rd_kafka_destroy(p->producer);
+    enr__tasks_free(p);
     enr_pipeline_destroy(p->pipe);
+    free(p->instance_id);
     free(p->transactional_id);
     free(p->changelog_topic);
+    free(p->repartition_topic);
     enr__subscription_free(p);
     if (p->owned)
         rd_kafka_topic_partition_list_destroy(p->owned);
@@ -173,14 +241,11 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
     p->conf = conf;
     ue__kstats_init(&p->kstats);
     p->log = enr__conf_logger(conf, "enrich");
-    p->sink = (enr__sink_t){sink_emit, sink_changelog, p};
     /* The stages and the topic patterns are checked before any connection, so a bad stage
      * list, GeoIP file or regex fails at once instead of after the broker round trips. */
     if (make_names(p) || enr__subscription_init(p, errstr, errstr_size) ||
-        !(p->pipe = enr__pipeline_new(conf, &p->sink, errstr, errstr_size)) ||
+        !(p->pipe = enr__pipeline_new(conf, NULL, NULL, errstr, errstr_size)) ||
         open_producer(p, errstr, errstr_size) ||
-        enr__changelog_ensure(p, errstr, errstr_size) ||
-        enr__state_restore(p, errstr, errstr_size) ||
         enr__profiles_open(p, errstr, errstr_size) ||
         open_consumer(p, errstr, errstr_size)) {
         if (!p->transactional_id)
@@ -188,7 +253,7 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
         enr__processor_free(p);
         return NULL;
     }
-    ue__log(&p->log, UE_LOG_NOTICE, "processor %s started: %s -> %s", p->transactional_id,
-            conf->s.input_topics, conf->s.output_topic);
+    ue__log(&p->log, UE_LOG_NOTICE, "processor %s (group %s) started: %s -> %s",
+            p->instance_id, conf->s.group_id, conf->s.input_topics, conf->s.output_topic);
     return p;
 }

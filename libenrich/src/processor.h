@@ -25,22 +25,45 @@ typedef struct enr__subscription {
     regex_t patterns[ENR__MAX_PATTERNS]; /* the ^regexes of input.topics */
     int npatterns;
     rd_kafka_topic_partition_list_t *names;   /* the plain names of input.topics */
-    rd_kafka_topic_partition_list_t *current; /* subscribed now, sorted by name */
+    rd_kafka_topic_partition_list_t *current; /* input topics read now, sorted by name */
     int64_t next_refresh_ms;
 } enr__subscription_t;
+
+typedef struct enr__merger enr__merger_t;
+
+/*
+ * A task: the unit of work and state, partition p of every input topic (co-partitioned by
+ * user id) plus partition p of the repartition topic. It has its own stages and writes its
+ * state to partition p of the changelog only, so it can move to another processor of the
+ * group with nothing but that partition.
+ */
+typedef struct enr__task {
+    struct enr_processor_s *p;
+    int32_t id;
+    enr_pipeline_t *pipe;
+    enr__sink_t sink;         /* the stages' outputs into the open transaction, partition id */
+    enr__merger_t *merger;    /* window partials of every task whose key hashes here */
+    int64_t horizon_sent;     /* the window horizon last broadcast (INT64_MIN: none) */
+    int64_t horizon_sent_ms;  /* when (monotonic) */
+} enr__task_t;
 
 struct enr_processor_s {
     enr_conf_t *conf;
     ue__logger_t log;
-    rd_kafka_t *consumer;        /* the group consumer of the raw topics */
+    rd_kafka_t *consumer;        /* the group consumer: repartition topic + input topics */
     rd_kafka_queue_t *queue;     /* its message queue */
     rd_kafka_t *producer;        /* transactional: outputs, changelog, offsets */
     rd_kafka_t *profiles;        /* consumer of the profile topic (no group); may be NULL */
     rd_kafka_queue_t *profiles_queue;
-    enr_pipeline_t *pipe;
-    enr__sink_t sink;
+    enr_pipeline_t *pipe;        /* the stages as configured: checked at start, owns the
+                                    profile table every task shares; never runs events */
+    char *instance_id;
     char *transactional_id;
     char *changelog_topic;
+    char *repartition_topic;
+    int32_t ntasks;              /* the input's partition count; 0 until an input topic exists */
+    enr__task_t **tasks;         /* [ntasks], NULL where not owned */
+    int64_t retired[ENR_STAT__CNT]; /* counters of tasks given away, so totals only grow */
     enr__subscription_t sub;
     rd_kafka_topic_partition_list_t *owned; /* assigned partitions, offset: next to process */
     rd_kafka_topic_partition_t *owned_last; /* the entry of the last record (owned.c) */
@@ -53,6 +76,7 @@ struct enr_processor_s {
     int64_t commit_started_ms;   /* when the commit (or abort) of the open transaction began */
     int in_callback;             /* inside the rebalance callback: no recursive commit */
     enr_err_t fatal;             /* set once the processor cannot go on */
+    char fatal_reason[512];
     int produce_failed;          /* a record of the open transaction was refused: abort it */
     _Atomic int stop;
     _Atomic int64_t stats[ENR_STAT__CNT];
@@ -61,29 +85,56 @@ struct enr_processor_s {
 
 /* txn.c */
 int enr__txn_begin(enr_processor_t *p);
-void enr__txn_produce(enr_processor_t *p, const char *topic, const void *key, size_t key_len,
-                      const void *value, size_t value_len, rd_kafka_headers_t *hdrs);
+/* Produces into the open transaction; @p partition RD_KAFKA_PARTITION_UA: by key. */
+void enr__txn_produce(enr_processor_t *p, const char *topic, int32_t partition, const void *key,
+                      size_t key_len, const void *value, size_t value_len,
+                      rd_kafka_headers_t *hdrs);
 /* Flushes the stages, sends the consumed offsets and commits; aborts and rewinds on error. */
 enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms);
 /* Aborts the open transaction and rewinds state and positions to the last commit. */
 enr_err_t enr__txn_abort(enr_processor_t *p, const char *why);
 
 /* state.c */
-int enr__changelog_ensure(enr_processor_t *p, char *errstr, size_t errstr_size);
-/* Restores p->pipe, just built, from the changelog; 0 or -1. */
-int enr__state_restore(enr_processor_t *p, char *errstr, size_t errstr_size);
-/* Replaces p->pipe with a fresh one and restores it (after an abort); 0 or -1. */
-int enr__state_reload(enr_processor_t *p, char *errstr, size_t errstr_size);
+/* Makes sure the changelog and repartition topics exist with ntasks partitions each. */
+int enr__topics_ensure(enr_processor_t *p, char *errstr, size_t errstr_size);
+/* Rebuilds @p t's stages and restores them from its changelog partition; 0 or -1. */
+int enr__task_restore(enr__task_t *t, char *errstr, size_t errstr_size);
 int enr__profiles_open(enr_processor_t *p, char *errstr, size_t errstr_size);
 /* Applies what the profile topic has now (all of it when @p to_end, waiting up to 30 s). */
 void enr__profiles_poll(enr_processor_t *p, int to_end);
 
+/* task.c */
+/* Takes tasks @p ids (restoring each) / gives them away (their state dropped). */
+void enr__tasks_take(enr_processor_t *p, const int32_t *ids, int n);
+void enr__tasks_drop(enr_processor_t *p, const int32_t *ids, int n);
+/* Runs one input record through its task's stages. */
+void enr__task_process(enr_processor_t *p, const rd_kafka_message_t *m);
+/* Before a commit: every owned task's stages flush, window horizons go out. */
+void enr__tasks_flush(enr_processor_t *p);
+/* After an abort: every owned task restored from its changelog partition. 0 or -1. */
+int enr__tasks_reload(enr_processor_t *p, char *errstr, size_t errstr_size);
+void enr__tasks_free(enr_processor_t *p);
+/* The counters of every task, owned now or before, into @p sum[ENR_STAT__CNT]. */
+void enr__tasks_sum_stats(const enr_processor_t *p, int64_t *sum);
+/* Fresh stages and merger for @p t (state.c restores them); 0 or -1. */
+int enr__task_rebuild(enr__task_t *t, char *errstr, size_t errstr_size);
+/* Hands a record of @p t's changelog partition to its merger or its stages. */
+void enr__task_apply_changelog(enr__task_t *t, const void *key, size_t key_len,
+                               const void *value, size_t value_len);
+
 /* subscribe.c */
 int enr__subscription_init(enr_processor_t *p, char *errstr, size_t errstr_size);
 void enr__subscription_free(enr_processor_t *p);
-/* Subscribes to the input topics the cluster has now when they changed (every few seconds;
- * a metadata request of at most @p timeout_ms). 1 when the subscription changed, 0, -1. */
-int enr__subscription_refresh(enr_processor_t *p, int timeout_ms);
+/* Looks for input topics the cluster has now (every few seconds; a metadata request of at
+ * most @p timeout_ms). The first time some exist it checks their partition counts, makes
+ * sure the internal topics exist and joins the group; later ones are assigned for the
+ * tasks owned. 1 when the input topics changed, 0, or -1 with the reason (fatal: the topics
+ * are not co-partitioned, or an internal topic has the wrong count). */
+int enr__subscription_refresh(enr_processor_t *p, int timeout_ms, char *errstr,
+                              size_t errstr_size);
+/* Partition @p task of the repartition topic and of every input topic, appended to @p l. */
+void enr__task_partitions(const enr_processor_t *p, int32_t task,
+                          rd_kafka_topic_partition_list_t *l);
 /* 1 when @p topic is one the processor writes (never read as input). */
 int enr__is_output(const enr_processor_t *p, const char *topic);
 
@@ -91,11 +142,17 @@ int enr__is_output(const enr_processor_t *p, const char *topic);
 /* The partitions now owned (NULL: none), each with the next offset to process (or
  * RD_KAFKA_OFFSET_INVALID: from the first record that comes). */
 void enr__owned_set(enr_processor_t *p, const rd_kafka_topic_partition_list_t *parts);
+/* Partitions added to (@p add 1) or removed from (0) what is owned. */
+void enr__owned_change(enr_processor_t *p, const rd_kafka_topic_partition_list_t *parts,
+                       int add);
 /* 1 when the record at @p offset is to be processed now (and counts as processed once the
  * open transaction commits); 0 for a record of a partition not owned, or a stale one. */
 int enr__owned_take(enr_processor_t *p, const char *topic, int32_t partition, int64_t offset);
 /* The offsets the open transaction commits: owned partitions with a processed record. */
 rd_kafka_topic_partition_list_t *enr__owned_offsets(const enr_processor_t *p);
+
+/* processor.c: adds (@p add 1) or removes partitions of the consumer's assignment. */
+void enr__assignment_change(enr_processor_t *p, rd_kafka_topic_partition_list_t *parts, int add);
 
 /* monitor.c: the group consumer's statistics callback (served by enr_poll()). */
 int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque);
@@ -103,6 +160,9 @@ int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaqu
 /* A copy of @p base for one of the processor's clients: opaque @p p, librdkafka's log lines
  * through the processor's logger. */
 rd_kafka_conf_t *enr__kafka_conf(enr_processor_t *p, const rd_kafka_conf_t *base);
+
+/* Stops the processor for good with @p err and its reason (logged; enr_poll returns it). */
+void enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason);
 
 /* Frees the clients and the pipeline (no commit, no group leave). */
 void enr__processor_free(enr_processor_t *p);

@@ -1,7 +1,7 @@
 /*
- * processor_step.c - one step of a processor (enr_poll) and its end: consume a batch, run each
- * record through the stages inside the open transaction, send what fails to the dead-letter
- * topic, commit when the transaction is due; stop, destroy, statistics.
+ * processor_step.c - one step of a processor (enr_poll) and its end: consume a batch of
+ * records, hand each to its task (task.c) inside the open transaction, commit when the
+ * transaction is due; stop, destroy, statistics.
  */
 #include "processor.h"
 #include "ue_props.h"
@@ -12,43 +12,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void dead_letter(enr_processor_t *p, const rd_kafka_message_t *m, const char *reason)
+/* An error the consumer reports with a record: fatal ones (another process took this
+ * instance.id) stop the processor with librdkafka's reason. */
+static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
 {
-    char partition[16], offset[24];
-    snprintf(partition, sizeof(partition), "%" PRId32, m->partition);
-    snprintf(offset, sizeof(offset), "%" PRId64, m->offset);
-    rd_kafka_headers_t *h = rd_kafka_headers_new(4);
-    rd_kafka_header_add(h, "ue-dlq-reason", -1, reason, -1);
-    rd_kafka_header_add(h, "ue-source-topic", -1, rd_kafka_topic_name(m->rkt), -1);
-    rd_kafka_header_add(h, "ue-source-partition", -1, partition, -1);
-    rd_kafka_header_add(h, "ue-source-offset", -1, offset, -1);
-    enr__txn_produce(p, p->conf->s.dead_letter_topic, m->key, m->key_len, m->payload, m->len, h);
-    ue__log(&p->log, UE_LOG_INFO, "dead letter %s/%s@%s: %s", rd_kafka_topic_name(m->rkt),
-            partition, offset, reason);
-}
-
-static void process_one(enr_processor_t *p, const rd_kafka_message_t *m)
-{
-    rd_kafka_timestamp_type_t tstype;
-    enr__source_t src = {.topic = rd_kafka_topic_name(m->rkt),
-                         .partition = m->partition,
-                         .offset = m->offset,
-                         .timestamp_ms = rd_kafka_message_timestamp(m, &tstype)};
-    const uint8_t *out;
-    size_t out_len;
-    char reason[512];
-
-    atomic_fetch_add_explicit(&p->stats[ENR_STAT_CONSUMED], 1, memory_order_relaxed);
-    enr_verdict_t v = enr__pipeline_run(p->pipe, m->payload ? m->payload : "", m->len, &src,
-                                        &out, &out_len, reason, sizeof(reason));
-    if (v == ENR_KEEP) {
-        enr__txn_produce(p, p->conf->s.output_topic, m->key, m->key_len, out, out_len, NULL);
-        atomic_fetch_add_explicit(&p->stats[ENR_STAT_ENRICHED], 1, memory_order_relaxed);
-    } else if (v == ENR_FAIL) {
-        dead_letter(p, m, reason);
-        atomic_fetch_add_explicit(&p->stats[ENR_STAT_DEAD_LETTERS], 1, memory_order_relaxed);
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+        return;
+    if (m->err != RD_KAFKA_RESP_ERR__FATAL) {
+        ue__log(&p->log, UE_LOG_WARNING, "consume: %s", rd_kafka_message_errstr(m));
+        return;
     }
-    p->txn_events++;
+    char why[400], reason[512];
+    rd_kafka_resp_err_t err = rd_kafka_fatal_error(p->consumer, why, sizeof(why));
+    snprintf(reason, sizeof(reason), "consumer: %s%s", why,
+             err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID
+                 ? " (another processor runs with this instance.id)"
+                 : "");
+    enr__processor_fail(p, err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID ? ENR_ERR_FENCED
+                                                                        : ENR_ERR_KAFKA,
+                        reason);
 }
 
 /* librdkafka before 2.1 decides whether to fetch again only on its broker thread's own I/O or
@@ -95,7 +77,11 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
 
     size_t max = (size_t)p->conf->s.batch_max_events;
     enr__profiles_poll(p, 0);
-    enr__subscription_refresh(p, 1000);
+    char errstr[512];
+    if (enr__subscription_refresh(p, 1000, errstr, sizeof(errstr)) < 0) {
+        enr__processor_fail(p, ENR_ERR_KAFKA, errstr);
+        return p->fatal;
+    }
     /* An open transaction waits for input only until it is due, not past it (nor spins). */
     int wait = timeout_ms;
     if (p->in_txn) {
@@ -111,12 +97,11 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
         if (!m)
             break;
         if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                ue__log(&p->log, UE_LOG_WARNING, "consume: %s", rd_kafka_message_errstr(m));
+            consumer_error(p, m);
         } else if (!p->fatal &&
                    enr__owned_take(p, rd_kafka_topic_name(m->rkt), m->partition, m->offset) &&
                    enr__txn_begin(p) == 0) {
-            process_one(p, m);
+            enr__task_process(p, m);
             processed++;
         }
         rd_kafka_message_destroy(m);
@@ -169,12 +154,17 @@ enr_err_t enr_processor_destroy(enr_processor_t *p, int timeout_ms)
 
 void enr__processor_publish_stats(enr_processor_t *p)
 {
-    const int64_t *s = enr__pipeline_stats(p->pipe);
-    static const enr_stat_t from_pipeline[] = {ENR_STAT_DROPPED, ENR_STAT_AGGREGATES,
-                                               ENR_STAT_ALERTS, ENR_STAT_LATE_EVENTS,
-                                               ENR_STAT_RESTORED};
-    for (size_t i = 0; i < sizeof(from_pipeline) / sizeof(from_pipeline[0]); i++)
-        atomic_store(&p->stats[from_pipeline[i]], s[from_pipeline[i]]);
+    int64_t sum[ENR_STAT__CNT];
+    enr__tasks_sum_stats(p, sum);
+    static const enr_stat_t from_tasks[] = {ENR_STAT_DROPPED, ENR_STAT_AGGREGATES,
+                                            ENR_STAT_ALERTS, ENR_STAT_LATE_EVENTS,
+                                            ENR_STAT_RESTORED};
+    for (size_t i = 0; i < sizeof(from_tasks) / sizeof(from_tasks[0]); i++)
+        atomic_store(&p->stats[from_tasks[i]], sum[from_tasks[i]]);
+    int64_t owned = 0;
+    for (int32_t i = 0; i < p->ntasks; i++)
+        owned += p->tasks[i] != NULL;
+    atomic_store(&p->stats[ENR_STAT_TASKS], owned);
     void *profiles = enr__pipeline_profiles(p->pipe);
     atomic_store(&p->stats[ENR_STAT_PROFILES], profiles ? enr__profile_count(profiles) : 0);
 }

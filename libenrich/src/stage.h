@@ -30,6 +30,11 @@ typedef struct enr__sink {
                  const void *value, size_t value_len);
     void (*changelog)(void *opaque, const char *stage, const void *key, size_t key_len,
                       const void *value, size_t value_len);
+    /* Set in a processor's tasks: the window stage sends partial aggregates here (to the
+     * task that merges key @p key), and with @p broadcast its closed horizon (to every
+     * task), instead of emitting final aggregates. NULL: a single pipeline, finals. */
+    void (*partial)(void *opaque, const void *key, size_t key_len, const void *value,
+                    size_t value_len, int broadcast);
     void *opaque;
 } enr__sink_t;
 
@@ -54,6 +59,14 @@ enr_stage_t *enr__stage_profile_new(const enr__settings_t *s);
 enr_stage_t *enr__stage_session_new(const enr__settings_t *s);
 enr_stage_t *enr__stage_window_new(const enr__settings_t *s);
 enr_stage_t *enr__stage_anomaly_new(const enr__settings_t *s);
+
+/* Merging in a task (merge.c), on a window stage's state: adds the partial aggregate of
+ * window key @p key (counted as late in @p stats when that window is closed here already);
+ * 0, or -1 for a record that is not one. */
+int enr__window_merge(void *state, const void *key, size_t key_len, const void *value,
+                      size_t value_len, int64_t *stats);
+/* Reads a task's closed horizon sent by the window stage; 0, or -1 when it is not one. */
+int enr__window_horizon_decode(const void *value, size_t value_len, int64_t *horizon);
 
 /* The profile stage's table, fed by the processor's profile consumer or by tests. */
 /* Upserts the profile of @p user_id from its encoded value; @p len 0 deletes it. 0 or -1. */

@@ -40,7 +40,8 @@
 
 /* Most open windows, all types together (10000 x at most 64 KiB of user set). */
 #define WINDOW_MAX_OPEN 10000
-#define VALUE_VERSION 1
+#define VALUE_VERSION 1   /* a window's value: changelog and partial aggregate */
+#define HORIZON_VERSION 2 /* a task's closed horizon, sent to every merging task */
 #define CLOSED_KEY "_closed"
 
 typedef struct window {
@@ -243,10 +244,26 @@ static void emit_aggregate(wstate_t *st, enr_ctx_t *ctx, const window_t *w)
         stat_add(ctx, ENR_STAT_AGGREGATES);
 }
 
+/* The window's count, sum and users at the start of the reused buffer (the changelog value,
+ * and a partial aggregate); NULL when out of memory. */
+static const uint8_t *encode_window(wstate_t *st, const window_t *w, size_t *len)
+{
+    size_t size = 1 + 8 + 8 + enr__distinct_encoded_size(&w->users);
+    uint8_t *p = enr__buf_reserve(&st->buf, &st->buf_cap, size);
+    if (!p)
+        return NULL;
+    *p++ = VALUE_VERSION;
+    p = enr__le_put64(p, w->count);
+    p = enr__le_put_double(p, w->sum);
+    p = enr__distinct_encode(&w->users, p);
+    *len = (size_t)(p - st->buf);
+    return st->buf;
+}
+
 /* Writes the window's state (value NULL: its deletion) to the changelog. */
 static void persist(wstate_t *st, enr_ctx_t *ctx, window_t *w, int deleted)
 {
-    size_t klen;
+    size_t klen, vlen;
     const char *key = window_key(st, w, &klen);
     if (!key)
         return;
@@ -255,17 +272,31 @@ static void persist(wstate_t *st, enr_ctx_t *ctx, window_t *w, int deleted)
             enr_ctx_changelog_put(ctx, key, klen, NULL, 0);
         return;
     }
-    size_t size = 1 + 8 + 8 + enr__distinct_encoded_size(&w->users);
-    uint8_t *p = enr__buf_reserve(&st->buf, &st->buf_cap, size);
-    if (!p)
+    const uint8_t *value = encode_window(st, w, &vlen);
+    if (!value)
         return; /* stays dirty: written by a later flush */
-    *p++ = VALUE_VERSION;
-    p = enr__le_put64(p, w->count);
-    p = enr__le_put_double(p, w->sum);
-    p = enr__distinct_encode(&w->users, p);
-    enr_ctx_changelog_put(ctx, key, klen, st->buf, (size_t)(p - st->buf));
+    enr_ctx_changelog_put(ctx, key, klen, value, vlen);
     w->dirty = 0;
     w->persisted = 1;
+}
+
+/* A closed window out: its final aggregate, or in a processor's task its partial for the
+ * task that merges the window's key. */
+static void close_window(wstate_t *st, enr_ctx_t *ctx, const window_t *w)
+{
+    if (!ctx->sink->partial) {
+        emit_aggregate(st, ctx, w);
+        return;
+    }
+    size_t klen, vlen;
+    char key[600];
+    const char *k = window_key(st, w, &klen);
+    if (!k || klen > sizeof(key))
+        return;
+    memcpy(key, k, klen);
+    const uint8_t *value = encode_window(st, w, &vlen);
+    if (value)
+        ctx->sink->partial(ctx->sink->opaque, key, klen, value, vlen, 0);
 }
 
 static int closing_cmp(const void *a, const void *b)
@@ -288,7 +319,7 @@ static void window_flush(void *state, enr_ctx_t *ctx, void *opaque)
     if (st->n_closing)
         qsort(st->closing, st->n_closing, sizeof(*st->closing), closing_cmp);
     for (size_t i = 0; i < st->n_closing; i++) {
-        emit_aggregate(st, ctx, st->closing[i]);
+        close_window(st, ctx, st->closing[i]);
         persist(st, ctx, st->closing[i], 1);
         window_free(st->closing[i]);
     }
@@ -299,6 +330,11 @@ static void window_flush(void *state, enr_ctx_t *ctx, void *opaque)
         if (((window_t *)n)->dirty)
             persist(st, ctx, (window_t *)n, 0);
     enr__horizon_persist(&st->closed, ctx, CLOSED_KEY, strlen(CLOSED_KEY));
+    if (ctx->sink->partial && st->closed.end != INT64_MIN) { /* the mergers wait for it */
+        uint8_t h[9] = {HORIZON_VERSION};
+        enr__le_put64(h + 1, (uint64_t)st->closed.end);
+        ctx->sink->partial(ctx->sink->opaque, NULL, 0, h, sizeof(h), 1);
+    }
 }
 
 /* ---- restore ------------------------------------------------------------------------------ */
@@ -321,19 +357,30 @@ static size_t parse_key(const char *key, size_t len, int64_t *start)
     return slash - 1;
 }
 
+/* Reads a window's value (changelog or partial); 0, or -1 when invalid (@p users freed). */
+static int decode_value(const void *value, size_t value_len, uint64_t *count, double *sum,
+                        enr__distinct_t *users)
+{
+    enr__le_reader_t r = enr__le_reader(value, value_len);
+    uint8_t version = enr__le_get8(&r);
+    *count = enr__le_get64(&r);
+    *sum = enr__le_get_double(&r);
+    if (!r.ok || version != VALUE_VERSION || enr__distinct_decode(users, &r) || r.p != r.end) {
+        enr__distinct_free(users);
+        return -1;
+    }
+    return 0;
+}
+
 /* Rebuilds a window from its changelog value; 0, or -1 when the value is invalid. */
 static int restore_window(wstate_t *st, const char *type, size_t len, int64_t start,
                           const void *value, size_t value_len)
 {
-    enr__le_reader_t r = enr__le_reader(value, value_len);
     enr__distinct_t users = {0};
-    uint8_t version = enr__le_get8(&r);
-    uint64_t count = enr__le_get64(&r);
-    double sum = enr__le_get_double(&r);
-    if (!r.ok || version != VALUE_VERSION || enr__distinct_decode(&users, &r) || r.p != r.end) {
-        enr__distinct_free(&users);
+    uint64_t count;
+    double sum;
+    if (decode_value(value, value_len, &count, &sum, &users))
         return -1;
-    }
     window_t *w = window_new(st, type, len, start, window_hash(type, len, start));
     if (!w) {
         enr__distinct_free(&users);
@@ -363,6 +410,49 @@ static int window_restore(void *state, const void *key, size_t key_len, const vo
         window_free(w);
     }
     return value ? restore_window(st, key, len, start, value, value_len) : 0;
+}
+
+/* ---- merging the partials of a processor's tasks (merge.c) -------------------------------- */
+
+int enr__window_merge(void *state, const void *key, size_t key_len, const void *value,
+                      size_t value_len, int64_t *stats)
+{
+    wstate_t *st = state;
+    int64_t start;
+    size_t len = parse_key(key, key_len, &start);
+    enr__distinct_t users = {0};
+    uint64_t count;
+    double sum;
+    if (!len || decode_value(value, value_len, &count, &sum, &users))
+        return -1;
+    if (is_closed(st, start)) { /* merged and emitted already: its events came late */
+        stats[ENR_STAT_LATE_EVENTS] += (int64_t)count;
+        enr__distinct_free(&users);
+        return 0;
+    }
+    uint64_t h = window_hash(key, len, start);
+    window_t *w = window_find(st, key, len, start, h);
+    if (!w && st->open.count >= WINDOW_MAX_OPEN)
+        force_close_oldest(st);
+    if (!w && !is_closed(st, start))
+        w = window_new(st, key, len, start, h);
+    int rc = w && !enr__distinct_merge(&w->users, &users) ? 0 : -1;
+    if (w) {
+        w->count += count;
+        w->sum += sum;
+        w->dirty = 1;
+    }
+    enr__distinct_free(&users);
+    return rc;
+}
+
+int enr__window_horizon_decode(const void *value, size_t value_len, int64_t *horizon)
+{
+    const uint8_t *v = value;
+    if (value_len != 9 || v[0] != HORIZON_VERSION)
+        return -1;
+    *horizon = (int64_t)enr__le_load64(v + 1);
+    return enr__time_ok(*horizon) ? 0 : -1;
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* A consumer without a group, for reading whole topics (changelog, profiles). */
 static rd_kafka_t *reader_new(enr_processor_t *p, char *errstr, size_t errstr_size)
@@ -47,44 +48,44 @@ static int assign_all(rd_kafka_t *rk, const char *topic)
     return n;
 }
 
-/* 1 when @p topic exists (per the cluster's metadata). */
-static int topic_exists(rd_kafka_t *rk, const char *topic)
+/* The partition count of @p topic: 0 when it does not exist, -1 when the cluster did not
+ * answer. Asked with the list of all topics: a request naming the topic would make a broker
+ * with auto.create.topics.enable create it, with its default partition count. */
+static int partition_count(rd_kafka_t *rk, const char *topic)
 {
     const rd_kafka_metadata_t *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-    int exists = rd_kafka_metadata(rk, 0, rkt, &md, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-                 md->topic_cnt == 1 && !md->topics[0].err;
-    if (md)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(rkt);
-    return exists;
+    if (rd_kafka_metadata(rk, 1, NULL, &md, 10000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return -1;
+    int n = 0;
+    for (int i = 0; i < md->topic_cnt && !n; i++)
+        if (!strcmp(md->topics[i].topic, topic) && !md->topics[i].err)
+            n = md->topics[i].partition_cnt;
+    rd_kafka_metadata_destroy(md);
+    return n;
 }
 
-int enr__changelog_ensure(enr_processor_t *p, char *errstr, size_t errstr_size)
+/* Creates @p topic with @p partitions partitions (compacted when @p compact). 0 or -1. */
+static int create_topic(enr_processor_t *p, const char *topic, int partitions, int compact,
+                        char *errstr, size_t errstr_size)
 {
-    /* An existing topic is used as it is (an operator may have made it; the mock cluster
-     * of the demo cannot create topics through the admin API). */
-    if (topic_exists(p->producer, p->changelog_topic))
-        return 0;
-    rd_kafka_NewTopic_t *nt =
-        rd_kafka_NewTopic_new(p->changelog_topic, 1, -1, errstr, errstr_size);
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, partitions, -1, errstr, errstr_size);
     if (!nt)
         return -1;
-    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    if (compact)
+        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
     rd_kafka_queue_t *q = rd_kafka_queue_new(p->producer);
     rd_kafka_CreateTopics(p->producer, &nt, 1, NULL, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     int rc = -1;
     if (!ev) {
-        ue__errstr(errstr, errstr_size, "changelog %s: no answer to create", p->changelog_topic);
+        ue__errstr(errstr, errstr_size, "%s: no answer to create", topic);
     } else {
         size_t cnt;
         const rd_kafka_topic_result_t **res =
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
         rd_kafka_resp_err_t err = cnt ? rd_kafka_topic_result_error(res[0]) : rd_kafka_event_error(ev);
         if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-            ue__errstr(errstr, errstr_size, "changelog %s: %s", p->changelog_topic,
-                       rd_kafka_err2str(err));
+            ue__errstr(errstr, errstr_size, "%s: %s", topic, rd_kafka_err2str(err));
         else
             rc = 0;
         rd_kafka_event_destroy(ev);
@@ -94,10 +95,47 @@ int enr__changelog_ensure(enr_processor_t *p, char *errstr, size_t errstr_size)
     return rc;
 }
 
+/* @p topic with ntasks partitions: created when missing, refused with another count. An
+ * existing topic is used as it is (an operator may have made it; the mock cluster of the demo
+ * cannot create topics through the admin API). */
+static int ensure_topic(enr_processor_t *p, const char *topic, int compact, char *errstr,
+                        size_t errstr_size)
+{
+    int n = partition_count(p->producer, topic);
+    if (n < 0) {
+        ue__errstr(errstr, errstr_size, "%s: the cluster did not answer", topic);
+        return -1;
+    }
+    if (n == 0 && create_topic(p, topic, p->ntasks, compact, errstr, errstr_size))
+        return -1;
+    for (int tries = 0; n == 0 && tries < 100; tries++) { /* until its metadata shows it */
+        struct timespec step = {0, 100 * 1000000};
+        nanosleep(&step, NULL);
+        n = partition_count(p->producer, topic);
+    }
+    if (n != p->ntasks) {
+        ue__errstr(errstr, errstr_size,
+                   "%s has %d partitions, but the input topics have %d (one per task): "
+                   "delete it or name another with %s",
+                   topic, n, (int)p->ntasks,
+                   compact ? "changelog.topic" : "repartition.topic");
+        return -1;
+    }
+    return 0;
+}
+
+int enr__topics_ensure(enr_processor_t *p, char *errstr, size_t errstr_size)
+{
+    return ensure_topic(p, p->changelog_topic, 1, errstr, errstr_size) ||
+                   ensure_topic(p, p->repartition_topic, 0, errstr, errstr_size)
+               ? -1
+               : 0;
+}
+
 /* Reads @p rk's assignment to the end, handing each record to @p apply. */
 static int read_to_end(rd_kafka_t *rk, int partitions, int timeout_ms,
-                       void (*apply)(enr_processor_t *, const rd_kafka_message_t *),
-                       enr_processor_t *p)
+                       void (*apply)(void *, const rd_kafka_message_t *), void *opaque,
+                       const ue__logger_t *log)
 {
     int at_end = 0;
     int64_t deadline = ue__mono_ms() + timeout_ms;
@@ -108,70 +146,53 @@ static int read_to_end(rd_kafka_t *rk, int partitions, int timeout_ms,
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
             at_end++;
         else if (!m->err)
-            apply(p, m);
+            apply(opaque, m);
         else
-            ue__log(&p->log, UE_LOG_WARNING, "reading %s: %s", rd_kafka_topic_name(m->rkt),
+            ue__log(log, UE_LOG_WARNING, "reading %s: %s", rd_kafka_topic_name(m->rkt),
                     rd_kafka_message_errstr(m));
         rd_kafka_message_destroy(m);
     }
     return at_end < partitions ? -1 : 0;
 }
 
-static void apply_changelog(enr_processor_t *p, const rd_kafka_message_t *m)
+static void apply_changelog(void *opaque, const rd_kafka_message_t *m)
 {
-    if (m->key && enr__pipeline_restore(p->pipe, m->key, m->key_len, m->payload, m->len) < 0)
-        ue__log(&p->log, UE_LOG_INFO, "changelog: a record of no configured stage; skipped");
+    if (m->key)
+        enr__task_apply_changelog(opaque, m->key, m->key_len, m->payload, m->len);
 }
 
-/* The input partitions the consumer holds now, registered with the pipeline's event clock
- * (enr__clock_assign): a rebuilt pipeline must not forget the ones not read yet. */
-static void assign_clocks(enr_processor_t *p)
+int enr__task_restore(enr__task_t *t, char *errstr, size_t errstr_size)
 {
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (!p->consumer || rd_kafka_assignment(p->consumer, &parts) || !parts)
-        return;
-    for (int i = 0; i < parts->cnt; i++)
-        enr__clock_assign(p->pipe, parts->elems[i].topic, parts->elems[i].partition);
-    rd_kafka_topic_partition_list_destroy(parts);
-}
-
-int enr__state_reload(enr_processor_t *p, char *errstr, size_t errstr_size)
-{
-    enr_pipeline_t *fresh = enr__pipeline_new(p->conf, &p->sink, errstr, errstr_size);
-    if (!fresh)
+    enr_processor_t *p = t->p;
+    int64_t started = ue__mono_ms();
+    if (enr__task_rebuild(t, errstr, errstr_size))
         return -1;
-    enr_pipeline_destroy(p->pipe);
-    p->pipe = fresh;
-    return enr__state_restore(p, errstr, errstr_size);
-}
-
-int enr__state_restore(enr_processor_t *p, char *errstr, size_t errstr_size)
-{
-    assign_clocks(p);
     rd_kafka_t *rk = reader_new(p, errstr, errstr_size);
     if (!rk)
         return -1;
-    int parts = assign_all(rk, p->changelog_topic);
-    int rc = parts ? read_to_end(rk, parts, 120000, apply_changelog, p) : 0;
+    rd_kafka_topic_partition_list_t *part = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(part, p->changelog_topic, t->id)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk, part);
+    rd_kafka_topic_partition_list_destroy(part);
+    int64_t before = enr__pipeline_stats(t->pipe)[ENR_STAT_RESTORED];
+    int rc = read_to_end(rk, 1, 120000, apply_changelog, t, &p->log);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     if (rc) {
-        ue__errstr(errstr, errstr_size, "changelog %s: not read to its end in time",
-                   p->changelog_topic);
+        ue__errstr(errstr, errstr_size, "changelog %s [%d]: not read to its end in time",
+                   p->changelog_topic, (int)t->id);
         return -1;
     }
-    if (p->profiles) { /* the new pipeline's profile table starts empty: read them again */
-        rd_kafka_assign(p->profiles, NULL);
-        enr__profiles_poll(p, 1);
-    }
-    enr__processor_publish_stats(p);
-    ue__log(&p->log, UE_LOG_INFO, "restored %lld changelog record(s)",
-            (long long)enr__pipeline_stats(p->pipe)[ENR_STAT_RESTORED]);
+    ue__log(&p->log, UE_LOG_INFO, "task %d: restored %lld changelog record(s) in %lld ms",
+            (int)t->id, (long long)(enr__pipeline_stats(t->pipe)[ENR_STAT_RESTORED] - before),
+            (long long)(ue__mono_ms() - started));
     return 0;
 }
 
-static void apply_profile(enr_processor_t *p, const rd_kafka_message_t *m)
+static void apply_profile(void *opaque, const rd_kafka_message_t *m)
 {
+    enr_processor_t *p = opaque;
     void *table = enr__pipeline_profiles(p->pipe);
     char user[512];
     if (!table || !m->key || m->key_len >= sizeof(user))
@@ -201,7 +222,7 @@ void enr__profiles_poll(enr_processor_t *p, int to_end)
         /* Not assigned yet (the topic may not exist yet): try again. */
         int parts = assign_all(p->profiles, p->conf->s.profile_topic);
         if (parts && to_end)
-            read_to_end(p->profiles, parts, 30000, apply_profile, p);
+            read_to_end(p->profiles, parts, 30000, apply_profile, p, &p->log);
     } else {
         rd_kafka_message_t *m;
         while ((m = rd_kafka_consumer_poll(p->profiles, 0))) {

@@ -44,12 +44,14 @@ static void report(enr_processor_t *p, enr_err_t result)
     p->in_callback = was_inside;
 }
 
-void enr__txn_produce(enr_processor_t *p, const char *topic, const void *key, size_t key_len,
-                      const void *value, size_t value_len, rd_kafka_headers_t *hdrs)
+void enr__txn_produce(enr_processor_t *p, const char *topic, int32_t partition, const void *key,
+                      size_t key_len, const void *value, size_t value_len,
+                      rd_kafka_headers_t *hdrs)
 {
     rd_kafka_resp_err_t err;
     for (;;) {
         err = rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
+                                RD_KAFKA_V_PARTITION(partition),
                                 RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
@@ -91,7 +93,7 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     if (!p->in_txn)
         return ENR_OK;
     p->commit_started_ms = ue__mono_ms();
-    enr__pipeline_flush(p->pipe, enr__pipeline_event_clock(p->pipe));
+    enr__tasks_flush(p);
     if (p->produce_failed)
         return enr__txn_abort(p, "a record could not be produced");
 
@@ -157,7 +159,7 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
     atomic_fetch_add(&p->stats[ENR_STAT_TXN_ABORTS], 1);
     p->produce_failed = 0;
     char errstr[512];
-    if (enr__state_reload(p, errstr, sizeof(errstr))) {
+    if (enr__tasks_reload(p, errstr, sizeof(errstr))) {
         ue__log(&p->log, UE_LOG_ERR, "restore after abort: %s", errstr);
         p->fatal = ENR_ERR_KAFKA;
         report(p, p->fatal);

@@ -120,7 +120,7 @@ static void track_stream(void)
         if ((i + 1) % (EVENTS / (NEW_TOPICS + 1)) == 0 && i + 1 < EVENTS) {
             char topic[128];
             snprintf(topic, sizeof(topic), "%s.raw.new%zu", in.prefix, i);
-            assert_int_equal(it_create_topic(topic, 1), 0);
+            assert_int_equal(it_create_topic(topic, 3), 0); /* co-partitioned */
         }
         if ((i + 1) % CHUNK == 0) { /* pace the stream: rate control, not synchronisation */
             int64_t left = start + (int64_t)(i + 1) * 1000 / RATE - now_ms();

@@ -43,6 +43,10 @@ static void mock_start(mock_t *m)
     assert_non_null(m->cluster);
     m->bootstrap = rd_kafka_mock_cluster_bootstraps(m->cluster);
     assert_int_equal(rd_kafka_mock_topic_create(m->cluster, TOPIC, 3, 3), 0);
+    /* The processor's internal topics, one partition per task (the mock cluster cannot
+     * create topics through the admin API). */
+    assert_int_equal(rd_kafka_mock_topic_create(m->cluster, "enrich.changelog", 3, 3), 0);
+    assert_int_equal(rd_kafka_mock_topic_create(m->cluster, "enrich.repartition", 3, 3), 0);
 }
 
 static void mock_stop(mock_t *m)

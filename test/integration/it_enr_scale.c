@@ -1,0 +1,485 @@
+/*
+ * it_enr_scale.c - libenrich scales out: processors of one group share the tasks (one per
+ * input partition) and their state, on a real broker.
+ *
+ * test_processors_join_and_leave_each_event_once proves: while a stream flows, the group
+ * goes from 1 to 3 processors and back to 2; each input event is enriched exactly once, every
+ * event has the session a single uninterrupted processor gives it, and the window aggregates
+ * (merged across tasks) equal a recomputation from the input.
+ *
+ * test_misconfiguration_is_refused_with_the_reason proves: raw topics with different
+ * partition counts, or a changelog with the wrong count, stop enr_processor_new() with a
+ * message naming the topics, and nothing is written.
+ */
+#include "enriched.pb-c.h"
+#include "enrich.h"
+#include "itutil.h"
+#include "testutil.h"
+#include "userevents.h"
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#define PARTITIONS 6
+#define EVENTS 48000
+#define RATE 4000            /* events per second: a stream of 12 s */
+#define USERS 300
+#define TYPES 3
+#define STEP_MS 7            /* event time between two events */
+#define WINDOW_MS 10000
+#define BASE_MS INT64_C(1790000000000) /* a window boundary */
+#define SENTINEL_MS (BASE_MS + INT64_C(36000000))
+
+static const char *const TYPE_NAMES[TYPES] = {"page_view", "click", "purchase"};
+
+static struct {
+    char prefix[64];
+    uint8_t (*ids)[16];
+    size_t n;
+} in;
+
+/* ---- processors --------------------------------------------------------------------------- */
+
+typedef struct runner {
+    enr_processor_t *p;
+    pthread_t thread;
+    enr_err_t rc;
+    int running;
+} runner_t;
+
+static void *run_thread(void *arg)
+{
+    runner_t *r = arg;
+    r->rc = enr_run(r->p);
+    return NULL;
+}
+
+/* A processor of group @p group writing "<prefix>.<group>.*", instance @p instance. */
+static enr_conf_t *conf_for(const char *group, const char *instance, const char *input)
+{
+    char kv[20][300], errstr[512];
+    size_t n = 0;
+    snprintf(kv[n++], 300, "kafka.bootstrap.servers=%s", it_bootstrap());
+    snprintf(kv[n++], 300, "group.id=%s.%s", in.prefix, group);
+    snprintf(kv[n++], 300, "instance.id=%s", instance);
+    snprintf(kv[n++], 300, "input.topics=%s", input);
+    snprintf(kv[n++], 300, "output.topic=%s.%s.enriched", in.prefix, group);
+    snprintf(kv[n++], 300, "dead_letter.topic=%s.%s.dlq", in.prefix, group);
+    snprintf(kv[n++], 300, "aggregates.topic=%s.%s.agg", in.prefix, group);
+    snprintf(kv[n++], 300, "alerts.topic=%s.%s.alerts", in.prefix, group);
+    snprintf(kv[n++], 300, "profile.topic=%s.profiles", in.prefix);
+    snprintf(kv[n++], 300, "stages=dedup,session,window");
+    snprintf(kv[n++], 300, "session.gap.ms=60000");
+    snprintf(kv[n++], 300, "window.size.ms=%d", WINDOW_MS);
+    snprintf(kv[n++], 300, "window.idle.timeout.ms=0");
+    snprintf(kv[n++], 300, "log.level=notice");
+    enr_conf_t *conf = enr_conf_new();
+    for (size_t i = 0; i < n; i++) {
+        char *eq = strchr(kv[i], '=');
+        *eq = '\0';
+        if (enr_conf_set(conf, kv[i], eq + 1, errstr, sizeof(errstr)) != ENR_CONF_OK)
+            fail_msg("%s: %s", kv[i], errstr);
+    }
+    return conf;
+}
+
+static void start(runner_t *r, const char *group, const char *instance)
+{
+    char errstr[512], input[128];
+    snprintf(input, sizeof(input), "%s.all", in.prefix);
+    r->p = enr_processor_new(conf_for(group, instance, input), errstr, sizeof(errstr));
+    if (!r->p)
+        fail_msg("enr_processor_new: %s", errstr);
+    assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
+    r->running = 1;
+}
+
+static void stop(runner_t *r)
+{
+    if (!r->running)
+        return;
+    enr_stop(r->p);
+    pthread_join(r->thread, NULL);
+    assert_int_equal(r->rc, ENR_OK);
+    assert_int_equal(enr_processor_destroy(r->p, 10000), ENR_OK);
+    r->running = 0;
+}
+
+/* ---- input ------------------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static ue_client_t *tracker(void)
+{
+    char template[128], errstr[512];
+    snprintf(template, sizeof(template), "%s.all", in.prefix);
+    const char *kv[] = {"log.level=error", NULL};
+    ue_conf_t *conf = tu_conf(kv);
+    ue_conf_set(conf, "kafka.bootstrap.servers", it_bootstrap(), errstr, sizeof(errstr));
+    ue_conf_set(conf, "topic.template", template, errstr, sizeof(errstr));
+    ue_client_t *c = ue_client_new(conf, errstr, sizeof(errstr));
+    if (!c)
+        fail_msg("%s", errstr);
+    return c;
+}
+
+/* Tracks event @p i: user i % USERS, type i % TYPES, event time BASE_MS + i * STEP_MS. */
+static void track_one(ue_client_t *c, ue_event_t *ev, size_t i)
+{
+    char uid[16];
+    snprintf(uid, sizeof(uid), "u%03zu", i % USERS);
+    ue_event_reset(ev, TYPE_NAMES[i % TYPES]);
+    ue_event_set_user_id(ev, uid);
+    ue_event_set_timestamp_ms(ev, BASE_MS + (int64_t)i * STEP_MS);
+    ue_event_prop_double(ev, "amount", (double)(i % 7));
+    assert_int_equal(ue_track(c, ev), UE_OK);
+    ue_event_get_event_id(ev, in.ids[in.n++]);
+}
+
+/* One event far ahead in every partition: every window of the input closes. */
+static void track_sentinels(void)
+{
+    char topic[128], errstr[512];
+    snprintf(topic, sizeof(topic), "%s.all", in.prefix);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", it_bootstrap(), errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    for (int p = 0; p < PARTITIONS; p++) {
+        uint8_t id[16], buf[128];
+        memset(id, 0xee, 16);
+        id[15] = (uint8_t)p;
+        Userevents__Event e = USEREVENTS__EVENT__INIT;
+        e.event_id = (ProtobufCBinaryData){16, id};
+        e.type = "tick";
+        e.user_id = "clock";
+        e.timestamp_ms = SENTINEL_MS;
+        e.schema_version = 1;
+        size_t len = userevents__event__pack(&e, buf);
+        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(p),
+                                           RD_KAFKA_V_KEY("clock", 5), RD_KAFKA_V_VALUE(buf, len),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
+                         0);
+    }
+    assert_int_equal(rd_kafka_flush(rk, 30000), 0);
+    rd_kafka_destroy(rk);
+}
+
+/* ---- reading the outputs ---------------------------------------------------------------- */
+
+typedef struct out_event {
+    uint8_t id[16];
+    char session[64];
+    uint32_t seq;
+} out_event_t;
+
+typedef struct outputs {
+    out_event_t *ev;
+    size_t n, cap;
+} outputs_t;
+
+static void keep_enriched(const it_record_t *r, void *opaque)
+{
+    outputs_t *o = opaque;
+    Userevents__EnrichedEvent *e = userevents__enriched_event__unpack(NULL, r->value_len, r->value);
+    assert_non_null(e);
+    assert_non_null(e->event);
+    if (o->n == o->cap)
+        o->ev = realloc(o->ev, (o->cap = o->cap ? o->cap * 2 : 4096) * sizeof(*o->ev));
+    out_event_t *x = memset(&o->ev[o->n++], 0, sizeof(*x));
+    memcpy(x->id, e->event->event_id.data, 16);
+    if (e->session) {
+        snprintf(x->session, sizeof(x->session), "%s", e->session->session_id);
+        x->seq = e->session->sequence;
+    }
+    userevents__enriched_event__free_unpacked(e, NULL);
+}
+
+static int cmp_out(const void *a, const void *b)
+{
+    return memcmp(a, b, 16);
+}
+
+static outputs_t read_enriched(const char *group, size_t expected)
+{
+    char topic[128];
+    const char *topics[] = {topic};
+    snprintf(topic, sizeof(topic), "%s.%s.enriched", in.prefix, group);
+    outputs_t o = {0};
+    it_read(topics, 1, expected, 90000, keep_enriched, &o);
+    qsort(o.ev, o.n, sizeof(*o.ev), cmp_out);
+    return o;
+}
+
+typedef struct agg {
+    char type[16];
+    int64_t start;
+    uint64_t count, users;
+    double sum;
+} agg_t;
+
+typedef struct aggs {
+    agg_t a[4096];
+    size_t n;
+} aggs_t;
+
+static int cmp_agg(const void *x, const void *y)
+{
+    const agg_t *a = x, *b = y;
+    int c = strcmp(a->type, b->type);
+    return c ? c : (a->start > b->start) - (a->start < b->start);
+}
+
+static void keep_agg(const it_record_t *r, void *opaque)
+{
+    aggs_t *g = opaque;
+    Userevents__WindowAggregate *w = userevents__window_aggregate__unpack(NULL, r->value_len, r->value);
+    assert_non_null(w);
+    if (g->n < 4096) {
+        agg_t *a = &g->a[g->n++];
+        snprintf(a->type, sizeof(a->type), "%s", w->event_type);
+        a->start = w->window_start_ms;
+        a->count = w->count;
+        a->users = w->distinct_users;
+        a->sum = w->sum;
+    }
+    userevents__window_aggregate__free_unpacked(w, NULL);
+}
+
+/* The windows of the input, recomputed from how it was made. */
+static void recompute(aggs_t *g)
+{
+    static uint8_t seen[EVENTS / (WINDOW_MS / STEP_MS) + 2][TYPES][USERS];
+    memset(seen, 0, sizeof(seen));
+    g->n = 0;
+    for (size_t i = 0; i < EVENTS; i++) {
+        int64_t t = BASE_MS + (int64_t)i * STEP_MS, start = t / WINDOW_MS * WINDOW_MS;
+        size_t w = (size_t)((start - BASE_MS) / WINDOW_MS), type = i % TYPES, j = 0;
+        while (j < g->n && (strcmp(g->a[j].type, TYPE_NAMES[type]) || g->a[j].start != start))
+            j++;
+        if (j == g->n) {
+            memset(&g->a[j], 0, sizeof(g->a[j]));
+            snprintf(g->a[j].type, sizeof(g->a[j].type), "%s", TYPE_NAMES[type]);
+            g->a[j].start = start;
+            g->n++;
+        }
+        g->a[j].count++;
+        g->a[j].sum += (double)(i % 7);
+        g->a[j].users += !seen[w][type][i % USERS];
+        seen[w][type][i % USERS] = 1;
+    }
+    qsort(g->a, g->n, sizeof(agg_t), cmp_agg);
+}
+
+static void assert_aggs(const char *group, const aggs_t *want)
+{
+    char topic[128];
+    const char *topics[] = {topic};
+    snprintf(topic, sizeof(topic), "%s.%s.agg", in.prefix, group);
+    aggs_t *got = calloc(1, sizeof(*got));
+    it_read(topics, 1, want->n, 60000, keep_agg, got);
+    qsort(got->a, got->n, sizeof(agg_t), cmp_agg);
+    print_message("%s: %zu aggregates, %zu recomputed\n", group, got->n, want->n);
+    assert_int_equal(got->n, want->n);
+    for (size_t i = 0; i < want->n; i++) {
+        assert_string_equal(got->a[i].type, want->a[i].type);
+        assert_int_equal(got->a[i].start, want->a[i].start);
+        assert_int_equal(got->a[i].count, want->a[i].count);
+        assert_int_equal(got->a[i].users, want->a[i].users);
+        assert_true(got->a[i].sum > want->a[i].sum - 1e-6 &&
+                    got->a[i].sum < want->a[i].sum + 1e-6);
+    }
+    free(got);
+}
+
+/* Each tracked id once in @p o (the sentinels aside). */
+static void assert_each_id_once(const outputs_t *o)
+{
+    size_t found = 0, twice = 0;
+    for (size_t i = 0; i + 1 < o->n; i++)
+        twice += !memcmp(o->ev[i].id, o->ev[i + 1].id, 16);
+    for (size_t i = 0; i < in.n; i++)
+        found += bsearch(in.ids[i], o->ev, o->n, sizeof(*o->ev), cmp_out) != NULL;
+    print_message("enriched %zu records: %zu of %zu tracked ids found, %zu twice\n", o->n, found,
+                  in.n, twice);
+    assert_int_equal(twice, 0);
+    assert_int_equal(found, in.n);
+    assert_int_equal(o->n, in.n + PARTITIONS);
+}
+
+/* ---- the tests ------------------------------------------------------------------------- */
+
+typedef struct wait_stat {
+    enr_processor_t *p;
+    int64_t at_least;
+} wait_stat_t;
+
+static int enriched_reached(void *arg)
+{
+    wait_stat_t *w = arg;
+    return enr_stat(w->p, ENR_STAT_ENRICHED) >= w->at_least;
+}
+
+static void wait_enriched(enr_processor_t *p, size_t n)
+{
+    wait_stat_t w = {p, (int64_t)n};
+    if (!tu_wait_until(enriched_reached, &w, 90000))
+        fail_msg("enriched stayed at %lld of %zu", (long long)enr_stat(p, ENR_STAT_ENRICHED), n);
+}
+
+static void test_processors_join_and_leave_each_event_once(void **state)
+{
+    (void)state;
+    char topic[128];
+    snprintf(topic, sizeof(topic), "%s.all", in.prefix);
+    assert_int_equal(it_create_topic(topic, PARTITIONS), 0);
+
+    runner_t r[3] = {{0}};
+    static const char *const names[] = {"A", "B", "C"};
+    start(&r[0], "multi", names[0]);
+    ue_client_t *c = tracker();
+    ue_event_t *ev = ue_event_new("a");
+    int64_t began = now_ms();
+    for (size_t i = 0; i < EVENTS; i++) {
+        track_one(c, ev, i);
+        if (i == EVENTS / 4)
+            start(&r[1], "multi", names[1]); /* 1 -> 2 -> 3 processors ... */
+        if (i == EVENTS / 2)
+            start(&r[2], "multi", names[2]);
+        if (i == 3 * EVENTS / 4)
+            stop(&r[1]); /* ... -> 2: its tasks move once its session times out */
+        if ((i + 1) % 500 == 0) { /* pace the stream: rate control, not synchronisation */
+            int64_t left = began + (int64_t)(i + 1) * 1000 / RATE - now_ms();
+            if (left > 0)
+                nanosleep(&(struct timespec){left / 1000, (left % 1000) * 1000000}, NULL);
+        }
+    }
+    ue_event_destroy(ev);
+    assert_int_equal(ue_flush(c, 60000), UE_OK);
+    ue_client_destroy(c);
+    track_sentinels();
+
+    outputs_t multi = read_enriched("multi", in.n + PARTITIONS);
+    int64_t rebalances = enr_stat(r[0].p, ENR_STAT_REBALANCES);
+    aggs_t *want = calloc(1, sizeof(*want));
+    recompute(want);
+    assert_aggs("multi", want); /* the finals come after the sentinels close every window */
+    stop(&r[0]);
+    stop(&r[2]);
+    print_message("processor A saw %lld rebalances\n", (long long)rebalances);
+    assert_true(rebalances >= 3);
+    assert_each_id_once(&multi);
+
+    /* The same input through one processor that never stops: the same sessions. */
+    runner_t single = {0};
+    start(&single, "single", "S");
+    wait_enriched(single.p, in.n + PARTITIONS); /* its output topic exists before it is read */
+    outputs_t one = read_enriched("single", in.n + PARTITIONS);
+    assert_aggs("single", want);
+    stop(&single);
+    assert_each_id_once(&one);
+    size_t differ = 0;
+    for (size_t i = 0; i < one.n; i++)
+        differ += strcmp(one.ev[i].session, multi.ev[i].session) || one.ev[i].seq != multi.ev[i].seq;
+    print_message("sessions differing from the single processor's: %zu\n", differ);
+    assert_int_equal(differ, 0);
+    free(want);
+    free(multi.ev);
+    free(one.ev);
+}
+
+/* enr_processor_new() fails and its reason holds every word of @p words. */
+static void assert_refused(enr_conf_t *conf, const char *const *words)
+{
+    char errstr[512] = "";
+    enr_processor_t *p = enr_processor_new(conf, errstr, sizeof(errstr));
+    if (p) {
+        enr_processor_destroy(p, 1000);
+        fail_msg("enr_processor_new accepted it");
+    }
+    enr_conf_destroy(conf);
+    print_message("refused: %s\n", errstr);
+    for (size_t i = 0; words[i]; i++)
+        if (!strstr(errstr, words[i]))
+            fail_msg("\"%s\" does not name \"%s\"", errstr, words[i]);
+}
+
+static void test_misconfiguration_is_refused_with_the_reason(void **state)
+{
+    (void)state;
+    char a[128], b[128], input[256], changelog[128];
+    snprintf(a, sizeof(a), "%s.bad.a", in.prefix);
+    snprintf(b, sizeof(b), "%s.bad.b", in.prefix);
+    assert_int_equal(it_create_topic(a, 3), 0);
+    assert_int_equal(it_create_topic(b, 4), 0);
+    snprintf(input, sizeof(input), "%s,%s", a, b);
+    assert_refused(conf_for("bad1", "X", input),
+                   (const char *const[]){"not co-partitioned", a, b, NULL});
+
+    /* A changelog made by hand with the wrong count. */
+    snprintf(changelog, sizeof(changelog), "%s.bad2.changelog", in.prefix);
+    assert_int_equal(it_create_topic(changelog, 2), 0);
+    assert_refused(conf_for("bad2", "X", a), (const char *const[]){changelog, "2 partitions", NULL});
+
+    /* Nothing was written: no output topic exists. */
+    const char *outs[] = {"bad1.enriched", "bad2.enriched", "bad1.repartition"};
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char errstr[256];
+    rd_kafka_conf_set(conf, "bootstrap.servers", it_bootstrap(), errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    const rd_kafka_metadata_t *md = NULL;
+    assert_int_equal(rd_kafka_metadata(rk, 1, NULL, &md, 10000), 0);
+    for (size_t k = 0; k < sizeof(outs) / sizeof(outs[0]); k++) {
+        char name[160];
+        snprintf(name, sizeof(name), "%s.%s", in.prefix, outs[k]);
+        for (int i = 0; i < md->topic_cnt; i++)
+            if (!strcmp(md->topics[i].topic, name))
+                fail_msg("%s exists", name);
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_destroy(rk);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(in.prefix, sizeof(in.prefix), "%s", it_unique_prefix());
+    in.ids = calloc(EVENTS, 16);
+    return in.ids ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    free(in.ids);
+    return 0;
+}
+
+int main(void)
+{
+    if (!it_bootstrap()) {
+        fprintf(stderr, "it_enr_scale: KAFKA_BOOTSTRAP is not set; run through test/kafka.sh run\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_misconfiguration_is_refused_with_the_reason),
+        cmocka_unit_test(test_processors_join_and_leave_each_event_once),
+    };
+    return cmocka_run_group_tests_name("integration: libenrich scale-out", tests, setup,
+                                       teardown);
+}

@@ -6,6 +6,7 @@
  * Each test proves one guarantee; the collector is spawned from $UE_BUILD_DIR (default build)
  * on a free loopback port, with small body caps so that the SDK's batches meet 413 and split.
  */
+#include "deep_pb.h"
 #include "itutil.h"
 #include "testutil.h"
 #include "userevents.h"
@@ -277,6 +278,25 @@ static long long metric(const collector_t *col, const char *name)
     return at ? atoll(at + strlen(name)) : -1;
 }
 
+/* GETs @p path of the collector; returns the HTTP status. */
+static long get_status(const collector_t *col, const char *path)
+{
+    char url[128];
+    long status = 0;
+    reply_t *r = calloc(1, sizeof(*r));
+    CURL *e = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", col->port, path);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    free(r);
+    return status;
+}
+
 /* Tracks @p n events, restarting the collector with @p sig half-way, right after a burst so
  * that batches are on their way; the SDK must retry across the restart. */
 static void run_with_restart(collector_t *col, int sig, size_t n, check_opts_t o)
@@ -546,6 +566,34 @@ static void test_collector_answers_bad_requests_and_keeps_the_good(void **state)
     collector_cleanup(&col);
 }
 
+/* Guarantee: a protobuf batch whose one event nests a property 6,000 lists deep (42 KB, which
+ * protobuf-c's recursive unpack would take past the connection thread's stack) gets 400 with
+ * the reason, and the collector lives on: /healthz answers, a good batch after it arrives. */
+static void test_collector_refuses_deep_nesting_and_lives_on(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, "it-key 0\n");
+    collector_start(&col, 0, NULL);
+    size_t len;
+    uint8_t *deep = dp_batch(6000, &len);
+    reply_t r = post(&col, "it-key", "application/x-protobuf", NULL, deep, len);
+    free(deep);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "nested deeper than 32 levels"));
+    assert_int_equal(waitpid(col.pid, NULL, WNOHANG), 0); /* still running */
+    assert_int_equal(get_status(&col, "/healthz"), 200);
+    tracked_t *t = tracked_new(16);
+    char *ok = json_batch(t, 5, 3, 0, NULL);
+    r = post(&col, "it-key", "application/json", NULL, ok, strlen(ok));
+    free(ok);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -568,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_collector_restart_every_event_once),
         cmocka_unit_test(test_collector_sigkill_loses_nothing),
         cmocka_unit_test(test_collector_answers_bad_requests_and_keeps_the_good),
+        cmocka_unit_test(test_collector_refuses_deep_nesting_and_lives_on),
     };
     return cmocka_run_group_tests_name("integration: SDK -> collector -> Kafka", tests, NULL,
                                        teardown);

@@ -205,6 +205,10 @@ UE_API void ue_conf_set_log_cb(ue_conf_t *conf, ue_log_cb_t *cb, void *opaque);
  * @brief Creates a client: validates @p conf, opens the spool (if "spool.dir" is set) and
  *        starts the background thread, which first replays what an earlier process left.
  *
+ * The spool directory must be the user's alone: owned by the process's effective user and
+ * writable by no group or other (else refused, errstr says which); its files are never
+ * opened through a symbolic link.
+ *
  * A successful call takes ownership of @p conf; on failure the caller still owns it.
  * @returns the client, or NULL with the reason in @p errstr.
  */

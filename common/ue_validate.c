@@ -4,6 +4,7 @@
 #include "ue_validate.h"
 
 #include <stdint.h>
+#include <string.h>
 
 int ue__event_type_valid(const char *type, size_t len)
 {
@@ -16,6 +17,32 @@ int ue__event_type_valid(const char *type, size_t len)
             return 0;
     }
     return 1;
+}
+
+/* The one list: the SDK (ue_event_new, ue_event_reset, spool replay) and the collector. */
+static const char *const RESERVED[] = {"enriched", "dead_letter", "aggregates", "alerts",
+                                       "changelog", "profiles"};
+
+static int same_name(const char *type, size_t len, const char *reserved)
+{
+    if (strlen(reserved) != len)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = type[i] == '.' ? '_' : type[i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c - 'A' + 'a');
+        if (c != reserved[i])
+            return 0;
+    }
+    return 1;
+}
+
+int ue__event_type_reserved(const char *type, size_t len)
+{
+    for (size_t i = 0; type && i < sizeof(RESERVED) / sizeof(RESERVED[0]); i++)
+        if (same_name(type, len, RESERVED[i]))
+            return 1;
+    return 0;
 }
 
 int ue__utf8_valid(const char *str, size_t len)

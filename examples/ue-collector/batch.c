@@ -5,6 +5,7 @@
  */
 #include "collector.h"
 #include "collector.pb-c.h"
+#include "ue_pbdecode.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +52,12 @@ static int decode_batch(collector_t *col, const uint8_t *data, size_t len, int j
         b->n = (size_t)cJSON_GetArraySize(b->items);
         return too_many(col, b->n, err, errsz);
     }
-    b->pb = userevents__event_batch__unpack(NULL, len, data);
+    int rc;
+    b->pb = (Userevents__EventBatch *)ue__pb_unpack(&userevents__event_batch__descriptor, NULL,
+                                                    len, data, UE__PB_MAX_DEPTH, &rc);
     if (!b->pb) {
-        snprintf(err, errsz, "not a userevents.EventBatch (proto/collector.proto)");
+        snprintf(err, errsz, "not a userevents.EventBatch (proto/collector.proto): %s",
+                 ue__pb_strerror(rc));
         return 400;
     }
     b->n = b->pb->n_events;
@@ -67,9 +71,12 @@ static int decode_batch(collector_t *col, const uint8_t *data, size_t len, int j
                      col->max_event);
             return 413;
         }
-        b->events[i] = userevents__event__unpack(NULL, e->len, e->data);
+        /* Checked first: protobuf-c's recursion on deep nesting overflows this thread's stack. */
+        b->events[i] = (Userevents__Event *)ue__pb_unpack(&userevents__event__descriptor, NULL,
+                                                          e->len, e->data, UE__PB_MAX_DEPTH, &rc);
         if (!b->events[i]) {
-            snprintf(err, errsz, "events[%zu]: not a userevents.Event", i);
+            snprintf(err, errsz, "events[%zu]: not a userevents.Event: %s", i,
+                     ue__pb_strerror(rc));
             return 400;
         }
     }

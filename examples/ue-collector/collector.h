@@ -75,6 +75,7 @@ int unzstd(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *out
 
 /* event.c: what both event builders share. */
 int utf8_ok(const char *s);
+int set_type(ue_event_t *ev, const char *type, char *err, size_t errsz);
 int set_str(ue_event_t *ev, ue_err_t (*setter)(ue_event_t *, const char *), const char *v,
             const char *what, char *err, size_t errsz);
 int apply_stamp(ue_event_t *ev, const stamp_t *st, int has_ip, int has_ua);

@@ -1,6 +1,6 @@
 /*
  * event.c - what ue-collector's two event builders (event_pb.c, event_json.c) share: the UTF-8
- * check, string fields, and the stamp the request adds to each event.
+ * check, the type, string fields, and the stamp the request adds to each event.
  */
 #include "collector.h"
 
@@ -26,6 +26,20 @@ int utf8_ok(const char *s)
         p += n + 1;
     }
     return 1;
+}
+
+/*
+ * The event's type, through ue_event_reset(): valid ([A-Za-z0-9._-]), and not one of the
+ * pipeline's own topics (the SDK's reserved list, common/ue_validate.c). 0 or -1 with @p err.
+ */
+int set_type(ue_event_t *ev, const char *type, char *err, size_t errsz)
+{
+    ue_err_t rc = type ? ue_event_reset(ev, type) : UE_ERR_INVALID_ARG;
+    if (rc == UE_ERR_TYPE_RESERVED)
+        snprintf(err, errsz, "type: \"%s\" is reserved for the pipeline's own topics", type);
+    else if (rc != UE_OK)
+        snprintf(err, errsz, "type: missing or invalid ([A-Za-z0-9._-], 1..200 characters)");
+    return rc == UE_OK ? 0 : -1;
 }
 
 /* A string field: checked, then set when non-empty. Returns 0 or -1 with @p err. */

@@ -178,10 +178,8 @@ int build_json(ue_event_t *ev, const cJSON *o, const stamp_t *st, size_t *size, 
     int has_ip = 0, has_ua = 0;
     uint8_t bin[16];
     *size = 64;
-    if (!cJSON_IsObject(o) || !type || ue_event_reset(ev, type) != UE_OK) {
-        snprintf(err, errsz, "type: missing or invalid ([A-Za-z0-9._-], 1..200 characters)");
+    if (set_type(ev, cJSON_IsObject(o) ? type : NULL, err, errsz))
         return -1;
-    }
     if (id && parse_uuid(id, bin)) {
         snprintf(err, errsz, "event_id: a UUID (8-4-4-4-12 hex) expected");
         return -1;

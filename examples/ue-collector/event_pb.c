@@ -88,10 +88,8 @@ static int pb_context(ue_event_t *ev, const Userevents__Context *c, int *has_ip,
 int build_pb(ue_event_t *ev, const Userevents__Event *e, const stamp_t *st, char *err, size_t errsz)
 {
     int has_ip = 0;
-    if (!e->type || ue_event_reset(ev, e->type) != UE_OK) {
-        snprintf(err, errsz, "type: missing or invalid ([A-Za-z0-9._-], 1..200 characters)");
+    if (set_type(ev, e->type, err, errsz))
         return -1;
-    }
     if (e->schema_version > UE_SCHEMA_VERSION) {
         snprintf(err, errsz, "schema_version %u is newer than this collector (%d)",
                  e->schema_version, UE_SCHEMA_VERSION);

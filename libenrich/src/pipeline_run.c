@@ -6,7 +6,7 @@
 #include "clock.h"
 #include "event.h"
 #include "pipeline.h"
-#include "ue_pbcheck.h"
+#include "ue_pbdecode.h"
 #include "ue_validate.h"
 #include "userevents.h"
 
@@ -14,8 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_NESTING 32 /* property lists/maps nested deeper are refused before unpacking */
 
 static int str_ok(const char *s)
 {
@@ -52,13 +50,13 @@ static Userevents__Event *decode(const enr_pipeline_t *pipe, const void *value, 
         ue__errstr(reason, reason_size, "oversized: %zu bytes > input.max.bytes", len);
         return NULL;
     }
-    int check = ue__pb_check(&userevents__event__descriptor, value, len, MAX_NESTING);
-    Userevents__Event *ev = check ? NULL : userevents__event__unpack(NULL, len, value);
+    int err;
+    Userevents__Event *ev = (Userevents__Event *)ue__pb_unpack(
+        &userevents__event__descriptor, NULL, len, value, UE__PB_MAX_DEPTH, &err);
     const char *bad = NULL;
-    if (check == UE__PB_TOO_DEEP)
-        ue__errstr(reason, reason_size, "undecodable: nested deeper than %d", MAX_NESTING);
-    else if (!ev)
-        ue__errstr(reason, reason_size, "undecodable: not a userevents.Event");
+    if (!ev)
+        ue__errstr(reason, reason_size, "undecodable: not a userevents.Event: %s",
+                   ue__pb_strerror(err));
     else if (ev->schema_version > UE_SCHEMA_VERSION)
         ue__errstr(reason, reason_size, "unknown schema version %u (newest known: %d)",
                    ev->schema_version, UE_SCHEMA_VERSION);
@@ -223,12 +221,10 @@ enr_err_t enr_pipeline_put_profile(enr_pipeline_t *pipe, const void *profile, si
 {
     if (!pipe || !pipe->profiles || !profile)
         return ENR_ERR_INVALID_ARG;
-    Userevents__UserProfile *p = userevents__user_profile__unpack(NULL, len, profile);
-    if (!p)
+    /* Keyed by the profile's own user_id (NULL key); an empty value is no profile at all. */
+    if (len == 0 || enr__profile_put(pipe->profiles, NULL, profile, len, NULL, 0))
         return ENR_ERR_DECODE;
-    int rc = enr__profile_put(pipe->profiles, p->user_id, profile, len);
-    userevents__user_profile__free_unpacked(p, NULL);
-    return rc ? ENR_ERR_DECODE : ENR_OK;
+    return ENR_OK;
 }
 
 typedef struct flush_cb {

@@ -16,13 +16,11 @@
 #include "event.h"
 #include "htab.h"
 #include "stage.h"
+#include "ue_pbdecode.h"
 #include "ue_validate.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* Nesting of list/map trait values checked before a profile is refused as too deep. */
-#define TRAIT_DEPTH_MAX 32
 
 typedef struct profile {
     enr__hnode_t node; /* first member: hash of the key */
@@ -50,23 +48,22 @@ static int str_ok(const char *s)
     return !s || ue__utf8_valid(s, strlen(s));
 }
 
-static int value_ok(const Userevents__Value *v, int depth)
+/* Recursion bounded by the decoder: ue__pb_unpack() refused a profile nested deeper. */
+static int value_ok(const Userevents__Value *v)
 {
     if (!v)
         return 1;
-    if (depth > TRAIT_DEPTH_MAX)
-        return 0;
     switch (v->kind_case) {
     case USEREVENTS__VALUE__KIND_STRING_VALUE: return str_ok(v->string_value);
     case USEREVENTS__VALUE__KIND_LIST_VALUE:
         for (size_t i = 0; v->list_value && i < v->list_value->n_values; i++)
-            if (!value_ok(v->list_value->values[i], depth + 1))
+            if (!value_ok(v->list_value->values[i]))
                 return 0;
         return 1;
     case USEREVENTS__VALUE__KIND_MAP_VALUE:
         for (size_t i = 0; v->map_value && i < v->map_value->n_fields; i++)
             if (!str_ok(v->map_value->fields[i]->key) ||
-                !value_ok(v->map_value->fields[i]->value, depth + 1))
+                !value_ok(v->map_value->fields[i]->value))
                 return 0;
         return 1;
     default: return 1;
@@ -79,7 +76,7 @@ static int profile_ok(const Userevents__UserProfile *p)
         !str_ok(p->country))
         return 0;
     for (size_t i = 0; i < p->n_traits; i++)
-        if (!str_ok(p->traits[i]->key) || !value_ok(p->traits[i]->value, 0))
+        if (!str_ok(p->traits[i]->key) || !value_ok(p->traits[i]->value))
             return 0;
     return 1;
 }
@@ -118,22 +115,37 @@ static int profile_store(profiles_t *ps, const char *key, Userevents__UserProfil
     return 0;
 }
 
-int enr__profile_put(void *profile_state, const char *user_id, const void *value, size_t len)
+int enr__profile_put(void *profile_state, const char *user_id, const void *value, size_t len,
+                     char *reason, size_t reason_size)
 {
     profiles_t *ps = profile_state;
-    if (!ps)
+    if (!ps) {
+        ue__errstr(reason, reason_size, "no profile stage");
         return -1;
+    }
     if (!value || len == 0) {
-        if (!user_id || !*user_id)
+        if (!user_id || !*user_id) {
+            ue__errstr(reason, reason_size, "a deletion without a user id");
             return -1;
+        }
         profile_delete(ps, user_id);
         return 0;
     }
-    Userevents__UserProfile *p = userevents__user_profile__unpack(NULL, len, value);
-    if (!p)
+    int err;
+    Userevents__UserProfile *p = (Userevents__UserProfile *)ue__pb_unpack(
+        &userevents__user_profile__descriptor, NULL, len, value, UE__PB_MAX_DEPTH, &err);
+    if (!p) {
+        ue__errstr(reason, reason_size, "not a userevents.UserProfile: %s", ue__pb_strerror(err));
         return -1;
+    }
     const char *key = user_id && *user_id ? user_id : p->user_id;
-    if (!key || !*key || !profile_ok(p) || !str_ok(key)) {
+    const char *bad = NULL;
+    if (!key || !*key)
+        bad = "no user id (neither key nor field)";
+    else if (!profile_ok(p) || !str_ok(key))
+        bad = "invalid UTF-8";
+    if (bad) {
+        ue__errstr(reason, reason_size, "profile refused: %s", bad);
         userevents__user_profile__free_unpacked(p, NULL);
         return -1;
     }
@@ -141,12 +153,17 @@ int enr__profile_put(void *profile_state, const char *user_id, const void *value
         char *copy = strdup(key);
         if (!copy) {
             userevents__user_profile__free_unpacked(p, NULL);
+            ue__errstr(reason, reason_size, "out of memory");
             return -1;
         }
         p->user_id = copy; /* freed by free_unpacked, which frees every non-default string */
         key = copy;
     }
-    return profile_store(ps, key, p);
+    if (profile_store(ps, key, p)) {
+        ue__errstr(reason, reason_size, "out of memory");
+        return -1;
+    }
+    return 0;
 }
 
 int64_t enr__profile_count(void *profile_state)

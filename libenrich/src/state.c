@@ -8,6 +8,7 @@
 #include "ue_props.h"
 #include "ue_time.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,8 +200,13 @@ static void apply_profile(void *opaque, const rd_kafka_message_t *m)
         return;
     memcpy(user, m->key, m->key_len);
     user[m->key_len] = '\0';
-    if (enr__profile_put(table, user, m->payload, m->payload ? m->len : 0) == 0)
+    char reason[256];
+    if (enr__profile_put(table, user, m->payload, m->payload ? m->len : 0, reason,
+                         sizeof(reason)) == 0)
         atomic_fetch_add(&p->stats[ENR_STAT_PROFILE_UPDATES], 1);
+    else /* the user's events go on without a profile; the producer has a bug to fix */
+        ue__log(&p->log, UE_LOG_WARNING, "%s [%" PRId32 "] offset %" PRId64 ": %s",
+                rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
 }
 
 int enr__profiles_open(enr_processor_t *p, char *errstr, size_t errstr_size)

@@ -84,6 +84,9 @@ typedef enum ue_err {
     UE_ERR_SHUTDOWN = -14,        /**< the client is shutting down */
     UE_ERR_SPOOL_FULL = -15,      /**< the spool reached spool.max.bytes; oldest dropped */
     UE_ERR_SPOOL_EXPIRED = -16,   /**< the event was older than spool.max.age.ms */
+    UE_ERR_TYPE_RESERVED = -17,   /**< the event type would name one of the pipeline's own
+                                       topics: enriched, dead_letter, aggregates, alerts,
+                                       changelog, profiles (any case, '.' for '_') */
     UE_ERR_BROKER = 1,            /**< the broker refused the event; see the reason text */
     UE_ERR_COLLECTOR = 2,         /**< transport=http: the collector refused the event (400,
                                        401, 403, an event alone over its size limit) or, for a
@@ -201,6 +204,10 @@ UE_API void ue_conf_set_log_cb(ue_conf_t *conf, ue_log_cb_t *cb, void *opaque);
 /**
  * @brief Creates a client: validates @p conf, opens the spool (if "spool.dir" is set) and
  *        starts the background thread, which first replays what an earlier process left.
+ *
+ * The spool directory must be the user's alone: owned by the process's effective user and
+ * writable by no group or other (else refused, errstr says which); its files are never
+ * opened through a symbolic link.
  *
  * A successful call takes ownership of @p conf; on failure the caller still owns it.
  * @returns the client, or NULL with the reason in @p errstr.
@@ -327,7 +334,8 @@ UE_API size_t ue_kafka_stats_json(ue_client_t *client, char *buf, size_t size);
 
 /**
  * @brief Creates an event of @p type ([A-Za-z0-9._-], 1..200 characters; it becomes part of a
- *        topic name). Returns NULL for an invalid type or when out of memory.
+ *        topic name). Returns NULL for an invalid type, a reserved one (UE_ERR_TYPE_RESERVED:
+ *        the pipeline's own topics, which clients may not write), or when out of memory.
  */
 UE_API ue_event_t *ue_event_new(const char *type);
 
@@ -337,6 +345,8 @@ UE_API void ue_event_destroy(ue_event_t *event);
 /**
  * @brief Clears every field and sets a new @p type, keeping the memory for reuse (the cheap
  *        way to track many events from one thread).
+ * @returns UE_OK; UE_ERR_INVALID_ARG for an invalid type, UE_ERR_TYPE_RESERVED for a reserved
+ *          one (the event is left as it was); UE_ERR_NOMEM.
  */
 UE_API ue_err_t ue_event_reset(ue_event_t *event, const char *type);
 

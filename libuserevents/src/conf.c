@@ -39,7 +39,9 @@ const ue__prop_t ue__conf_props[] = {
     INT("event.max.bytes", event_max_bytes, 64, 16 << 20, "1000000",
         "Largest encoded event; a larger one is refused by ue_track()."),
     STR("spool.dir", spool_dir, 4000, "",
-        "Directory of the durable disk spool. Empty: no spool (events in memory only)."),
+        "Directory of the durable disk spool, created 0700 when missing; it must be the user's "
+        "alone (owned by the process's user, not writable by group or others). Empty: no spool "
+        "(events in memory only)."),
     INT("spool.max.bytes", spool_max_bytes, 1 << 20, INT64_C(1) << 44, "268435456",
         "Cap on spool size; past it the oldest segment is dropped (counted)."),
     INT("spool.max.age.ms", spool_max_age_ms, 0, INT64_C(1) << 42, "604800000",

@@ -27,6 +27,8 @@ static const struct {
     {UE_ERR_SHUTDOWN, "UE_ERR_SHUTDOWN", "client is shutting down"},
     {UE_ERR_SPOOL_FULL, "UE_ERR_SPOOL_FULL", "spool full: oldest events dropped"},
     {UE_ERR_SPOOL_EXPIRED, "UE_ERR_SPOOL_EXPIRED", "event older than spool.max.age.ms"},
+    {UE_ERR_TYPE_RESERVED, "UE_ERR_TYPE_RESERVED",
+     "event type reserved for the pipeline's own topics (enriched, dead_letter, ...)"},
     {UE_ERR_BROKER, "UE_ERR_BROKER", "broker refused the event"},
     {UE_ERR_COLLECTOR, "UE_ERR_COLLECTOR", "collector refused the event"},
 };

@@ -30,7 +30,8 @@ static void clear_fields(ue_event_t *ev)
 
 ue_event_t *ue_event_new(const char *type)
 {
-    if (!type || !ue__event_type_valid(type, strlen(type)))
+    if (!type || !ue__event_type_valid(type, strlen(type)) ||
+        ue__event_type_reserved(type, strlen(type)))
         return NULL;
     ue_event_t *ev = malloc(sizeof(*ev) + FIRST_CHUNK);
     if (!ev)
@@ -61,6 +62,9 @@ ue_err_t ue_event_reset(ue_event_t *ev, const char *type)
 {
     if (!ev || !type || !ue__event_type_valid(type, strlen(type)))
         return UE_ERR_INVALID_ARG;
+    /* Checked here, not per ue_track(): an event gets its type nowhere else. */
+    if (ue__event_type_reserved(type, strlen(type)))
+        return UE_ERR_TYPE_RESERVED;
     ue__arena_reset(&ev->arena);
     clear_fields(ev);
     ev->pb.type = ue__arena_strdup(&ev->arena, type);

@@ -26,9 +26,21 @@ void ue__spool_bit_set(uint8_t *bits, uint64_t i)
     bits[i / 8] |= (uint8_t)(1u << (i % 8));
 }
 
-void ue__spool_seg_path(const ue__spool_t *sp, uint64_t first, const char *ext, char *out, size_t n)
+void ue__spool_seg_name(uint64_t first, const char *ext, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%020" PRIu64 ".%s", sp->dir, first, ext);
+    snprintf(out, n, "%020" PRIu64 ".%s", first, ext);
+}
+
+int ue__spool_openat(const ue__spool_t *sp, const char *name, int flags)
+{
+    return openat(sp->dir_fd, name, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+
+void ue__spool_unlink(const ue__spool_t *sp, uint64_t first, const char *ext)
+{
+    char name[32];
+    ue__spool_seg_name(first, ext, name, sizeof(name));
+    unlinkat(sp->dir_fd, name, 0);
 }
 
 segment_t *ue__spool_find_segment(ue__spool_t *sp, uint64_t seq)
@@ -83,7 +95,6 @@ void ue__spool_reader_close(ue__spool_t *sp)
 uint64_t ue__spool_remove_segment(ue__spool_t *sp, size_t i)
 {
     segment_t *s = &sp->segs[i];
-    char path[4200];
     uint64_t unsent = 0;
 
     for (uint64_t seq = s->first_seq > sp->unsent_seq ? s->first_seq : sp->unsent_seq;
@@ -102,10 +113,8 @@ uint64_t ue__spool_remove_segment(ue__spool_t *sp, size_t i)
     }
     if (s->ack_fd >= 0)
         close(s->ack_fd);
-    ue__spool_seg_path(sp, s->first_seq, "seg", path, sizeof(path));
-    unlink(path);
-    ue__spool_seg_path(sp, s->first_seq, "ack", path, sizeof(path));
-    unlink(path);
+    ue__spool_unlink(sp, s->first_seq, "seg");
+    ue__spool_unlink(sp, s->first_seq, "ack");
     sp->pending -= s->records - s->done;
     sp->total_bytes -= s->bytes;
     free(s->present);
@@ -133,6 +142,8 @@ void ue__spool_close(ue__spool_t *sp)
     }
     if (sp->lock_fd >= 0)
         close(sp->lock_fd); /* releases the flock */
+    if (sp->dir_fd >= 0)
+        close(sp->dir_fd);
     ZSTD_freeCCtx(sp->cctx);
     ZSTD_freeDCtx(sp->dctx);
     free(sp->segs);
@@ -161,18 +172,20 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 
 static int open_active(ue__spool_t *sp)
 {
-    char path[4200];
+    char name[32];
     /* Sequence numbers restart at 1 in an empty spool: a stale .ack of the same name (a crash
      * between the two unlinks of ue__spool_remove_segment) must not mark new records done. */
-    ue__spool_seg_path(sp, sp->next_seq, "ack", path, sizeof(path));
-    unlink(path);
-    ue__spool_seg_path(sp, sp->next_seq, "seg", path, sizeof(path));
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0)
+    ue__spool_unlink(sp, sp->next_seq, "ack");
+    ue__spool_seg_name(sp->next_seq, "seg", name, sizeof(name));
+    int fd = ue__spool_openat(sp, name, O_WRONLY | O_CREAT | O_APPEND);
+    if (fd < 0) {
+        ue__log(sp->log, UE_LOG_ERR, "spool: cannot create %s/%s: %s", sp->dir, name,
+                strerror(errno));
         return -1;
+    }
     if (!ue__spool_add_segment(sp, sp->next_seq)) {
         close(fd);
-        unlink(path);
+        ue__spool_unlink(sp, sp->next_seq, "seg");
         return -1;
     }
     sp->active_fd = fd;
@@ -263,9 +276,9 @@ static void write_acks(ue__spool_t *sp)
             j++;
         if (s) { /* NULL: its segment was dropped by a cap meanwhile */
             if (s->ack_fd < 0) {
-                char path[4200];
-                ue__spool_seg_path(sp, s->first_seq, "ack", path, sizeof(path));
-                s->ack_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+                char name[32];
+                ue__spool_seg_name(s->first_seq, "ack", name, sizeof(name));
+                s->ack_fd = ue__spool_openat(sp, name, O_WRONLY | O_CREAT | O_APPEND);
             }
             if (s->ack_fd < 0 || write_all(s->ack_fd, (uint8_t *)&sp->acks[i],
                                            (j - i) * sizeof(uint64_t)))

@@ -42,6 +42,8 @@ typedef struct ue__spool_drops {
 /*
  * Opens (creating it if needed) and locks the spool directory and scans what an earlier process
  * left. Returns 0, or a negative ue_err_t (UE_ERR_SPOOL, UE_ERR_SPOOL_LOCKED) with @p errstr.
+ * A directory owned by another user, or writable by group or others, is UE_ERR_SPOOL; a
+ * symbolic link in it is never followed.
  */
 int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const ue__logger_t *log,
                    char *errstr, size_t errstr_size);

@@ -26,7 +26,8 @@ typedef struct segment {
 
 struct ue__spool {
     ue__spool_opts_t opts;
-    char *dir;
+    char *dir;            /* for messages: files are opened relative to dir_fd */
+    int dir_fd;
     const ue__logger_t *log;
     int lock_fd;
     segment_t *segs;      /* sorted by first_seq; the last one is active when active_fd >= 0 */
@@ -61,8 +62,15 @@ struct ue__spool {
 
 int ue__spool_bit_get(const uint8_t *bits, uint64_t i);
 void ue__spool_bit_set(uint8_t *bits, uint64_t i);
-void ue__spool_seg_path(const ue__spool_t *sp, uint64_t first, const char *ext, char *out,
-                        size_t n);
+/* "<first, 20 digits>.<ext>": a file name in the directory. */
+void ue__spool_seg_name(uint64_t first, const char *ext, char *out, size_t n);
+/*
+ * Opens a file of the spool relative to its directory, never through a symbolic link
+ * (O_NOFOLLOW): the directory is the user's own, and so must be what it holds. -1 with errno.
+ */
+int ue__spool_openat(const ue__spool_t *sp, const char *name, int flags);
+/* Deletes file @p first.@p ext of the directory (a symbolic link itself, not its target). */
+void ue__spool_unlink(const ue__spool_t *sp, uint64_t first, const char *ext);
 /* The segment holding @p seq, or NULL. */
 segment_t *ue__spool_find_segment(ue__spool_t *sp, uint64_t seq);
 /* Grows an array to hold @p need elements of @p elem bytes; 0 or -1. */

@@ -1,7 +1,9 @@
 /*
- * spool_open.c - opening the spool: lock the directory, then scan the segments an earlier
- * process left (validating every frame, skipping torn or corrupt bytes with a warning) and
- * load their acknowledgements, so only unfinished records are replayed.
+ * spool_open.c - opening the spool: check the directory is the user's alone and hold it open
+ * (every file is then opened relative to it, never through a symbolic link), lock it, then
+ * scan the segments an earlier process left (validating every frame, skipping torn or corrupt
+ * bytes with a warning) and load their acknowledgements, so only unfinished records are
+ * replayed.
  */
 #include "spool_internal.h"
 #include "ue_props.h"
@@ -57,13 +59,20 @@ static void on_frame(const ue__frame_hdr_t *h, size_t offset, void *opaque)
     s->next_seq = h->first_seq + h->count;
 }
 
-static uint8_t *read_file(const char *path, size_t *len, struct stat *st)
+/* Reads file @p name of the spool whole: a regular file only (O_NONBLOCK: a FIFO does not
+ * block the open). NULL with errno when it cannot. */
+static uint8_t *read_file(const ue__spool_t *sp, const char *name, size_t *len, struct stat *st)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = ue__spool_openat(sp, name, O_RDONLY | O_NONBLOCK);
     if (fd < 0)
         return NULL;
     uint8_t *buf = NULL;
-    if (fstat(fd, st) == 0 && (buf = malloc(st->st_size ? (size_t)st->st_size : 1))) {
+    int ok = fstat(fd, st) == 0;
+    if (ok && !S_ISREG(st->st_mode)) {
+        errno = EINVAL; /* a FIFO, a device, a directory: not a spool file */
+        ok = 0;
+    }
+    if (ok && (buf = malloc(st->st_size ? (size_t)st->st_size : 1))) {
         size_t off = 0;
         while (off < (size_t)st->st_size) {
             ssize_t n = read(fd, buf + off, (size_t)st->st_size - off);
@@ -73,21 +82,27 @@ static uint8_t *read_file(const char *path, size_t *len, struct stat *st)
         }
         *len = off;
     }
+    int saved = errno;
     close(fd);
+    errno = saved;
     return buf;
 }
 
 static void load_acks(ue__spool_t *sp, segment_t *s)
 {
-    char path[4200];
+    char name[32];
     struct stat st;
     size_t len = 0;
     uint64_t span = s->next_seq - s->first_seq;
 
-    ue__spool_seg_path(sp, s->first_seq, "ack", path, sizeof(path));
-    uint8_t *buf = read_file(path, &len, &st);
-    if (!buf)
+    ue__spool_seg_name(s->first_seq, "ack", name, sizeof(name));
+    uint8_t *buf = read_file(sp, name, &len, &st);
+    if (!buf) { /* none yet is usual; else every record of the segment is sent again */
+        if (errno != ENOENT)
+            ue__log(sp->log, UE_LOG_WARNING, "spool: cannot read %s/%s: %s", sp->dir, name,
+                    strerror(errno));
         return;
+    }
     s->acked = calloc(1, (size_t)(span + 7) / 8 + 1);
     for (size_t off = 0; s->acked && off + 8 <= len; off += 8) { /* a torn last entry is ignored */
         uint64_t seq;
@@ -105,15 +120,16 @@ static void load_acks(ue__spool_t *sp, segment_t *s)
 
 static void load_segment(ue__spool_t *sp, uint64_t first, uint64_t *floor)
 {
-    char path[4200];
+    char name[32];
     struct stat st;
     size_t len = 0, valid_end = 0;
 
-    ue__spool_seg_path(sp, first, "seg", path, sizeof(path));
-    uint8_t *buf = read_file(path, &len, &st);
+    ue__spool_seg_name(first, "seg", name, sizeof(name));
+    uint8_t *buf = read_file(sp, name, &len, &st);
     segment_t *s = buf ? ue__spool_add_segment(sp, first) : NULL;
     if (!s) {
-        ue__log(sp->log, UE_LOG_WARNING, "spool: cannot read %s: %s", path, strerror(errno));
+        ue__log(sp->log, UE_LOG_WARNING, "spool: cannot read %s/%s: %s", sp->dir, name,
+                strerror(errno));
         free(buf);
         return;
     }
@@ -125,9 +141,9 @@ static void load_segment(ue__spool_t *sp, uint64_t first, uint64_t *floor)
     if (corrupt || st_scan.ignored) {
         sp->corrupt += (uint64_t)corrupt + st_scan.ignored;
         ue__log(sp->log, UE_LOG_WARNING,
-                "spool: %s: skipped %d corrupt or torn region(s); %" PRIu64
+                "spool: %s/%s: skipped %d corrupt or torn region(s); %" PRIu64
                 " valid record(s) kept",
-                path, corrupt + (int)st_scan.ignored, s->records);
+                sp->dir, name, corrupt + (int)st_scan.ignored, s->records);
     }
     if (s->next_seq > *floor)
         *floor = s->next_seq;
@@ -151,13 +167,17 @@ static int cmp_u64(const void *a, const void *b)
 /* Loads every "<20 digits>.seg" of the directory in sequence order. */
 static int scan_dir(ue__spool_t *sp)
 {
-    DIR *d = opendir(sp->dir);
+    int fd = openat(sp->dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL; /* owns fd from here */
     uint64_t *firsts = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
 
-    if (!d)
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
         return -1;
+    }
     while ((e = readdir(d))) {
         char digits[21];
         uint64_t first;
@@ -179,13 +199,45 @@ static int scan_dir(ue__spool_t *sp)
     return 0;
 }
 
+/*
+ * Opens the directory (creating it, 0700) and keeps it open as sp->dir_fd. Refused unless it
+ * is the user's alone: owned by the process's effective user, writable by no group or other.
+ * Whoever else may write there could plant a symbolic link or a file the spool would read.
+ */
+static int open_dir(ue__spool_t *sp, char *errstr, size_t errstr_size)
+{
+    struct stat st;
+    if (mkdir(sp->dir, 0700) != 0 && errno != EEXIST) {
+        ue__errstr(errstr, errstr_size, "spool: cannot create %s: %s", sp->dir, strerror(errno));
+        return UE_ERR_SPOOL;
+    }
+    sp->dir_fd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sp->dir_fd < 0 || fstat(sp->dir_fd, &st) != 0) {
+        ue__errstr(errstr, errstr_size, "spool: cannot open %s: %s", sp->dir, strerror(errno));
+        return UE_ERR_SPOOL;
+    }
+    if (st.st_uid != geteuid()) {
+        ue__errstr(errstr, errstr_size,
+                   "spool: %s is owned by uid %u, not by this process's user (uid %u)", sp->dir,
+                   (unsigned)st.st_uid, (unsigned)geteuid());
+        return UE_ERR_SPOOL;
+    }
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        ue__errstr(errstr, errstr_size,
+                   "spool: %s is writable by group or others (mode %04o): make it the user's "
+                   "alone (chmod go-w)",
+                   sp->dir, (unsigned)(st.st_mode & 07777));
+        return UE_ERR_SPOOL;
+    }
+    return 0;
+}
+
 static int lock_dir(ue__spool_t *sp, char *errstr, size_t errstr_size)
 {
-    char path[4200];
-    snprintf(path, sizeof(path), "%s/LOCK", sp->dir);
-    sp->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    sp->lock_fd = ue__spool_openat(sp, "LOCK", O_RDWR | O_CREAT);
     if (sp->lock_fd < 0) {
-        ue__errstr(errstr, errstr_size, "spool: cannot open %s: %s", path, strerror(errno));
+        ue__errstr(errstr, errstr_size, "spool: cannot open %s/LOCK: %s", sp->dir,
+                   strerror(errno));
         return UE_ERR_SPOOL;
     }
     if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -210,14 +262,11 @@ int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const ue__lo
     sp->opts = *opts;
     sp->opts.dir = sp->dir;
     sp->log = log;
-    sp->lock_fd = sp->active_fd = sp->rd.fd = -1;
-    if (mkdir(sp->dir, 0700) != 0 && errno != EEXIST) {
-        ue__errstr(errstr, errstr_size, "spool: cannot create %s: %s", sp->dir,
-                   strerror(errno));
-        ue__spool_close(sp);
-        return UE_ERR_SPOOL;
-    }
-    if ((rc = lock_dir(sp, errstr, errstr_size))) {
+    sp->dir_fd = sp->lock_fd = sp->active_fd = sp->rd.fd = -1;
+    rc = open_dir(sp, errstr, errstr_size);
+    if (rc == 0)
+        rc = lock_dir(sp, errstr, errstr_size);
+    if (rc) {
         ue__spool_close(sp);
         return rc;
     }

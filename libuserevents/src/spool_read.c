@@ -26,10 +26,10 @@ static int pread_all(int fd, uint8_t *buf, size_t len, uint64_t off)
 
 static int reader_open(ue__spool_t *sp, const segment_t *s)
 {
-    char path[4200];
+    char name[32];
     ue__spool_reader_close(sp);
-    ue__spool_seg_path(sp, s->first_seq, "seg", path, sizeof(path));
-    sp->rd.fd = open(path, O_RDONLY | O_CLOEXEC);
+    ue__spool_seg_name(s->first_seq, "seg", name, sizeof(name));
+    sp->rd.fd = ue__spool_openat(sp, name, O_RDONLY);
     if (sp->rd.fd < 0)
         return -1;
     sp->rd.seg = s->first_seq;

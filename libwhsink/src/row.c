@@ -10,6 +10,7 @@
 #include "enriched.pb-c.h"
 #include "json.h"
 #include "ue_crc32c.h"
+#include "ue_pbdecode.h"
 #include "ue_uuid7.h"
 #include "ue_validate.h"
 
@@ -20,7 +21,6 @@
 
 /* Event times outside [1970-01-01, 2100-01-01) cannot be partitioned in every warehouse. */
 #define MAX_TIME_MS INT64_C(4102444800000)
-#define MAX_DEPTH 32
 
 static const struct {
     const char *name;
@@ -167,30 +167,33 @@ static int put_str(whs__mapper_t *m, ue__arena_t *arena, whs__value_t *v, const 
 
 /* ---- properties ------------------------------------------------------------------------- */
 
-static int value_json(whs__mapper_t *m, const Userevents__Value *v, int depth);
+/*
+ * The writers below recurse once per nested list or map; ue__pb_unpack() in whs__map()
+ * refused a record nested deeper than UE__PB_MAX_DEPTH, which bounds them.
+ */
+static int value_json(whs__mapper_t *m, const Userevents__Value *v);
 
-/* Appends "key":value (with a leading comma unless @p first). 0, -1 too deep, -2 bad UTF-8. */
-static int pair_json(whs__mapper_t *m, const char *key, const Userevents__Value *v, int first,
-                     int depth)
+/* Appends "key":value (with a leading comma unless @p first). 0, or -1: bad UTF-8 refused. */
+static int pair_json(whs__mapper_t *m, const char *key, const Userevents__Value *v, int first)
 {
     if (!first)
         whs__buf_putc(&m->json, ',');
     key = key ? key : "";
     size_t bad = whs__json_string(&m->json, key, strlen(key));
     if (bad && m->utf8_policy == WHS__UTF8_DEAD_LETTER)
-        return -2;
+        return -1;
     m->utf8_replaced += bad > 0;
     whs__buf_putc(&m->json, ':');
-    return value_json(m, v, depth);
+    return value_json(m, v);
 }
 
-static int list_json(whs__mapper_t *m, const Userevents__ListValue *l, int depth)
+static int list_json(whs__mapper_t *m, const Userevents__ListValue *l)
 {
     whs__buf_putc(&m->json, '[');
     for (size_t i = 0; l && i < l->n_values; i++) {
         if (i)
             whs__buf_putc(&m->json, ',');
-        int rc = value_json(m, l->values[i], depth + 1);
+        int rc = value_json(m, l->values[i]);
         if (rc)
             return rc;
     }
@@ -198,11 +201,11 @@ static int list_json(whs__mapper_t *m, const Userevents__ListValue *l, int depth
     return 0;
 }
 
-static int mapvalue_json(whs__mapper_t *m, const Userevents__MapValue *mv, int depth)
+static int mapvalue_json(whs__mapper_t *m, const Userevents__MapValue *mv)
 {
     whs__buf_putc(&m->json, '{');
     for (size_t i = 0; mv && i < mv->n_fields; i++) {
-        int rc = pair_json(m, mv->fields[i]->key, mv->fields[i]->value, i == 0, depth + 1);
+        int rc = pair_json(m, mv->fields[i]->key, mv->fields[i]->value, i == 0);
         if (rc)
             return rc;
     }
@@ -210,17 +213,15 @@ static int mapvalue_json(whs__mapper_t *m, const Userevents__MapValue *mv, int d
     return 0;
 }
 
-/* Appends one property value. 0, -1 (nested too deep) or -2 (invalid UTF-8, refused). */
-static int value_json(whs__mapper_t *m, const Userevents__Value *v, int depth)
+/* Appends one property value. 0, or -1 (invalid UTF-8, refused). */
+static int value_json(whs__mapper_t *m, const Userevents__Value *v)
 {
-    if (depth > MAX_DEPTH)
-        return -1;
     switch (v ? v->kind_case : USEREVENTS__VALUE__KIND__NOT_SET) {
     case USEREVENTS__VALUE__KIND_STRING_VALUE: {
         const char *s = v->string_value ? v->string_value : "";
         size_t bad = whs__json_string(&m->json, s, strlen(s));
         if (bad && m->utf8_policy == WHS__UTF8_DEAD_LETTER)
-            return -2;
+            return -1;
         m->utf8_replaced += bad > 0;
         return 0;
     }
@@ -231,8 +232,8 @@ static int value_json(whs__mapper_t *m, const Userevents__Value *v, int depth)
     case USEREVENTS__VALUE__KIND_BOOL_VALUE:
         whs__buf_puts(&m->json, v->bool_value ? "true" : "false");
         return 0;
-    case USEREVENTS__VALUE__KIND_LIST_VALUE: return list_json(m, v->list_value, depth);
-    case USEREVENTS__VALUE__KIND_MAP_VALUE: return mapvalue_json(m, v->map_value, depth);
+    case USEREVENTS__VALUE__KIND_LIST_VALUE: return list_json(m, v->list_value);
+    case USEREVENTS__VALUE__KIND_MAP_VALUE: return mapvalue_json(m, v->map_value);
     default: whs__buf_puts(&m->json, "null"); return 0;
     }
 }
@@ -245,13 +246,10 @@ static int put_properties(whs__mapper_t *m, const Userevents__Event *ev, ue__are
     whs__buf_reset(&m->json);
     whs__buf_putc(&m->json, '{');
     for (size_t i = 0; rc == 0 && i < ev->n_properties; i++)
-        rc = pair_json(m, ev->properties[i]->key, ev->properties[i]->value, i == 0, 1);
+        rc = pair_json(m, ev->properties[i]->key, ev->properties[i]->value, i == 0);
     whs__buf_putc(&m->json, '}');
     if (rc) {
-        snprintf(reason, reason_size,
-                 rc == -1 ? "properties nested deeper than %d levels"
-                          : "invalid UTF-8 in properties",
-                 MAX_DEPTH);
+        snprintf(reason, reason_size, "invalid UTF-8 in properties");
         return -1;
     }
     char *copy = m->json.oom ? NULL : row_strndup(m, arena, m->json.data, m->json.len);
@@ -453,11 +451,15 @@ int whs__map(whs__mapper_t *m, const void *payload, size_t len, const char *topi
              int32_t partition, int64_t offset, ue__arena_t *arena, whs__row_t **out, char *reason,
              size_t reason_size)
 {
+    int err;
     ue__arena_reset(&m->scratch);
-    Userevents__EnrichedEvent *e =
-        userevents__enriched_event__unpack(&m->pb_alloc, len, (const uint8_t *)payload);
+    /* One level deeper than an Event: it wraps one (ue_pbdecode.h). */
+    Userevents__EnrichedEvent *e = (Userevents__EnrichedEvent *)ue__pb_unpack(
+        &userevents__enriched_event__descriptor, &m->pb_alloc, len, payload,
+        UE__PB_MAX_DEPTH + 1, &err);
     if (!e) {
-        snprintf(reason, reason_size, "not a valid EnrichedEvent protobuf (%zu bytes)", len);
+        snprintf(reason, reason_size, "not a valid EnrichedEvent protobuf (%zu bytes): %s", len,
+                 ue__pb_strerror(err));
         return -1;
     }
     if (check_record(m, e, reason, reason_size))

@@ -1,9 +1,10 @@
 /*
  * fuzz_event_decode.c - libFuzzer target for the event decoder the consumers run on bytes
- * from Kafka: userevents__event__unpack, then a walk over everything it returned (so ASan sees
- * every string, id and nested value a consumer would touch), then a pack round trip, then
- * userevents__event__free_unpacked. The SDK's single-pass encoder (common/ue_event_pack.c)
- * must write the very bytes protobuf-c packs for every decoded event: a differential check.
+ * from Kafka: ue__pb_unpack (common/ue_pbdecode.h), then a walk over everything it returned
+ * (so ASan sees every string, id and nested value a consumer would touch), then a pack round
+ * trip, then userevents__event__free_unpacked. The SDK's single-pass encoder
+ * (common/ue_event_pack.c) must write the very bytes protobuf-c packs for every decoded
+ * event: a differential check. Depth past the limit: fuzz_pb_nesting.c.
  *
  * The decoder itself is libprotobuf-c; run.sh links the system library, uninstrumented: ASan
  * still checks its allocations and its memcpy, but libFuzzer gets no coverage from inside it,
@@ -14,7 +15,7 @@
  * unknown field and packs it as 00, which it then rejects.
  */
 #include "ue_event_pack.h"
-#include "ue_pbcheck.h"
+#include "ue_pbdecode.h"
 #include "userevents.pb-c.h"
 
 #include <stdint.h>
@@ -143,10 +144,9 @@ static uint8_t *pack(const Userevents__Event *e, size_t *len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    /* As every consumer does: the iterative check first (depth, field 0), then unpack. */
-    if (ue__pb_check(&userevents__event__descriptor, data, size, 32) != UE__PB_OK)
-        return 0;
-    Userevents__Event *e = userevents__event__unpack(NULL, size, data);
+    /* As every consumer does: the guarded decoder (depth and field 0 checked, then unpack). */
+    Userevents__Event *e = (Userevents__Event *)ue__pb_unpack(
+        &userevents__event__descriptor, NULL, size, data, UE__PB_MAX_DEPTH, NULL);
     if (!e)
         return 0;
     has_field_zero = 0;

@@ -4,10 +4,11 @@
  * corrupt middle frame, bad CRC), and valid encoded events. Valid inputs get the fuzzer past
  * the magic, the length checks and the CRC from its first execution.
  *
- *   gen_corpus OUTDIR     writes OUTDIR/{spool_frames,spool_dir,event_decode}/<seed>
+ *   gen_corpus OUTDIR     writes OUTDIR/{spool_frames,spool_dir,event_decode,pb_nesting}/<seed>
  *
  * run.sh regenerates them on every run; the same seeds are kept in test/fuzz/corpus/.
  */
+#include "deep_pb.h"
 #include "fuzz_util.h"
 #include "userevents.pb-c.h"
 
@@ -250,6 +251,33 @@ static void event_seeds(void)
     free(r);
 }
 
+/*
+ * fuzz_pb_nesting reads every input both as wire data and as a recipe (depth, type, one op
+ * byte per level): raw messages nested at, just past and far past the limit, and recipes.
+ */
+static void nesting_seeds(void)
+{
+    static const struct {
+        const char *name;
+        uint8_t *(*make)(int lists, size_t *len);
+        int lists;
+    } raw[] = {
+        {"event_at_limit", dp_event, 14},       {"event_past_limit", dp_event, 15},
+        {"event_6000", dp_event, 6000},         {"enriched_at_limit", dp_enriched, 14},
+        {"profile_past_limit", dp_profile, 15}, {"batch_6000", dp_batch, 6000},
+    };
+    for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+        size_t len;
+        uint8_t *buf = raw[i].make(raw[i].lists, &len);
+        save("pb_nesting", raw[i].name, buf, len);
+        free(buf);
+    }
+    /* recipes: 14 lists in an Event; 15 levels of maps in a profile; 6,000 mixed levels */
+    save("pb_nesting", "recipe_lists_14", (const uint8_t *)"\x00\x0e\x00\x00", 4);
+    save("pb_nesting", "recipe_maps_15", (const uint8_t *)"\x00\x0f\x02\x01", 4);
+    save("pb_nesting", "recipe_mixed_6000", (const uint8_t *)"\x17\x70\x03\x00\x01\x06", 6);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -264,6 +292,7 @@ int main(int argc, char **argv)
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     spool_seeds(cctx);
     event_seeds();
+    nesting_seeds();
     ZSTD_freeCCtx(cctx);
     return 0;
 }

@@ -3,7 +3,8 @@
 #
 #   test/fuzz/run.sh [--quick] [--build-only] [--coverage] [TARGET...]
 #
-#   TARGET        fuzz_spool_frames, fuzz_spool_dir, fuzz_event_decode (default: all three)
+#   TARGET        fuzz_spool_frames, fuzz_spool_dir, fuzz_event_decode, fuzz_pb_nesting
+#                 (default: all four)
 #   --quick       FUZZ_SECONDS=10: the CI setting
 #   --build-only  build the targets and the seed corpora, run nothing
 #   --coverage    no fuzzing: replay the corpora through a source-coverage build and print
@@ -12,6 +13,8 @@
 # Environment:
 #   FUZZ_SECONDS     seconds per target (default 60)
 #   FUZZ_MAX_LEN     largest input, bytes (default 16384)
+#   FUZZ_NESTING_MAX_LEN  largest input of fuzz_pb_nesting (default 65536: deep enough raw
+#                    nesting to overflow a stack, were the decoder's depth check missing)
 #   FUZZ_TIMEOUT     seconds one input may take before it counts as a hang (default 10)
 #   FUZZ_ORACLES     0: the spool targets check memory safety only, not the spool's guarantees
 #   CC               clang (default)
@@ -30,7 +33,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=build/fuzz
 CC=${CC:-clang}
-ALL_TARGETS=(fuzz_spool_frames fuzz_spool_dir fuzz_event_decode)
+ALL_TARGETS=(fuzz_spool_frames fuzz_spool_dir fuzz_event_decode fuzz_pb_nesting)
 BUILD_ONLY=0
 COVERAGE=0
 TARGETS=()
@@ -39,7 +42,7 @@ for arg in "$@"; do
     --quick) FUZZ_SECONDS=10 ;;
     --build-only) BUILD_ONLY=1 ;;
     --coverage) COVERAGE=1 ;;
-    -h | --help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     fuzz_*) TARGETS+=("$arg") ;;
     *) echo "run.sh: unknown argument: $arg" >&2; exit 2 ;;
     esac
@@ -47,13 +50,16 @@ done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-16384}
+FUZZ_NESTING_MAX_LEN=${FUZZ_NESTING_MAX_LEN:-65536}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 
-if [ ! -f build/gen/userevents.pb-c.c ] || [ ! -f build/gen/userevents.pb-c.h ]; then
-    make build/gen/userevents.pb-c.c build/gen/userevents.pb-c.h
+if [ ! -f build/gen/userevents.pb-c.c ] || [ ! -f build/gen/enriched.pb-c.c ] ||
+    [ ! -f build/gen/collector.pb-c.c ]; then
+    make build/gen/userevents.pb-c.c
 fi
 
-INCLUDES=(-Icommon -Ilibuserevents/include -Ilibuserevents/src -Ibuild/gen -Itest/fuzz)
+INCLUDES=(-Icommon -Ilibuserevents/include -Ilibuserevents/src -Ibuild/gen -Itest/fuzz
+          -Itest/support)
 BASE_FLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
             -Wno-unused-parameter "${INCLUDES[@]}")
 SAN=address,undefined
@@ -62,8 +68,10 @@ LIBS=(-lprotobuf-c -lzstd -lrdkafka -lpthread -lm)
 # What the decoders need: all of common/ (shared code such as ue_validate.c, which a fix may
 # call), the spool and record files of the SDK, and the generated Protobuf code.
 LIB_SRC=(common/*.c libuserevents/src/record.c libuserevents/src/spool*.c
-         build/gen/userevents.pb-c.c test/fuzz/fuzz_util.c)
-FUZZ_SRC=(test/fuzz/fuzz_spool_frames.c test/fuzz/fuzz_spool_dir.c test/fuzz/fuzz_event_decode.c)
+         build/gen/userevents.pb-c.c build/gen/enriched.pb-c.c build/gen/collector.pb-c.c
+         test/fuzz/fuzz_util.c)
+FUZZ_SRC=(test/fuzz/fuzz_spool_frames.c test/fuzz/fuzz_spool_dir.c test/fuzz/fuzz_event_decode.c
+          test/fuzz/fuzz_pb_nesting.c)
 
 mkdir -p "$OUT/obj"
 
@@ -82,15 +90,15 @@ compile() {
         obj="$OUT/obj/$kind/${src//\//_}.o"
         mkdir -p "$(dirname "$obj")"
         if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] ||
-            [ -n "$(find "$(dirname "$src")" libuserevents/src common test/fuzz -maxdepth 1 \
-                -name '*.h' -newer "$obj" -print -quit)" ]; then
+            [ -n "$(find "$(dirname "$src")" libuserevents/src common test/fuzz test/support \
+                -maxdepth 1 -name '*.h' -newer "$obj" -print -quit)" ]; then
             "$CC" "${BASE_FLAGS[@]}" "${flags[@]}" -c "$src" -o "$obj"
         fi
         OBJS+=("$obj")
     done
 }
 
-# Builds the three targets of kind $1 into $2/.
+# Builds the targets of kind $1 into $2/.
 build_targets() {
     local kind=$1 dir=$2 link_flags i
     [ "$kind" = cov ] && link_flags=(-fsanitize=fuzzer -fprofile-instr-generate) ||
@@ -98,7 +106,7 @@ build_targets() {
     compile "$kind" "${LIB_SRC[@]}"
     local lib_objs=("${OBJS[@]}")
     compile "$kind" "${FUZZ_SRC[@]}"
-    for i in 0 1 2; do
+    for i in "${!FUZZ_SRC[@]}"; do
         local name
         name=$(basename "${FUZZ_SRC[$i]}" .c)
         "$CC" "${link_flags[@]}" -o "$dir/$name" "${OBJS[$i]}" "${lib_objs[@]}" "${LIBS[@]}"
@@ -157,8 +165,10 @@ for t in "${TARGETS[@]}"; do
     corpus_dirs "$short"
     echo "== $t for ${FUZZ_SECONDS}s (log: $log)"
     rc=0
+    max_len=$FUZZ_MAX_LEN
+    [ "$t" = fuzz_pb_nesting ] && max_len=$FUZZ_NESTING_MAX_LEN
     "$OUT/$t" -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" \
-        -max_len="$FUZZ_MAX_LEN" -rss_limit_mb=2560 -print_final_stats=1 \
+        -max_len="$max_len" -rss_limit_mb=2560 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "${DIRS[@]}" >"$log" 2>&1 || rc=$?
     execs=$(last_stat 'stat::number_of_executed_units:' "$log")
     speed=$(last_stat 'stat::average_exec_per_sec:' "$log")

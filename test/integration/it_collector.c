@@ -6,6 +6,8 @@
  * Each test proves one guarantee; the collector is spawned from $UE_BUILD_DIR (default build)
  * on a free loopback port, with small body caps so that the SDK's batches meet 413 and split.
  */
+#include "collector.pb-c.h"
+#include "deep_pb.h"
 #include "itutil.h"
 #include "testutil.h"
 #include "userevents.h"
@@ -277,6 +279,25 @@ static long long metric(const collector_t *col, const char *name)
     return at ? atoll(at + strlen(name)) : -1;
 }
 
+/* GETs @p path of the collector; returns the HTTP status. */
+static long get_status(const collector_t *col, const char *path)
+{
+    char url[128];
+    long status = 0;
+    reply_t *r = calloc(1, sizeof(*r));
+    CURL *e = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", col->port, path);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    free(r);
+    return status;
+}
+
 /* Tracks @p n events, restarting the collector with @p sig half-way, right after a burst so
  * that batches are on their way; the SDK must retry across the restart. */
 static void run_with_restart(collector_t *col, int sig, size_t n, check_opts_t o)
@@ -546,6 +567,96 @@ static void test_collector_answers_bad_requests_and_keeps_the_good(void **state)
     collector_cleanup(&col);
 }
 
+/* Guarantee: a protobuf batch whose one event nests a property 6,000 lists deep (42 KB, which
+ * protobuf-c's recursive unpack would take past the connection thread's stack) gets 400 with
+ * the reason, and the collector lives on: /healthz answers, a good batch after it arrives. */
+static void test_collector_refuses_deep_nesting_and_lives_on(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, "it-key 0\n");
+    collector_start(&col, 0, NULL);
+    size_t len;
+    uint8_t *deep = dp_batch(6000, &len);
+    reply_t r = post(&col, "it-key", "application/x-protobuf", NULL, deep, len);
+    free(deep);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "nested deeper than 32 levels"));
+    assert_int_equal(waitpid(col.pid, NULL, WNOHANG), 0); /* still running */
+    assert_int_equal(get_status(&col, "/healthz"), 200);
+    tracked_t *t = tracked_new(16);
+    char *ok = json_batch(t, 5, 3, 0, NULL);
+    r = post(&col, "it-key", "application/json", NULL, ok, strlen(ok));
+    free(ok);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* A protobuf batch of one valid-looking event of @p type; malloc'd, *@p len its size. */
+static uint8_t *pb_batch_of_type(const char *type, size_t *len)
+{
+    uint8_t id[16] = {0x01, 0x8f, 1, 2, 3, 4, 0x70, 5, 0x80, 6, 7, 8, 9, 10, 11, 12};
+    Userevents__Event e = USEREVENTS__EVENT__INIT;
+    e.event_id.data = id;
+    e.event_id.len = 16;
+    e.type = (char *)type;
+    e.user_id = "web-6";
+    e.timestamp_ms = (int64_t)time(NULL) * 1000;
+    e.schema_version = 1;
+    size_t elen = userevents__event__get_packed_size(&e);
+    uint8_t *ebuf = malloc(elen);
+    userevents__event__pack(&e, ebuf);
+    Userevents__EventBatch b = USEREVENTS__EVENT_BATCH__INIT;
+    ProtobufCBinaryData one = {elen, ebuf};
+    b.n_events = 1;
+    b.events = &one;
+    *len = userevents__event_batch__get_packed_size(&b);
+    uint8_t *out = malloc(*len);
+    userevents__event_batch__pack(&b, out);
+    free(ebuf);
+    return out;
+}
+
+/* Guarantee: clients cannot write into the pipeline's own topics: an event typed enriched,
+ * dead_letter, alerts, ... (any case) gets 400 with the reason, JSON or protobuf, and nothing
+ * of its batch is published; the valid events around it still arrive once. */
+static void test_collector_refuses_reserved_types(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, "it-key 0\n");
+    collector_start(&col, 0, NULL);
+    const char *reserved[] = {"enriched", "dead_letter", "aggregates", "alerts", "Changelog",
+                              "profiles"};
+    tracked_t *t = tracked_new(16);
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "[{\"type\":\"click\",\"user_id\":\"web-6\"},"
+                 "{\"type\":\"%s\",\"user_id\":\"web-6\"}]", reserved[i]);
+        reply_t r = post(&col, "it-key", "application/json", NULL, body, strlen(body));
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.body, "events[1]"));
+        assert_non_null(strstr(r.body, "reserved"));
+        size_t len;
+        uint8_t *pb = pb_batch_of_type(reserved[i], &len);
+        r = post(&col, "it-key", "application/x-protobuf", NULL, pb, len);
+        free(pb);
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.body, "reserved"));
+    }
+    char *ok = json_batch(t, 7, 2, 0, NULL);
+    reply_t r = post(&col, "it-key", "application/json", NULL, ok, strlen(ok));
+    free(ok);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0}); /* the clicks of the refused batches: absent */
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -568,6 +679,8 @@ int main(void)
         cmocka_unit_test(test_collector_restart_every_event_once),
         cmocka_unit_test(test_collector_sigkill_loses_nothing),
         cmocka_unit_test(test_collector_answers_bad_requests_and_keeps_the_good),
+        cmocka_unit_test(test_collector_refuses_deep_nesting_and_lives_on),
+        cmocka_unit_test(test_collector_refuses_reserved_types),
     };
     return cmocka_run_group_tests_name("integration: SDK -> collector -> Kafka", tests, NULL,
                                        teardown);

@@ -335,6 +335,38 @@ static void test_codec_rejects_invalid_types(void **state)
     ue_event_destroy(ev);
 }
 
+/* Types that would name the pipeline's own topics under "events.{type}" (issue 11, item 5). */
+static void test_codec_refuses_reserved_types(void **state)
+{
+    (void)state;
+    const char *reserved[] = {"enriched",   "dead_letter", "aggregates", "alerts",
+                              "changelog",  "profiles",    "ENRICHED",   "Dead_Letter",
+                              "dead.letter"};
+    ue_event_t *ev = ue_event_new("ok");
+    assert_non_null(ev);
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        assert_null(ue_event_new(reserved[i]));
+        assert_int_equal(ue_event_reset(ev, reserved[i]), UE_ERR_TYPE_RESERVED);
+    }
+    assert_string_equal(ue_err2name(UE_ERR_TYPE_RESERVED), "UE_ERR_TYPE_RESERVED");
+    assert_non_null(strstr(ue_err2str(UE_ERR_TYPE_RESERVED), "reserved"));
+    const char *near[] = {"enriched_v2", "alerts.seen", "enrich", "profile", "dead-letter"};
+    for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++)
+        assert_int_equal(ue_event_reset(ev, near[i]), UE_OK);
+    ue_event_destroy(ev);
+
+    /* nor can a spool file choose one: such a record does not read back */
+    ue__record_t *r = ue__record_new("enriched", 8, "k", 1, 4), *back = NULL;
+    assert_non_null(r);
+    size_t len = ue__record_spool_size(r);
+    uint8_t *buf = malloc(len);
+    ue__record_spool_write(r, buf);
+    assert_int_equal(ue__record_spool_read(buf, len, &back), 0);
+    assert_null(back);
+    free(buf);
+    free(r);
+}
+
 static void test_codec_rejects_non_finite_double(void **state)
 {
     (void)state;
@@ -519,6 +551,7 @@ int main(void)
         cmocka_unit_test(test_codec_stamps_id_and_timestamp_when_unset),
         cmocka_unit_test(test_codec_sent_at_suffix_decodes_as_sent_at_ms),
         cmocka_unit_test(test_codec_rejects_invalid_types),
+        cmocka_unit_test(test_codec_refuses_reserved_types),
         cmocka_unit_test(test_codec_rejects_non_finite_double),
         cmocka_unit_test(test_codec_too_large_is_refused),
         cmocka_unit_test(test_codec_max_bytes_is_inclusive),

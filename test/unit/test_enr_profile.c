@@ -1,8 +1,9 @@
 /*
  * test_enr_profile.c - the "profile" stage: profiles upserted and deleted by key, joined to
- * events by user id, refused when they do not decode or are not valid UTF-8, and the table
- * freed whole (ASan) with many users.
+ * events by user id, refused with a reason when they do not decode (nested too deep included)
+ * or are not valid UTF-8, and the table freed whole (ASan) with many users.
  */
+#include "deep_pb.h"
 #include "enr_stagetest.h"
 
 #include <setjmp.h>
@@ -56,7 +57,7 @@ static size_t encode(fixture_t *f, const char *user_id, const char *plan)
 static int put(fixture_t *f, const char *key, const char *user_id, const char *plan)
 {
     size_t len = encode(f, user_id, plan);
-    return enr__profile_put(f->st.state, key, f->buf, len);
+    return enr__profile_put(f->st.state, key, f->buf, len, NULL, 0);
 }
 
 /* The profile the stage joins to an event of @p user (NULL: none). */
@@ -92,13 +93,13 @@ static void test_profile_upsert_replaces_and_empty_value_deletes(void **state)
     assert_int_equal(put(f, "u1", "u1", "pro"), 0);
     assert_int_equal(enr__profile_count(f->st.state), 1);
     assert_string_equal(joined(f, "u1")->plan, "pro");
-    assert_int_equal(enr__profile_put(f->st.state, "u1", NULL, 0), 0); /* tombstone */
+    assert_int_equal(enr__profile_put(f->st.state, "u1", NULL, 0, NULL, 0), 0); /* tombstone */
     assert_int_equal(enr__profile_count(f->st.state), 0);
     assert_null(joined(f, "u1"));
-    assert_int_equal(enr__profile_put(f->st.state, "u1", NULL, 0), 0); /* already gone */
-    assert_int_equal(enr__profile_put(f->st.state, "u1", f->buf, 0), 0);
-    assert_int_not_equal(enr__profile_put(f->st.state, NULL, NULL, 0), 0); /* whose? */
-    assert_int_not_equal(enr__profile_put(f->st.state, "", NULL, 0), 0);
+    assert_int_equal(enr__profile_put(f->st.state, "u1", NULL, 0, NULL, 0), 0); /* gone */
+    assert_int_equal(enr__profile_put(f->st.state, "u1", f->buf, 0, NULL, 0), 0);
+    assert_int_not_equal(enr__profile_put(f->st.state, NULL, NULL, 0, NULL, 0), 0); /* whose? */
+    assert_int_not_equal(enr__profile_put(f->st.state, "", NULL, 0, NULL, 0), 0);
 }
 
 static void test_profile_key_or_field_names_the_user(void **state)
@@ -117,12 +118,31 @@ static void test_profile_refuses_what_does_not_decode(void **state)
 {
     fixture_t *f = *state;
     const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
-    assert_int_not_equal(enr__profile_put(f->st.state, "u1", junk, sizeof(junk)), 0);
+    assert_int_not_equal(enr__profile_put(f->st.state, "u1", junk, sizeof(junk), NULL, 0), 0);
     const uint8_t truncated[] = {0x0a, 0x10, 'u'}; /* user_id says 16 bytes, has 1 */
-    assert_int_not_equal(enr__profile_put(f->st.state, "u1", truncated, sizeof(truncated)), 0);
+    assert_int_not_equal(
+        enr__profile_put(f->st.state, "u1", truncated, sizeof(truncated), NULL, 0), 0);
     assert_int_equal(enr__profile_count(f->st.state), 0);
-    assert_int_not_equal(enr__profile_put(NULL, "u1", junk, sizeof(junk)), 0);
+    assert_int_not_equal(enr__profile_put(NULL, "u1", junk, sizeof(junk), NULL, 0), 0);
     assert_int_equal(enr__profile_count(NULL), 0);
+}
+
+/* The profile topic is written by another process: a trait nested 6,000 lists deep. */
+static void test_profile_refuses_deep_traits_with_reason(void **state)
+{
+    fixture_t *f = *state;
+    char reason[256] = "";
+    size_t len;
+    uint8_t *deep = dp_profile(6000, &len);
+    assert_int_equal(enr__profile_put(f->st.state, "u1", deep, len, reason, sizeof(reason)), -1);
+    assert_non_null(strstr(reason, "nested deeper than 32 levels"));
+    assert_int_equal(enr__profile_count(f->st.state), 0);
+    free(deep);
+    assert_int_not_equal(put(f, NULL, "", "free"), 0);
+    assert_int_equal(enr__profile_put(f->st.state, NULL, f->buf, encode(f, "", "free"), reason,
+                                      sizeof(reason)),
+                     -1);
+    assert_non_null(strstr(reason, "no user id"));
 }
 
 static void test_profile_refuses_invalid_utf8(void **state)
@@ -149,10 +169,10 @@ static void test_profile_refuses_invalid_utf8(void **state)
     p.n_traits = 1;
     p.traits = entries;
     size_t len = userevents__user_profile__pack(&p, f->buf);
-    assert_int_not_equal(enr__profile_put(f->st.state, "u1", f->buf, len), 0);
+    assert_int_not_equal(enr__profile_put(f->st.state, "u1", f->buf, len, NULL, 0), 0);
     inner.string_value = (char *)"vip";
     len = userevents__user_profile__pack(&p, f->buf);
-    assert_int_equal(enr__profile_put(f->st.state, "u1", f->buf, len), 0);
+    assert_int_equal(enr__profile_put(f->st.state, "u1", f->buf, len, NULL, 0), 0);
     assert_int_equal(enr__profile_count(f->st.state), 1);
 }
 
@@ -166,7 +186,7 @@ static void test_profile_holds_many_users_and_frees_them(void **state)
     }
     for (int i = 0; i < 20000; i += 3) {
         snprintf(user, sizeof(user), "user-%d", i);
-        assert_int_equal(enr__profile_put(f->st.state, user, NULL, 0), 0);
+        assert_int_equal(enr__profile_put(f->st.state, user, NULL, 0, NULL, 0), 0);
     }
     assert_int_equal(enr__profile_count(f->st.state), 20000 - 6667);
     snprintf(user, sizeof(user), "user-%d", 19999);
@@ -182,6 +202,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_profile_key_or_field_names_the_user, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profile_refuses_what_does_not_decode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_profile_refuses_deep_traits_with_reason, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_profile_refuses_invalid_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profile_holds_many_users_and_frees_them, setup,
                                         teardown),

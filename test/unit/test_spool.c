@@ -1,6 +1,7 @@
 /*
  * test_spool.c - the durable disk spool, driven directly in a temporary directory: replay after
  * reopen, acknowledgements that persist, segment rotation and deletion, the directory lock,
+ * a directory others could write (refused) and symbolic links in it (never followed),
  * damaged files (torn tail, corrupt middle frame, garbage), the byte and age caps, and the
  * sender's cursor.
  */
@@ -444,6 +445,156 @@ static void test_spool_open_fails_on_unusable_dir(void **state)
     free(file);
 }
 
+/* ---- a directory others can reach (issue 11, item 7) ---------------------------------------- */
+
+/* ue__spool_open's code for @p dir, with its message in @p errstr. */
+static int open_code(const char *dir, char *errstr, size_t size)
+{
+    ue__spool_opts_t o = opts_for(dir);
+    ue__spool_t *sp = NULL;
+    errstr[0] = '\0';
+    int rc = ue__spool_open(&sp, &o, &quiet, errstr, size);
+    ue__spool_close(sp);
+    return rc;
+}
+
+static char *join(const char *dir, const char *name)
+{
+    char *path;
+    assert_true(asprintf(&path, "%s/%s", dir, name) > 0);
+    return path;
+}
+
+static void assert_file_is(const char *path, const char *content)
+{
+    char buf[64] = "";
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(read(fd, buf, sizeof(buf) - 1), (ssize_t)strlen(content));
+    close(fd);
+    assert_string_equal(buf, content);
+}
+
+static void test_spool_refuses_symlinked_lock(void **state)
+{
+    const char *dir = *state;
+    char *outside = tu_tempdir("ue-spool-outside"), errstr[512];
+    char *target = join(outside, "created-by-the-spool"), *lock = join(dir, "LOCK");
+    assert_int_equal(symlink(target, lock), 0);
+    assert_int_equal(open_code(dir, errstr, sizeof(errstr)), UE_ERR_SPOOL);
+    assert_non_null(strstr(errstr, "LOCK"));
+    assert_int_equal(access(target, F_OK), -1); /* O_CREAT did not go through the link */
+    char *victim = join(outside, "victim");
+    write_file(victim, "precious", 8);
+    assert_int_equal(unlink(lock), 0);
+    assert_int_equal(symlink(victim, lock), 0);
+    assert_int_equal(open_code(dir, errstr, sizeof(errstr)), UE_ERR_SPOOL);
+    assert_file_is(victim, "precious");
+    tu_rmrf(outside);
+    free(outside), free(target), free(lock), free(victim);
+}
+
+static void test_spool_refuses_symlinked_ack_file(void **state)
+{
+    const char *dir = *state;
+    ue__spool_drops_t drops = {0};
+    ue__spool_t *sp = open_dir(dir);
+    append(sp, 1, 3, 40);
+    ue__spool_close(sp);
+    char *outside = tu_tempdir("ue-spool-outside"), *victim = join(outside, "victim");
+    char *ack = seg_path(dir, 1, "ack");
+    write_file(victim, "precious", 8);
+    assert_int_equal(symlink(victim, ack), 0);
+
+    sp = open_dir(dir); /* the link is not read as acks ... */
+    assert_int_equal(ue__spool_replay_total(sp), 3);
+    expect_range(sp, 1, 4, 40, 1);
+    ue__spool_ack(sp, 1);
+    ue__spool_sync(sp, &drops); /* ... nor appended to */
+    assert_file_is(victim, "precious");
+    ue__spool_ack(sp, 2);
+    ue__spool_ack(sp, 3);
+    ue__spool_sync(sp, &drops); /* the finished segment goes, with the link, not its target */
+    assert_int_equal(count_files(dir, ".seg"), 0);
+    assert_int_equal(count_files(dir, ".ack"), 0);
+    ue__spool_close(sp);
+    assert_file_is(victim, "precious");
+    tu_rmrf(outside);
+    free(outside), free(victim), free(ack);
+}
+
+static void test_spool_refuses_symlinked_segment(void **state)
+{
+    const char *dir = *state;
+    char *outside = tu_tempdir("ue-spool-outside");
+    ue__spool_t *other = open_dir(outside); /* a valid segment, somewhere else */
+    append(other, 1, 3, 40);
+    ue__spool_close(other);
+    char *target = seg_path(outside, 1, "seg"), *link = seg_path(dir, 1, "seg");
+    off_t size = file_size(target);
+    assert_int_equal(symlink(target, link), 0);
+
+    ue__spool_t *sp = open_dir(dir);
+    assert_int_equal(ue__spool_replay_total(sp), 0); /* not read through the link */
+    expect_done(sp);
+    ue__record_t *r = make_rec(9, 40);
+    assert_int_equal(ue__spool_append(sp, r, 1), -1); /* nor written: its name is taken */
+    ue__record_free_list(r);
+    ue__spool_close(sp);
+    assert_int_equal(file_size(target), size);
+    other = open_dir(outside);
+    assert_int_equal(ue__spool_replay_total(other), 3);
+    ue__spool_close(other);
+    tu_rmrf(outside);
+    free(outside), free(target), free(link);
+}
+
+static void test_spool_refuses_group_or_other_writable_dir(void **state)
+{
+    const char *dir = *state;
+    char errstr[512];
+    const mode_t refused[] = {0777, 0770, 0702, 01777};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        assert_int_equal(chmod(dir, refused[i]), 0);
+        assert_int_equal(open_code(dir, errstr, sizeof(errstr)), UE_ERR_SPOOL);
+        assert_non_null(strstr(errstr, "writable by group or others"));
+    }
+    assert_int_equal(count_files(dir, "LOCK"), 0); /* refused before anything is created */
+
+    /* ue_client_new() says why */
+    char conf_dir[600];
+    snprintf(conf_dir, sizeof(conf_dir), "spool.dir=%s", dir);
+    const char *kv[] = {TU_NO_BROKER, conf_dir, NULL};
+    ue_conf_t *conf = tu_conf(kv);
+    assert_null(ue_client_new(conf, errstr, sizeof(errstr)));
+    assert_non_null(strstr(errstr, "writable by group or others"));
+    assert_non_null(strstr(errstr, dir));
+    ue_conf_destroy(conf); /* still the caller's after a failure */
+
+    assert_int_equal(chmod(dir, 0755), 0); /* readable by others is fine */
+    assert_int_equal(open_code(dir, errstr, sizeof(errstr)), 0);
+    /* a link to a directory of the user's own is followed: only what is inside is not */
+    char *link;
+    assert_true(asprintf(&link, "%s-link", dir) > 0);
+    assert_int_equal(symlink(dir, link), 0);
+    assert_int_equal(open_code(link, errstr, sizeof(errstr)), 0);
+    unlink(link);
+    free(link);
+}
+
+static void test_spool_refuses_dir_of_another_user(void **state)
+{
+    const char *dir = *state;
+    char errstr[512];
+    if (geteuid() != 0)
+        skip(); /* only root can give a directory away */
+    assert_int_equal(chown(dir, 65534, 65534), 0);
+    assert_int_equal(open_code(dir, errstr, sizeof(errstr)), UE_ERR_SPOOL);
+    assert_non_null(strstr(errstr, "owned by uid 65534"));
+    assert_int_equal(chown(dir, 0, 0), 0);
+    assert_int_equal(open_code(dir, errstr, sizeof(errstr)), 0);
+}
+
 /* ---- damage ------------------------------------------------------------------------------- */
 
 static void test_spool_skips_torn_tail(void **state)
@@ -740,6 +891,11 @@ int main(void)
         T(test_spool_rotates_at_segment_bytes),
         T(test_spool_second_open_is_locked),
         T(test_spool_open_fails_on_unusable_dir),
+        T(test_spool_refuses_symlinked_lock),
+        T(test_spool_refuses_symlinked_ack_file),
+        T(test_spool_refuses_symlinked_segment),
+        T(test_spool_refuses_group_or_other_writable_dir),
+        T(test_spool_refuses_dir_of_another_user),
         T(test_spool_skips_torn_tail),
         T(test_spool_skips_header_only_tail),
         T(test_spool_resyncs_after_corrupt_payload_byte),

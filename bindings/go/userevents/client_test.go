@@ -24,7 +24,7 @@ func TestErrorCodesMatchLibraryNames(t *testing.T) {
 		userevents.ErrRecursiveCall: "RECURSIVE_CALL", userevents.ErrEncode: "ENCODE",
 		userevents.ErrTooLarge: "TOO_LARGE", userevents.ErrShutdown: "SHUTDOWN",
 		userevents.ErrSpoolFull: "SPOOL_FULL", userevents.ErrSpoolExpired: "SPOOL_EXPIRED",
-		userevents.ErrBroker: "BROKER",
+		userevents.ErrTypeReserved: "TYPE_RESERVED", userevents.ErrBroker: "BROKER",
 	}
 	for code, name := range names {
 		if got := code.String(); got != "UE_ERR_"+name {

@@ -28,6 +28,7 @@ const (
 	ErrShutdown      ErrorCode = -14 // the client is closed or closing
 	ErrSpoolFull     ErrorCode = -15 // the spool reached spool.max.bytes; oldest dropped
 	ErrSpoolExpired  ErrorCode = -16 // the event was older than spool.max.age.ms
+	ErrTypeReserved  ErrorCode = -17 // the event type names one of the pipeline's own topics
 	ErrBroker        ErrorCode = 1   // the broker refused the event
 )
 

@@ -82,6 +82,14 @@ def test_bad_event_type_raises_invalid_argument(client, bad):
     assert "event type" in str(e.value)
 
 
+@pytest.mark.parametrize("reserved", ["enriched", "dead_letter", "Alerts"])
+def test_reserved_event_type_raises_invalid_argument(client, reserved):
+    with pytest.raises(userevents.InvalidArgumentError) as e:
+        client.track(reserved)
+    assert e.value.code == userevents.ErrorCode.TYPE_RESERVED
+    assert "reserved" in str(e.value)
+
+
 def test_event_type_must_be_a_str(client):
     with pytest.raises(TypeError, match="event type must be a str"):
         client.track(b"bytes")  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ class ErrorCode(enum.IntEnum):
     SHUTDOWN = -14
     SPOOL_FULL = -15
     SPOOL_EXPIRED = -16
+    TYPE_RESERVED = -17
     BROKER = 1
 
 
@@ -63,7 +64,8 @@ class UserEventsError(Exception):
 
 
 class InvalidArgumentError(UserEventsError, ValueError):
-    """UE_ERR_INVALID_ARG: an argument the library refused (event type, property, ...)."""
+    """UE_ERR_INVALID_ARG: an argument the library refused (event type, property, ...); also
+    UE_ERR_TYPE_RESERVED: an event type naming one of the pipeline's own topics."""
 
 
 class ConfigError(UserEventsError, ValueError):
@@ -107,6 +109,7 @@ class SinkTimedOutError(SinkError, TimeoutError):
 
 _CLASSES: dict[int, type[UserEventsError]] = {
     ErrorCode.INVALID_ARG: InvalidArgumentError,
+    ErrorCode.TYPE_RESERVED: InvalidArgumentError,
     ErrorCode.CONF_UNKNOWN: ConfigError,
     ErrorCode.CONF_INVALID: ConfigError,
     ErrorCode.TOO_LARGE: EventTooLargeError,

@@ -1,8 +1,8 @@
 /*
- * ue_pbcheck.c - see ue_pbcheck.h. An explicit stack of (descriptor, end) frames replaces
- * recursion; unknown fields are skipped as protobuf allows.
+ * ue_pbdecode.c - see ue_pbdecode.h. The check keeps an explicit stack of (descriptor, end)
+ * frames instead of recursing; unknown fields are skipped as protobuf allows.
  */
-#include "ue_pbcheck.h"
+#include "ue_pbdecode.h"
 
 #define STACK_MAX 64
 
@@ -83,5 +83,32 @@ int ue__pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, siz
         if (depth + 1 >= max_depth)
             return UE__PB_TOO_DEEP;
         stack[++depth] = (frame_t){f->descriptor, off + sub_len};
+    }
+}
+
+ProtobufCMessage *ue__pb_unpack(const ProtobufCMessageDescriptor *desc,
+                                ProtobufCAllocator *alloc, size_t len, const uint8_t *buf,
+                                int max_depth, int *err)
+{
+    int rc = ue__pb_check(desc, buf, len, max_depth);
+    ProtobufCMessage *msg = rc ? NULL : protobuf_c_message_unpack(desc, alloc, len, buf);
+    if (!msg && !rc)
+        rc = UE__PB_INVALID;
+    if (err)
+        *err = rc;
+    return msg;
+}
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+const char *ue__pb_strerror(int err)
+{
+    switch (err) {
+    case UE__PB_OK: return "ok";
+    case UE__PB_MALFORMED: return "malformed Protobuf (truncated, a bad tag or field number 0)";
+    case UE__PB_TOO_DEEP: return "nested deeper than " STR(UE__PB_MAX_DEPTH) " levels";
+    case UE__PB_INVALID: return "not a valid message of its type";
+    default: return "undecodable";
     }
 }

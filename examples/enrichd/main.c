@@ -40,6 +40,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: enrichd [options]\n"
             "  -b, --bootstrap HOSTS  Kafka bootstrap servers (or env KAFKA_BOOTSTRAP)\n"
+            "  -i, --instance-id ID   this processor in its group (default: the host name);\n"
+            "                         unique per group, the same across restarts\n"
             "  -c, --config FILE      key=value lines (# comments); flags given later win\n"
             "  -X, --set KEY=VALUE    any configuration property (see CONFIGURATION.md)\n"
             "  -s, --stats-ms MS      log counters every MS (default 5000, 0 = never)\n"
@@ -121,6 +123,7 @@ enum { METRICS_PORT = 256, METRICS_LISTEN };
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"bootstrap", 1, 0, 'b'},
+                                         {"instance-id", 1, 0, 'i'},
                                          {"config", 1, 0, 'c'},
                                          {"set", 1, 0, 'X'},
                                          {"stats-ms", 1, 0, 's'},
@@ -136,9 +139,15 @@ int main(int argc, char **argv)
     char errstr[512], *end;
     int c;
 
-    while ((c = getopt_long(argc, argv, "b:c:X:s:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:i:c:X:s:h", opts, NULL)) != -1) {
         switch (c) {
         case 'b': bootstrap = optarg; break;
+        case 'i':
+            if (enr_conf_set(conf, "instance.id", optarg, errstr, sizeof(errstr)) != ENR_CONF_OK) {
+                fprintf(stderr, "enrichd: --instance-id: %s\n", errstr);
+                return 2;
+            }
+            break;
         case 'c': if (load_file(conf, optarg)) return 2; break;
         case 'X': if (set(conf, optarg, "-X")) return 2; break;
         case 's': stats_ms = strtol(optarg, NULL, 10); break;

@@ -36,6 +36,9 @@ static void usage(FILE *out)
             "                          postgres://user@host:port/db, clickhouse://host:port/db\n"
             "  -t, --topic TOPIC       topic to load (default events.enriched)\n"
             "  -g, --group ID          kafka.group.id (default whsink)\n"
+            "  -i, --instance-id ID    kafka.group.instance.id: this sink in its group, the\n"
+            "                          same across restarts (a restart then takes its\n"
+            "                          partitions back at once); unique per group\n"
             "  -X, --set KEY=VALUE     any configuration property (repeatable; see\n"
             "                          CONFIGURATION.md); flags apply after the file\n"
             "  -s, --stats SECONDS     log statistics every SECONDS (default 30, 0 = never)\n"
@@ -216,13 +219,15 @@ static int parse_args(int argc, char **argv, options_t *o)
     static const struct option opts[] = {
         {"config", 1, 0, 'c'}, {"bootstrap", 1, 0, 'b'}, {"warehouse", 1, 0, 'w'},
         {"topic", 1, 0, 't'},  {"group", 1, 0, 'g'},     {"set", 1, 0, 'X'},
+        {"instance-id", 1, 0, 'i'},
         {"stats", 1, 0, 's'},  {"verbose", 0, 0, 'v'},   {"help", 0, 0, 'h'},
         {"metrics-port", 1, 0, 256}, {"metrics-listen", 1, 0, 257}, {0, 0, 0, 0}};
     int c;
     *o = (options_t){.metrics_addr = "127.0.0.1", .stats_s = 30, .metrics_port = -1};
-    while ((c = getopt_long(argc, argv, "c:b:w:t:g:X:s:vh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:b:w:t:g:i:X:s:vh", opts, NULL)) != -1) {
         const char *key = c == 'b' ? "kafka.bootstrap.servers" : c == 'w' ? "warehouse.url"
-                          : c == 't' ? "topic" : c == 'g' ? "kafka.group.id" : NULL;
+                          : c == 't' ? "topic" : c == 'g' ? "kafka.group.id"
+                          : c == 'i' ? "kafka.group.instance.id" : NULL;
         if (o->n == 256) {
             fprintf(stderr, "whsinkd: too many options\n");
             return 2;

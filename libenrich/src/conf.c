@@ -110,6 +110,10 @@ static const char *const consumer_defaults[][2] = {
 };
 static const char *const producer_defaults[][2] = {
     {"enable.idempotence", "true"},
+    /* A processor that hangs (a zombie) with a transaction open holds back every read_committed
+     * reader of what it wrote, and the next owner of its tasks, until the coordinator aborts
+     * it: after 10 s, not librdkafka's 60 (transactions last txn.max.ms, 100 ms). */
+    {"transaction.timeout.ms", "10000"},
     {"acks", "all"},
     {"compression.type", "zstd"},
     {"linger.ms", "5"},

@@ -96,6 +96,11 @@ static const char *const kafka_defaults[][2] = {
     {"auto.offset.reset", "earliest"},
     {"enable.partition.eof", "false"},
     {"fetch.wait.max.ms", "100"}, /* one long-poll fetch per broker: keep it short */
+    /* A sink that died hands its partitions on within 6 s (the broker's minimum); one that
+     * restarts with its kafka.group.instance.id (whsinkd --instance-id) takes them back at
+     * once, without a rebalance. */
+    {"session.timeout.ms", "6000"},
+    {"heartbeat.interval.ms", "2000"},
     /* The prefetch is bounded by queued.max.messages.kbytes (64 MiB). librdkafka counts
      * queued.min.messages over the one consumer queue of every partition, and once the queue
      * has reached it, it looks again only at its broker thread's next wake-up (up to a second

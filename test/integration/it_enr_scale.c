@@ -7,6 +7,10 @@
  * event has the session a single uninterrupted processor gives it, and the window aggregates
  * (merged across tasks) equal a recomputation from the input.
  *
+ * test_zombie_is_fenced_and_nothing_appears_twice proves: an enrichd stopped (SIGSTOP) until
+ * its tasks move to another processor, then resumed, commits nothing of what it held: each id
+ * still appears once, and it says it lost its tasks.
+ *
  * test_misconfiguration_is_refused_with_the_reason proves: raw topics with different
  * partition counts, or a changelog with the wrong count, stop enr_processor_new() with a
  * message naming the topics, and nothing is written.
@@ -19,6 +23,9 @@
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,14 +130,13 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static ue_client_t *tracker(void)
+static ue_client_t *tracker_for(const char *topic)
 {
-    char template[128], errstr[512];
-    snprintf(template, sizeof(template), "%s.all", in.prefix);
+    char errstr[512];
     const char *kv[] = {"log.level=error", NULL};
     ue_conf_t *conf = tu_conf(kv);
     ue_conf_set(conf, "kafka.bootstrap.servers", it_bootstrap(), errstr, sizeof(errstr));
-    ue_conf_set(conf, "topic.template", template, errstr, sizeof(errstr));
+    ue_conf_set(conf, "topic.template", topic, errstr, sizeof(errstr));
     ue_client_t *c = ue_client_new(conf, errstr, sizeof(errstr));
     if (!c)
         fail_msg("%s", errstr);
@@ -352,7 +358,7 @@ static void test_processors_join_and_leave_each_event_once(void **state)
     runner_t r[3] = {{0}};
     static const char *const names[] = {"A", "B", "C"};
     start(&r[0], "multi", names[0]);
-    ue_client_t *c = tracker();
+    ue_client_t *c = tracker_for(topic);
     ue_event_t *ev = ue_event_new("a");
     int64_t began = now_ms();
     for (size_t i = 0; i < EVENTS; i++) {
@@ -401,6 +407,120 @@ static void test_processors_join_and_leave_each_event_once(void **state)
     free(want);
     free(multi.ev);
     free(one.ev);
+}
+
+/* Starts enrichd as instance @p instance of group @p group on @p input; its stderr goes to
+ * @p log. */
+static pid_t spawn_enrichd(const char *group, const char *instance, const char *input,
+                           const char *log)
+{
+    const char *build = getenv("UE_BUILD_DIR") ? getenv("UE_BUILD_DIR") : "build";
+    char path[512], kv[6][300];
+    snprintf(path, sizeof(path), "%s/enrichd", build);
+    snprintf(kv[0], 300, "group.id=%s.%s", in.prefix, group);
+    snprintf(kv[1], 300, "input.topics=%s", input);
+    snprintf(kv[2], 300, "output.topic=%s.%s.enriched", in.prefix, group);
+    snprintf(kv[3], 300, "profile.topic=%s.profiles", in.prefix);
+    snprintf(kv[4], 300, "stages=dedup,session");
+    snprintf(kv[5], 300, "log.level=notice");
+    char *argv[] = {path, "-b", (char *)it_bootstrap(), "-i", (char *)instance, "-s", "0",
+                    "-X", kv[0], "-X", kv[1], "-X", kv[2], "-X", kv[3], "-X", kv[4], "-X",
+                    kv[5], NULL};
+    pid_t pid = fork();
+    if (pid == 0) {
+        FILE *f = freopen(log, "w", stderr);
+        (void)f;
+        execv(path, argv);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    return pid;
+}
+
+typedef struct wait_tasks {
+    enr_processor_t *p;
+    int64_t want;
+} wait_tasks_t;
+
+static int tasks_are(void *arg)
+{
+    wait_tasks_t *w = arg;
+    return enr_stat(w->p, ENR_STAT_TASKS) == w->want;
+}
+
+static void test_zombie_is_fenced_and_nothing_appears_twice(void **state)
+{
+    (void)state;
+    char input[128], log[256];
+    snprintf(input, sizeof(input), "%s.z", in.prefix);
+    assert_int_equal(it_create_topic(input, 3), 0);
+    char *dir = tu_tempdir("it-enr-zombie");
+    snprintf(log, sizeof(log), "%s/enrichd-A.log", dir);
+    in.n = 0;
+
+    /* A (a process) and B (here) share the 3 tasks. */
+    ue_client_t *c = tracker_for(input);
+    ue_event_t *ev = ue_event_new("a");
+    pid_t a = spawn_enrichd("zombie", "A", input, log);
+    runner_t b = {0};
+    char errstr[512];
+    enr_conf_t *conf = conf_for("zombie", "B", input);
+    enr_conf_set(conf, "stages", "dedup,session", errstr, sizeof(errstr));
+    b.p = enr_processor_new(conf, errstr, sizeof(errstr));
+    assert_non_null(b.p);
+    assert_int_equal(pthread_create(&b.thread, NULL, run_thread, &b), 0);
+    b.running = 1;
+    int64_t want[] = {1, 2}; /* B holds some tasks, A the others */
+    for (int phase = 0; phase < 3; phase++) {
+        int settled = 0;
+        for (int round = 0; round < 600 && !settled; round++) { /* a stream while waiting */
+            for (int i = 0; i < 20; i++)
+                track_one(c, ev, in.n);
+            assert_int_equal(ue_flush(c, 10000), UE_OK);
+            wait_tasks_t w = {b.p, 0};
+            for (size_t k = 0; k < 2 && phase == 0; k++)
+                settled |= (w.want = want[k], tasks_are(&w));
+            if (phase == 1) /* A stopped: its tasks move to B once its session times out */
+                settled = (w.want = 3, tasks_are(&w));
+            if (phase == 2) /* A resumed: it learns it lost them, and maybe gets some back */
+                settled = round >= 100;
+            nanosleep(&(struct timespec){0, 50 * 1000000}, NULL); /* pace the stream */
+        }
+        assert_true(settled);
+        if (phase == 0)
+            assert_int_equal(kill(a, SIGSTOP), 0);
+        if (phase == 1)
+            assert_int_equal(kill(a, SIGCONT), 0);
+    }
+    ue_event_destroy(ev);
+    ue_client_destroy(c);
+
+    outputs_t out = read_enriched("zombie", in.n);
+    assert_int_equal(kill(a, SIGTERM), 0);
+    int status;
+    assert_int_equal(waitpid(a, &status, 0), a);
+    stop(&b);
+    size_t found = 0, twice = 0;
+    for (size_t i = 0; i + 1 < out.n; i++)
+        twice += !memcmp(out.ev[i].id, out.ev[i + 1].id, 16);
+    for (size_t i = 0; i < in.n; i++)
+        found += bsearch(in.ids[i], out.ev, out.n, sizeof(*out.ev), cmp_out) != NULL;
+    print_message("zombie: %zu tracked, %zu enriched, %zu found, %zu twice\n", in.n, out.n,
+                  found, twice);
+    assert_int_equal(twice, 0);
+    assert_int_equal(found, in.n);
+    FILE *f = fopen(log, "r");
+    char line[1024];
+    int said = 0;
+    while (f && fgets(line, sizeof(line), f) && !said)
+        if (strstr(line, "tasks lost") || strstr(line, "fenced"))
+            said = 1, print_message("enrichd A: %s", line);
+    if (f)
+        fclose(f);
+    assert_true(said);
+    free(out.ev);
+    tu_rmrf(dir);
+    free(dir);
 }
 
 /* enr_processor_new() fails and its reason holds every word of @p words. */
@@ -479,6 +599,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_misconfiguration_is_refused_with_the_reason),
         cmocka_unit_test(test_processors_join_and_leave_each_event_once),
+        cmocka_unit_test(test_zombie_is_fenced_and_nothing_appears_twice),
     };
     return cmocka_run_group_tests_name("integration: libenrich scale-out", tests, setup,
                                        teardown);

@@ -54,6 +54,10 @@ static const struct {
      "Time spent in rebalances, restoring the tasks taken included (milliseconds / 1000)."},
     {ENR_STAT_TASKS, GAUGE, "userevents_enrich_tasks", NULL, NULL,
      "Tasks (input partition numbers) this processor owns."},
+    {ENR_STAT_RESTORE_RECORDS, COUNTER, "userevents_enrich_restore_records_total", NULL, NULL,
+     "Changelog records read to restore the tasks taken over."},
+    {ENR_STAT_RESTORE_BYTES, COUNTER, "userevents_enrich_restore_bytes_total", NULL, NULL,
+     "Their bytes (keys and values)."},
 };
 /* clang-format on */
 #define NSTATS (sizeof(STATS) / sizeof(STATS[0]))

@@ -293,6 +293,8 @@ typedef enum enr_stat {
     ENR_STAT_REBALANCES = 12,    /**< rebalance callbacks (assignments and revocations) */
     ENR_STAT_REBALANCE_MS = 13,  /**< milliseconds spent in them (restores included) */
     ENR_STAT_TASKS = 14,         /**< tasks (input partition numbers) owned now */
+    ENR_STAT_RESTORE_RECORDS = 15, /**< changelog records read to restore tasks */
+    ENR_STAT_RESTORE_BYTES = 16, /**< their bytes (keys and values) */
     ENR_STAT__CNT
 } enr_stat_t;
 

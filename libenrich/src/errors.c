@@ -50,7 +50,8 @@ static const char *const stat_names[ENR_STAT__CNT] = {
     [ENR_STAT_PROFILES] = "profiles",         [ENR_STAT_PROFILE_UPDATES] = "profile_updates",
     [ENR_STAT_LATE_EVENTS] = "late_events",   [ENR_STAT_RESTORED] = "restored",
     [ENR_STAT_REBALANCES] = "rebalances",     [ENR_STAT_REBALANCE_MS] = "rebalance_ms",
-    [ENR_STAT_TASKS] = "tasks",
+    [ENR_STAT_TASKS] = "tasks",               [ENR_STAT_RESTORE_RECORDS] = "restore_records",
+    [ENR_STAT_RESTORE_BYTES] = "restore_bytes",
 };
 
 const char *enr_stat_name(enr_stat_t which)

@@ -158,6 +158,9 @@ static int read_to_end(rd_kafka_t *rk, int partitions, int timeout_ms,
 
 static void apply_changelog(void *opaque, const rd_kafka_message_t *m)
 {
+    enr_processor_t *p = ((enr__task_t *)opaque)->p;
+    atomic_fetch_add(&p->stats[ENR_STAT_RESTORE_RECORDS], 1);
+    atomic_fetch_add(&p->stats[ENR_STAT_RESTORE_BYTES], (int64_t)(m->key_len + m->len));
     if (m->key)
         enr__task_apply_changelog(opaque, m->key, m->key_len, m->payload, m->len);
 }

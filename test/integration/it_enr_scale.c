@@ -7,6 +7,9 @@
  * event has the session a single uninterrupted processor gives it, and the window aggregates
  * (merged across tasks) equal a recomputation from the input.
  *
+ * test_restart_restores_only_its_own_tasks proves: a processor restarted with its instance.id
+ * gets its own tasks back and reads exactly their changelog partitions, not the whole topic.
+ *
  * test_zombie_is_fenced_and_nothing_appears_twice proves: an enrichd stopped (SIGSTOP) until
  * its tasks move to another processor, then resumed, commits nothing of what it held: each id
  * still appears once, and it says it lost its tasks.
@@ -61,7 +64,18 @@ typedef struct runner {
     pthread_t thread;
     enr_err_t rc;
     int running;
+    char assigned[256]; /* the last "tasks assigned: ..." log line */
 } runner_t;
+
+/* Keeps the processor's last "tasks assigned" line (its thread; read after it stopped). */
+static void keep_assigned(int level, const char *message, void *opaque)
+{
+    runner_t *r = opaque;
+    const char *at = strstr(message, "tasks assigned: ");
+    (void)level;
+    if (at)
+        snprintf(r->assigned, sizeof(r->assigned), "%s", at + 16);
+}
 
 static void *run_thread(void *arg)
 {
@@ -103,7 +117,9 @@ static void start(runner_t *r, const char *group, const char *instance)
 {
     char errstr[512], input[128];
     snprintf(input, sizeof(input), "%s.all", in.prefix);
-    r->p = enr_processor_new(conf_for(group, instance, input), errstr, sizeof(errstr));
+    enr_conf_t *conf = conf_for(group, instance, input);
+    enr_conf_set_log_cb(conf, keep_assigned, r);
+    r->p = enr_processor_new(conf, errstr, sizeof(errstr));
     if (!r->p)
         fail_msg("enr_processor_new: %s", errstr);
     assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
@@ -119,6 +135,17 @@ static void stop(runner_t *r)
     assert_int_equal(r->rc, ENR_OK);
     assert_int_equal(enr_processor_destroy(r->p, 10000), ENR_OK);
     r->running = 0;
+}
+
+typedef struct wait_tasks {
+    enr_processor_t *p;
+    int64_t want;
+} wait_tasks_t;
+
+static int tasks_are(void *arg)
+{
+    wait_tasks_t *w = arg;
+    return enr_stat(w->p, ENR_STAT_TASKS) == w->want;
 }
 
 /* ---- input ------------------------------------------------------------------------------ */
@@ -437,17 +464,6 @@ static pid_t spawn_enrichd(const char *group, const char *instance, const char *
     return pid;
 }
 
-typedef struct wait_tasks {
-    enr_processor_t *p;
-    int64_t want;
-} wait_tasks_t;
-
-static int tasks_are(void *arg)
-{
-    wait_tasks_t *w = arg;
-    return enr_stat(w->p, ENR_STAT_TASKS) == w->want;
-}
-
 static void test_zombie_is_fenced_and_nothing_appears_twice(void **state)
 {
     (void)state;
@@ -521,6 +537,67 @@ static void test_zombie_is_fenced_and_nothing_appears_twice(void **state)
     free(out.ev);
     tu_rmrf(dir);
     free(dir);
+}
+
+
+static void count_partition(const it_record_t *r, void *opaque)
+{
+    int64_t *per = opaque;
+    if (r->partition >= 0 && r->partition < PARTITIONS)
+        per[r->partition]++;
+}
+
+typedef struct wait_total {
+    runner_t *r;
+    int n;
+    int64_t at_least;
+} wait_total_t;
+
+static int total_enriched(void *arg)
+{
+    wait_total_t *w = arg;
+    int64_t sum = 0;
+    for (int i = 0; i < w->n; i++)
+        sum += enr_stat(w->r[i].p, ENR_STAT_ENRICHED);
+    return sum >= w->at_least;
+}
+
+/* Guarantee: a processor that restarts reads only its own tasks' changelog partitions. */
+static void test_restart_restores_only_its_own_tasks(void **state)
+{
+    (void)state;
+    if (!in.n)
+        skip(); /* needs the input of the join-and-leave test */
+    runner_t r[2] = {{0}};
+    start(&r[0], "share", "A");
+    start(&r[1], "share", "C");
+    wait_total_t w = {r, 2, (int64_t)EVENTS + PARTITIONS};
+    assert_true(tu_wait_until(total_enriched, &w, 120000));
+    stop(&r[1]);
+
+    char changelog[128];
+    const char *topics[] = {changelog};
+    snprintf(changelog, sizeof(changelog), "%s.share.changelog", in.prefix);
+    int64_t per[PARTITIONS] = {0}, total = 0;
+    it_read(topics, 1, 1, 30000, count_partition, per);
+    for (int i = 0; i < PARTITIONS; i++)
+        total += per[i];
+
+    start(&r[1], "share", "C"); /* the same instance.id: its own tasks come back */
+    wait_tasks_t wt = {r[1].p, PARTITIONS / 2};
+    assert_true(tu_wait_until(tasks_are, &wt, 60000));
+    int64_t read = enr_stat(r[1].p, ENR_STAT_RESTORE_RECORDS), share = 0;
+    char list[256];
+    snprintf(list, sizeof(list), "%s", r[1].assigned);
+    for (char *t = strtok(list, ","); t; t = strtok(NULL, ","))
+        share += per[atoi(t)];
+    print_message("restarted processor: tasks %s, read %lld changelog records: its partitions "
+                  "hold %lld of %lld\n", r[1].assigned, (long long)read, (long long)share,
+                  (long long)total);
+    stop(&r[1]);
+    stop(&r[0]);
+    assert_int_equal(read, share);
+    assert_true(share < total);
 }
 
 /* enr_processor_new() fails and its reason holds every word of @p words. */
@@ -599,6 +676,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_misconfiguration_is_refused_with_the_reason),
         cmocka_unit_test(test_processors_join_and_leave_each_event_once),
+        cmocka_unit_test(test_restart_restores_only_its_own_tasks),
         cmocka_unit_test(test_zombie_is_fenced_and_nothing_appears_twice),
     };
     return cmocka_run_group_tests_name("integration: libenrich scale-out", tests, setup,

@@ -43,8 +43,8 @@ typedef struct enr__task {
     enr_pipeline_t *pipe;
     enr__sink_t sink;         /* the stages' outputs into the open transaction, partition id */
     enr__merger_t *merger;    /* window partials of every task whose key hashes here */
-    int64_t horizon_sent;     /* the window horizon last broadcast (INT64_MIN: none) */
-    int64_t horizon_sent_ms;  /* when (monotonic) */
+    int64_t horizon_sent[2];    /* the window / anomaly horizon last broadcast */
+    int64_t horizon_sent_ms[2]; /* when (monotonic) */
 } enr__task_t;
 
 struct enr_processor_s {

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "htab.h"
 #include "merge.h"
+#include "stage_util.h"
 #include "ue_time.h"
 
 #include <inttypes.h>
@@ -58,15 +59,18 @@ static void sink_partial(void *opaque, const void *key, size_t key_len, const vo
         return;
     }
     int64_t now = ue__mono_ms(), h;
-    if (enr__window_horizon_decode(value, value_len, &h) || h == t->horizon_sent ||
-        now - t->horizon_sent_ms < HORIZON_EVERY_MS)
+    uint8_t kind;
+    if (enr__horizon_decode(value, value_len, &kind, &h))
+        return;
+    int k = kind == ENR__HORIZON_WINDOW ? 0 : 1;
+    if (h == t->horizon_sent[k] || now - t->horizon_sent_ms[k] < HORIZON_EVERY_MS)
         return;
     char id[16];
     int n = snprintf(id, sizeof(id), "%" PRId32, t->id);
     for (int32_t to = 0; to < p->ntasks; to++)
         enr__txn_produce(p, p->repartition_topic, to, id, (size_t)n, value, value_len, NULL);
-    t->horizon_sent = h;
-    t->horizon_sent_ms = now;
+    t->horizon_sent[k] = h;
+    t->horizon_sent_ms[k] = now;
 }
 
 /* ---- life of a task ---------------------------------------------------------------------- */
@@ -88,7 +92,7 @@ static enr__task_t *task_new(enr_processor_t *p, int32_t id)
     t->p = p;
     t->id = id;
     t->sink = (enr__sink_t){sink_emit, sink_changelog, sink_partial, t};
-    t->horizon_sent = INT64_MIN;
+    t->horizon_sent[0] = t->horizon_sent[1] = INT64_MIN;
     return t;
 }
 
@@ -251,7 +255,7 @@ int enr__task_rebuild(enr__task_t *t, char *errstr, size_t errstr_size)
     enr__merger_free(t->merger);
     t->pipe = pipe;
     t->merger = merger;
-    t->horizon_sent = INT64_MIN;
+    t->horizon_sent[0] = t->horizon_sent[1] = INT64_MIN;
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
     enr__task_partitions(p, t->id, parts);
     for (int i = 0; i < parts->cnt; i++)

@@ -108,7 +108,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         enr__owned_change(p, all, 0);
         enr__assignment_change(p, all, 0);
         if (lost && p->in_txn && !p->fatal)
-            enr__txn_abort(p, "tasks lost to another processor");
+            enr__txn_abort(p, "tasks lost: out of the group too long, or fenced");
         log_tasks(p, lost ? "lost" : "revoked", ids, n);
     }
     p->in_callback = 0;

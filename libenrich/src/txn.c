@@ -129,6 +129,10 @@ static void rewind_positions(enr_processor_t *p)
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (rd_kafka_assignment(p->consumer, &assigned))
         return;
+    if (assigned->cnt == 0) { /* every task was lost: nothing to rewind */
+        rd_kafka_topic_partition_list_destroy(assigned);
+        return;
+    }
     rd_kafka_committed(p->consumer, assigned, 10000);
     enr__owned_set(p, assigned); /* a record before these is a stale prefetch */
     for (int i = 0; i < assigned->cnt; i++)

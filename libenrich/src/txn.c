@@ -10,14 +10,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ENR_ERR_FENCED only when librdkafka says another instance took over the transactional id;
+ * every other error the processor cannot go on after is ENR_ERR_KAFKA_FATAL, its text kept. */
+static enr_err_t fatal_code(const rd_kafka_error_t *err)
+{
+    switch (rd_kafka_error_code(err)) {
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+        return ENR_ERR_FENCED;
+    default:
+        return ENR_ERR_KAFKA_FATAL;
+    }
+}
+
+/* Marks the processor stopped for good with @p code and the reason @p why (the first one is
+ * kept: a later error is a consequence of it). Every fatal code is negative, so enr_poll()
+ * can never mistake one for a count of records. */
+static enr_err_t set_fatal(enr_processor_t *p, enr_err_t code, const char *why)
+{
+    ue__log(&p->log, UE_LOG_ERR, "%s: the processor stops (%s)", why, enr_err2name(code));
+    if (!p->fatal) {
+        p->fatal = code;
+        size_t n = strnlen(why, sizeof(p->last_error) - 1); /* cut, never overflowed */
+        memcpy(p->last_error, why, n);
+        p->last_error[n] = '\0';
+    }
+    return p->fatal;
+}
+
+const char *enr_processor_last_error(enr_processor_t *p)
+{
+    return p ? p->last_error : "";
+}
+
 int enr__txn_begin(enr_processor_t *p)
 {
     if (p->in_txn)
         return 0;
     rd_kafka_error_t *err = rd_kafka_begin_transaction(p->producer);
     if (err) {
-        ue__log(&p->log, UE_LOG_ERR, "begin transaction: %s", rd_kafka_error_string(err));
-        p->fatal = rd_kafka_error_is_fatal(err) ? ENR_ERR_FENCED : ENR_ERR_KAFKA;
+        char why[512];
+        snprintf(why, sizeof(why), "begin transaction: %s", rd_kafka_error_string(err));
+        set_fatal(p, fatal_code(err), why);
         rd_kafka_error_destroy(err);
         return -1;
     }
@@ -42,6 +77,14 @@ static void report(enr_processor_t *p, enr_err_t result)
     p->in_callback = 1;
     cb(result, p->txn_events, now - p->txn_started_ms, now - started, p->conf->txn_opaque);
     p->in_callback = was_inside;
+}
+
+/* The open transaction can neither commit nor be aborted here: stop, and say so. */
+static enr_err_t stop(enr_processor_t *p, enr_err_t code, const char *why)
+{
+    set_fatal(p, code, why);
+    report(p, p->fatal);
+    return p->fatal;
 }
 
 void enr__txn_produce(enr_processor_t *p, const char *topic, const void *key, size_t key_len,
@@ -111,14 +154,11 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     char why[512];
     snprintf(why, sizeof(why), "commit: %s", rd_kafka_error_string(err));
     int abortable = rd_kafka_error_txn_requires_abort(err) || rd_kafka_error_is_retriable(err);
-    int fatal = rd_kafka_error_is_fatal(err);
+    enr_err_t code = fatal_code(err);
     rd_kafka_error_destroy(err);
     if (abortable)
         return enr__txn_abort(p, why);
-    ue__log(&p->log, UE_LOG_ERR, "%s: fatal, the processor stops", why);
-    p->fatal = fatal ? ENR_ERR_FENCED : ENR_ERR_KAFKA;
-    report(p, p->fatal);
-    return p->fatal;
+    return stop(p, code, why);
 }
 
 /* Moves every assigned partition back to its committed offset, and expects it there. */
@@ -148,20 +188,19 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
     rd_kafka_error_t *err = rd_kafka_abort_transaction(p->producer, 30000);
     p->in_txn = 0;
     if (err) {
-        ue__log(&p->log, UE_LOG_ERR, "abort: %s", rd_kafka_error_string(err));
-        p->fatal = rd_kafka_error_is_fatal(err) ? ENR_ERR_FENCED : ENR_ERR_KAFKA;
+        char fail[512];
+        snprintf(fail, sizeof(fail), "abort: %s", rd_kafka_error_string(err));
+        enr_err_t code = fatal_code(err);
         rd_kafka_error_destroy(err);
-        report(p, p->fatal);
-        return p->fatal;
+        return stop(p, code, fail);
     }
     atomic_fetch_add(&p->stats[ENR_STAT_TXN_ABORTS], 1);
     p->produce_failed = 0;
     char errstr[512];
     if (enr__state_reload(p, errstr, sizeof(errstr))) {
-        ue__log(&p->log, UE_LOG_ERR, "restore after abort: %s", errstr);
-        p->fatal = ENR_ERR_KAFKA;
-        report(p, p->fatal);
-        return p->fatal;
+        char fail[600];
+        snprintf(fail, sizeof(fail), "restore after abort: %s", errstr);
+        return stop(p, ENR_ERR_KAFKA_FATAL, fail);
     }
     rewind_positions(p);
     report(p, ENR_ERR_KAFKA);

@@ -109,23 +109,47 @@ void enr__txn_produce(enr_processor_t *p, const char *topic, const void *key, si
     }
 }
 
-/* Sends the offsets and commits; returns the error (NULL on success) for the caller. */
-static rd_kafka_error_t *send_and_commit(enr_processor_t *p, int timeout_ms)
+#define TRIES 5 /* of a transactional call that fails retriably */
+
+/* 1 when the call that returned *@p err is to be made again: the error is retriable and tries
+ * remain (it is then logged and freed). */
+static int again(enr_processor_t *p, rd_kafka_error_t **err, int tries, const char *what)
+{
+    if (!*err || !rd_kafka_error_is_retriable(*err) || tries >= TRIES)
+        return 0;
+    ue__log(&p->log, UE_LOG_WARNING, "%s: %s; retrying", what, rd_kafka_error_string(*err));
+    rd_kafka_error_destroy(*err);
+    *err = NULL;
+    return 1;
+}
+
+/* Sends the offsets and commits; returns the error (NULL on success), with *@p committing set
+ * when it is the commit's. Each call is retried on its own: a commit that failed retriably (a
+ * timeout) goes on inside librdkafka and may have reached the broker, so only calling commit
+ * again resumes it; librdkafka refuses any other transactional call, the offsets or an abort,
+ * until the commit has its answer. */
+static rd_kafka_error_t *send_and_commit(enr_processor_t *p, int timeout_ms, int *committing)
 {
     rd_kafka_topic_partition_list_t *offsets = enr__owned_offsets(p);
     rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(p->consumer);
     rd_kafka_error_t *err = NULL;
-    if (offsets && offsets->cnt > 0)
-        err = rd_kafka_send_offsets_to_transaction(p->producer, offsets, cgmd, timeout_ms);
+    int tries = 0;
+    if (offsets->cnt > 0)
+        do
+            err = rd_kafka_send_offsets_to_transaction(p->producer, offsets, cgmd, timeout_ms);
+        while (again(p, &err, ++tries, "send offsets"));
+    *committing = !err;
+    tries = 0;
     if (!err)
-        err = rd_kafka_commit_transaction(p->producer, timeout_ms);
+        do
+            err = rd_kafka_commit_transaction(p->producer, timeout_ms);
+        while (again(p, &err, ++tries, "commit"));
     /* Stored (never committed: auto commit is off), so that the consumer's statistics measure
      * "consumer_lag_stored" from what the transaction committed. */
-    if (!err && offsets && offsets->cnt > 0)
+    if (!err && offsets->cnt > 0)
         rd_kafka_offsets_store(p->consumer, offsets);
     rd_kafka_consumer_group_metadata_destroy(cgmd);
-    if (offsets)
-        rd_kafka_topic_partition_list_destroy(offsets);
+    rd_kafka_topic_partition_list_destroy(offsets);
     return err;
 }
 
@@ -138,13 +162,8 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     if (p->produce_failed)
         return enr__txn_abort(p, "a record could not be produced");
 
-    rd_kafka_error_t *err;
-    int tries = 0;
-    while ((err = send_and_commit(p, timeout_ms)) && rd_kafka_error_is_retriable(err) &&
-           ++tries < 5) {
-        ue__log(&p->log, UE_LOG_WARNING, "commit: %s; retrying", rd_kafka_error_string(err));
-        rd_kafka_error_destroy(err);
-    }
+    int committing;
+    rd_kafka_error_t *err = send_and_commit(p, timeout_ms, &committing);
     if (!err) {
         p->in_txn = 0;
         atomic_fetch_add(&p->stats[ENR_STAT_TXN_COMMITS], 1);
@@ -153,7 +172,10 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     }
     char why[512];
     snprintf(why, sizeof(why), "commit: %s", rd_kafka_error_string(err));
-    int abortable = rd_kafka_error_txn_requires_abort(err) || rd_kafka_error_is_retriable(err);
+    /* A commit still retriable after every try has an outcome nobody knows yet, and cannot be
+     * aborted: stop, and let the next instance's start settle it. */
+    int abortable = rd_kafka_error_txn_requires_abort(err) ||
+                    (rd_kafka_error_is_retriable(err) && !committing);
     enr_err_t code = fatal_code(err);
     rd_kafka_error_destroy(err);
     if (abortable)
@@ -185,7 +207,11 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
     ue__log(&p->log, UE_LOG_WARNING, "aborting the transaction (%s); redoing it", why);
     if (!p->commit_started_ms)
         p->commit_started_ms = ue__mono_ms();
-    rd_kafka_error_t *err = rd_kafka_abort_transaction(p->producer, 30000);
+    rd_kafka_error_t *err;
+    int tries = 0;
+    do /* an abort that timed out goes on inside librdkafka: calling it again resumes it */
+        err = rd_kafka_abort_transaction(p->producer, 30000);
+    while (again(p, &err, ++tries, "abort"));
     p->in_txn = 0;
     if (err) {
         char fail[512];

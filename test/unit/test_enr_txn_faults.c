@@ -552,6 +552,37 @@ static void test_coordinator_down_mid_commit_loses_and_repeats_nothing(void **st
     assert_exactly_once(fx);
 }
 
+/* ---- bugs found here ------------------------------------------------------------------- */
+
+static int txn_has_work(const fx_t *fx, int64_t unused)
+{
+    (void)unused;
+    return fx->p->in_txn && fx->p->txn_events > 0;
+}
+
+/* A commit that times out goes on inside librdkafka, and the broker may commit it: calling
+ * commit again resumes it. txn.c used to send the offsets again first, which librdkafka
+ * refuses while a commit is under way (__CONFLICT), then abort, refused the same way, and
+ * stop: the transaction committed on the broker while the processor reported it failed. */
+static void test_commit_timing_out_is_resumed_not_restarted(void **state)
+{
+    fx_t *fx = *state;
+    start_processor(fx);
+    assert_int_equal(run_until(fx, commits_reached, 1), 0);
+    assert_int_equal(run_until(fx, txn_has_work, 0), 0);
+    /* The coordinator answers the next EndTxn after 1.5 s; the final commit may take 1 s. */
+    rd_kafka_mock_broker_push_request_error_rtts(fx->mc, COORD, API_END_TXN, 1,
+                                                 RD_KAFKA_RESP_ERR_NO_ERROR, 1500);
+    int commits = fx->commits;
+    assert_int_equal(stop_processor(fx, 1000), ENR_OK);
+    assert_int_equal(fx->commits, commits + 1);
+    assert_int_equal(fx->last_result, ENR_OK);
+    start_processor(fx);
+    finish(fx);
+    assert_int_equal(fx->aborts, 0);
+    assert_exactly_once(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +596,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_coordinator_down_mid_commit_loses_and_repeats_nothing,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_timing_out_is_resumed_not_restarted, setup,
+                                        teardown),
     };
     if (getenv("FT_ONLY")) /* one test by name, e.g. FT_ONLY='*fatal*' */
         cmocka_set_test_filter(getenv("FT_ONLY"));

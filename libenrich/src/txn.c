@@ -183,23 +183,45 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     return stop(p, code, why);
 }
 
-/* Moves every assigned partition back to its committed offset, and expects it there. */
-static void rewind_positions(enr_processor_t *p)
+/* The error of rd_kafka_committed() on @p parts, or of one of its partitions. */
+static rd_kafka_resp_err_t read_committed(enr_processor_t *p,
+                                          rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t err = rd_kafka_committed(p->consumer, parts, 10000);
+    for (int i = 0; !err && i < parts->cnt; i++)
+        err = parts->elems[i].err;
+    return err;
+}
+
+/* Moves every assigned partition back to its committed offset, and expects it there. 0, or -1
+ * with the reason in @p errstr: without the committed offsets the consumer would go on from
+ * where it was (the aborted work lost) or from the beginning (the committed work twice). */
+static int rewind_positions(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (rd_kafka_assignment(p->consumer, &assigned))
-        return;
-    rd_kafka_committed(p->consumer, assigned, 10000);
-    enr__owned_set(p, assigned); /* a record before these is a stale prefetch */
-    for (int i = 0; i < assigned->cnt; i++)
-        if (assigned->elems[i].offset < 0)
-            assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_error_t *err = rd_kafka_seek_partitions(p->consumer, assigned, 10000);
-    if (err) {
-        ue__log(&p->log, UE_LOG_ERR, "rewind: %s", rd_kafka_error_string(err));
-        rd_kafka_error_destroy(err);
+        return 0; /* nothing assigned: nothing to rewind */
+    rd_kafka_resp_err_t err;
+    for (int tries = 1; (err = read_committed(p, assigned)) && tries < TRIES; tries++)
+        ue__log(&p->log, UE_LOG_WARNING, "rewind: committed offsets: %s; retrying",
+                rd_kafka_err2str(err));
+    rd_kafka_error_t *error = NULL;
+    if (!err) {
+        enr__owned_set(p, assigned); /* a record before these is a stale prefetch */
+        for (int i = 0; i < assigned->cnt; i++)
+            if (assigned->elems[i].offset < 0)
+                assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        error = rd_kafka_seek_partitions(p->consumer, assigned, 10000);
+        for (int i = 0; !error && !err && i < assigned->cnt; i++)
+            err = assigned->elems[i].err;
     }
+    if (err || error)
+        ue__errstr(errstr, errstr_size, "rewind after abort: %s",
+                   error ? rd_kafka_error_string(error) : rd_kafka_err2str(err));
+    if (error)
+        rd_kafka_error_destroy(error);
     rd_kafka_topic_partition_list_destroy(assigned);
+    return err || error ? -1 : 0;
 }
 
 enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
@@ -228,7 +250,8 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
         snprintf(fail, sizeof(fail), "restore after abort: %s", errstr);
         return stop(p, ENR_ERR_KAFKA_FATAL, fail);
     }
-    rewind_positions(p);
+    if (rewind_positions(p, errstr, sizeof(errstr)))
+        return stop(p, ENR_ERR_KAFKA_FATAL, errstr);
     report(p, ENR_ERR_KAFKA);
     return ENR_OK;
 }

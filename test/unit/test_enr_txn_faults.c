@@ -583,6 +583,30 @@ static void test_commit_timing_out_is_resumed_not_restarted(void **state)
     assert_exactly_once(fx);
 }
 
+/* After an abort the consumer goes back to the group's committed offsets. When they cannot be
+ * read (here: OffsetFetch refused once), txn.c used to go on with the offsets it had, none,
+ * and read every partition again from its beginning: the committed work twice. */
+static void test_rewind_that_cannot_read_the_committed_offsets_repeats_nothing(void **state)
+{
+    fx_t *fx = *state;
+    start_processor(fx);
+    assert_int_equal(run_until(fx, commits_reached, 1), 0);
+    rd_kafka_mock_push_request_errors(fx->mc, API_OFFSET_FETCH, 1,
+                                      E(GROUP_AUTHORIZATION_FAILED));
+    mock_settle();
+    rd_kafka_mock_push_request_errors(fx->mc, API_END_TXN, 1, E(GROUP_AUTHORIZATION_FAILED));
+    int rc = run_until(fx, aborts_reached, 1);
+    if (rc == 0) {
+        finish(fx);
+    } else { /* a processor that cannot rewind stops, and a restart continues */
+        assert_int_equal(rc, ENR_ERR_KAFKA_FATAL);
+        assert_int_equal(stop_processor(fx, 1000), ENR_ERR_KAFKA_FATAL);
+        start_processor(fx);
+        finish(fx);
+    }
+    assert_exactly_once(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,6 +622,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_timing_out_is_resumed_not_restarted, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_rewind_that_cannot_read_the_committed_offsets_repeats_nothing, setup, teardown),
     };
     if (getenv("FT_ONLY")) /* one test by name, e.g. FT_ONLY='*fatal*' */
         cmocka_set_test_filter(getenv("FT_ONLY"));

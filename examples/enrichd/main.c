@@ -200,8 +200,10 @@ int main(int argc, char **argv)
     }
     log_stats(processor);
     enr_err_t err = rc == ENR_ERR_STOPPED ? ENR_OK : (enr_err_t)rc;
-    if (err)
-        fprintf(stderr, "enrichd: stopped: %s\n", enr_err2str(err));
+    if (err) /* the reason is librdkafka's own words: which step failed, and how */
+        fprintf(stderr, "enrichd: stopped: %s (%s): %s\n", enr_err2str(err), enr_err2name(err),
+                *enr_processor_last_error(processor) ? enr_processor_last_error(processor)
+                                                     : "no further detail");
     metrics_stop(metrics); /* no scrape reads the processor from here on */
     enrich_metrics_attach(em, NULL);
     enr_err_t done = enr_processor_destroy(processor, 10000); /* may still report a commit */

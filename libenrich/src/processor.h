@@ -76,7 +76,7 @@ struct enr_processor_s {
     int64_t commit_started_ms;   /* when the commit (or abort) of the open transaction began */
     int in_callback;             /* inside the rebalance callback: no recursive commit */
     enr_err_t fatal;             /* set once the processor cannot go on */
-    char fatal_reason[512];
+    char last_error[512];        /* why: enr_processor_last_error() */
     int produce_failed;          /* a record of the open transaction was refused: abort it */
     _Atomic int stop;
     _Atomic int64_t stats[ENR_STAT__CNT];
@@ -161,8 +161,9 @@ int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaqu
  * through the processor's logger. */
 rd_kafka_conf_t *enr__kafka_conf(enr_processor_t *p, const rd_kafka_conf_t *base);
 
-/* Stops the processor for good with @p err and its reason (logged; enr_poll returns it). */
-void enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason);
+/* Stops the processor for good with @p err (negative) and its reason, logged and kept for
+ * enr_processor_last_error(); enr_poll() returns it from now on. Returns the first error. */
+enr_err_t enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason);
 
 /* Frees the clients and the pipeline (no commit, no group leave). */
 void enr__processor_free(enr_processor_t *p);

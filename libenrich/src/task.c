@@ -113,7 +113,7 @@ void enr__tasks_take(enr_processor_t *p, const int32_t *ids, int n)
         char errstr[512] = "out of memory";
         if (!t || enr__task_restore(t, errstr, sizeof(errstr))) {
             task_free(t);
-            enr__processor_fail(p, ENR_ERR_KAFKA, errstr);
+            enr__processor_fail(p, ENR_ERR_KAFKA_FATAL, errstr);
             return;
         }
         p->tasks[ids[i]] = t;

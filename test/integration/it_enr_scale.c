@@ -10,6 +10,9 @@
  * test_restart_restores_only_its_own_tasks proves: a processor restarted with its instance.id
  * gets its own tasks back and reads exactly their changelog partitions, not the whole topic.
  *
+ * test_same_instance_id_fences_the_older_with_the_reason proves: two processors started with
+ * one instance.id: the newer runs, the older stops with ENR_ERR_FENCED and says why.
+ *
  * test_zombie_is_fenced_and_nothing_appears_twice proves: an enrichd stopped (SIGSTOP) until
  * its tasks move to another processor, then resumed, commits nothing of what it held: each id
  * still appears once, and it says it lost its tasks.
@@ -113,10 +116,9 @@ static enr_conf_t *conf_for(const char *group, const char *instance, const char 
     return conf;
 }
 
-static void start(runner_t *r, const char *group, const char *instance)
+static void start_on(runner_t *r, const char *group, const char *instance, const char *input)
 {
-    char errstr[512], input[128];
-    snprintf(input, sizeof(input), "%s.all", in.prefix);
+    char errstr[512];
     enr_conf_t *conf = conf_for(group, instance, input);
     enr_conf_set_log_cb(conf, keep_assigned, r);
     r->p = enr_processor_new(conf, errstr, sizeof(errstr));
@@ -124,6 +126,13 @@ static void start(runner_t *r, const char *group, const char *instance)
         fail_msg("enr_processor_new: %s", errstr);
     assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
     r->running = 1;
+}
+
+static void start(runner_t *r, const char *group, const char *instance)
+{
+    char input[128];
+    snprintf(input, sizeof(input), "%s.all", in.prefix);
+    start_on(r, group, instance, input);
 }
 
 static void stop(runner_t *r)
@@ -763,6 +772,31 @@ static void test_type_rates_are_judged_on_every_task(void **state)
     }
 }
 
+/* Guarantee: a second processor started with the same instance.id takes over (a restart
+ * must win), and the first stops with ENR_ERR_FENCED and a reason that says why. */
+static void test_same_instance_id_fences_the_older_with_the_reason(void **state)
+{
+    (void)state;
+    char input[128];
+    snprintf(input, sizeof(input), "%s.dup.in", in.prefix);
+    assert_int_equal(it_create_topic(input, PARTITIONS), 0);
+    runner_t old = {0}, young = {0};
+    start_on(&old, "dup", "twin", input);
+    wait_tasks_t w = {old.p, PARTITIONS};
+    assert_true(tu_wait_until(tasks_are, &w, 60000));
+    start_on(&young, "dup", "twin", input);
+    pthread_join(old.thread, NULL); /* ends by itself: fenced */
+    old.running = 0;
+    const char *why = enr_processor_last_error(old.p);
+    print_message("the older processor stopped: %s (%s)\n", enr_err2name(old.rc), why);
+    assert_int_equal(old.rc, ENR_ERR_FENCED);
+    assert_true(strstr(why, "fenced") || strstr(why, "instance.id") || strstr(why, "epoch"));
+    enr_processor_destroy(old.p, 1000);
+    wait_tasks_t y = {young.p, PARTITIONS};
+    assert_true(tu_wait_until(tasks_are, &y, 60000));
+    stop(&young);
+}
+
 /* enr_processor_new() fails and its reason holds every word of @p words. */
 static void assert_refused(enr_conf_t *conf, const char *const *words)
 {
@@ -841,6 +875,7 @@ int main(void)
         cmocka_unit_test(test_processors_join_and_leave_each_event_once),
         cmocka_unit_test(test_restart_restores_only_its_own_tasks),
         cmocka_unit_test(test_type_rates_are_judged_on_every_task),
+        cmocka_unit_test(test_same_instance_id_fences_the_older_with_the_reason),
         cmocka_unit_test(test_zombie_is_fenced_and_nothing_appears_twice),
     };
     if (getenv("IT_ONLY")) /* one test, e.g. IT_ONLY='*rates*' */

@@ -97,8 +97,10 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why);
 /* state.c */
 /* Makes sure the changelog and repartition topics exist with ntasks partitions each. */
 int enr__topics_ensure(enr_processor_t *p, char *errstr, size_t errstr_size);
-/* Rebuilds @p t's stages and restores them from its changelog partition; 0 or -1. */
-int enr__task_restore(enr__task_t *t, char *errstr, size_t errstr_size);
+/* Rebuilds the stages of @p n tasks and restores each from its changelog partition, with one
+ * reader; 0 or -1. */
+int enr__tasks_restore(enr_processor_t *p, enr__task_t *const *tasks, int n, char *errstr,
+                       size_t errstr_size);
 int enr__profiles_open(enr_processor_t *p, char *errstr, size_t errstr_size);
 /* Applies what the profile topic has now (all of it when @p to_end, waiting up to 30 s). */
 void enr__profiles_poll(enr_processor_t *p, int to_end);

@@ -106,18 +106,25 @@ static void task_stats(const enr__task_t *t, int64_t *sum)
 
 void enr__tasks_take(enr_processor_t *p, const int32_t *ids, int n)
 {
-    for (int i = 0; i < n && !p->fatal; i++) {
+    enr__task_t **taken = calloc((size_t)n + 1, sizeof(*taken));
+    int k = 0, oom = !taken;
+    for (int i = 0; !oom && i < n; i++) {
         if (ids[i] < 0 || ids[i] >= p->ntasks || p->tasks[ids[i]])
             continue;
-        enr__task_t *t = task_new(p, ids[i]);
-        char errstr[512] = "out of memory";
-        if (!t || enr__task_restore(t, errstr, sizeof(errstr))) {
-            task_free(t);
-            enr__processor_fail(p, ENR_ERR_KAFKA_FATAL, errstr);
-            return;
-        }
-        p->tasks[ids[i]] = t;
+        oom = !(taken[k] = task_new(p, ids[i]));
+        k += !oom;
     }
+    char errstr[512] = "out of memory";
+    if (oom || enr__tasks_restore(p, taken, k, errstr, sizeof(errstr))) {
+        for (int i = 0; taken && i < k; i++)
+            task_free(taken[i]);
+        free(taken);
+        enr__processor_fail(p, ENR_ERR_KAFKA_FATAL, errstr);
+        return;
+    }
+    for (int i = 0; i < k; i++)
+        p->tasks[taken[i]->id] = taken[i];
+    free(taken);
 }
 
 void enr__tasks_drop(enr_processor_t *p, const int32_t *ids, int n)
@@ -141,10 +148,16 @@ void enr__tasks_free(enr_processor_t *p)
 
 int enr__tasks_reload(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
+    enr__task_t **owned = calloc((size_t)p->ntasks + 1, sizeof(*owned));
+    int n = 0;
+    if (!owned)
+        return ue__errstr(errstr, errstr_size, "out of memory"), -1;
     for (int32_t i = 0; i < p->ntasks; i++)
-        if (p->tasks[i] && enr__task_restore(p->tasks[i], errstr, errstr_size))
-            return -1;
-    return 0;
+        if (p->tasks[i])
+            owned[n++] = p->tasks[i];
+    int rc = enr__tasks_restore(p, owned, n, errstr, errstr_size);
+    free(owned);
+    return rc;
 }
 
 void enr__tasks_flush(enr_processor_t *p)

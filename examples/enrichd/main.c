@@ -169,6 +169,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "enrichd: %s\n", errstr);
         return 2;
     }
+    char v[8];
+    size_t vn = sizeof(v);
+    if (enr_conf_get(conf, "kafka.bootstrap.servers", v, &vn) != ENR_CONF_OK || vn <= 1) {
+        /* librdkafka would try "localhost" forever, silently */
+        fprintf(stderr, "enrichd: kafka.bootstrap.servers is not set (-b HOSTS, env "
+                        "KAFKA_BOOTSTRAP or -c FILE)\n");
+        enr_conf_destroy(conf);
+        return 2;
+    }
     if (start_metrics(metrics_addr, metrics_port, conf, &metrics, &em)) {
         enr_conf_destroy(conf);
         metrics_destroy(metrics);

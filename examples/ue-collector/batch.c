@@ -29,6 +29,47 @@ static void batch_free(batch_t *b)
     cJSON_Delete(b->json);
 }
 
+/* Reads a varint at *@p p (before @p end); -1 when truncated or too long. */
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/*
+ * Counts the events (field 1) of an EventBatch by walking its top-level fields, without
+ * unpacking it: protobuf-c allocates a slot for every element first, so 8 MiB of empty
+ * events (2 bytes each) would cost 64 MB before the count is checked. Stops past @p max.
+ * A malformed body counts what it can; the unpack refuses it afterwards.
+ */
+static size_t pb_count_events(const uint8_t *p, size_t len, size_t max)
+{
+    const uint8_t *end = p + len;
+    size_t n = 0;
+    uint64_t tag, v;
+    while (p < end && n <= max && varint(&p, end, &tag) == 0) {
+        switch (tag & 7) {
+        case 0: if (varint(&p, end, &v)) return n; break;
+        case 1: p += (size_t)(end - p) < 8 ? (size_t)(end - p) : 8; break;
+        case 5: p += (size_t)(end - p) < 4 ? (size_t)(end - p) : 4; break;
+        case 2:
+            if (varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return n;
+            p += v;
+            n += tag >> 3 == 1;
+            break;
+        default: return n;
+        }
+    }
+    return n;
+}
+
 static int too_many(collector_t *col, size_t n, char *err, size_t errsz)
 {
     if (n <= col->max_events)
@@ -53,6 +94,10 @@ static int decode_batch(collector_t *col, const uint8_t *data, size_t len, int j
         return too_many(col, b->n, err, errsz);
     }
     int rc;
+    if (pb_count_events(data, len, col->max_events) > col->max_events) {
+        snprintf(err, errsz, "more than %zu events in one batch", col->max_events);
+        return 413;
+    }
     b->pb = (Userevents__EventBatch *)ue__pb_unpack(&userevents__event_batch__descriptor, NULL,
                                                     len, data, UE__PB_MAX_DEPTH, &rc);
     if (!b->pb) {

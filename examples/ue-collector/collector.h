@@ -1,8 +1,9 @@
 /*
  * collector.h - the parts of ue-collector, the HTTP ingest gateway, and what each offers the
- * others: keys.c (API keys, rate limits), body.c (capped decompression), event.c, event_pb.c and
- * event_json.c (building events), batch.c (a batch: decoded, checked, tracked), http.c (the
- * request handlers and their answers), main.c (options, start-up, drain, /metrics).
+ * others: keys.c (API keys, rate limits), body.c (capped decompression and the memory budget of
+ * requests), json_scan.c (the bounds of a JSON body, checked before it is parsed), event.c,
+ * event_pb.c and event_json.c (building events), batch.c (a batch: decoded, checked, tracked),
+ * http.c (the request handlers and their answers), main.c (options, start-up, drain, /metrics).
  */
 #ifndef UE_COLLECTOR_H
 #define UE_COLLECTOR_H
@@ -41,6 +42,9 @@ typedef struct collector {
     int nkeys, no_auth, verbose;
     double rate, burst;
     size_t max_body, max_decoded, max_event, max_events;
+    size_t max_parse;    /* bytes a JSON body's parse tree may take (estimated before parsing) */
+    size_t max_inflight; /* bytes all requests together may hold: bodies, decoded, trees */
+    _Atomic size_t inflight;
     int ack_timeout_ms;
     _Atomic int draining, active;
     _Atomic int64_t answers[ST_CNT], events, bytes;
@@ -67,11 +71,40 @@ int take_token(api_key_t *k);
 int add_key(collector_t *col, const char *key, double rate, double burst);
 int load_keys(collector_t *col, const char *path);
 
-/* body.c: decompresses @p in into a new *@p out of at most @p max bytes (freed by the caller,
- * whatever the result). DEC_OK, DEC_TOO_LARGE (a bomb), or DEC_BAD (corrupt or truncated). */
-enum { DEC_OK = 0, DEC_TOO_LARGE = 1, DEC_BAD = -1 };
-int gunzip(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *out_len);
-int unzstd(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *out_len);
+/* json_scan.c: bounds of a JSON body, counted byte by byte as it arrives (see the file). */
+#define JSCAN_MAX_DEPTH 32
+typedef struct jscan {
+    size_t max_events, max_cost;
+    size_t events, values, cost; /* cost: estimated bytes of cJSON's tree */
+    uint64_t arrays;             /* bit d-1: level d is an array */
+    int depth, key_next, in_string, in_scalar, escape;
+    size_t str_len;
+    unsigned uvalue; /* the \uXXXX being read */
+    int status;      /* 0, or the answer (400, 413) once a bound is passed */
+    char reason[128];
+} jscan_t;
+void jscan_init(jscan_t *js, size_t max_events, size_t max_cost);
+int jscan_feed(jscan_t *js, const uint8_t *data, size_t len); /* 0, or js->status */
+
+/* body.c: the memory budget (--max-inflight-bytes): takes @p n bytes for a request that holds
+ * *@p held; 0, or -1 (nothing taken) when all requests together would hold more. */
+int budget_take(collector_t *col, size_t *held, size_t n);
+void budget_release(collector_t *col, size_t *held);
+
+/* body.c: a decompressed body of at most @p max bytes, its buffer charged to the budget and
+ * fed to @p scan (JSON; NULL for protobuf) as it grows. The caller frees @p data. */
+typedef struct decoded {
+    uint8_t *data;
+    size_t len, cap, max;
+    collector_t *col;
+    size_t *held;
+    jscan_t *scan;
+} decoded_t;
+/* DEC_OK; DEC_TOO_LARGE (over max: a bomb); DEC_BUSY (over the budget); DEC_REFUSED (the scan
+ * refused it: scan->status and scan->reason); DEC_BAD (corrupt or truncated). */
+enum { DEC_OK = 0, DEC_TOO_LARGE = 1, DEC_BUSY = 2, DEC_REFUSED = 3, DEC_BAD = -1 };
+int gunzip(const uint8_t *in, size_t len, decoded_t *out);
+int unzstd(const uint8_t *in, size_t len, decoded_t *out);
 
 /* event.c: what both event builders share. */
 int utf8_ok(const char *s);

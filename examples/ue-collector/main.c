@@ -18,9 +18,11 @@
  * Answers: 200 {"accepted":N} only once every event of the batch is safe (written to the
  * collector's spool, fsync'd by default; or acknowledged by Kafka without a spool); 400 with a
  * JSON reason for a malformed body or an invalid event (nothing of that batch is published);
- * 401 unknown key; 413 body or decompressed body over its cap (zip bombs included), or an
- * event over --max-event-bytes; 415 unknown type or encoding; 429 with Retry-After past a key's
- * rate; 503 with Retry-After while shutting down or when the spool cannot take the events.
+ * 401 unknown key; 413 body or decompressed body over its cap (zip bombs included), too many
+ * events or a JSON body too costly to parse (both found before parsing), or an event over
+ * --max-event-bytes; 415 unknown type or encoding; 429 with Retry-After past a key's rate; 503
+ * with Retry-After while shutting down, when the requests in progress hold
+ * --max-inflight-bytes of memory, or when the spool cannot take the events.
  * Event ids are kept (JSON events without one get a UUIDv7); received_at is stamped.
  *
  * Built only from the public APIs: userevents.h, the schema (proto/), libmicrohttpd, cJSON,
@@ -34,6 +36,9 @@
 
 #include <arpa/inet.h>
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +86,11 @@ static void usage(FILE *out)
         "      --max-decoded BYTES    largest body after decompression (default 8388608)\n"
         "      --max-event-bytes N    largest event (default 1000000)\n"
         "      --max-events N         most events in one batch (default 10000)\n"
+        "      --max-parse-bytes N    most memory a JSON body's parse may take, estimated before "
+        "it\n"
+        "                             is parsed (default 33554432; ~100 bytes per value)\n"
+        "      --max-inflight-bytes N memory all requests together may hold: bodies, decompressed\n"
+        "                             bodies, parse trees (default 67108864; past it: 503)\n"
         "      --ack-timeout-ms MS    longest wait for events to be safe before 503 (default "
         "10000)\n"
         "      --drain-timeout-ms MS  on SIGTERM, longest wait for requests in progress "
@@ -121,7 +131,7 @@ static int set_kv(ue_conf_t *conf, const char *kv)
 typedef struct options {
     const char *bootstrap, *listen, *spool, *metrics_listen;
     long long port, drain_ms, max_conn, rate, burst, max_body, max_decoded, max_event, max_events,
-        ack_ms, metrics_port;
+        ack_ms, metrics_port, max_parse, max_inflight;
 } options_t;
 
 enum {
@@ -137,7 +147,9 @@ enum {
     DRAIN,
     CONN,
     METRICS_PORT,
-    METRICS_LISTEN
+    METRICS_LISTEN,
+    MAX_PARSE,
+    MAX_INFLIGHT
 };
 
 /* clang-format off */
@@ -150,6 +162,7 @@ static const struct option OPTIONS[] = {
     {"ack-timeout-ms", 1, 0, ACK}, {"drain-timeout-ms", 1, 0, DRAIN},
     {"max-connections", 1, 0, CONN}, {"set", 1, 0, 'X'}, {"verbose", 0, 0, 'v'},
     {"metrics-port", 1, 0, METRICS_PORT}, {"metrics-listen", 1, 0, METRICS_LISTEN},
+    {"max-parse-bytes", 1, 0, MAX_PARSE}, {"max-inflight-bytes", 1, 0, MAX_INFLIGHT},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -169,6 +182,8 @@ static const struct {
     {DRAIN, 0, 3600000, offsetof(options_t, drain_ms)},
     {CONN, 1, 100000, offsetof(options_t, max_conn)},
     {METRICS_PORT, 0, 65535, offsetof(options_t, metrics_port)},
+    {MAX_PARSE, 4096, 1LL << 34, offsetof(options_t, max_parse)},
+    {MAX_INFLIGHT, 65536, 1LL << 36, offsetof(options_t, max_inflight)},
 };
 /* clang-format on */
 
@@ -237,6 +252,13 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
                         "--no-auth on a trusted network\n");
     if (!bad && !o->bootstrap)
         fprintf(stderr, "ue-collector: no broker: pass -b HOST:PORT or set KAFKA_BOOTSTRAP\n");
+    /* One request at its caps must fit, or it would get 503 for ever. */
+    if (!bad && o->max_body + o->max_decoded + o->max_parse > o->max_inflight) {
+        fprintf(stderr, "ue-collector: --max-inflight-bytes %lld cannot hold one request at its "
+                        "caps (--max-body + --max-decoded + --max-parse-bytes = %lld)\n",
+                o->max_inflight, o->max_body + o->max_decoded + o->max_parse);
+        bad = 1;
+    }
     return bad || (!col->nkeys && !col->no_auth) || !o->bootstrap ? -1 : 0;
 }
 
@@ -363,6 +385,16 @@ static void drain(struct MHD_Daemon *d, collector_t *col, long long drain_ms)
     MHD_stop_daemon(d);
 }
 
+/* Large buffers (bodies, decompressed bodies) are mmap'ed, so that freeing one gives it back
+ * to the system: glibc's threshold otherwise rises to the largest block freed (up to 32 MiB),
+ * and blocks under it stay in the heap after the request. */
+static void tune_malloc(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
+}
+
 /* The collector's defaults of its client's settings, before -X may change them. */
 static ue_conf_t *default_conf(void)
 {
@@ -394,6 +426,8 @@ int main(int argc, char **argv)
                    .max_decoded = 8 << 20,
                    .max_event = 1000000,
                    .max_events = 10000,
+                   .max_parse = 32 << 20,
+                   .max_inflight = 64 << 20,
                    .ack_ms = 10000};
     ue_conf_t *conf = default_conf();
     sigset_t stop;
@@ -406,7 +440,10 @@ int main(int argc, char **argv)
     col.max_decoded = (size_t)o.max_decoded;
     col.max_event = (size_t)o.max_event;
     col.max_events = (size_t)o.max_events;
+    col.max_parse = (size_t)o.max_parse;
+    col.max_inflight = (size_t)o.max_inflight;
     col.ack_timeout_ms = (int)o.ack_ms;
+    tune_malloc();
     /* Signals are taken by sigwait() in main only: every thread created later blocks them. */
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);

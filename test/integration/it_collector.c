@@ -5,6 +5,7 @@
  *
  * Each test proves one guarantee; the collector is spawned from $UE_BUILD_DIR (default build)
  * on a free loopback port, with small body caps so that the SDK's batches meet 413 and split.
+ * UE_IT_FILTER (a cmocka glob, e.g. "*bomb*") runs some tests only.
  */
 #include "collector.pb-c.h"
 #include "deep_pb.h"
@@ -15,6 +16,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,7 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -657,6 +664,323 @@ static void test_collector_refuses_reserved_types(void **state)
     collector_cleanup(&col);
 }
 
+/* ---- hostile input: memory --------------------------------------------------------------- */
+
+/* The collector's resident memory now, in kB (VmRSS of /proc/PID/status); -1 when gone. */
+static long rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Samples a process's VmRSS every 2 ms on a thread of its own, keeping the peak. */
+typedef struct rss_sampler {
+    pid_t pid;
+    atomic_int stop;
+    long peak_kb;
+    pthread_t thread;
+} rss_sampler_t;
+
+static void *sample_rss(void *arg)
+{
+    rss_sampler_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        long kb = rss_kb(s->pid);
+        if (kb > s->peak_kb)
+            s->peak_kb = kb;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+static void sampler_start(rss_sampler_t *s, pid_t pid)
+{
+    memset(s, 0, sizeof(*s));
+    s->pid = pid;
+    assert_int_equal(pthread_create(&s->thread, NULL, sample_rss, s), 0);
+}
+
+static long sampler_stop(rss_sampler_t *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    return s->peak_kb;
+}
+
+/* POSTs @p body @p n times at once (curl's multi interface, one connection each); the
+ * statuses go to @p status, the slowest answer's seconds are returned. */
+static double post_concurrently(const collector_t *col, const char *type, const char *encoding,
+                                const void *body, size_t len, int n, long *status)
+{
+    char url[128], h[2][128];
+    CURLM *m = curl_multi_init();
+    CURL *e[16];
+    reply_t *replies = calloc(16, sizeof(reply_t));
+    struct curl_slist *hdrs = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/batch", col->port);
+    snprintf(h[0], sizeof(h[0]), "Content-Type: %s", type);
+    snprintf(h[1], sizeof(h[1]), "Content-Encoding: %s", encoding);
+    hdrs = curl_slist_append(hdrs, "X-API-Key: it-key-0123456789abcdef");
+    hdrs = curl_slist_append(hdrs, h[0]);
+    hdrs = curl_slist_append(hdrs, h[1]);
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++) {
+        e[i] = curl_easy_init();
+        curl_easy_setopt(e[i], CURLOPT_URL, url);
+        curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDSIZE, (long)len);
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, keep_body);
+        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &replies[i]);
+        curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 120000L);
+        curl_multi_add_handle(m, e[i]);
+    }
+    int running = 1;
+    while (running) {
+        curl_multi_perform(m, &running);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    double slowest = 0;
+    for (int i = 0; i < n; i++) {
+        double secs = 0;
+        status[i] = 0;
+        curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &status[i]);
+        curl_easy_getinfo(e[i], CURLINFO_TOTAL_TIME, &secs);
+        slowest = secs > slowest ? secs : slowest;
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+    }
+    curl_slist_free_all(hdrs);
+    curl_multi_cleanup(m);
+    free(replies);
+    return slowest;
+}
+
+/* @p text repeated to @p size bytes between @p open and @p close, gzip'ed (@p zstd 0) or
+ * zstd'ed: a small body that decodes to a huge JSON document. */
+static uint8_t *json_bomb(const char *open, const char *text, const char *close, size_t size,
+                          int zstd, size_t *len)
+{
+    size_t tl = strlen(text), n = 0;
+    char *plain = malloc(size + 64);
+    n += (size_t)sprintf(plain, "%s", open);
+    while (n + tl + strlen(close) < size)
+        n += (size_t)sprintf(plain + n, "%s", text);
+    n += (size_t)sprintf(plain + n - 1, "%s", close) - 1; /* over the last separator */
+    uint8_t *out = malloc(n / 50 + 65536);
+    if (zstd) {
+        *len = ZSTD_compress(out, n / 50 + 65536, plain, n, 19);
+    } else {
+        z_stream zs = {0};
+        deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
+        zs.next_in = (Bytef *)plain, zs.avail_in = (uInt)n;
+        zs.next_out = out, zs.avail_out = (uInt)(n / 50 + 65536);
+        deflate(&zs, Z_FINISH);
+        *len = zs.total_out;
+        deflateEnd(&zs);
+    }
+    free(plain);
+    return out;
+}
+
+/* An EventBatch of @p n empty events (2 bytes each): protobuf-c's own bomb. */
+static uint8_t *pb_empty_events(size_t n, size_t *len)
+{
+    uint8_t *out = malloc(2 * n);
+    for (size_t i = 0; i < n; i++)
+        out[2 * i] = 0x0a, out[2 * i + 1] = 0; /* field 1, length 0 */
+    *len = 2 * n;
+    return out;
+}
+
+#define RSS_BOUND_KB (100 * 1024)
+
+/* Guarantee: a small body that would decode into a huge parse tree is refused before it is
+ * built, the collector's memory stays bounded (VmRSS under 100 MB, sampled every 2 ms: ~20 MB
+ * at rest, plus at most --max-inflight-bytes, 64 MiB, held by requests), and it serves on.
+ * 8 KB of gzip decoding to 8 MiB of [0,0,...] took ~340 MB per request and 2.6 GB for 8 at
+ * once, which stayed after them. */
+static void test_collector_refuses_json_bombs_in_bounded_memory(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, "it-key-0123456789abcdef 0\n");
+    const char *const production[] = {"--max-body", "1048576", "--max-decoded", "8388608", NULL};
+    collector_start(&col, 0, production); /* the default caps, not the small ones of the rest */
+    size_t glen, zlen, dlen, plen, pblen;
+    uint8_t *gz = json_bomb("[", "0,", "]", 8 << 20, 0, &glen);
+    uint8_t *zs = json_bomb("[", "0,", "]", 8 << 20, 1, &zlen);
+    uint8_t *one = json_bomb("[{\"type\":\"click\",\"user_id\":\"u\",\"properties\":{\"a\":[", "0,",
+                             "]}}]", 8 << 20, 0, &plen); /* one event, 4 million values */
+    uint8_t *deep = json_bomb("", "[", "", 4096, 0, &dlen);
+    uint8_t *pb = pb_empty_events(4 << 20, &pblen);
+    print_message("gzip bomb: %zu bytes -> 8 MiB of [0,0,...]\n", glen);
+    rss_sampler_t s;
+    sampler_start(&s, col.pid);
+    long st[16];
+    int64_t t0 = (int64_t)time(NULL);
+    reply_t first = post(&col, "it-key-0123456789abcdef", "application/json", "gzip", gz, glen);
+    assert_int_equal(first.status, 413);
+    double slowest = post_concurrently(&col, "application/json", "gzip", gz, glen, 8, st);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(st[i], 413);
+    post_concurrently(&col, "application/json", "zstd", zs, zlen, 8, st);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(st[i], 413);
+    post_concurrently(&col, "application/json", "gzip", one, plen, 4, st);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(st[i], 413); /* the parse tree would pass --max-parse-bytes */
+    reply_t r = post(&col, "it-key-0123456789abcdef", "application/json", "gzip", deep, dlen);
+    assert_int_equal(r.status, 400);
+    r = post(&col, "it-key-0123456789abcdef", "application/x-protobuf", NULL, pb, pblen);
+    assert_int_equal(r.status, 413); /* 4 million empty events: counted before unpacking */
+    long peak = sampler_stop(&s), after = rss_kb(col.pid);
+    print_message("VmRSS peak %ld kB, after %ld kB (bound %d kB); 8 bombs at once answered "
+                  "within %.3f s; %lld s in all\n",
+                  peak, after, RSS_BOUND_KB, slowest, (long long)(time(NULL) - t0));
+    assert_true(peak > 0 && peak < RSS_BOUND_KB);
+    assert_true(after < RSS_BOUND_KB);
+    assert_non_null(strstr(first.body, "more than 10000 events")); /* counted, not parsed */
+    /* good clients are still served, and nothing of the bombs was published */
+    tracked_t *t = tracked_new(16);
+    char *ok = json_batch(t, 8, 3, 0, NULL);
+    r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, ok, strlen(ok));
+    assert_int_equal(r.status, 200);
+    free(ok);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    free(gz), free(zs), free(one), free(deep), free(pb);
+    collector_cleanup(&col);
+}
+
+/* Guarantee: a JSON string holding \u0000 (or a raw control byte) gets 400: cJSON would cut
+ * it short, and "a\u0000b" would be published as user "a". */
+static void test_collector_refuses_nul_in_json_strings(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, "it-key-0123456789abcdef 0\n");
+    collector_start(&col, 0, NULL);
+    const char *bad[] = {"[{\"type\":\"click\",\"user_id\":\"victim\\u0000attacker\"}]",
+                         "[{\"type\":\"click\",\"user_id\":\"u\",\"properties\":{\"k\\u0000\":1}}]",
+                         "[{\"type\":\"click\",\"user_id\":\"a\x01b\"}]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        reply_t r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, bad[i],
+                         strlen(bad[i]));
+        assert_int_equal(r.status, 400);
+        assert_true(has_reason(&r));
+    }
+    tracked_t *t = tracked_new(16);
+    char *ok = json_batch(t, 9, 2, 0, NULL);
+    reply_t r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, ok, strlen(ok));
+    assert_int_equal(r.status, 200);
+    free(ok);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0}); /* none of the refused users */
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* ---- raw connections --------------------------------------------------------------------- */
+
+/* A TCP connection to the collector from local address @p from (any of 127/8 is loopback);
+ * -1 when it cannot be made. */
+static int raw_connect(const collector_t *col, const char *from)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    inet_pton(AF_INET, from, &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    dst.sin_port = htons((uint16_t)col->port);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
+        connect(fd, (struct sockaddr *)&dst, sizeof(dst))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int raw_send(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Opens a POST of a @p declared byte body and sends @p sent bytes of it: a request that holds
+ * its body buffer until it is closed. */
+static int hold_body(const collector_t *col, size_t declared, size_t sent)
+{
+    char head[512];
+    int fd = raw_connect(col, "127.0.0.1");
+    assert_true(fd >= 0);
+    int n = snprintf(head, sizeof(head),
+                     "POST /v1/batch HTTP/1.1\r\nHost: collector\r\n"
+                     "X-API-Key: it-key-0123456789abcdef\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     declared);
+    char *body = malloc(sent);
+    memset(body, ' ', sent);
+    assert_int_equal(raw_send(fd, head, (size_t)n), 0);
+    assert_int_equal(raw_send(fd, body, sent), 0);
+    free(body);
+    return fd;
+}
+
+/* Guarantee: the memory all requests hold at once is bounded (--max-inflight-bytes): past it a
+ * request gets 503 with Retry-After, and is served once memory is free again. */
+static void test_collector_memory_budget_answers_503_when_full(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, "it-key-0123456789abcdef 0\n");
+    const char *const budget[] = {"--max-body", "262144", "--max-decoded", "262144",
+                                  "--max-parse-bytes", "262144", "--max-inflight-bytes",
+                                  "900000", NULL};
+    collector_start(&col, 0, budget);
+    int held[3];
+    for (int i = 0; i < 3; i++) /* each holds a 256 KiB body buffer: 768 KiB of the 879 */
+        held[i] = hold_body(&col, 262144, 200000);
+    usleep(500 * 1000);
+    tracked_t *t = tracked_new(16);
+    char *ok = json_batch(t, 10, 2, 0, NULL);
+    size_t len = strlen(ok);
+    ok = realloc(ok, 200000);
+    memset(ok + len, ' ', 200000 - len); /* padded: its buffer needs 256 KiB too */
+    reply_t r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, ok, 200000);
+    assert_int_equal(r.status, 503);
+    assert_true(r.retry_after >= 1);
+    assert_non_null(strstr(r.body, "max-inflight-bytes"));
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
+    usleep(300 * 1000);
+    r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, ok, 200000);
+    assert_int_equal(r.status, 200); /* the same request, now that memory is free */
+    free(ok);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -681,7 +1005,13 @@ int main(void)
         cmocka_unit_test(test_collector_answers_bad_requests_and_keeps_the_good),
         cmocka_unit_test(test_collector_refuses_deep_nesting_and_lives_on),
         cmocka_unit_test(test_collector_refuses_reserved_types),
+        cmocka_unit_test(test_collector_refuses_json_bombs_in_bounded_memory),
+        cmocka_unit_test(test_collector_refuses_nul_in_json_strings),
+        cmocka_unit_test(test_collector_memory_budget_answers_503_when_full),
     };
+    const char *filter = getenv("UE_IT_FILTER"); /* a cmocka glob: "*slowloris*" */
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     return cmocka_run_group_tests_name("integration: SDK -> collector -> Kafka", tests, NULL,
                                        teardown);
 }

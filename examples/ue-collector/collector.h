@@ -33,6 +33,8 @@ typedef struct api_key {
     pthread_mutex_t lock;
 } api_key_t;
 
+typedef struct conn conn_t; /* conns.c */
+
 enum { ST_200, ST_400, ST_401, ST_404, ST_405, ST_413, ST_415, ST_429, ST_503, ST_CNT };
 extern const int STATUS[ST_CNT]; /* the HTTP status of each ST_ */
 
@@ -46,12 +48,20 @@ typedef struct collector {
     size_t max_inflight; /* bytes all requests together may hold: bodies, decoded, trees */
     _Atomic size_t inflight;
     int ack_timeout_ms;
+    /* conns.c: the open connections and their deadlines */
+    int64_t header_timeout_ms, request_timeout_ms;
+    pthread_mutex_t conns_lock;
+    conn_t *conns;
+    pthread_t reaper;
+    _Atomic int stopping;
+    _Atomic int64_t cut; /* connections closed for missing a deadline */
     _Atomic int draining, active;
     _Atomic int64_t answers[ST_CNT], events, bytes;
     /* /metrics: the counters above are copied in at each scrape; batches are observed */
     metrics_t *metrics;
     sdk_metrics_t *sdk;
-    metric_t *m_answers, *m_events, *m_bytes, *m_active, *m_batch_events, *m_batch_seconds;
+    metric_t *m_answers, *m_events, *m_bytes, *m_active, *m_batch_events, *m_batch_seconds,
+        *m_cut;
 } collector_t;
 
 /* What the request adds to each of its events. */
@@ -122,6 +132,17 @@ int build_json(ue_event_t *ev, const cJSON *o, const stamp_t *st, size_t *size, 
 /* batch.c */
 int publish_batch(collector_t *col, const uint8_t *data, size_t len, int json, const stamp_t *st,
                   size_t *tracked, char *err, size_t errsz);
+
+/* conns.c: libmicrohttpd's connection notifications (@p cls the collector), the phase of a
+ * request on its connection (its deadline: CONN_WAIT_HEADERS until the headers are in, then
+ * CONN_WAIT_BODY until the body is, then CONN_HANDLING: none), and the thread that keeps the
+ * deadlines. */
+enum { CONN_WAIT_HEADERS, CONN_WAIT_BODY, CONN_HANDLING };
+void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                   enum MHD_ConnectionNotificationCode toe);
+void conn_phase(collector_t *col, struct MHD_Connection *conn, int phase);
+int conns_start(collector_t *col);
+void conns_stop(collector_t *col);
 
 /* http.c: libmicrohttpd's handlers, @p cls the collector. */
 enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

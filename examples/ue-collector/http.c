@@ -1,5 +1,6 @@
 /*
- * http.c - ue-collector's request handlers (libmicrohttpd, one thread per connection): routing,
+ * http.c - ue-collector's request handlers (libmicrohttpd, a few threads each serving many
+ * connections with epoll: a handler that blocks holds up its thread's connections): routing,
  * API key and rate limit, content type and encoding, the body within --max-body, then the batch
  * and its answer; /healthz and /metrics. Every answer is counted by status for /metrics.
  */
@@ -329,6 +330,7 @@ enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *u
         if (!rq)
             return MHD_NO;
         *ctx = rq;
+        conn_phase(col, conn, CONN_WAIT_BODY);
         return begin(col, conn, url, method, rq);
     }
     if (*upload_size) {
@@ -336,7 +338,10 @@ enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *u
         *upload_size = 0;
         return rq->is_batch ? take_body(col, rq, upload_data, len) : MHD_YES;
     }
-    return rq->is_batch ? handle_batch(col, conn, rq) : MHD_YES;
+    if (!rq->is_batch)
+        return MHD_YES;
+    conn_phase(col, conn, CONN_HANDLING);
+    return handle_batch(col, conn, rq);
 }
 
 void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
@@ -344,8 +349,8 @@ void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 {
     collector_t *col = cls;
     request_t *rq = *ctx;
-    (void)conn;
     (void)toe;
+    conn_phase(col, conn, CONN_WAIT_HEADERS); /* the next request's headers */
     if (!rq)
         return;
     if (rq->is_batch)

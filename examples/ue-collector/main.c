@@ -40,9 +40,11 @@
 #include <malloc.h>
 #endif
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -95,7 +97,14 @@ static void usage(FILE *out)
         "10000)\n"
         "      --drain-timeout-ms MS  on SIGTERM, longest wait for requests in progress "
         "(default 10000)\n"
-        "      --max-connections N    concurrent connections, one thread each (default 256)\n"
+        "      --max-connections N    open connections at most (default 1024)\n"
+        "      --max-per-ip N         open connections from one address at most (default 32)\n"
+        "      --threads N            threads serving the connections, with epoll (default 8; a\n"
+        "                             batch being made safe holds its thread)\n"
+        "      --header-timeout-ms MS a request's headers must arrive within MS of the\n"
+        "                             connection or of the previous answer (default 10000)\n"
+        "      --request-timeout-ms MS the whole request within MS (default 60000)\n"
+        "      --idle-timeout-ms MS   close a connection silent for MS (default 30000)\n"
         "      --metrics-port N       also serve GET /metrics on port N (0: a free one, logged)\n"
         "      --metrics-listen ADDR  address of that port (default 127.0.0.1)\n"
         "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type}\n"
@@ -131,7 +140,8 @@ static int set_kv(ue_conf_t *conf, const char *kv)
 typedef struct options {
     const char *bootstrap, *listen, *spool, *metrics_listen;
     long long port, drain_ms, max_conn, rate, burst, max_body, max_decoded, max_event, max_events,
-        ack_ms, metrics_port, max_parse, max_inflight;
+        ack_ms, metrics_port, max_parse, max_inflight, per_ip, threads, header_ms, request_ms,
+        idle_ms;
 } options_t;
 
 enum {
@@ -149,7 +159,12 @@ enum {
     METRICS_PORT,
     METRICS_LISTEN,
     MAX_PARSE,
-    MAX_INFLIGHT
+    MAX_INFLIGHT,
+    PER_IP,
+    THREADS,
+    HEADER_TIMEOUT,
+    REQUEST_TIMEOUT,
+    IDLE_TIMEOUT
 };
 
 /* clang-format off */
@@ -163,6 +178,9 @@ static const struct option OPTIONS[] = {
     {"max-connections", 1, 0, CONN}, {"set", 1, 0, 'X'}, {"verbose", 0, 0, 'v'},
     {"metrics-port", 1, 0, METRICS_PORT}, {"metrics-listen", 1, 0, METRICS_LISTEN},
     {"max-parse-bytes", 1, 0, MAX_PARSE}, {"max-inflight-bytes", 1, 0, MAX_INFLIGHT},
+    {"max-per-ip", 1, 0, PER_IP}, {"threads", 1, 0, THREADS},
+    {"header-timeout-ms", 1, 0, HEADER_TIMEOUT}, {"request-timeout-ms", 1, 0, REQUEST_TIMEOUT},
+    {"idle-timeout-ms", 1, 0, IDLE_TIMEOUT},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -184,6 +202,11 @@ static const struct {
     {METRICS_PORT, 0, 65535, offsetof(options_t, metrics_port)},
     {MAX_PARSE, 4096, 1LL << 34, offsetof(options_t, max_parse)},
     {MAX_INFLIGHT, 65536, 1LL << 36, offsetof(options_t, max_inflight)},
+    {PER_IP, 1, 100000, offsetof(options_t, per_ip)},
+    {THREADS, 1, 256, offsetof(options_t, threads)},
+    {HEADER_TIMEOUT, 100, 3600000, offsetof(options_t, header_ms)},
+    {REQUEST_TIMEOUT, 100, 3600000, offsetof(options_t, request_ms)},
+    {IDLE_TIMEOUT, 1000, 3600000, offsetof(options_t, idle_ms)},
 };
 /* clang-format on */
 
@@ -278,13 +301,48 @@ static ue_client_t *open_client(const options_t *o, ue_conf_t *conf)
     return ue;
 }
 
+/* libmicrohttpd's messages, at most one a second: a flood of refused connections (over the
+ * limits) must not become a flood of log lines. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    static _Atomic int64_t last_ns, skipped;
+    int64_t now = mono_ns(), last = atomic_load(&last_ns);
+    (void)cls;
+    if (now - last < 1000000000 || !atomic_compare_exchange_strong(&last_ns, &last, now)) {
+        atomic_fetch_add(&skipped, 1);
+        return;
+    }
+    int64_t n = atomic_exchange(&skipped, 0);
+    if (n)
+        fprintf(stderr, "ue-collector: (%lld similar messages skipped)\n", (long long)n);
+    fputs("ue-collector: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+/* Enough descriptors for --max-connections (the soft limit is often 1024): raised towards the
+ * hard limit, with a warning when that is not enough. */
+static void raise_fd_limit(long long max_conn)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_conn + 256; /* the spool, librdkafka's sockets, /metrics */
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        fprintf(stderr, "ue-collector: warning: %llu file descriptors for --max-connections "
+                        "%lld (raise ulimit -n)\n",
+                (unsigned long long)rl.rlim_cur, max_conn);
+}
+
+/* epoll in a pool of threads rather than a thread per connection: idle connections cost a
+ * descriptor and a little memory, not a thread. */
 static struct MHD_Daemon *start_http(const options_t *o, collector_t *col)
 {
     struct sockaddr_storage ss = {0};
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (inet_pton(AF_INET, o->listen, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons((uint16_t)o->port);
@@ -296,11 +354,15 @@ static struct MHD_Daemon *start_http(const options_t *o, collector_t *col)
         fprintf(stderr, "ue-collector: --listen: not an IP address: %s\n", o->listen);
         return NULL;
     }
+    raise_fd_limit(o->max_conn);
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, col, MHD_OPTION_SOCK_ADDR, &ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, col, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)o->max_conn, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        flags, (uint16_t)o->port, NULL, NULL, on_request, col, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, col,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, col, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)((o->idle_ms + 999) / 1000), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_END);
     if (!d)
         fprintf(stderr, "ue-collector: cannot listen on %s port %lld\n", o->listen, o->port);
     return d;
@@ -321,6 +383,7 @@ static void collect(metrics_t *m, void *opaque)
     metric_set(col->m_events, NULL, (double)atomic_load(&col->events));
     metric_set(col->m_bytes, NULL, (double)atomic_load(&col->bytes));
     metric_set(col->m_active, NULL, atomic_load(&col->active));
+    metric_set(col->m_cut, NULL, (double)atomic_load(&col->cut));
 }
 
 /* The registry behind GET /metrics (on the collector's port, and on --metrics-port when
@@ -336,6 +399,10 @@ static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max
                                    "Bytes of batch bodies received, as sent.", NULL);
     col->m_active = metrics_gauge(m, "userevents_collector_requests_in_progress",
                                   "Batches being received or processed.", NULL);
+    col->m_cut = metrics_counter(m, "userevents_collector_connections_timed_out_total",
+                                 "Connections closed for sending their request's headers or "
+                                 "body too slowly.",
+                                 NULL);
     col->m_batch_events = metrics_histogram(m, "userevents_collector_batch_events",
                                             "Events per accepted batch.", NULL,
                                             METRICS_SIZE_BUCKETS, METRICS_SIZE_BUCKETS_N);
@@ -344,7 +411,7 @@ static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max
         "POST /v1/batch from its headers to the answer (the events safe, for a 200).", NULL,
         METRICS_SECONDS_BUCKETS, METRICS_SECONDS_BUCKETS_N);
     col->sdk = m ? sdk_metrics_new(m, spool_max) : NULL;
-    if (!col->m_answers || !col->m_events || !col->m_bytes || !col->m_active ||
+    if (!col->m_answers || !col->m_events || !col->m_bytes || !col->m_active || !col->m_cut ||
         !col->m_batch_events || !col->m_batch_seconds || !col->sdk ||
         metrics_on_collect(m, collect, col)) {
         fprintf(stderr, "ue-collector: metrics: out of memory\n");
@@ -419,7 +486,12 @@ int main(int argc, char **argv)
                    .spool = "ue-collector-spool",
                    .port = 8080,
                    .drain_ms = 10000,
-                   .max_conn = 256,
+                   .max_conn = 1024,
+                   .per_ip = 32,
+                   .threads = 8,
+                   .header_ms = 10000,
+                   .request_ms = 60000,
+                   .idle_ms = 30000,
                    .rate = 100,
                    .burst = 200,
                    .max_body = 1 << 20,
@@ -441,6 +513,8 @@ int main(int argc, char **argv)
     col.max_event = (size_t)o.max_event;
     col.max_events = (size_t)o.max_events;
     col.max_parse = (size_t)o.max_parse;
+    col.header_timeout_ms = o.header_ms;
+    col.request_timeout_ms = o.request_ms;
     col.max_inflight = (size_t)o.max_inflight;
     col.ack_timeout_ms = (int)o.ack_ms;
     tune_malloc();
@@ -461,7 +535,7 @@ int main(int argc, char **argv)
         return 1;
     }
     sdk_metrics_attach(col.sdk, col.ue);
-    struct MHD_Daemon *d = start_http(&o, &col);
+    struct MHD_Daemon *d = conns_start(&col) ? NULL : start_http(&o, &col);
     if (!d) {
         metrics_stop(col.metrics);
         ue_client_destroy(col.ue);
@@ -473,6 +547,7 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "ue-collector: %s: draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     drain(d, &col, o.drain_ms);
+    conns_stop(&col);
     metrics_stop(col.metrics); /* no scrape reads the client from here on */
     ue_client_destroy(col.ue); /* flushes; what is left stays in the spool */
     metrics_destroy(col.metrics);

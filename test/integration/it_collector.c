@@ -684,34 +684,44 @@ static long rss_kb(pid_t pid)
 /* Samples a process's VmRSS every 2 ms on a thread of its own, keeping the peak. */
 typedef struct rss_sampler {
     pid_t pid;
-    atomic_int stop;
+    atomic_int stop, samples;
     long peak_kb;
     pthread_t thread;
 } rss_sampler_t;
+
+static void sample_once(rss_sampler_t *s)
+{
+    long kb = rss_kb(s->pid);
+    if (kb > s->peak_kb)
+        s->peak_kb = kb;
+}
 
 static void *sample_rss(void *arg)
 {
     rss_sampler_t *s = arg;
     while (!atomic_load(&s->stop)) {
-        long kb = rss_kb(s->pid);
-        if (kb > s->peak_kb)
-            s->peak_kb = kb;
+        sample_once(s);
+        atomic_fetch_add(&s->samples, 1);
         usleep(2000);
     }
     return NULL;
 }
 
+/* Starts sampling; returns once the thread has taken its first sample. */
 static void sampler_start(rss_sampler_t *s, pid_t pid)
 {
     memset(s, 0, sizeof(*s));
     s->pid = pid;
     assert_int_equal(pthread_create(&s->thread, NULL, sample_rss, s), 0);
+    while (!atomic_load(&s->samples))
+        usleep(1000);
 }
 
 static long sampler_stop(rss_sampler_t *s)
 {
     atomic_store(&s->stop, 1);
     pthread_join(s->thread, NULL);
+    sample_once(s);
     return s->peak_kb;
 }
 
@@ -845,9 +855,10 @@ static void test_collector_refuses_json_bombs_in_bounded_memory(void **state)
     r = post(&col, "it-key-0123456789abcdef", "application/x-protobuf", NULL, pb, pblen);
     assert_int_equal(r.status, 413); /* 4 million empty events: counted before unpacking */
     long peak = sampler_stop(&s), after = rss_kb(col.pid);
-    print_message("VmRSS peak %ld kB, after %ld kB (bound %d kB); 8 bombs at once answered "
-                  "within %.3f s; %lld s in all\n",
-                  peak, after, RSS_BOUND_KB, slowest, (long long)(time(NULL) - t0));
+    print_message("VmRSS peak %ld kB (%d samples), after %ld kB (bound %d kB); 8 bombs at once "
+                  "answered within %.3f s; %lld s in all\n",
+                  peak, atomic_load(&s.samples), after, RSS_BOUND_KB, slowest,
+                  (long long)(time(NULL) - t0));
     assert_true(peak > 0 && peak < RSS_BOUND_KB);
     assert_true(after < RSS_BOUND_KB);
     assert_non_null(strstr(first.body, "more than 10000 events")); /* counted, not parsed */
@@ -925,6 +936,20 @@ static int raw_send(int fd, const void *data, size_t len)
     return 0;
 }
 
+/* 1 when the collector has closed @p fd (end of stream or reset), waiting up to @p ms; what
+ * it sent before (an error answer) is read and dropped. */
+static int raw_closed(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    char buf[4096];
+    while (poll(&p, 1, ms) == 1) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n <= 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Opens a POST of a @p declared byte body and sends @p sent bytes of it: a request that holds
  * its body buffer until it is closed. */
 static int hold_body(const collector_t *col, size_t declared, size_t sent)
@@ -981,6 +1006,145 @@ static void test_collector_memory_budget_answers_503_when_full(void **state)
     collector_cleanup(&col);
 }
 
+/* ---- hostile input: slow clients --------------------------------------------------------- */
+
+#define SLOW_ADDRS 12    /* 127.0.0.2 .. 127.0.0.13 */
+#define SLOW_PER_ADDR 34 /* two past the default --max-per-ip of 32 */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* GET /healthz or POST a small batch from 127.0.0.1, timed; the status (0: no answer in 1 s). */
+static long timed_request(const collector_t *col, int batch, tracked_t *t, double *secs)
+{
+    double t0 = now_s();
+    long status;
+    if (batch) {
+        char *ok = json_batch(t, 11, 2, 0, NULL);
+        char url[128];
+        struct curl_slist *hdrs = curl_slist_append(NULL, "X-API-Key: it-key-0123456789abcdef");
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        reply_t *r = calloc(1, sizeof(*r));
+        CURL *e = curl_easy_init();
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/batch", col->port);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, ok);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 1000L);
+        status = 0;
+        if (curl_easy_perform(e) == CURLE_OK)
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(e);
+        curl_slist_free_all(hdrs);
+        free(r);
+        free(ok);
+    } else {
+        status = get_status(col, "/healthz");
+    }
+    *secs = now_s() - t0;
+    return *secs <= 1.0 ? status : 0;
+}
+
+/* Sends one more byte of an unfinished header to every slow socket still open. */
+static void trickle(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0 && raw_send(fds[i], "a", 1))
+            fds[i] = -2; /* refused: the collector closed it */
+}
+
+/* How many of @p fds the collector has closed (without waiting); they are closed here too. */
+static int reap_closed(int *fds, int n)
+{
+    int closed = 0;
+    for (int i = 0; i < n; i++) {
+        if (fds[i] == -2 || (fds[i] >= 0 && raw_closed(fds[i], 0))) {
+            if (fds[i] >= 0)
+                close(fds[i]);
+            fds[i] = -1;
+            closed++;
+        }
+    }
+    return closed;
+}
+
+/*
+ * Guarantee: slow clients cannot take the collector away from the others (slowloris). 408
+ * connections from 127.0.0.2..13 send their headers one byte a second: past 32 per address
+ * they are refused at once, the rest are cut when their headers are 10 s late, and meanwhile a
+ * client from 127.0.0.1 gets /healthz and a batch answered within 1 s. (260 such sockets kept
+ * /healthz from answering for over 100 s.)
+ */
+static void test_collector_survives_slowloris(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, "it-key-0123456789abcdef 0\n");
+    collector_start(&col, 0, NULL); /* the default limits */
+    int n = SLOW_ADDRS * SLOW_PER_ADDR, *fds = malloc(sizeof(int) * (size_t)n), refused = 0;
+    const char *start = "POST /v1/batch HTTP/1.1\r\nHost: collector\r\nX-Slow: ";
+    double t0 = now_s();
+    for (int a = 0; a < SLOW_ADDRS; a++) {
+        char from[32];
+        snprintf(from, sizeof(from), "127.0.0.%d", a + 2);
+        for (int k = 0; k < SLOW_PER_ADDR; k++) {
+            int i = a * SLOW_PER_ADDR + k;
+            fds[i] = raw_connect(&col, from);
+            if (fds[i] < 0 || raw_send(fds[i], start, strlen(start)))
+                fds[i] = -2;
+        }
+    }
+    usleep(500 * 1000);
+    refused = reap_closed(fds, n);
+    int held = n - refused;
+    print_message("%d slow connections from %d addresses: %d refused at once, %d held\n", n,
+                  SLOW_ADDRS, refused, held);
+    double secs[4];
+    tracked_t *t = tracked_new(16);
+    long health = timed_request(&col, 0, NULL, &secs[0]);
+    trickle(fds, n);
+    long batch = timed_request(&col, 1, t, &secs[1]);
+    sleep(1);
+    trickle(fds, n);
+    long health2 = timed_request(&col, 0, NULL, &secs[2]);
+    print_message("meanwhile from 127.0.0.1: /healthz %ld in %.3f s, batch %ld in %.3f s, "
+                  "/healthz %ld in %.3f s\n",
+                  health, secs[0], batch, secs[1], health2, secs[2]);
+    /* the rest trickle on until the collector cuts them */
+    int left = held;
+    while (left > 0 && now_s() - t0 < 30) {
+        sleep(1);
+        trickle(fds, n);
+        left -= reap_closed(fds, n);
+    }
+    double cut_after = now_s() - t0;
+    print_message("the held connections were cut %.1f s after they opened (%d left)\n", cut_after,
+                  left);
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    assert_int_equal(health, 200);
+    assert_int_equal(batch, 200);
+    assert_int_equal(health2, 200);
+    assert_true(refused >= 2 * SLOW_ADDRS); /* at most 32 per address */
+    assert_true(held >= 300 && held <= SLOW_ADDRS * 32);
+    assert_int_equal(left, 0);
+    assert_true(cut_after < 10 + 5); /* the header deadline, and the 1 s steps of this loop */
+    assert_true(metric(&col, "\nuserevents_collector_connections_timed_out_total ") >= held);
+    assert_int_equal(timed_request(&col, 0, NULL, &secs[3]), 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -1008,6 +1172,7 @@ int main(void)
         cmocka_unit_test(test_collector_refuses_json_bombs_in_bounded_memory),
         cmocka_unit_test(test_collector_refuses_nul_in_json_strings),
         cmocka_unit_test(test_collector_memory_budget_answers_503_when_full),
+        cmocka_unit_test(test_collector_survives_slowloris),
     };
     const char *filter = getenv("UE_IT_FILTER"); /* a cmocka glob: "*slowloris*" */
     if (filter && *filter)

@@ -22,6 +22,8 @@
 #include <stdint.h>
 
 #define MAX_KEYS 1024
+#define KEY_MIN 16  /* shorter keys can be guessed */
+#define KEY_MAX 256
 
 /* ---- configuration and state ------------------------------------------------------------ */
 
@@ -48,6 +50,7 @@ typedef struct collector {
     size_t max_inflight; /* bytes all requests together may hold: bodies, decoded, trees */
     _Atomic size_t inflight;
     int ack_timeout_ms;
+    int public_metrics; /* GET /metrics on the public port too (--public-metrics) */
     /* conns.c: the open connections and their deadlines */
     int64_t header_timeout_ms, request_timeout_ms;
     pthread_mutex_t conns_lock;
@@ -78,7 +81,8 @@ int64_t mono_ns(void);
 /* keys.c: the request's API key (NULL when unknown), its rate limit, and loading the keys. */
 api_key_t *find_key(collector_t *col, struct MHD_Connection *conn);
 int take_token(api_key_t *k);
-int add_key(collector_t *col, const char *key, double rate, double burst);
+int add_key(collector_t *col, const char *key, double rate, double burst, char *why,
+            size_t why_size);
 int load_keys(collector_t *col, const char *path);
 
 /* json_scan.c: bounds of a JSON body, counted byte by byte as it arrives (see the file). */

@@ -241,10 +241,10 @@ static enum MHD_Result begin(collector_t *col, struct MHD_Connection *conn, cons
     if (!strcmp(url, "/healthz"))
         return atomic_load(&col->draining) ? answer(col, conn, 503, "draining\n", "text/plain", 1)
                                            : answer(col, conn, 200, "ok\n", "text/plain", 0);
-    if (!strcmp(url, "/metrics"))
+    if (!strcmp(url, "/metrics") && col->public_metrics)
         return metrics(col, conn);
     if (strcmp(url, "/v1/batch"))
-        return fail(col, conn, 404, "not_found", "POST /v1/batch, GET /healthz, GET /metrics", 0);
+        return fail(col, conn, 404, "not_found", "POST /v1/batch, GET /healthz", 0);
     if (strcmp(method, "POST"))
         return fail(col, conn, 405, "method_not_allowed", "POST a batch", 0);
     if (atomic_load(&col->draining))

@@ -10,10 +10,11 @@
  *                    properties{}, context{}}); Content-Encoding identity, gzip or zstd;
  *                    key in "Authorization: Bearer KEY" or "X-API-Key: KEY".
  *   GET  /healthz    200 "ok" while serving
- *   GET  /metrics    Prometheus text: userevents_collector_* (answers by status, events,
- *                    batch sizes and latencies) and userevents_sdk_* (its client's statistics
- *                    and broker health); see pkg/monitoring/. --metrics-port serves it on a
- *                    port of its own too (one not exposed to devices).
+ *   GET  /metrics    on --metrics-port (a port not exposed to devices; on the public port
+ *                    too only with --public-metrics: it names the brokers): Prometheus text,
+ *                    userevents_collector_* (answers by status, events, batch sizes and
+ *                    latencies) and userevents_sdk_* (its client's statistics and broker
+ *                    health); see pkg/monitoring/.
  *
  * Answers: 200 {"accepted":N} only once every event of the batch is safe (written to the
  * collector's spool, fsync'd by default; or acknowledged by Kafka without a spool); 400 with a
@@ -33,6 +34,7 @@
  * This file: the options, start-up, drain and /metrics; collector.h names the other parts.
  */
 #include "collector.h"
+#include "secret.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>
@@ -79,8 +81,11 @@ static void usage(FILE *out)
         "                             then 200 waits for Kafka's acknowledgement\n"
         "      --no-fsync             do not fdatasync the spool (safe from crashes, not power "
         "loss)\n"
-        "  -k, --api-key KEY          accept this key (repeatable)\n"
-        "  -K, --api-keys FILE        keys, one per line: KEY [RATE [BURST]]\n"
+        "  -k, --api-key KEY          accept this key (repeatable; 16 to 256 characters). Give\n"
+        "                             env:NAME or @FILE: a key on the command line is visible\n"
+        "                             to every local user (a warning says so)\n"
+        "  -K, --api-keys FILE        keys, one per line: KEY [RATE [BURST]]; whole-line #\n"
+        "                             comments; the file must be mode 600 (or 400)\n"
         "      --no-auth              accept requests without a key (trusted networks only)\n"
         "      --rate N, --burst N    requests per second and burst per key (default 100, 200; "
         "0 = no limit)\n"
@@ -105,13 +110,17 @@ static void usage(FILE *out)
         "                             connection or of the previous answer (default 10000)\n"
         "      --request-timeout-ms MS the whole request within MS (default 60000)\n"
         "      --idle-timeout-ms MS   close a connection silent for MS (default 30000)\n"
-        "      --metrics-port N       also serve GET /metrics on port N (0: a free one, logged)\n"
+        "      --metrics-port N       serve GET /metrics on port N (0: a free one, logged)\n"
         "      --metrics-listen ADDR  address of that port (default 127.0.0.1)\n"
-        "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type}\n"
+        "      --public-metrics       serve GET /metrics on the public port too (it names the\n"
+        "                             brokers: off by default)\n"
+        "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type};\n"
+        "                             VALUE may be env:NAME or @FILE (for secrets:\n"
+        "                             -X kafka.sasl.password=env:KAFKA_PASSWORD)\n"
         "  -v, --verbose              one log line per request\n"
         "  -h, --help                 this help\n"
         "POST /v1/batch (protobuf userevents.EventBatch or JSON; identity, gzip or zstd), "
-        "GET /healthz, GET /metrics.\n");
+        "GET /healthz.\n");
 }
 
 static int set_conf(ue_conf_t *conf, const char *key, const char *value)
@@ -124,16 +133,39 @@ static int set_conf(ue_conf_t *conf, const char *key, const char *value)
     return 0;
 }
 
+/* -X KEY=VALUE; VALUE may be env:NAME or @FILE (secret.h), and a secret given as it is warns. */
 static int set_kv(ue_conf_t *conf, const char *kv)
 {
-    char key[256];
+    char key[256], flag[280];
     const char *eq = strchr(kv, '=');
     if (!eq || (size_t)(eq - kv) >= sizeof(key)) {
         fprintf(stderr, "ue-collector: expected KEY=VALUE, got \"%s\"\n", kv);
         return -1;
     }
     snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
-    return set_conf(conf, key, eq + 1);
+    snprintf(flag, sizeof(flag), "-X %s", key);
+    char *value = flag_value("ue-collector", flag, eq + 1, secret_key(key));
+    int rc = value ? set_conf(conf, key, value) : -1;
+    free(value);
+    return rc;
+}
+
+/* The keys of --api-key flags (env:NAME, @FILE, or literal with a warning), at the global rate;
+ * then the keys files. 0, or -1 after a message. */
+static int add_keys(collector_t *col, const char *const *keys, int nkeys,
+                    const char *const *files, int nfiles)
+{
+    int bad = 0;
+    for (int i = 0; !bad && i < nkeys; i++) {
+        char why[128], *key = flag_value("ue-collector", "--api-key", keys[i], 1);
+        bad = !key || add_key(col, key, col->rate, col->burst, why, sizeof(why));
+        if (key && bad)
+            fprintf(stderr, "ue-collector: --api-key: %s\n", why);
+        free(key);
+    }
+    for (int i = 0; !bad && i < nfiles; i++)
+        bad = load_keys(col, files[i]);
+    return bad ? -1 : 0;
 }
 
 /* Everything the command line sets, before it is copied into the collector. */
@@ -164,7 +196,8 @@ enum {
     THREADS,
     HEADER_TIMEOUT,
     REQUEST_TIMEOUT,
-    IDLE_TIMEOUT
+    IDLE_TIMEOUT,
+    PUBLIC_METRICS
 };
 
 /* clang-format off */
@@ -180,7 +213,7 @@ static const struct option OPTIONS[] = {
     {"max-parse-bytes", 1, 0, MAX_PARSE}, {"max-inflight-bytes", 1, 0, MAX_INFLIGHT},
     {"max-per-ip", 1, 0, PER_IP}, {"threads", 1, 0, THREADS},
     {"header-timeout-ms", 1, 0, HEADER_TIMEOUT}, {"request-timeout-ms", 1, 0, REQUEST_TIMEOUT},
-    {"idle-timeout-ms", 1, 0, IDLE_TIMEOUT},
+    {"idle-timeout-ms", 1, 0, IDLE_TIMEOUT}, {"public-metrics", 0, 0, PUBLIC_METRICS},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -254,6 +287,7 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
                 key_files[nfiles++] = optarg;
             break;
         case NO_AUTH: col->no_auth = 1; break;
+        case PUBLIC_METRICS: col->public_metrics = 1; break;
         case 'X': bad = set_kv(conf, optarg); break;
         case 'v': col->verbose = 1; break;
         case 'h': usage(stdout); return 1;
@@ -266,10 +300,7 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
     }
     col->rate = (double)o->rate; /* keys given by flag take the global rate, files their own */
     col->burst = (double)o->burst;
-    for (int i = 0; !bad && i < nkeys; i++)
-        bad = add_key(col, keys[i], col->rate, col->burst);
-    for (int i = 0; !bad && i < nfiles; i++)
-        bad = load_keys(col, key_files[i]);
+    bad = bad || add_keys(col, keys, nkeys, key_files, nfiles);
     if (!bad && !col->nkeys && !col->no_auth)
         fprintf(stderr, "ue-collector: no API key: pass --api-key, --api-keys FILE, or "
                         "--no-auth on a trusted network\n");
@@ -386,8 +417,8 @@ static void collect(metrics_t *m, void *opaque)
     metric_set(col->m_cut, NULL, (double)atomic_load(&col->cut));
 }
 
-/* The registry behind GET /metrics (on the collector's port, and on --metrics-port when
- * given); @p spool_max: the client's spool.max.bytes. 0, or -1 with a message. */
+/* The registry behind GET /metrics (on --metrics-port when given, and on the collector's port
+ * with --public-metrics); @p spool_max: the client's spool.max.bytes. 0, or -1 with a message. */
 static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max)
 {
     metrics_t *m = col->metrics = metrics_new();

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -40,13 +41,17 @@
 static const char *const TYPES[] = {"page_view", "click", "purchase"};
 #define NTYPES 3
 #define MAX_EVENT_BYTES 4096 /* --max-event-bytes of the bad-requests collector */
+#define KEY "it-key-0123456789abcdef" /* API keys are 16 characters at least */
+#define SLOW_KEY "slow-key-0123456789ab"
 
 /* ---- the collector process ------------------------------------------------------------------ */
 
 typedef struct collector {
     pid_t pid;
     int port;
+    int private_metrics; /* leave out --public-metrics: /metrics only on --metrics-port */
     char keys[512], spool[512], prefix[128];
+    char errlog[600]; /* when set, the collector's stderr goes to this file */
 } collector_t;
 
 static pid_t live_pids[8]; /* killed by the group teardown if a test fails half-way */
@@ -109,6 +114,8 @@ static void collector_start(collector_t *col, int port, const char *const *extra
                             "-X",
                             "shutdown.timeout.ms=20000"};
     int argc = 19;
+    if (!col->private_metrics)
+        argv[argc++] = "--public-metrics"; /* metric() reads the public port */
     for (; extra && *extra && argc < 30; extra++)
         argv[argc++] = *extra;
     argv[argc] = NULL;
@@ -119,6 +126,9 @@ static void collector_start(collector_t *col, int port, const char *const *extra
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
+        int err = col->errlog[0] ? open(col->errlog, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -1;
+        if (err >= 0)
+            dup2(err, 2);
         execv(bin, (char *const *)argv);
         _exit(127);
     }
@@ -154,6 +164,7 @@ static void collector_init(collector_t *col, const char *keys_text)
     assert_non_null(f);
     fputs(keys_text, f);
     fclose(f);
+    chmod(col->keys, 0600); /* the collector refuses a keys file others can read */
 }
 
 static void collector_cleanup(collector_t *col)
@@ -312,7 +323,7 @@ static void run_with_restart(collector_t *col, int sig, size_t n, check_opts_t o
     char *spool = tu_tempdir("it-sdk-spool");
     tracked_t *t = tracked_new(n);
     collector_start(col, 0, NULL);
-    ue_client_t *c = sdk_client(col, spool, "it-key");
+    ue_client_t *c = sdk_client(col, spool, KEY);
     track_events(c, t, n / 4);
     usleep(300 * 1000);
     track_events(c, t, n / 4); /* a burst: requests in flight when the collector stops */
@@ -344,7 +355,7 @@ static void test_collector_restart_every_event_once(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\n");
+    collector_init(&col, KEY " 0\n");
     run_with_restart(&col, SIGTERM, 20000, (check_opts_t){0});
     collector_cleanup(&col);
 }
@@ -355,7 +366,7 @@ static void test_collector_sigkill_loses_nothing(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\n");
+    collector_init(&col, KEY " 0\n");
     run_with_restart(&col, SIGKILL, 10000, (check_opts_t){.allow_duplicates = 1});
     collector_cleanup(&col);
 }
@@ -472,37 +483,37 @@ static void bad_requests(const collector_t *col, tracked_t *t)
     char *invalid = json_batch(NULL, 2, 3, 1, rejected);
     reply_t r = post(col, NULL, "application/json", NULL, ok, strlen(ok));
     assert_int_equal(r.status, 401);
-    r = post(col, "wrong-key", "application/json", NULL, ok, strlen(ok));
+    r = post(col, "wrong-key-0123456789ab", "application/json", NULL, ok, strlen(ok));
     assert_int_equal(r.status, 401);
     assert_true(has_reason(&r));
-    r = post(col, "slow-key", "application/json", NULL, ok, strlen(ok)); /* burst of 1 */
+    r = post(col, SLOW_KEY, "application/json", NULL, ok, strlen(ok)); /* burst of 1 */
     assert_int_equal(r.status, 200);
-    r = post(col, "slow-key", "application/json", NULL, ok, strlen(ok));
+    r = post(col, SLOW_KEY, "application/json", NULL, ok, strlen(ok));
     assert_int_equal(r.status, 429);
     assert_true(r.retry_after >= 1);
     char *big = calloc(1, 100000);
     memset(big, ' ', 99999);
-    r = post(col, "it-key", "application/json", NULL, big, 99999);
+    r = post(col, KEY, "application/json", NULL, big, 99999);
     assert_int_equal(r.status, 413);
     free(big);
     size_t blen;
     uint8_t *gz = bomb(20 << 20, 0, &blen);
-    r = post(col, "it-key", "application/json", "gzip", gz, blen);
+    r = post(col, KEY, "application/json", "gzip", gz, blen);
     assert_int_equal(r.status, 413);
     free(gz);
     gz = bomb(20 << 20, 1, &blen);
-    r = post(col, "it-key", "application/x-protobuf", "zstd", gz, blen);
+    r = post(col, KEY, "application/x-protobuf", "zstd", gz, blen);
     assert_int_equal(r.status, 413);
     free(gz);
-    r = post(col, "it-key", "application/x-protobuf", NULL, "\xff\xff\xff garbage", 12);
+    r = post(col, KEY, "application/x-protobuf", NULL, "\xff\xff\xff garbage", 12);
     assert_int_equal(r.status, 400);
     assert_true(has_reason(&r));
-    r = post(col, "it-key", "application/json", NULL, "[{\"type\":", 9);
+    r = post(col, KEY, "application/json", NULL, "[{\"type\":", 9);
     assert_int_equal(r.status, 400);
-    r = post(col, "it-key", "application/json", NULL, invalid, strlen(invalid));
+    r = post(col, KEY, "application/json", NULL, invalid, strlen(invalid));
     assert_int_equal(r.status, 400); /* one bad event: none of the batch is published */
     assert_non_null(strstr(r.body, "events[3]"));
-    r = post(col, "it-key", "application/json", "gzip", "not gzip", 8);
+    r = post(col, KEY, "application/json", "gzip", "not gzip", 8);
     assert_int_equal(r.status, 400);
     /* A valid event, then one over --max-event-bytes by its session id alone: 413, and the
      * valid one is not published either (assert_arrived finds no unexpected id). */
@@ -513,7 +524,7 @@ static void bad_requests(const collector_t *col, tracked_t *t)
                              "\"user_id\":\"web-4\",\"session_id\":\"") - 1;
     memset(oversized + olen, 's', MAX_EVENT_BYTES);
     snprintf(oversized + olen + MAX_EVENT_BYTES, cap - olen - MAX_EVENT_BYTES, "\"}]");
-    r = post(col, "it-key", "application/json", NULL, oversized, strlen(oversized));
+    r = post(col, KEY, "application/json", NULL, oversized, strlen(oversized));
     assert_int_equal(r.status, 413);
     assert_non_null(strstr(r.body, "events[1]"));
     free(oversized);
@@ -528,7 +539,7 @@ static void good_zstd_json(const collector_t *col, tracked_t *t)
     size_t cap = ZSTD_compressBound(strlen(json));
     uint8_t *z = malloc(cap);
     size_t zlen = ZSTD_compress(z, cap, json, strlen(json), 3);
-    reply_t r = post(col, "it-key", "application/json", "zstd", z, zlen);
+    reply_t r = post(col, KEY, "application/json", "zstd", z, zlen);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"accepted\":5"));
     free(z);
@@ -542,14 +553,14 @@ static void test_collector_answers_bad_requests_and_keeps_the_good(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\nslow-key 0.1 1\n");
+    collector_init(&col, KEY " 0\n" SLOW_KEY " 0.1 1\n");
     char max_event[16];
     snprintf(max_event, sizeof(max_event), "%d", MAX_EVENT_BYTES);
     const char *const extra[] = {"--max-event-bytes", max_event, NULL};
     collector_start(&col, 0, extra);
     char *spool = tu_tempdir("it-sdk-spool");
     tracked_t *t = tracked_new(10000);
-    ue_client_t *c = sdk_client(&col, spool, "it-key");
+    ue_client_t *c = sdk_client(&col, spool, KEY);
     track_events(c, t, 2000);
     bad_requests(&col, t);
     track_events(c, t, 2000);
@@ -558,7 +569,7 @@ static void test_collector_answers_bad_requests_and_keeps_the_good(void **state)
     assert_int_equal(ue_flush(c, 60000), UE_OK);
     assert_int_equal(ue_stat(c, UE_STAT_FAILED), 0);
     assert_int_equal(ue_client_destroy(c), UE_OK);
-    ue_client_t *bad = sdk_client(&col, spool, "wrong-key"); /* the SDK's view of a 401 */
+    ue_client_t *bad = sdk_client(&col, spool, "wrong-key-0123456789ab"); /* the SDK and a 401 */
     tracked_t *lost = tracked_new(10);
     track_events(bad, lost, 5);
     assert_int_equal(ue_flush(bad, 10000), UE_OK);
@@ -581,11 +592,11 @@ static void test_collector_refuses_deep_nesting_and_lives_on(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\n");
+    collector_init(&col, KEY " 0\n");
     collector_start(&col, 0, NULL);
     size_t len;
     uint8_t *deep = dp_batch(6000, &len);
-    reply_t r = post(&col, "it-key", "application/x-protobuf", NULL, deep, len);
+    reply_t r = post(&col, KEY, "application/x-protobuf", NULL, deep, len);
     free(deep);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "nested deeper than 32 levels"));
@@ -593,7 +604,7 @@ static void test_collector_refuses_deep_nesting_and_lives_on(void **state)
     assert_int_equal(get_status(&col, "/healthz"), 200);
     tracked_t *t = tracked_new(16);
     char *ok = json_batch(t, 5, 3, 0, NULL);
-    r = post(&col, "it-key", "application/json", NULL, ok, strlen(ok));
+    r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
     free(ok);
     assert_int_equal(r.status, 200);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
@@ -634,7 +645,7 @@ static void test_collector_refuses_reserved_types(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\n");
+    collector_init(&col, KEY " 0\n");
     collector_start(&col, 0, NULL);
     const char *reserved[] = {"enriched", "dead_letter", "aggregates", "alerts", "Changelog",
                               "profiles"};
@@ -643,19 +654,19 @@ static void test_collector_refuses_reserved_types(void **state)
         char body[256];
         snprintf(body, sizeof(body), "[{\"type\":\"click\",\"user_id\":\"web-6\"},"
                  "{\"type\":\"%s\",\"user_id\":\"web-6\"}]", reserved[i]);
-        reply_t r = post(&col, "it-key", "application/json", NULL, body, strlen(body));
+        reply_t r = post(&col, KEY, "application/json", NULL, body, strlen(body));
         assert_int_equal(r.status, 400);
         assert_non_null(strstr(r.body, "events[1]"));
         assert_non_null(strstr(r.body, "reserved"));
         size_t len;
         uint8_t *pb = pb_batch_of_type(reserved[i], &len);
-        r = post(&col, "it-key", "application/x-protobuf", NULL, pb, len);
+        r = post(&col, KEY, "application/x-protobuf", NULL, pb, len);
         free(pb);
         assert_int_equal(r.status, 400);
         assert_non_null(strstr(r.body, "reserved"));
     }
     char *ok = json_batch(t, 7, 2, 0, NULL);
-    reply_t r = post(&col, "it-key", "application/json", NULL, ok, strlen(ok));
+    reply_t r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
     free(ok);
     assert_int_equal(r.status, 200);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
@@ -738,7 +749,7 @@ static double post_concurrently(const collector_t *col, const char *type, const 
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/batch", col->port);
     snprintf(h[0], sizeof(h[0]), "Content-Type: %s", type);
     snprintf(h[1], sizeof(h[1]), "Content-Encoding: %s", encoding);
-    hdrs = curl_slist_append(hdrs, "X-API-Key: it-key-0123456789abcdef");
+    hdrs = curl_slist_append(hdrs, "X-API-Key: " KEY);
     hdrs = curl_slist_append(hdrs, h[0]);
     hdrs = curl_slist_append(hdrs, h[1]);
     hdrs = curl_slist_append(hdrs, "Expect:");
@@ -824,7 +835,7 @@ static void test_collector_refuses_json_bombs_in_bounded_memory(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key-0123456789abcdef 0\n");
+    collector_init(&col, KEY " 0\n");
     const char *const production[] = {"--max-body", "1048576", "--max-decoded", "8388608", NULL};
     collector_start(&col, 0, production); /* the default caps, not the small ones of the rest */
     size_t glen, zlen, dlen, plen, pblen;
@@ -839,7 +850,7 @@ static void test_collector_refuses_json_bombs_in_bounded_memory(void **state)
     sampler_start(&s, col.pid);
     long st[16];
     int64_t t0 = (int64_t)time(NULL);
-    reply_t first = post(&col, "it-key-0123456789abcdef", "application/json", "gzip", gz, glen);
+    reply_t first = post(&col, KEY, "application/json", "gzip", gz, glen);
     assert_int_equal(first.status, 413);
     double slowest = post_concurrently(&col, "application/json", "gzip", gz, glen, 8, st);
     for (int i = 0; i < 8; i++)
@@ -850,9 +861,9 @@ static void test_collector_refuses_json_bombs_in_bounded_memory(void **state)
     post_concurrently(&col, "application/json", "gzip", one, plen, 4, st);
     for (int i = 0; i < 4; i++)
         assert_int_equal(st[i], 413); /* the parse tree would pass --max-parse-bytes */
-    reply_t r = post(&col, "it-key-0123456789abcdef", "application/json", "gzip", deep, dlen);
+    reply_t r = post(&col, KEY, "application/json", "gzip", deep, dlen);
     assert_int_equal(r.status, 400);
-    r = post(&col, "it-key-0123456789abcdef", "application/x-protobuf", NULL, pb, pblen);
+    r = post(&col, KEY, "application/x-protobuf", NULL, pb, pblen);
     assert_int_equal(r.status, 413); /* 4 million empty events: counted before unpacking */
     long peak = sampler_stop(&s), after = rss_kb(col.pid);
     print_message("VmRSS peak %ld kB (%d samples), after %ld kB (bound %d kB); 8 bombs at once "
@@ -865,7 +876,7 @@ static void test_collector_refuses_json_bombs_in_bounded_memory(void **state)
     /* good clients are still served, and nothing of the bombs was published */
     tracked_t *t = tracked_new(16);
     char *ok = json_batch(t, 8, 3, 0, NULL);
-    r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, ok, strlen(ok));
+    r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
     assert_int_equal(r.status, 200);
     free(ok);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
@@ -881,20 +892,20 @@ static void test_collector_refuses_nul_in_json_strings(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key-0123456789abcdef 0\n");
+    collector_init(&col, KEY " 0\n");
     collector_start(&col, 0, NULL);
     const char *bad[] = {"[{\"type\":\"click\",\"user_id\":\"victim\\u0000attacker\"}]",
                          "[{\"type\":\"click\",\"user_id\":\"u\",\"properties\":{\"k\\u0000\":1}}]",
                          "[{\"type\":\"click\",\"user_id\":\"a\x01b\"}]"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        reply_t r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, bad[i],
+        reply_t r = post(&col, KEY, "application/json", NULL, bad[i],
                          strlen(bad[i]));
         assert_int_equal(r.status, 400);
         assert_true(has_reason(&r));
     }
     tracked_t *t = tracked_new(16);
     char *ok = json_batch(t, 9, 2, 0, NULL);
-    reply_t r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, ok, strlen(ok));
+    reply_t r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
     assert_int_equal(r.status, 200);
     free(ok);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
@@ -959,7 +970,7 @@ static int hold_body(const collector_t *col, size_t declared, size_t sent)
     assert_true(fd >= 0);
     int n = snprintf(head, sizeof(head),
                      "POST /v1/batch HTTP/1.1\r\nHost: collector\r\n"
-                     "X-API-Key: it-key-0123456789abcdef\r\nContent-Type: application/json\r\n"
+                     "X-API-Key: " KEY "\r\nContent-Type: application/json\r\n"
                      "Content-Length: %zu\r\n\r\n",
                      declared);
     char *body = malloc(sent);
@@ -976,7 +987,7 @@ static void test_collector_memory_budget_answers_503_when_full(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key-0123456789abcdef 0\n");
+    collector_init(&col, KEY " 0\n");
     const char *const budget[] = {"--max-body", "262144", "--max-decoded", "262144",
                                   "--max-parse-bytes", "262144", "--max-inflight-bytes",
                                   "900000", NULL};
@@ -990,14 +1001,14 @@ static void test_collector_memory_budget_answers_503_when_full(void **state)
     size_t len = strlen(ok);
     ok = realloc(ok, 200000);
     memset(ok + len, ' ', 200000 - len); /* padded: its buffer needs 256 KiB too */
-    reply_t r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, ok, 200000);
+    reply_t r = post(&col, KEY, "application/json", NULL, ok, 200000);
     assert_int_equal(r.status, 503);
     assert_true(r.retry_after >= 1);
     assert_non_null(strstr(r.body, "max-inflight-bytes"));
     for (int i = 0; i < 3; i++)
         close(held[i]);
     usleep(300 * 1000);
-    r = post(&col, "it-key-0123456789abcdef", "application/json", NULL, ok, 200000);
+    r = post(&col, KEY, "application/json", NULL, ok, 200000);
     assert_int_equal(r.status, 200); /* the same request, now that memory is free */
     free(ok);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
@@ -1026,7 +1037,7 @@ static long timed_request(const collector_t *col, int batch, tracked_t *t, doubl
     if (batch) {
         char *ok = json_batch(t, 11, 2, 0, NULL);
         char url[128];
-        struct curl_slist *hdrs = curl_slist_append(NULL, "X-API-Key: it-key-0123456789abcdef");
+        struct curl_slist *hdrs = curl_slist_append(NULL, "X-API-Key: " KEY);
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
         reply_t *r = calloc(1, sizeof(*r));
         CURL *e = curl_easy_init();
@@ -1085,7 +1096,7 @@ static void test_collector_survives_slowloris(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key-0123456789abcdef 0\n");
+    collector_init(&col, KEY " 0\n");
     collector_start(&col, 0, NULL); /* the default limits */
     int n = SLOW_ADDRS * SLOW_PER_ADDR, *fds = malloc(sizeof(int) * (size_t)n), refused = 0;
     const char *start = "POST /v1/batch HTTP/1.1\r\nHost: collector\r\nX-Slow: ";
@@ -1145,6 +1156,184 @@ static void test_collector_survives_slowloris(void **state)
     collector_cleanup(&col);
 }
 
+/* ---- secrets and keys ---------------------------------------------------------------------- */
+
+/* A TCP port free on 127.0.0.1 now (bound, then let go). */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Guarantee: /metrics (it names the brokers) is served on the metrics port only, unless
+ * --public-metrics asks for the public port too. */
+static void test_collector_metrics_only_on_the_metrics_port(void **state)
+{
+    (void)state;
+    collector_t col;
+    char port[16], url[128];
+    collector_init(&col, KEY " 0\n");
+    col.private_metrics = 1;
+    snprintf(port, sizeof(port), "%d", free_port());
+    const char *const extra[] = {"--metrics-port", port, NULL};
+    collector_start(&col, 0, extra);
+    assert_int_equal(get_status(&col, "/metrics"), 404);
+    assert_int_equal(get_status(&col, "/healthz"), 200);
+    reply_t *r = calloc(1, sizeof(*r));
+    CURL *e = curl_easy_init();
+    long status = 0;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%s/metrics", port);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    assert_int_equal(curl_easy_perform(e), CURLE_OK);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(r->body, "userevents_collector_http_responses_total"));
+    free(r);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    collector_cleanup(&col);
+}
+
+/* Runs the collector with @p keys_text in a keys file of mode @p mode and @p extra flags;
+ * returns its exit status if it stops within 10 s (the reason in @p err), else -1 (it is
+ * serving: stopped here). */
+static int collector_refuses(const char *keys_text, mode_t mode, const char *const *extra,
+                             char *err, size_t errsz)
+{
+    collector_t col;
+    collector_init(&col, keys_text);
+    chmod(col.keys, mode);
+    snprintf(col.errlog, sizeof(col.errlog), "%s.err", col.keys);
+    const char *build = getenv("UE_BUILD_DIR");
+    char bin[512];
+    snprintf(bin, sizeof(bin), "%s/ue-collector", build && *build ? build : "build");
+    const char *argv[16] = {bin, "-b", it_bootstrap(), "-p", "0", "-s", col.spool, "-K",
+                            col.keys};
+    int argc = 9, status = -1;
+    for (; extra && *extra && argc < 15; extra++)
+        argv[argc++] = *extra;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY), fd = open(col.errlog, O_WRONLY | O_CREAT, 0600);
+        dup2(null, 1);
+        dup2(fd, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000 && waitpid(pid, &status, WNOHANG) == 0; i++)
+        usleep(10000);
+    if (waitpid(pid, NULL, WNOHANG) == 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        status = -1;
+    }
+    FILE *f = fopen(col.errlog, "r");
+    size_t n = f ? fread(err, 1, errsz - 1, f) : 0;
+    err[n] = '\0';
+    if (f)
+        fclose(f);
+    collector_cleanup(&col);
+    return status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Guarantee: a keys file is read strictly, never as a shorter key: a mistake stops the
+ * collector with the file and line named, a file others can read is refused, and a '#' inside
+ * a key is part of it ("abc#defSECRET..." was read as "abc"). */
+static void test_collector_keys_file_is_strict(void **state)
+{
+    (void)state;
+    char err[4096];
+    static const struct {
+        const char *text, *reason;
+    } bad[] = {
+        {KEY " 0\nshort 0\n", ":2: a key of 5 characters (16 to 256 wanted)"},
+        {KEY " 0 # a comment after a key\n", ":1: more than KEY RATE BURST"},
+        {KEY " fast\n", ":1: RATE and BURST must be numbers"},
+        {"# the keys\n\n" KEY "\x01x 0\n", ":3: a key with a blank, control or non-ASCII"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(collector_refuses(bad[i].text, 0600, NULL, err, sizeof(err)), 2);
+        if (!strstr(err, bad[i].reason))
+            fail_msg("case %zu: expected \"%s\" in: %s", i, bad[i].reason, err);
+    }
+    char longkey[300];
+    memset(longkey, 'k', 257);
+    snprintf(longkey + 257, sizeof(longkey) - 257, " 0\n");
+    assert_int_equal(collector_refuses(longkey, 0600, NULL, err, sizeof(err)), 2);
+    assert_non_null(strstr(err, ":1: a key of 257 characters"));
+    assert_int_equal(collector_refuses(KEY " 0\n", 0640, NULL, err, sizeof(err)), 2);
+    assert_non_null(strstr(err, "open to group or others (mode 640): chmod 600"));
+    assert_int_equal(collector_refuses(KEY " 0\n", 0604, NULL, err, sizeof(err)), 2);
+
+    collector_t col;
+    collector_init(&col, "  # whole-line comments only\nabc#defSECRET0123456789 0\n");
+    collector_start(&col, 0, NULL);
+    const char *ok = "[{\"type\":\"click\",\"user_id\":\"u\"}]";
+    assert_int_equal(post(&col, "abc", "application/json", NULL, ok, strlen(ok)).status, 401);
+    assert_int_equal(post(&col, "abc#defSECRET0123456789", "application/json", NULL, ok,
+                          strlen(ok)).status, 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    collector_cleanup(&col);
+}
+
+/* Guarantee: secrets need not be on the command line (visible in /proc/PID/cmdline): -k and
+ * -X take env:NAME and @FILE; a key or password given as it is still works, with a warning. */
+static void test_collector_takes_secrets_from_env_and_files(void **state)
+{
+    (void)state;
+    collector_t col;
+    char keyfile[600], log[8192];
+    collector_init(&col, KEY " 0\n");
+    snprintf(keyfile, sizeof(keyfile), "%s.one", col.keys);
+    FILE *f = fopen(keyfile, "w");
+    fputs("from-a-file-0123456789\n", f);
+    fclose(f);
+    chmod(keyfile, 0600);
+    char at_file[610];
+    snprintf(at_file, sizeof(at_file), "@%s", keyfile);
+    setenv("UE_IT_COLLECTOR_KEY", "from-the-env-0123456789", 1);
+    snprintf(col.errlog, sizeof(col.errlog), "%s.err", col.keys);
+    const char *const extra[] = {"-k", "env:UE_IT_COLLECTOR_KEY", "-k", at_file, "-X",
+                                 "kafka.client.id=env:UE_IT_COLLECTOR_KEY", NULL};
+    collector_start(&col, 0, extra);
+    const char *ok = "[{\"type\":\"click\",\"user_id\":\"u\"}]";
+    assert_int_equal(post(&col, "from-the-env-0123456789", "application/json", NULL, ok,
+                          strlen(ok)).status, 200);
+    assert_int_equal(post(&col, "from-a-file-0123456789", "application/json", NULL, ok,
+                          strlen(ok)).status, 200);
+    assert_int_equal(post(&col, "env:UE_IT_COLLECTOR_KEY", "application/json", NULL, ok,
+                          strlen(ok)).status, 401);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    FILE *e = fopen(col.errlog, "r");
+    log[fread(log, 1, sizeof(log) - 1, e)] = '\0';
+    fclose(e);
+    assert_null(strstr(log, "warning")); /* nothing secret was on the command line */
+
+    const char *const literal[] = {"-k", "literal-key-0123456789", "-X",
+                                   "kafka.sasl.password=hunter2", NULL};
+    collector_start(&col, 0, literal);
+    assert_int_equal(post(&col, "literal-key-0123456789", "application/json", NULL, ok,
+                          strlen(ok)).status, 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    e = fopen(col.errlog, "r");
+    log[fread(log, 1, sizeof(log) - 1, e)] = '\0';
+    fclose(e);
+    assert_non_null(strstr(log, "--api-key: a secret on the command line is visible"));
+    assert_non_null(strstr(log, "-X kafka.sasl.password: a secret on the command line"));
+    assert_null(strstr(log, "hunter2"));
+    unsetenv("UE_IT_COLLECTOR_KEY");
+    collector_cleanup(&col);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -1173,6 +1362,9 @@ int main(void)
         cmocka_unit_test(test_collector_refuses_nul_in_json_strings),
         cmocka_unit_test(test_collector_memory_budget_answers_503_when_full),
         cmocka_unit_test(test_collector_survives_slowloris),
+        cmocka_unit_test(test_collector_metrics_only_on_the_metrics_port),
+        cmocka_unit_test(test_collector_keys_file_is_strict),
+        cmocka_unit_test(test_collector_takes_secrets_from_env_and_files),
     };
     const char *filter = getenv("UE_IT_FILTER"); /* a cmocka glob: "*slowloris*" */
     if (filter && *filter)

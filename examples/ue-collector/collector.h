@@ -51,6 +51,12 @@ typedef struct collector {
     _Atomic size_t inflight;
     int ack_timeout_ms;
     int public_metrics; /* GET /metrics on the public port too (--public-metrics) */
+    /* batch.c: batches are tracked one at a time, whole, while tracking is allowed; the
+     * client's queue bounds (read at start) and the longest wait for room in it */
+    pthread_mutex_t track_lock;
+    int stop_tracking;       /* under track_lock: the drain deadline passed */
+    _Atomic int publishing;  /* requests tracked whose answer is not sent yet */
+    int64_t queue_max_events, queue_max_bytes, room_wait_ms;
     /* conns.c: the open connections and their deadlines */
     int64_t header_timeout_ms, request_timeout_ms;
     pthread_mutex_t conns_lock;
@@ -72,6 +78,7 @@ typedef struct stamp {
     int64_t received_at;
     char ip[INET6_ADDRSTRLEN];
     const char *user_agent; /* JSON (web) only */
+    uint8_t id_seed[32];    /* JSON: the request's hash, for events sent without an id */
 } stamp_t;
 
 /* main.c: the wall clock (Unix ms, for received_at) and the monotonic one (durations). */
@@ -130,12 +137,16 @@ int apply_stamp(ue_event_t *ev, const stamp_t *st, int has_ip, int has_ua);
 /* event_pb.c and event_json.c: build @p ev from one event of a batch; 0, or -1 with @p err. */
 int build_pb(ue_event_t *ev, const Userevents__Event *e, const stamp_t *st, char *err,
              size_t errsz);
-int build_json(ue_event_t *ev, const cJSON *o, const stamp_t *st, size_t *size, char *err,
-               size_t errsz);
+int build_json(ue_event_t *ev, const cJSON *o, size_t index, const stamp_t *st, size_t *size,
+               char *err, size_t errsz);
+
+/* event_json.c: the seed of the ids of a JSON request's events sent without one:
+ * SHA-256 of the API key (its length first) and the decoded body. */
+void json_id_seed(const char *key, const uint8_t *body, size_t len, uint8_t seed[32]);
 
 /* batch.c */
 int publish_batch(collector_t *col, const uint8_t *data, size_t len, int json, const stamp_t *st,
-                  size_t *tracked, char *err, size_t errsz);
+                  size_t *tracked, int *committed, char *err, size_t errsz);
 
 /* conns.c: libmicrohttpd's connection notifications (@p cls the collector), the phase of a
  * request on its connection (its deadline: CONN_WAIT_HEADERS until the headers are in, then

@@ -23,7 +23,9 @@ typedef struct request {
     size_t len, cap, seen;
     size_t held; /* bytes of --max-inflight-bytes this request holds */
     int busy;    /* the budget was full: the body is discarded, the answer is 503 */
+    int committed; /* its events are tracked: the drain waits for its answer */
     int is_batch, json, encoding; /* encoding: 0 identity, 1 gzip, 2 zstd */
+    const api_key_t *key;         /* NULL with --no-auth */
     int64_t received_at;
     int64_t started_ns; /* monotonic: the request's duration */
 } request_t;
@@ -177,8 +179,11 @@ static enum MHD_Result handle_batch(collector_t *col, struct MHD_Connection *con
         st.user_agent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
     const uint8_t *data = rq->encoding ? dec.data : rq->body;
     size_t len = rq->encoding ? dec.len : rq->len;
+    if (rq->json)
+        json_id_seed(rq->key ? rq->key->key : "", data ? data : (const uint8_t *)"", len,
+                     st.id_seed);
     status = publish_batch(col, data ? data : (const uint8_t *)"", len, rq->json, &st, &tracked,
-                           err, sizeof(err));
+                           &rq->committed, err, sizeof(err));
     free(dec.data);
     budget_release(col, &rq->held);
     give_back_memory(rq->json ? scan.cost : 0);
@@ -250,6 +255,7 @@ static enum MHD_Result begin(collector_t *col, struct MHD_Connection *conn, cons
     if (atomic_load(&col->draining))
         return fail(col, conn, 503, "unavailable", "shutting down: send again", 1);
     api_key_t *key = col->no_auth ? NULL : find_key(col, conn);
+    rq->key = key;
     if (!col->no_auth && !key)
         return fail(col, conn, 401, "unauthorized",
                     "unknown or missing API key (Authorization: Bearer KEY, or X-API-Key)", 0);
@@ -355,6 +361,8 @@ void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
         return;
     if (rq->is_batch)
         atomic_fetch_sub(&col->active, 1);
+    if (rq->committed)
+        atomic_fetch_sub(&col->publishing, 1);
     budget_release(col, &rq->held); /* a request cut short */
     free(rq->body);
     free(rq);

@@ -24,7 +24,8 @@
  * --max-event-bytes; 415 unknown type or encoding; 429 with Retry-After past a key's rate; 503
  * with Retry-After while shutting down, when the requests in progress hold
  * --max-inflight-bytes of memory, or when the spool cannot take the events.
- * Event ids are kept (JSON events without one get a UUIDv7); received_at is stamped.
+ * Event ids are kept (JSON events without one get one derived from the key, the body and the
+ * event's index, so that a retry has the same ids: event_json.c); received_at is stamped.
  *
  * Built only from the public APIs: userevents.h, the schema (proto/), libmicrohttpd, cJSON,
  * zlib and zstd, and the programs' shared helpers (examples/common/). SIGTERM/SIGINT: stop
@@ -461,16 +462,31 @@ static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max
 }
 
 /* The client's spool cap, shown beside the spool's size. */
-static int64_t spool_max_bytes(const ue_conf_t *conf)
+static int64_t conf_int(const ue_conf_t *conf, const char *key)
 {
     char value[32];
     size_t size = sizeof(value);
-    if (ue_conf_get(conf, "spool.max.bytes", value, &size) != UE_CONF_OK)
+    if (ue_conf_get(conf, key, value, &size) != UE_CONF_OK)
         return 0;
     return strtoll(value, NULL, 10);
 }
 
-/* SIGTERM: refuse new batches, let those in progress finish, then stop. */
+/* The client's queue as batch.c sees it: its bounds, and how long a batch waits for room. */
+static void read_queue_conf(collector_t *col, const ue_conf_t *conf)
+{
+    col->queue_max_events = conf_int(conf, "queue.max.events");
+    col->queue_max_bytes = conf_int(conf, "queue.max.bytes");
+    col->room_wait_ms = conf_int(conf, "queue.block.timeout.ms");
+    pthread_mutex_init(&col->track_lock, NULL);
+}
+
+/*
+ * SIGTERM: refuse new batches, let those in progress finish for --drain-timeout-ms, then stop.
+ * At that deadline no batch may start being tracked (its request gets 503, or loses its
+ * connection, with nothing published); one already tracked is waited for until its answer is
+ * sent, which --ack-timeout-ms bounds: stopping then would publish its events under no answer,
+ * and its client would send them again.
+ */
 static void drain(struct MHD_Daemon *d, collector_t *col, long long drain_ms)
 {
     atomic_store(&col->draining, 1);
@@ -479,6 +495,12 @@ static void drain(struct MHD_Daemon *d, collector_t *col, long long drain_ms)
         close(ls);
     int64_t until = mono_ns() + drain_ms * 1000000;
     while (atomic_load(&col->active) > 0 && mono_ns() < until)
+        usleep(10000);
+    pthread_mutex_lock(&col->track_lock);
+    col->stop_tracking = 1;
+    pthread_mutex_unlock(&col->track_lock);
+    until = mono_ns() + ((int64_t)col->ack_timeout_ms + 5000) * 1000000;
+    while (atomic_load(&col->publishing) > 0 && mono_ns() < until)
         usleep(10000);
     MHD_stop_daemon(d);
 }
@@ -556,7 +578,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (start_metrics(&o, &col, spool_max_bytes(conf))) {
+    read_queue_conf(&col, conf);
+    if (start_metrics(&o, &col, conf_int(conf, "spool.max.bytes"))) {
         ue_conf_destroy(conf);
         return 1;
     }

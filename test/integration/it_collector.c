@@ -236,6 +236,7 @@ static void track_events(ue_client_t *c, tracked_t *t, size_t n)
 
 typedef struct check_opts {
     int allow_duplicates; /* a SIGKILLed collector may publish an event twice (same id) */
+    const char *const *extra; /* run_with_restart(): more flags of the collector */
 } check_opts_t;
 
 /* Consumes the collector's topics; asserts every tracked id arrived, stamped received_at. */
@@ -322,7 +323,7 @@ static void run_with_restart(collector_t *col, int sig, size_t n, check_opts_t o
 {
     char *spool = tu_tempdir("it-sdk-spool");
     tracked_t *t = tracked_new(n);
-    collector_start(col, 0, NULL);
+    collector_start(col, 0, o.extra);
     ue_client_t *c = sdk_client(col, spool, KEY);
     track_events(c, t, n / 4);
     usleep(300 * 1000);
@@ -332,7 +333,7 @@ static void run_with_restart(collector_t *col, int sig, size_t n, check_opts_t o
     if (sig == SIGTERM)
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     track_events(c, t, n / 4);             /* the collector is down: spooled by the SDK */
-    collector_start(col, col->port, NULL); /* same port, same spool */
+    collector_start(col, col->port, o.extra); /* same port, same spool */
     track_events(c, t, n - t->n);
     assert_int_equal(ue_flush(c, 120000), UE_OK);
     assert_true(split > 0); /* the SDK's batches met the 64 KiB cap and split */
@@ -357,6 +358,19 @@ static void test_collector_restart_every_event_once(void **state)
     collector_t col;
     collector_init(&col, KEY " 0\n");
     run_with_restart(&col, SIGTERM, 20000, (check_opts_t){0});
+    collector_cleanup(&col);
+}
+
+/* Guarantee: a SIGTERM whose drain deadline passes at once (--drain-timeout-ms 0) still answers
+ * every batch it has started to publish before it stops (one answered nothing, and its client
+ * sent the events again), and starts no other: every event arrives exactly once. */
+static void test_collector_sigterm_at_once_publishes_each_event_once(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    const char *const extra[] = {"--drain-timeout-ms", "0", NULL};
+    run_with_restart(&col, SIGTERM, 20000, (check_opts_t){.extra = extra});
     collector_cleanup(&col);
 }
 
@@ -736,10 +750,11 @@ static long sampler_stop(rss_sampler_t *s)
     return s->peak_kb;
 }
 
-/* POSTs @p body @p n times at once (curl's multi interface, one connection each); the
- * statuses go to @p status, the slowest answer's seconds are returned. */
-static double post_concurrently(const collector_t *col, const char *type, const char *encoding,
-                                const void *body, size_t len, int n, long *status)
+/* POSTs @p bodies[i] (@p lens[i] bytes) for i < @p n at once (curl's multi interface, one
+ * connection each); the statuses go to @p status, the slowest answer's seconds are returned. */
+static double post_each_concurrently(const collector_t *col, const char *type,
+                                     const char *encoding, const void *const *bodies,
+                                     const size_t *lens, int n, long *status)
 {
     char url[128], h[2][128];
     CURLM *m = curl_multi_init();
@@ -748,7 +763,7 @@ static double post_concurrently(const collector_t *col, const char *type, const 
     struct curl_slist *hdrs = NULL;
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/batch", col->port);
     snprintf(h[0], sizeof(h[0]), "Content-Type: %s", type);
-    snprintf(h[1], sizeof(h[1]), "Content-Encoding: %s", encoding);
+    snprintf(h[1], sizeof(h[1]), "Content-Encoding: %s", encoding ? encoding : "identity");
     hdrs = curl_slist_append(hdrs, "X-API-Key: " KEY);
     hdrs = curl_slist_append(hdrs, h[0]);
     hdrs = curl_slist_append(hdrs, h[1]);
@@ -758,8 +773,8 @@ static double post_concurrently(const collector_t *col, const char *type, const 
         e[i] = curl_easy_init();
         curl_easy_setopt(e[i], CURLOPT_URL, url);
         curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, hdrs);
-        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(e[i], CURLOPT_POSTFIELDSIZE, (long)len);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, bodies[i]);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDSIZE, (long)lens[i]);
         curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, keep_body);
         curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &replies[i]);
         curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 120000L);
@@ -785,6 +800,17 @@ static double post_concurrently(const collector_t *col, const char *type, const 
     curl_multi_cleanup(m);
     free(replies);
     return slowest;
+}
+
+/* POSTs the same @p body @p n times at once; see post_each_concurrently(). */
+static double post_concurrently(const collector_t *col, const char *type, const char *encoding,
+                                const void *body, size_t len, int n, long *status)
+{
+    const void *bodies[16];
+    size_t lens[16];
+    for (int i = 0; i < n && i < 16; i++)
+        bodies[i] = body, lens[i] = len;
+    return post_each_concurrently(col, type, encoding, bodies, lens, n, status);
 }
 
 /* @p text repeated to @p size bytes between @p open and @p close, gzip'ed (@p zstd 0) or
@@ -1334,6 +1360,138 @@ static void test_collector_takes_secrets_from_env_and_files(void **state)
     collector_cleanup(&col);
 }
 
+/* ---- what is published --------------------------------------------------------------------- */
+
+#define ROUNDS 25
+#define AT_ONCE 8
+#define PER_BATCH 100
+
+/*
+ * Guarantee: a batch not answered 200 publishes nothing. With a client queue of 150 events
+ * and no wait for room, 8 clients at once send batches of 100: a batch that finds no room for
+ * all of itself gets 503 before any of it is tracked. Every id of a 200 arrives once; no id
+ * of another answer arrives. (ue_track() failing half-way published the first half under 503.)
+ */
+static void test_collector_refused_batches_publish_nothing(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    const char *const small_queue[] = {"-X", "queue.max.events=150", "-X",
+                                       "queue.block.timeout.ms=1", "--max-events", "100", NULL};
+    collector_start(&col, 0, small_queue);
+    tracked_t *t = tracked_new(ROUNDS * AT_ONCE * PER_BATCH);
+    static uint8_t ids[AT_ONCE][PER_BATCH][16];
+    size_t refused = 0, accepted = 0, other = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        const void *bodies[AT_ONCE];
+        size_t lens[AT_ONCE];
+        long st[AT_ONCE];
+        char *json[AT_ONCE];
+        for (int i = 0; i < AT_ONCE; i++) {
+            json[i] = json_batch(NULL, 12 + i, PER_BATCH, 0, ids[i]);
+            bodies[i] = json[i], lens[i] = strlen(json[i]);
+        }
+        post_each_concurrently(&col, "application/json", NULL, bodies, lens, AT_ONCE, st);
+        for (int i = 0; i < AT_ONCE; i++) {
+            if (st[i] == 200) {
+                memcpy(t->ids[t->n], ids[i], sizeof(ids[i]));
+                t->n += PER_BATCH;
+                accepted++;
+            } else {
+                refused += st[i] == 503;
+                other += st[i] != 503;
+            }
+            free(json[i]);
+        }
+    }
+    print_message("%d batches of %d events: %zu answered 200, %zu 503, %zu other\n",
+                  ROUNDS * AT_ONCE, PER_BATCH, accepted, refused, other);
+    assert_int_equal(other, 0);
+    assert_true(accepted > 0);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    char topic[200];
+    const char *names[] = {topic};
+    snprintf(topic, sizeof(topic), "%s.click", col.prefix);
+    it_msg_t *msgs;
+    /* ask for every event sent, so that whatever arrived is read, published under 503 or not */
+    size_t n = it_consume(names, 1, (size_t)ROUNDS * AT_ONCE * PER_BATCH, 20000, &msgs);
+    it_report_t r = it_check(msgs, n, (const uint8_t(*)[16])t->ids, t->n, col.prefix);
+    print_message("accepted %zu events, consumed %zu: missing %zu, unexpected %zu, duplicates "
+                  "%zu\n",
+                  t->n, n, r.missing, r.unexpected, r.duplicates);
+    it_msgs_free(msgs, n);
+    assert_int_equal(r.missing, 0);
+    assert_int_equal(r.unexpected, 0); /* nothing of a refused batch */
+    assert_int_equal(r.duplicates, 0);
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* The ids of the events in @p msgs, in order, into @p out (at most @p max). */
+static size_t ids_of(const it_msg_t *msgs, size_t n, uint8_t (*out)[16], size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < max; i++)
+        if (msgs[i].ev && msgs[i].ev->event_id.len == 16)
+            memcpy(out[k++], msgs[i].ev->event_id.data, 16);
+    return k;
+}
+
+static size_t times_seen(uint8_t (*ids)[16], size_t n, const uint8_t *id)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += memcmp(ids[i], id, 16) == 0;
+    return c;
+}
+
+/*
+ * Guarantee: a JSON request retried maps to the same event ids, so that dedup can drop the
+ * copies: events sent without an event_id get ids derived from the key, the body (once
+ * decompressed) and their index. Another body or another key gives other ids. (Each retry
+ * got fresh UUIDv7s, which dedup cannot recognise.)
+ */
+static void test_collector_json_retry_keeps_event_ids(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\nother-key-0123456789 0\n");
+    collector_start(&col, 0, NULL);
+    const char *a = "[{\"type\":\"click\",\"user_id\":\"web-13\",\"properties\":{\"seq\":1}},"
+                    "{\"type\":\"click\",\"user_id\":\"web-13\",\"properties\":{\"seq\":2}}]";
+    const char *b = "[{\"type\":\"click\",\"user_id\":\"web-13\",\"properties\":{\"seq\":3}},"
+                    "{\"type\":\"click\",\"user_id\":\"web-13\",\"properties\":{\"seq\":4}}]";
+    size_t zlen = ZSTD_compressBound(strlen(a));
+    uint8_t *z = malloc(zlen);
+    zlen = ZSTD_compress(z, zlen, a, strlen(a), 3);
+    assert_int_equal(post(&col, KEY, "application/json", NULL, a, strlen(a)).status, 200);
+    assert_int_equal(post(&col, KEY, "application/json", NULL, a, strlen(a)).status, 200);
+    assert_int_equal(post(&col, KEY, "application/json", "zstd", z, zlen).status, 200);
+    assert_int_equal(post(&col, KEY, "application/json", NULL, b, strlen(b)).status, 200);
+    assert_int_equal(post(&col, "other-key-0123456789", "application/json", NULL, a, strlen(a))
+                         .status,
+                     200);
+    free(z);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    char topic[200];
+    const char *names[] = {topic};
+    snprintf(topic, sizeof(topic), "%s.click", col.prefix);
+    it_msg_t *msgs;
+    uint8_t ids[16][16];
+    size_t n = it_consume(names, 1, 10, 60000, &msgs);
+    assert_int_equal(ids_of(msgs, n, ids, 16), 10); /* in order: one partition, one user */
+    it_msgs_free(msgs, n);
+    for (int e = 0; e < 2; e++) {
+        assert_int_equal(times_seen(ids, 10, ids[e]), 3);     /* a, a again, a as zstd */
+        assert_int_equal(times_seen(ids, 10, ids[6 + e]), 1); /* b */
+        assert_int_equal(times_seen(ids, 10, ids[8 + e]), 1); /* a with another key */
+        assert_int_equal(ids[e][6] >> 4, 8);                  /* UUID version 8 */
+    }
+    assert_memory_not_equal(ids[0], ids[1], 16);
+    collector_cleanup(&col);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -1355,6 +1513,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collector_restart_every_event_once),
         cmocka_unit_test(test_collector_sigkill_loses_nothing),
+        cmocka_unit_test(test_collector_sigterm_at_once_publishes_each_event_once),
         cmocka_unit_test(test_collector_answers_bad_requests_and_keeps_the_good),
         cmocka_unit_test(test_collector_refuses_deep_nesting_and_lives_on),
         cmocka_unit_test(test_collector_refuses_reserved_types),
@@ -1365,6 +1524,8 @@ int main(void)
         cmocka_unit_test(test_collector_metrics_only_on_the_metrics_port),
         cmocka_unit_test(test_collector_keys_file_is_strict),
         cmocka_unit_test(test_collector_takes_secrets_from_env_and_files),
+        cmocka_unit_test(test_collector_refused_batches_publish_nothing),
+        cmocka_unit_test(test_collector_json_retry_keeps_event_ids),
     };
     const char *filter = getenv("UE_IT_FILTER"); /* a cmocka glob: "*slowloris*" */
     if (filter && *filter)

@@ -1370,7 +1370,8 @@ static void test_collector_takes_secrets_from_env_and_files(void **state)
  * Guarantee: a batch not answered 200 publishes nothing. With a client queue of 150 events
  * and no wait for room, 8 clients at once send batches of 100: a batch that finds no room for
  * all of itself gets 503 before any of it is tracked. Every id of a 200 arrives once; no id
- * of another answer arrives. (ue_track() failing half-way published the first half under 503.)
+ * of another answer arrives, nor is counted in events_in_total. (ue_track() failing half-way
+ * published the first half under 503.)
  */
 static void test_collector_refused_batches_publish_nothing(void **state)
 {
@@ -1409,6 +1410,8 @@ static void test_collector_refused_batches_publish_nothing(void **state)
                   ROUNDS * AT_ONCE, PER_BATCH, accepted, refused, other);
     assert_int_equal(other, 0);
     assert_true(accepted > 0);
+    /* accepted events only (it counted those of refused batches too) */
+    assert_int_equal(metric(&col, "\nuserevents_collector_events_in_total "), (long long)t->n);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
     char topic[200];
     const char *names[] = {topic};

@@ -12,7 +12,7 @@
 
 int secret_key(const char *key)
 {
-    static const char *const words[] = {"password", "secret", "token", "ssl.key",
+    static const char *const words[] = {"password",           "secret",  "token", "ssl.key",
                                         "oauthbearer.config", "api.key", "apikey"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
         if (strstr(key, words[i]))

@@ -83,9 +83,10 @@ static int open_container(jscan_t *js, int array)
 
 static int hexval(int c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                          : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                                 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* One byte inside a string. */
@@ -140,9 +141,7 @@ static int structure_byte(jscan_t *js, unsigned char c)
             js->depth--;
         js->key_next = 0;
         return 0;
-    case ',':
-        js->key_next = js->depth > 0 && !level_is_array(js, js->depth);
-        return 0;
+    case ',': js->key_next = js->depth > 0 && !level_is_array(js, js->depth); return 0;
     case ':': js->key_next = 0; return 0;
     case '"':
         js->in_string = 1;

@@ -107,8 +107,11 @@ $(BUILD)/obj/%.o: %.c | $(GEN_H)
 define EXAMPLE
 $$(BUILD)/$(1): $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(sort $$(wildcard examples/$(1)/*.c))) \
                 $$(EXAMPLE_COMMON_OBJ) $$(LIB_A)
-	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(DEP_LIBS)
+	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(DEP_LIBS) $$(LIBS_$(1))
 endef
+# What one program needs beyond the libraries': the collector's SHA-256 (event ids) is GnuTLS's,
+# which libmicrohttpd already depends on.
+LIBS_ue-collector := $(shell pkg-config --libs gnutls 2>/dev/null)
 $(foreach e,$(EXAMPLE_NAMES),$(eval $(call EXAMPLE,$(e))))
 
 $(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/support/testutil.o $(LIB_A)

@@ -47,6 +47,8 @@ static const struct {
      "Events read back from the spool of an earlier process."},
     {UE_STAT_SPOOL_CORRUPT, COUNTER, "userevents_sdk_spool_corrupt_total", NULL,
      "Corrupt or torn spool frames skipped."},
+    {UE_STAT_SPOOL_WRITE_FAILED, COUNTER, "userevents_sdk_spool_write_failed_total", NULL,
+     "Events whose spool write failed (sent on without the crash guarantee)."},
 };
 /* clang-format on */
 #define NSTATS (sizeof(STATS) / sizeof(STATS[0]))

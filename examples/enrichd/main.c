@@ -11,6 +11,7 @@
 #include "enrich.h"
 #include "enrich_metrics.h"
 #include "metrics.h"
+#include "secret.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -43,7 +44,9 @@ static void usage(FILE *out)
             "  -i, --instance-id ID   this processor in its group (default: the host name);\n"
             "                         unique per group, the same across restarts\n"
             "  -c, --config FILE      key=value lines (# comments); flags given later win\n"
-            "  -X, --set KEY=VALUE    any configuration property (see CONFIGURATION.md)\n"
+            "  -X, --set KEY=VALUE    any configuration property (see CONFIGURATION.md); VALUE\n"
+            "                         may be env:NAME or @FILE, as secrets should be (a\n"
+            "                         password on the command line is visible to all: warned)\n"
             "  -s, --stats-ms MS      log counters every MS (default 5000, 0 = never)\n"
             "      --metrics-port N   serve Prometheus /metrics on port N (0: a free one, logged)\n"
             "      --metrics-listen A address of /metrics (default 127.0.0.1)\n"
@@ -51,16 +54,25 @@ static void usage(FILE *out)
             "Stops cleanly on SIGTERM/SIGINT: the open transaction is committed first.\n");
 }
 
+/* Sets "key=value" from @p where (a file line, or "-X": there the value may be env:NAME or
+ * @FILE, and a secret given as it is warns, since the command line is visible to all). */
 static int set(enr_conf_t *conf, const char *kv, const char *where)
 {
-    char key[256], errstr[512];
+    char key[256], errstr[512], flag[280];
     const char *eq = strchr(kv, '=');
     if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof(key)) {
         fprintf(stderr, "enrichd: %s: expected key=value, got \"%s\"\n", where, kv);
         return -1;
     }
     snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
-    if (enr_conf_set(conf, key, eq + 1, errstr, sizeof(errstr)) != ENR_CONF_OK) {
+    snprintf(flag, sizeof(flag), "-X %s", key);
+    int from_flag = strcmp(where, "-X") == 0;
+    char *value = from_flag ? flag_value("enrichd", flag, eq + 1, secret_key(key)) : NULL;
+    if (from_flag && !value)
+        return -1;
+    enr_conf_res_t rc = enr_conf_set(conf, key, value ? value : eq + 1, errstr, sizeof(errstr));
+    free(value);
+    if (rc != ENR_CONF_OK) {
         fprintf(stderr, "enrichd: %s: %s\n", where, errstr);
         return -1;
     }

@@ -2,6 +2,12 @@
  * batch.c - one batch of ue-collector: decoded (protobuf or JSON) within --max-events and
  * --max-event-bytes, every event checked before any is tracked (a batch with one bad event
  * publishes nothing), then tracked and made safe before the answer.
+ *
+ * A batch is tracked whole or not at all: batches are tracked one at a time, and only once the
+ * client's queue has room for the whole of one (the collector is its only producer, so the
+ * room can only grow meanwhile); a batch that finds no room within queue.block.timeout.ms,
+ * or comes after the drain deadline, gets 503 with nothing tracked. Before, ue_track() could
+ * fail half-way with the queue full, and the first half was published under a 503.
  */
 #include "collector.h"
 #include "collector.pb-c.h"
@@ -11,6 +17,7 @@
 #include <stdlib.h>
 
 typedef struct batch {
+    size_t bytes; /* pass 1's estimate of the queue bytes of all the events */
     Userevents__EventBatch *pb;
     Userevents__Event **events; /* each element of pb, decoded */
     cJSON *json;
@@ -27,6 +34,47 @@ static void batch_free(batch_t *b)
     if (b->pb)
         userevents__event_batch__free_unpacked(b->pb, NULL);
     cJSON_Delete(b->json);
+}
+
+/* Reads a varint at *@p p (before @p end); -1 when truncated or too long. */
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; *p < end && shift < 64; shift += 7) {
+        uint8_t b = *(*p)++;
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+    return -1;
+}
+
+/*
+ * Counts the events (field 1) of an EventBatch by walking its top-level fields, without
+ * unpacking it: protobuf-c allocates a slot for every element first, so 8 MiB of empty
+ * events (2 bytes each) would cost 64 MB before the count is checked. Stops past @p max.
+ * A malformed body counts what it can; the unpack refuses it afterwards.
+ */
+static size_t pb_count_events(const uint8_t *p, size_t len, size_t max)
+{
+    const uint8_t *end = p + len;
+    size_t n = 0;
+    uint64_t tag, v;
+    while (p < end && n <= max && varint(&p, end, &tag) == 0) {
+        switch (tag & 7) {
+        case 0: if (varint(&p, end, &v)) return n; break;
+        case 1: p += (size_t)(end - p) < 8 ? (size_t)(end - p) : 8; break;
+        case 5: p += (size_t)(end - p) < 4 ? (size_t)(end - p) : 4; break;
+        case 2:
+            if (varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return n;
+            p += v;
+            n += tag >> 3 == 1;
+            break;
+        default: return n;
+        }
+    }
+    return n;
 }
 
 static int too_many(collector_t *col, size_t n, char *err, size_t errsz)
@@ -53,6 +101,10 @@ static int decode_batch(collector_t *col, const uint8_t *data, size_t len, int j
         return too_many(col, b->n, err, errsz);
     }
     int rc;
+    if (pb_count_events(data, len, col->max_events) > col->max_events) {
+        snprintf(err, errsz, "more than %zu events in one batch", col->max_events);
+        return 413;
+    }
     b->pb = (Userevents__EventBatch *)ue__pb_unpack(&userevents__event_batch__descriptor, NULL,
                                                     len, data, UE__PB_MAX_DEPTH, &rc);
     if (!b->pb) {
@@ -96,8 +148,11 @@ static int each_event(collector_t *col, batch_t *b, const stamp_t *st, int track
     int status = ev ? 200 : 503;
     for (size_t i = 0; i < b->n && status == 200; i++) {
         size_t size = 0;
-        int rc = b->json ? build_json(ev, item, st, &size, why, sizeof(why))
+        int rc = b->json ? build_json(ev, item, i, st, &size, why, sizeof(why))
                          : build_pb(ev, b->events[i], st, why, sizeof(why));
+        if (!b->json)
+            size = b->events[i] ? b->pb->events[i].len + 512 : 0; /* + received_at, ip */
+        b->bytes += track ? 0 : size;
         if (b->json)
             item = item->next;
         if (rc) {
@@ -119,20 +174,60 @@ static int each_event(collector_t *col, batch_t *b, const stamp_t *st, int track
     return status;
 }
 
+/* Whether the client's queue can take the whole batch now. A record takes its encoded size
+ * plus ~100 bytes of header, type and key: twice the estimate and 512 bytes per event cover it. */
+static int room_for(collector_t *col, const batch_t *b)
+{
+    return ue_stat(col->ue, UE_STAT_QUEUED) + (int64_t)b->n <= col->queue_max_events &&
+           ue_stat(col->ue, UE_STAT_QUEUED_BYTES) + (int64_t)(2 * b->bytes + 512 * b->n) <=
+               col->queue_max_bytes;
+}
+
+/* Tracks the whole batch, or nothing (see the top of the file). 200, or 413 / 503 with @p err;
+ * *@p committed is set once it is tracked: then the answer must reach the client. */
+static int track_all(collector_t *col, batch_t *b, const stamp_t *st, size_t *tracked,
+                     int *committed, char *err, size_t errsz)
+{
+    if (b->n > (size_t)col->queue_max_events ||
+        2 * b->bytes + 512 * b->n > (size_t)col->queue_max_bytes) {
+        snprintf(err, errsz, "the batch is larger than the collector's queue");
+        return 413;
+    }
+    int64_t until = mono_ns() + (int64_t)col->room_wait_ms * 1000000;
+    pthread_mutex_lock(&col->track_lock);
+    while (!col->stop_tracking && !room_for(col, b) && mono_ns() < until) {
+        pthread_mutex_unlock(&col->track_lock);
+        usleep(2000);
+        pthread_mutex_lock(&col->track_lock);
+    }
+    int status = col->stop_tracking ? 503 : room_for(col, b) ? 200 : 503;
+    if (status == 200) {
+        atomic_fetch_add(&col->publishing, 1);
+        *committed = 1;
+        status = each_event(col, b, st, 1, tracked, err, errsz);
+    } else {
+        snprintf(err, errsz, col->stop_tracking ? "shutting down: send again"
+                                                : "the collector's queue is full: send again");
+    }
+    pthread_mutex_unlock(&col->track_lock);
+    return status;
+}
+
 /*
  * Decodes the body, checks every event, then tracks them and waits until they are safe.
- * Returns 200, or 400 / 413 / 503 with the reason in @p err; *@p tracked counts the events
- * tracked, which are published whatever the answer.
+ * Returns 200, or 400 / 413 / 503 with the reason in @p err. Nothing is tracked unless
+ * *@p committed is set; then *@p tracked events are, and are published whatever the answer
+ * (a 503 from a spool write failure or --ack-timeout-ms: the client resends the same ids).
  */
 int publish_batch(collector_t *col, const uint8_t *data, size_t len, int json, const stamp_t *st,
-                  size_t *tracked, char *err, size_t errsz)
+                  size_t *tracked, int *committed, char *err, size_t errsz)
 {
     batch_t b = {0};
     int status = decode_batch(col, data, len, json, &b, err, errsz);
     if (status == 200)
         status = each_event(col, &b, st, 0, tracked, err, errsz);
     if (status == 200)
-        status = each_event(col, &b, st, 1, tracked, err, errsz);
+        status = track_all(col, &b, st, tracked, committed, err, errsz);
     /* Tracked events go on either way; the answer waits until they are safe. */
     ue_err_t safe = *tracked ? ue_flush_spooled(col->ue, col->ack_timeout_ms) : UE_OK;
     if (status == 200 && safe != UE_OK) {

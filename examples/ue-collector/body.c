@@ -1,6 +1,10 @@
 /*
  * body.c - ue-collector's decompression of a request body (gzip/zlib, zstd), capped so that a
- * small body cannot expand into more memory than --max-decoded (zip bombs).
+ * small body cannot expand into more memory than --max-decoded (zip bombs), and the memory
+ * budget all requests share (--max-inflight-bytes): received bodies, decompressed bodies and
+ * JSON parse trees are charged to it as they grow, so that many requests at once cannot add
+ * up to more. A JSON body is scanned as it is decompressed (json_scan.c), so that a bomb of
+ * "[0,0,...]" stops after its first max-events elements, not after 8 MiB.
  */
 #include "collector.h"
 
@@ -10,36 +14,66 @@
 
 #define ZSTD_WINDOW_LOG_MAX 23 /* 8 MiB: what zstd levels up to 19 use; bounds a bomb's memory */
 
-/* Grows @p buf (capacity *@p cap) towards @p max; DEC_TOO_LARGE once it is there. */
-static int grow(uint8_t **buf, size_t *cap, size_t max)
+int budget_take(collector_t *col, size_t *held, size_t n)
 {
-    if (*cap >= max)
+    size_t cur = atomic_load(&col->inflight);
+    do {
+        if (cur + n > col->max_inflight)
+            return -1;
+    } while (!atomic_compare_exchange_weak(&col->inflight, &cur, cur + n));
+    *held += n;
+    return 0;
+}
+
+void budget_release(collector_t *col, size_t *held)
+{
+    atomic_fetch_sub(&col->inflight, *held);
+    *held = 0;
+}
+
+/* Grows the output towards its max, charging the budget: DEC_OK, DEC_TOO_LARGE or DEC_BUSY. */
+static int grow(decoded_t *o)
+{
+    if (o->cap >= o->max)
         return DEC_TOO_LARGE;
-    size_t size = *cap * 2 < max ? *cap * 2 : max;
-    uint8_t *p = realloc(*buf, size);
+    size_t size = !o->cap ? 64 * 1024 : o->cap * 2;
+    size = size < o->max ? size : o->max;
+    if (budget_take(o->col, o->held, size - o->cap))
+        return DEC_BUSY;
+    uint8_t *p = realloc(o->data, size);
     if (!p)
-        return DEC_TOO_LARGE;
-    *buf = p;
-    *cap = size;
+        return DEC_BUSY; /* out of memory is also "not now" */
+    o->data = p;
+    o->cap = size;
     return DEC_OK;
 }
 
-int gunzip(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *out_len)
+/* Scans what the last step decoded (bytes from @p from); DEC_REFUSED when the scan says so. */
+static int scan_new(decoded_t *o, size_t from)
+{
+    return o->scan && jscan_feed(o->scan, o->data + from, o->len - from) ? DEC_REFUSED : DEC_OK;
+}
+
+int gunzip(const uint8_t *in, size_t len, decoded_t *o)
 {
     z_stream zs = {0};
-    size_t cap = 64 * 1024 < max ? 64 * 1024 : max;
-    int rc = DEC_BAD;
-    *out = malloc(cap);
-    if (!*out || inflateInit2(&zs, 15 + 32) != Z_OK) /* gzip or zlib, by header */
+    int rc = grow(o);
+    if (rc != DEC_OK)
+        return rc;
+    if (inflateInit2(&zs, 15 + 32) != Z_OK) /* gzip or zlib, by header */
         return DEC_BAD;
     zs.next_in = (Bytef *)in;
     zs.avail_in = (uInt)len;
     for (;;) {
-        if (zs.total_out == cap && (rc = grow(out, &cap, max)) != DEC_OK)
+        if (o->len == o->cap && (rc = grow(o)) != DEC_OK)
             break;
-        zs.next_out = *out + zs.total_out;
-        zs.avail_out = (uInt)(cap - zs.total_out);
+        zs.next_out = o->data + o->len;
+        zs.avail_out = (uInt)(o->cap - o->len);
         int z = inflate(&zs, Z_NO_FLUSH);
+        size_t from = o->len;
+        o->len = zs.total_out;
+        if ((rc = scan_new(o, from)) != DEC_OK)
+            break;
         if (z == Z_STREAM_END) {
             rc = DEC_OK;
             break;
@@ -49,40 +83,39 @@ int gunzip(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *out
             break;
         }
     }
-    *out_len = zs.total_out;
     inflateEnd(&zs);
     return rc;
 }
 
-int unzstd(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *out_len)
+int unzstd(const uint8_t *in, size_t len, decoded_t *o)
 {
     ZSTD_DCtx *d = ZSTD_createDCtx();
-    size_t cap = 64 * 1024 < max ? 64 * 1024 : max, last = 1;
     ZSTD_inBuffer src = {in, len, 0};
-    ZSTD_outBuffer dst = {NULL, cap, 0};
-    int rc = DEC_BAD;
-    *out = malloc(cap);
-    if (!d || !*out ||
+    size_t last = 1;
+    int rc = d ? grow(o) : DEC_BAD;
+    if (rc != DEC_OK ||
         ZSTD_isError(ZSTD_DCtx_setParameter(d, ZSTD_d_windowLogMax, ZSTD_WINDOW_LOG_MAX))) {
         ZSTD_freeDCtx(d);
-        return DEC_BAD;
+        return rc != DEC_OK ? rc : DEC_BAD;
     }
     for (;;) {
-        if (dst.pos == cap && (rc = grow(out, &cap, max)) != DEC_OK)
+        if (o->len == o->cap && (rc = grow(o)) != DEC_OK)
             break;
-        dst.dst = *out;
-        dst.size = cap;
+        ZSTD_outBuffer dst = {o->data, o->cap, o->len};
         last = ZSTD_decompressStream(d, &dst, &src);
         if (ZSTD_isError(last)) {
             rc = DEC_BAD;
             break;
         }
+        size_t from = o->len;
+        o->len = dst.pos;
+        if ((rc = scan_new(o, from)) != DEC_OK)
+            break;
         if (src.pos == src.size && (last == 0 || dst.pos < dst.size)) {
             rc = last == 0 ? DEC_OK : DEC_BAD; /* truncated when a frame is unfinished */
             break;
         }
     }
-    *out_len = dst.pos;
     ZSTD_freeDCtx(d);
     return rc;
 }

@@ -1,8 +1,9 @@
 /*
  * collector.h - the parts of ue-collector, the HTTP ingest gateway, and what each offers the
- * others: keys.c (API keys, rate limits), body.c (capped decompression), event.c, event_pb.c and
- * event_json.c (building events), batch.c (a batch: decoded, checked, tracked), http.c (the
- * request handlers and their answers), main.c (options, start-up, drain, /metrics).
+ * others: keys.c (API keys, rate limits), body.c (capped decompression and the memory budget of
+ * requests), json_scan.c (the bounds of a JSON body, checked before it is parsed), event.c,
+ * event_pb.c and event_json.c (building events), batch.c (a batch: decoded, checked, tracked),
+ * http.c (the request handlers and their answers), main.c (options, start-up, drain, /metrics).
  */
 #ifndef UE_COLLECTOR_H
 #define UE_COLLECTOR_H
@@ -21,6 +22,8 @@
 #include <stdint.h>
 
 #define MAX_KEYS 1024
+#define KEY_MIN 16  /* shorter keys can be guessed */
+#define KEY_MAX 256
 
 /* ---- configuration and state ------------------------------------------------------------ */
 
@@ -32,6 +35,8 @@ typedef struct api_key {
     pthread_mutex_t lock;
 } api_key_t;
 
+typedef struct conn conn_t; /* conns.c */
+
 enum { ST_200, ST_400, ST_401, ST_404, ST_405, ST_413, ST_415, ST_429, ST_503, ST_CNT };
 extern const int STATUS[ST_CNT]; /* the HTTP status of each ST_ */
 
@@ -41,13 +46,31 @@ typedef struct collector {
     int nkeys, no_auth, verbose;
     double rate, burst;
     size_t max_body, max_decoded, max_event, max_events;
+    size_t max_parse;    /* bytes a JSON body's parse tree may take (estimated before parsing) */
+    size_t max_inflight; /* bytes all requests together may hold: bodies, decoded, trees */
+    _Atomic size_t inflight;
     int ack_timeout_ms;
+    int public_metrics; /* GET /metrics on the public port too (--public-metrics) */
+    /* batch.c: batches are tracked one at a time, whole, while tracking is allowed; the
+     * client's queue bounds (read at start) and the longest wait for room in it */
+    pthread_mutex_t track_lock;
+    int stop_tracking;       /* under track_lock: the drain deadline passed */
+    _Atomic int publishing;  /* requests tracked whose answer is not sent yet */
+    int64_t queue_max_events, queue_max_bytes, room_wait_ms;
+    /* conns.c: the open connections and their deadlines */
+    int64_t header_timeout_ms, request_timeout_ms;
+    pthread_mutex_t conns_lock;
+    conn_t *conns;
+    pthread_t reaper;
+    _Atomic int stopping;
+    _Atomic int64_t cut; /* connections closed for missing a deadline */
     _Atomic int draining, active;
     _Atomic int64_t answers[ST_CNT], events, bytes;
     /* /metrics: the counters above are copied in at each scrape; batches are observed */
     metrics_t *metrics;
     sdk_metrics_t *sdk;
-    metric_t *m_answers, *m_events, *m_bytes, *m_active, *m_batch_events, *m_batch_seconds;
+    metric_t *m_answers, *m_events, *m_bytes, *m_active, *m_batch_events, *m_batch_seconds,
+        *m_cut;
 } collector_t;
 
 /* What the request adds to each of its events. */
@@ -55,6 +78,7 @@ typedef struct stamp {
     int64_t received_at;
     char ip[INET6_ADDRSTRLEN];
     const char *user_agent; /* JSON (web) only */
+    uint8_t id_seed[32];    /* JSON: the request's hash, for events sent without an id */
 } stamp_t;
 
 /* main.c: the wall clock (Unix ms, for received_at) and the monotonic one (durations). */
@@ -64,14 +88,44 @@ int64_t mono_ns(void);
 /* keys.c: the request's API key (NULL when unknown), its rate limit, and loading the keys. */
 api_key_t *find_key(collector_t *col, struct MHD_Connection *conn);
 int take_token(api_key_t *k);
-int add_key(collector_t *col, const char *key, double rate, double burst);
+int add_key(collector_t *col, const char *key, double rate, double burst, char *why,
+            size_t why_size);
 int load_keys(collector_t *col, const char *path);
 
-/* body.c: decompresses @p in into a new *@p out of at most @p max bytes (freed by the caller,
- * whatever the result). DEC_OK, DEC_TOO_LARGE (a bomb), or DEC_BAD (corrupt or truncated). */
-enum { DEC_OK = 0, DEC_TOO_LARGE = 1, DEC_BAD = -1 };
-int gunzip(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *out_len);
-int unzstd(const uint8_t *in, size_t len, size_t max, uint8_t **out, size_t *out_len);
+/* json_scan.c: bounds of a JSON body, counted byte by byte as it arrives (see the file). */
+#define JSCAN_MAX_DEPTH 32
+typedef struct jscan {
+    size_t max_events, max_cost;
+    size_t events, values, cost; /* cost: estimated bytes of cJSON's tree */
+    uint64_t arrays;             /* bit d-1: level d is an array */
+    int depth, key_next, in_string, in_scalar, escape;
+    size_t str_len;
+    unsigned uvalue; /* the \uXXXX being read */
+    int status;      /* 0, or the answer (400, 413) once a bound is passed */
+    char reason[128];
+} jscan_t;
+void jscan_init(jscan_t *js, size_t max_events, size_t max_cost);
+int jscan_feed(jscan_t *js, const uint8_t *data, size_t len); /* 0, or js->status */
+
+/* body.c: the memory budget (--max-inflight-bytes): takes @p n bytes for a request that holds
+ * *@p held; 0, or -1 (nothing taken) when all requests together would hold more. */
+int budget_take(collector_t *col, size_t *held, size_t n);
+void budget_release(collector_t *col, size_t *held);
+
+/* body.c: a decompressed body of at most @p max bytes, its buffer charged to the budget and
+ * fed to @p scan (JSON; NULL for protobuf) as it grows. The caller frees @p data. */
+typedef struct decoded {
+    uint8_t *data;
+    size_t len, cap, max;
+    collector_t *col;
+    size_t *held;
+    jscan_t *scan;
+} decoded_t;
+/* DEC_OK; DEC_TOO_LARGE (over max: a bomb); DEC_BUSY (over the budget); DEC_REFUSED (the scan
+ * refused it: scan->status and scan->reason); DEC_BAD (corrupt or truncated). */
+enum { DEC_OK = 0, DEC_TOO_LARGE = 1, DEC_BUSY = 2, DEC_REFUSED = 3, DEC_BAD = -1 };
+int gunzip(const uint8_t *in, size_t len, decoded_t *out);
+int unzstd(const uint8_t *in, size_t len, decoded_t *out);
 
 /* event.c: what both event builders share. */
 int utf8_ok(const char *s);
@@ -83,12 +137,27 @@ int apply_stamp(ue_event_t *ev, const stamp_t *st, int has_ip, int has_ua);
 /* event_pb.c and event_json.c: build @p ev from one event of a batch; 0, or -1 with @p err. */
 int build_pb(ue_event_t *ev, const Userevents__Event *e, const stamp_t *st, char *err,
              size_t errsz);
-int build_json(ue_event_t *ev, const cJSON *o, const stamp_t *st, size_t *size, char *err,
-               size_t errsz);
+int build_json(ue_event_t *ev, const cJSON *o, size_t index, const stamp_t *st, size_t *size,
+               char *err, size_t errsz);
+
+/* event_json.c: the seed of the ids of a JSON request's events sent without one:
+ * SHA-256 of the API key (its length first) and the decoded body. */
+void json_id_seed(const char *key, const uint8_t *body, size_t len, uint8_t seed[32]);
 
 /* batch.c */
 int publish_batch(collector_t *col, const uint8_t *data, size_t len, int json, const stamp_t *st,
-                  size_t *tracked, char *err, size_t errsz);
+                  size_t *tracked, int *committed, char *err, size_t errsz);
+
+/* conns.c: libmicrohttpd's connection notifications (@p cls the collector), the phase of a
+ * request on its connection (its deadline: CONN_WAIT_HEADERS until the headers are in, then
+ * CONN_WAIT_BODY until the body is, then CONN_HANDLING: none), and the thread that keeps the
+ * deadlines. */
+enum { CONN_WAIT_HEADERS, CONN_WAIT_BODY, CONN_HANDLING };
+void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                   enum MHD_ConnectionNotificationCode toe);
+void conn_phase(collector_t *col, struct MHD_Connection *conn, int phase);
+int conns_start(collector_t *col);
+void conns_stop(collector_t *col);
 
 /* http.c: libmicrohttpd's handlers, @p cls the collector. */
 enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

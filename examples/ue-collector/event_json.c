@@ -1,9 +1,18 @@
 /*
  * event_json.c - builds an event from one JSON object of a batch (web pages, beacons, anything
  * without the SDK): RFC 3339 or Unix ms times, textual UUIDs, nested context and properties.
+ *
+ * An event sent without an event_id gets one derived from the request, not a random one, so
+ * that a retried request (same key, same body once decompressed) carries the same ids and
+ * enrichment's dedup drops the copies: the first 16 bytes of SHA-256(seed || index), seed =
+ * SHA-256(key length || key || body), as a UUID of version 8 (custom). Mixing in the key keeps
+ * one customer's ids from being computed by another. The other side of it: two requests with
+ * the same key and the very same body are one request to the pipeline; events that must count
+ * twice need an event_id or a timestamp of their own.
  */
 #include "collector.h"
 
+#include <gnutls/crypto.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +83,32 @@ static int parse_uuid(const char *s, uint8_t out[16])
         j++;
     }
     return 0;
+}
+
+void json_id_seed(const char *key, const uint8_t *body, size_t len, uint8_t seed[32])
+{
+    gnutls_hash_hd_t h;
+    uint64_t klen = strlen(key);
+    memset(seed, 0, 32);
+    if (gnutls_hash_init(&h, GNUTLS_DIG_SHA256) < 0)
+        return; /* all-zero seed: ids still per index, only not per request */
+    gnutls_hash(h, &klen, sizeof(klen));
+    gnutls_hash(h, key, klen);
+    gnutls_hash(h, body, len);
+    gnutls_hash_deinit(h, seed);
+}
+
+/* The id of event @p index of the request whose seed is @p seed (see the top of the file). */
+static void derived_id(const uint8_t seed[32], size_t index, uint8_t id[16])
+{
+    uint8_t in[40], out[32];
+    uint64_t i = index;
+    memcpy(in, seed, 32);
+    memcpy(in + 32, &i, 8);
+    gnutls_hash_fast(GNUTLS_DIG_SHA256, in, sizeof(in), out);
+    memcpy(id, out, 16);
+    id[6] = (uint8_t)((id[6] & 0x0f) | 0x80); /* version 8 */
+    id[8] = (uint8_t)((id[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 }
 
 /* Properties: strings, numbers and booleans; nested objects and arrays as JSON text. */
@@ -167,9 +202,9 @@ static size_t str_size(const char *s)
     return s ? strlen(s) + 6 : 0;
 }
 
-/* Builds @p ev from one JSON event; *@p size bounds its encoded size. 0 or -1. */
-int build_json(ue_event_t *ev, const cJSON *o, const stamp_t *st, size_t *size, char *err,
-               size_t errsz)
+/* Builds @p ev from event @p index of a JSON batch; *@p size bounds its encoded size. 0 or -1. */
+int build_json(ue_event_t *ev, const cJSON *o, size_t index, const stamp_t *st, size_t *size,
+               char *err, size_t errsz)
 {
     const char *type = json_string(o, "type"), *id = json_string(o, "event_id");
     const char *uid = json_string(o, "user_id"), *anon = json_string(o, "anonymous_id");
@@ -184,8 +219,9 @@ int build_json(ue_event_t *ev, const cJSON *o, const stamp_t *st, size_t *size, 
         snprintf(err, errsz, "event_id: a UUID (8-4-4-4-12 hex) expected");
         return -1;
     }
-    if (id)
-        ue_event_set_event_id(ev, bin);
+    if (!id)
+        derived_id(st->id_seed, index, bin);
+    ue_event_set_event_id(ev, bin);
     if ((!uid || !*uid) && (!anon || !*anon)) {
         snprintf(err, errsz, "user_id or anonymous_id is required");
         return -1;

@@ -1,11 +1,15 @@
 /*
- * http.c - ue-collector's request handlers (libmicrohttpd, one thread per connection): routing,
+ * http.c - ue-collector's request handlers (libmicrohttpd, a few threads each serving many
+ * connections with epoll: a handler that blocks holds up its thread's connections): routing,
  * API key and rate limit, content type and encoding, the body within --max-body, then the batch
  * and its answer; /healthz and /metrics. Every answer is counted by status for /metrics.
  */
 #include "collector.h"
 
 #include <arpa/inet.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +21,11 @@ const int STATUS[ST_CNT] = {200, 400, 401, 404, 405, 413, 415, 429, 503};
 typedef struct request {
     uint8_t *body;
     size_t len, cap, seen;
+    size_t held; /* bytes of --max-inflight-bytes this request holds */
+    int busy;    /* the budget was full: the body is discarded, the answer is 503 */
+    int committed; /* its events are tracked: the drain waits for its answer */
     int is_batch, json, encoding; /* encoding: 0 identity, 1 gzip, 2 zstd */
+    const api_key_t *key;         /* NULL with --no-auth */
     int64_t received_at;
     int64_t started_ns; /* monotonic: the request's duration */
 } request_t;
@@ -87,46 +95,103 @@ static const char *status_code(int status)
     }
 }
 
+/* Decompresses the body into @p dec, scanning JSON as it goes: 0, or the answer with @p err. */
+static int decode_body(collector_t *col, request_t *rq, decoded_t *dec, char *err, size_t errsz)
+{
+    int rc = (rq->encoding == 1 ? gunzip : unzstd)(rq->body, rq->len, dec);
+    switch (rc) {
+    case DEC_OK: return 0;
+    case DEC_TOO_LARGE:
+        snprintf(err, errsz, "decompressed body over %zu bytes", col->max_decoded);
+        return 413;
+    case DEC_BUSY: return 503;
+    case DEC_REFUSED: snprintf(err, errsz, "%s", dec->scan->reason); return dec->scan->status;
+    default:
+        snprintf(err, errsz, "body is not valid %s", rq->encoding == 1 ? "gzip/zlib" : "zstd");
+        return 400;
+    }
+}
+
+/*
+ * The body as the batch reads it, within every bound checked before anything is parsed: the
+ * decompressed size, and for JSON the events, the nesting and the parse tree's memory (the
+ * tree's share of the budget is taken here). 0, or the answer with @p err.
+ */
+static int bounded_body(collector_t *col, request_t *rq, decoded_t *dec, jscan_t *scan, char *err,
+                        size_t errsz)
+{
+    int status = 0;
+    jscan_init(scan, col->max_events, col->max_parse);
+    *dec = (decoded_t){.max = col->max_decoded, .col = col, .held = &rq->held,
+                       .scan = rq->json ? scan : NULL};
+    if (rq->encoding)
+        status = decode_body(col, rq, dec, err, errsz);
+    else if (rq->json && jscan_feed(scan, rq->body ? rq->body : (const uint8_t *)"", rq->len))
+        status = scan->status;
+    if (status && status != 503 && scan->status)
+        snprintf(err, errsz, "%s", scan->reason);
+    if (!status && rq->json && budget_take(col, &rq->held, scan->cost))
+        status = 503;
+    if (status == 503)
+        snprintf(err, errsz, "over --max-inflight-bytes (%zu) with the requests in progress: "
+                             "send again", col->max_inflight);
+    return status;
+}
+
+/* After a big request: glibc keeps freed small blocks (cJSON's nodes) in its arenas; give
+ * their pages back, or the peak of one bomb would stay in the RSS for good. */
+static void give_back_memory(size_t tree_bytes)
+{
+#ifdef __GLIBC__
+    if (tree_bytes > (1u << 20))
+        malloc_trim(0);
+#else
+    (void)tree_bytes;
+#endif
+}
+
 /* Checks, publishes and answers for the whole body of one POST. */
 static enum MHD_Result handle_batch(collector_t *col, struct MHD_Connection *conn, request_t *rq)
 {
     char err[512];
-    uint8_t *data = rq->body, *decoded = NULL;
-    size_t len = rq->len, tracked = 0;
+    size_t tracked = 0;
     stamp_t st = {.received_at = rq->received_at};
+    decoded_t dec;
+    jscan_t scan;
 
     atomic_fetch_add(&col->bytes, (int64_t)rq->seen);
     if (rq->seen > col->max_body) {
         snprintf(err, sizeof(err), "body over %zu bytes", col->max_body);
         return fail(col, conn, 413, "too_large", err, 0);
     }
-    if (rq->encoding) {
-        int rc = (rq->encoding == 1 ? gunzip : unzstd)(rq->body, rq->len, col->max_decoded,
-                                                       &decoded, &len);
-        data = decoded;
-        if (rc != DEC_OK) {
-            free(decoded);
-            if (rc == DEC_TOO_LARGE)
-                snprintf(err, sizeof(err), "decompressed body over %zu bytes", col->max_decoded);
-            else
-                snprintf(err, sizeof(err), "body is not valid %s",
-                         rq->encoding == 1 ? "gzip/zlib" : "zstd");
-            return fail(col, conn, rc == DEC_TOO_LARGE ? 413 : 400,
-                        rc == DEC_TOO_LARGE ? "too_large" : "invalid", err, 0);
-        }
+    int status = rq->busy ? 503 : bounded_body(col, rq, &dec, &scan, err, sizeof(err));
+    if (rq->busy)
+        snprintf(err, sizeof(err), "over --max-inflight-bytes (%zu) with the requests in "
+                                   "progress: send again", col->max_inflight);
+    if (status) {
+        if (!rq->busy)
+            free(dec.data);
+        budget_release(col, &rq->held);
+        return fail(col, conn, status, status_code(status), err, status == 503 ? 1 : 0);
     }
     client_ip(conn, st.ip, sizeof(st.ip));
     if (rq->json)
         st.user_agent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
-    int status = publish_batch(col, data ? data : (const uint8_t *)"", len, rq->json, &st, &tracked,
-                               err, sizeof(err));
-    free(decoded);
-    atomic_fetch_add(&col->events, (int64_t)tracked);
+    const uint8_t *data = rq->encoding ? dec.data : rq->body;
+    size_t len = rq->encoding ? dec.len : rq->len;
+    if (rq->json)
+        json_id_seed(rq->key ? rq->key->key : "", data ? data : (const uint8_t *)"", len,
+                     st.id_seed);
+    status = publish_batch(col, data ? data : (const uint8_t *)"", len, rq->json, &st, &tracked,
+                           &rq->committed, err, sizeof(err));
+    free(dec.data);
+    budget_release(col, &rq->held);
+    give_back_memory(rq->json ? scan.cost : 0);
     metric_observe(col->m_batch_seconds, NULL, (double)(mono_ns() - rq->started_ns) / 1e9);
-    if (status == 200)
-        metric_observe(col->m_batch_events, NULL, (double)tracked);
     if (status != 200)
         return fail(col, conn, status, status_code(status), err, status == 503 ? 1 : 0);
+    atomic_fetch_add(&col->events, (int64_t)tracked); /* accepted events only */
+    metric_observe(col->m_batch_events, NULL, (double)tracked);
     snprintf(err, sizeof(err), "{\"accepted\":%zu}", tracked);
     if (col->verbose)
         fprintf(stderr, "ue-collector: status=200 events=%zu bytes=%zu\n", tracked, rq->seen);
@@ -181,15 +246,16 @@ static enum MHD_Result begin(collector_t *col, struct MHD_Connection *conn, cons
     if (!strcmp(url, "/healthz"))
         return atomic_load(&col->draining) ? answer(col, conn, 503, "draining\n", "text/plain", 1)
                                            : answer(col, conn, 200, "ok\n", "text/plain", 0);
-    if (!strcmp(url, "/metrics"))
+    if (!strcmp(url, "/metrics") && col->public_metrics)
         return metrics(col, conn);
     if (strcmp(url, "/v1/batch"))
-        return fail(col, conn, 404, "not_found", "POST /v1/batch, GET /healthz, GET /metrics", 0);
+        return fail(col, conn, 404, "not_found", "POST /v1/batch, GET /healthz", 0);
     if (strcmp(method, "POST"))
         return fail(col, conn, 405, "method_not_allowed", "POST a batch", 0);
     if (atomic_load(&col->draining))
         return fail(col, conn, 503, "unavailable", "shutting down: send again", 1);
     api_key_t *key = col->no_auth ? NULL : find_key(col, conn);
+    rq->key = key;
     if (!col->no_auth && !key)
         return fail(col, conn, 401, "unauthorized",
                     "unknown or missing API key (Authorization: Bearer KEY, or X-API-Key)", 0);
@@ -219,23 +285,37 @@ static enum MHD_Result begin(collector_t *col, struct MHD_Connection *conn, cons
     return MHD_YES;
 }
 
-/* Keeps the body up to --max-body; past it, counts and discards (413 at the end). */
+/* Drops what was kept of the body, and its share of the budget. */
+static void discard_body(collector_t *col, request_t *rq)
+{
+    free(rq->body);
+    rq->body = NULL;
+    rq->len = rq->cap = 0;
+    budget_release(col, &rq->held);
+}
+
+/* Keeps the body up to --max-body, its buffer charged to the budget; past the cap, or when the
+ * budget is full, counts and discards it (413 or 503 at the end). */
 static enum MHD_Result take_body(collector_t *col, request_t *rq, const char *data, size_t len)
 {
     rq->seen += len;
     if (rq->seen > col->max_body) {
-        free(rq->body);
-        rq->body = NULL;
-        rq->len = rq->cap = 0;
+        discard_body(col, rq);
         return rq->seen > 8 * col->max_body ? MHD_NO : MHD_YES; /* far past: hang up */
     }
+    if (rq->busy)
+        return MHD_YES;
     if (rq->len + len > rq->cap) {
         size_t cap = rq->cap ? rq->cap : 16384;
         while (cap < rq->len + len)
             cap *= 2;
-        uint8_t *p = realloc(rq->body, cap);
-        if (!p)
-            return MHD_NO;
+        cap = cap < col->max_body ? cap : col->max_body;
+        uint8_t *p = budget_take(col, &rq->held, cap - rq->cap) ? NULL : realloc(rq->body, cap);
+        if (!p) {
+            rq->busy = 1;
+            discard_body(col, rq);
+            return MHD_YES;
+        }
         rq->body = p;
         rq->cap = cap;
     }
@@ -256,6 +336,7 @@ enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *u
         if (!rq)
             return MHD_NO;
         *ctx = rq;
+        conn_phase(col, conn, CONN_WAIT_BODY);
         return begin(col, conn, url, method, rq);
     }
     if (*upload_size) {
@@ -263,7 +344,10 @@ enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *u
         *upload_size = 0;
         return rq->is_batch ? take_body(col, rq, upload_data, len) : MHD_YES;
     }
-    return rq->is_batch ? handle_batch(col, conn, rq) : MHD_YES;
+    if (!rq->is_batch)
+        return MHD_YES;
+    conn_phase(col, conn, CONN_HANDLING);
+    return handle_batch(col, conn, rq);
 }
 
 void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
@@ -271,12 +355,15 @@ void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
 {
     collector_t *col = cls;
     request_t *rq = *ctx;
-    (void)conn;
     (void)toe;
+    conn_phase(col, conn, CONN_WAIT_HEADERS); /* the next request's headers */
     if (!rq)
         return;
     if (rq->is_batch)
         atomic_fetch_sub(&col->active, 1);
+    if (rq->committed)
+        atomic_fetch_sub(&col->publishing, 1);
+    budget_release(col, &rq->held); /* a request cut short */
     free(rq->body);
     free(rq);
     *ctx = NULL;

@@ -10,18 +10,22 @@
  *                    properties{}, context{}}); Content-Encoding identity, gzip or zstd;
  *                    key in "Authorization: Bearer KEY" or "X-API-Key: KEY".
  *   GET  /healthz    200 "ok" while serving
- *   GET  /metrics    Prometheus text: userevents_collector_* (answers by status, events,
- *                    batch sizes and latencies) and userevents_sdk_* (its client's statistics
- *                    and broker health); see pkg/monitoring/. --metrics-port serves it on a
- *                    port of its own too (one not exposed to devices).
+ *   GET  /metrics    on --metrics-port (a port not exposed to devices; on the public port
+ *                    too only with --public-metrics: it names the brokers): Prometheus text,
+ *                    userevents_collector_* (answers by status, events, batch sizes and
+ *                    latencies) and userevents_sdk_* (its client's statistics and broker
+ *                    health); see pkg/monitoring/.
  *
  * Answers: 200 {"accepted":N} only once every event of the batch is safe (written to the
  * collector's spool, fsync'd by default; or acknowledged by Kafka without a spool); 400 with a
  * JSON reason for a malformed body or an invalid event (nothing of that batch is published);
- * 401 unknown key; 413 body or decompressed body over its cap (zip bombs included), or an
- * event over --max-event-bytes; 415 unknown type or encoding; 429 with Retry-After past a key's
- * rate; 503 with Retry-After while shutting down or when the spool cannot take the events.
- * Event ids are kept (JSON events without one get a UUIDv7); received_at is stamped.
+ * 401 unknown key; 413 body or decompressed body over its cap (zip bombs included), too many
+ * events or a JSON body too costly to parse (both found before parsing), or an event over
+ * --max-event-bytes; 415 unknown type or encoding; 429 with Retry-After past a key's rate; 503
+ * with Retry-After while shutting down, when the requests in progress hold
+ * --max-inflight-bytes of memory, or when the spool cannot take the events.
+ * Event ids are kept (JSON events without one get one derived from the key, the body and the
+ * event's index, so that a retry has the same ids: event_json.c); received_at is stamped.
  *
  * Built only from the public APIs: userevents.h, the schema (proto/), libmicrohttpd, cJSON,
  * zlib and zstd, and the programs' shared helpers (examples/common/). SIGTERM/SIGINT: stop
@@ -31,13 +35,19 @@
  * This file: the options, start-up, drain and /metrics; collector.h names the other parts.
  */
 #include "collector.h"
+#include "secret.h"
 
 #include <arpa/inet.h>
 #include <getopt.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -72,8 +82,11 @@ static void usage(FILE *out)
         "                             then 200 waits for Kafka's acknowledgement\n"
         "      --no-fsync             do not fdatasync the spool (safe from crashes, not power "
         "loss)\n"
-        "  -k, --api-key KEY          accept this key (repeatable)\n"
-        "  -K, --api-keys FILE        keys, one per line: KEY [RATE [BURST]]\n"
+        "  -k, --api-key KEY          accept this key (repeatable; 16 to 256 characters). Give\n"
+        "                             env:NAME or @FILE: a key on the command line is visible\n"
+        "                             to every local user (a warning says so)\n"
+        "  -K, --api-keys FILE        keys, one per line: KEY [RATE [BURST]]; whole-line #\n"
+        "                             comments; the file must be mode 600 (or 400)\n"
         "      --no-auth              accept requests without a key (trusted networks only)\n"
         "      --rate N, --burst N    requests per second and burst per key (default 100, 200; "
         "0 = no limit)\n"
@@ -81,18 +94,34 @@ static void usage(FILE *out)
         "      --max-decoded BYTES    largest body after decompression (default 8388608)\n"
         "      --max-event-bytes N    largest event (default 1000000)\n"
         "      --max-events N         most events in one batch (default 10000)\n"
+        "      --max-parse-bytes N    most memory a JSON body's parse may take, estimated before "
+        "it\n"
+        "                             is parsed (default 33554432; ~100 bytes per value)\n"
+        "      --max-inflight-bytes N memory all requests together may hold: bodies, decompressed\n"
+        "                             bodies, parse trees (default 67108864; past it: 503)\n"
         "      --ack-timeout-ms MS    longest wait for events to be safe before 503 (default "
         "10000)\n"
         "      --drain-timeout-ms MS  on SIGTERM, longest wait for requests in progress "
         "(default 10000)\n"
-        "      --max-connections N    concurrent connections, one thread each (default 256)\n"
-        "      --metrics-port N       also serve GET /metrics on port N (0: a free one, logged)\n"
+        "      --max-connections N    open connections at most (default 1024)\n"
+        "      --max-per-ip N         open connections from one address at most (default 32)\n"
+        "      --threads N            threads serving the connections, with epoll (default 8; a\n"
+        "                             batch being made safe holds its thread)\n"
+        "      --header-timeout-ms MS a request's headers must arrive within MS of the\n"
+        "                             connection or of the previous answer (default 10000)\n"
+        "      --request-timeout-ms MS the whole request within MS (default 60000)\n"
+        "      --idle-timeout-ms MS   close a connection silent for MS (default 30000)\n"
+        "      --metrics-port N       serve GET /metrics on port N (0: a free one, logged)\n"
         "      --metrics-listen ADDR  address of that port (default 127.0.0.1)\n"
-        "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type}\n"
+        "      --public-metrics       serve GET /metrics on the public port too (it names the\n"
+        "                             brokers: off by default)\n"
+        "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type};\n"
+        "                             VALUE may be env:NAME or @FILE (for secrets:\n"
+        "                             -X kafka.sasl.password=env:KAFKA_PASSWORD)\n"
         "  -v, --verbose              one log line per request\n"
         "  -h, --help                 this help\n"
         "POST /v1/batch (protobuf userevents.EventBatch or JSON; identity, gzip or zstd), "
-        "GET /healthz, GET /metrics.\n");
+        "GET /healthz.\n");
 }
 
 static int set_conf(ue_conf_t *conf, const char *key, const char *value)
@@ -105,23 +134,47 @@ static int set_conf(ue_conf_t *conf, const char *key, const char *value)
     return 0;
 }
 
+/* -X KEY=VALUE; VALUE may be env:NAME or @FILE (secret.h), and a secret given as it is warns. */
 static int set_kv(ue_conf_t *conf, const char *kv)
 {
-    char key[256];
+    char key[256], flag[280];
     const char *eq = strchr(kv, '=');
     if (!eq || (size_t)(eq - kv) >= sizeof(key)) {
         fprintf(stderr, "ue-collector: expected KEY=VALUE, got \"%s\"\n", kv);
         return -1;
     }
     snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
-    return set_conf(conf, key, eq + 1);
+    snprintf(flag, sizeof(flag), "-X %s", key);
+    char *value = flag_value("ue-collector", flag, eq + 1, secret_key(key));
+    int rc = value ? set_conf(conf, key, value) : -1;
+    free(value);
+    return rc;
+}
+
+/* The keys of --api-key flags (env:NAME, @FILE, or literal with a warning), at the global rate;
+ * then the keys files. 0, or -1 after a message. */
+static int add_keys(collector_t *col, const char *const *keys, int nkeys,
+                    const char *const *files, int nfiles)
+{
+    int bad = 0;
+    for (int i = 0; !bad && i < nkeys; i++) {
+        char why[128], *key = flag_value("ue-collector", "--api-key", keys[i], 1);
+        bad = !key || add_key(col, key, col->rate, col->burst, why, sizeof(why));
+        if (key && bad)
+            fprintf(stderr, "ue-collector: --api-key: %s\n", why);
+        free(key);
+    }
+    for (int i = 0; !bad && i < nfiles; i++)
+        bad = load_keys(col, files[i]);
+    return bad ? -1 : 0;
 }
 
 /* Everything the command line sets, before it is copied into the collector. */
 typedef struct options {
     const char *bootstrap, *listen, *spool, *metrics_listen;
     long long port, drain_ms, max_conn, rate, burst, max_body, max_decoded, max_event, max_events,
-        ack_ms, metrics_port;
+        ack_ms, metrics_port, max_parse, max_inflight, per_ip, threads, header_ms, request_ms,
+        idle_ms;
 } options_t;
 
 enum {
@@ -137,7 +190,15 @@ enum {
     DRAIN,
     CONN,
     METRICS_PORT,
-    METRICS_LISTEN
+    METRICS_LISTEN,
+    MAX_PARSE,
+    MAX_INFLIGHT,
+    PER_IP,
+    THREADS,
+    HEADER_TIMEOUT,
+    REQUEST_TIMEOUT,
+    IDLE_TIMEOUT,
+    PUBLIC_METRICS
 };
 
 /* clang-format off */
@@ -150,6 +211,10 @@ static const struct option OPTIONS[] = {
     {"ack-timeout-ms", 1, 0, ACK}, {"drain-timeout-ms", 1, 0, DRAIN},
     {"max-connections", 1, 0, CONN}, {"set", 1, 0, 'X'}, {"verbose", 0, 0, 'v'},
     {"metrics-port", 1, 0, METRICS_PORT}, {"metrics-listen", 1, 0, METRICS_LISTEN},
+    {"max-parse-bytes", 1, 0, MAX_PARSE}, {"max-inflight-bytes", 1, 0, MAX_INFLIGHT},
+    {"max-per-ip", 1, 0, PER_IP}, {"threads", 1, 0, THREADS},
+    {"header-timeout-ms", 1, 0, HEADER_TIMEOUT}, {"request-timeout-ms", 1, 0, REQUEST_TIMEOUT},
+    {"idle-timeout-ms", 1, 0, IDLE_TIMEOUT}, {"public-metrics", 0, 0, PUBLIC_METRICS},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -169,6 +234,13 @@ static const struct {
     {DRAIN, 0, 3600000, offsetof(options_t, drain_ms)},
     {CONN, 1, 100000, offsetof(options_t, max_conn)},
     {METRICS_PORT, 0, 65535, offsetof(options_t, metrics_port)},
+    {MAX_PARSE, 4096, 1LL << 34, offsetof(options_t, max_parse)},
+    {MAX_INFLIGHT, 65536, 1LL << 36, offsetof(options_t, max_inflight)},
+    {PER_IP, 1, 100000, offsetof(options_t, per_ip)},
+    {THREADS, 1, 256, offsetof(options_t, threads)},
+    {HEADER_TIMEOUT, 100, 3600000, offsetof(options_t, header_ms)},
+    {REQUEST_TIMEOUT, 100, 3600000, offsetof(options_t, request_ms)},
+    {IDLE_TIMEOUT, 1000, 3600000, offsetof(options_t, idle_ms)},
 };
 /* clang-format on */
 
@@ -216,6 +288,7 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
                 key_files[nfiles++] = optarg;
             break;
         case NO_AUTH: col->no_auth = 1; break;
+        case PUBLIC_METRICS: col->public_metrics = 1; break;
         case 'X': bad = set_kv(conf, optarg); break;
         case 'v': col->verbose = 1; break;
         case 'h': usage(stdout); return 1;
@@ -228,15 +301,19 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
     }
     col->rate = (double)o->rate; /* keys given by flag take the global rate, files their own */
     col->burst = (double)o->burst;
-    for (int i = 0; !bad && i < nkeys; i++)
-        bad = add_key(col, keys[i], col->rate, col->burst);
-    for (int i = 0; !bad && i < nfiles; i++)
-        bad = load_keys(col, key_files[i]);
+    bad = bad || add_keys(col, keys, nkeys, key_files, nfiles);
     if (!bad && !col->nkeys && !col->no_auth)
         fprintf(stderr, "ue-collector: no API key: pass --api-key, --api-keys FILE, or "
                         "--no-auth on a trusted network\n");
     if (!bad && !o->bootstrap)
         fprintf(stderr, "ue-collector: no broker: pass -b HOST:PORT or set KAFKA_BOOTSTRAP\n");
+    /* One request at its caps must fit, or it would get 503 for ever. */
+    if (!bad && o->max_body + o->max_decoded + o->max_parse > o->max_inflight) {
+        fprintf(stderr, "ue-collector: --max-inflight-bytes %lld cannot hold one request at its "
+                        "caps (--max-body + --max-decoded + --max-parse-bytes = %lld)\n",
+                o->max_inflight, o->max_body + o->max_decoded + o->max_parse);
+        bad = 1;
+    }
     return bad || (!col->nkeys && !col->no_auth) || !o->bootstrap ? -1 : 0;
 }
 
@@ -256,13 +333,48 @@ static ue_client_t *open_client(const options_t *o, ue_conf_t *conf)
     return ue;
 }
 
+/* libmicrohttpd's messages, at most one a second: a flood of refused connections (over the
+ * limits) must not become a flood of log lines. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    static _Atomic int64_t last_ns, skipped;
+    int64_t now = mono_ns(), last = atomic_load(&last_ns);
+    (void)cls;
+    if (now - last < 1000000000 || !atomic_compare_exchange_strong(&last_ns, &last, now)) {
+        atomic_fetch_add(&skipped, 1);
+        return;
+    }
+    int64_t n = atomic_exchange(&skipped, 0);
+    if (n)
+        fprintf(stderr, "ue-collector: (%lld similar messages skipped)\n", (long long)n);
+    fputs("ue-collector: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+/* Enough descriptors for --max-connections (the soft limit is often 1024): raised towards the
+ * hard limit, with a warning when that is not enough. */
+static void raise_fd_limit(long long max_conn)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_conn + 256; /* the spool, librdkafka's sockets, /metrics */
+    if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        fprintf(stderr, "ue-collector: warning: %llu file descriptors for --max-connections "
+                        "%lld (raise ulimit -n)\n",
+                (unsigned long long)rl.rlim_cur, max_conn);
+}
+
+/* epoll in a pool of threads rather than a thread per connection: idle connections cost a
+ * descriptor and a little memory, not a thread. */
 static struct MHD_Daemon *start_http(const options_t *o, collector_t *col)
 {
     struct sockaddr_storage ss = {0};
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (inet_pton(AF_INET, o->listen, &in4->sin_addr) == 1) {
         in4->sin_family = AF_INET;
         in4->sin_port = htons((uint16_t)o->port);
@@ -274,11 +386,15 @@ static struct MHD_Daemon *start_http(const options_t *o, collector_t *col)
         fprintf(stderr, "ue-collector: --listen: not an IP address: %s\n", o->listen);
         return NULL;
     }
+    raise_fd_limit(o->max_conn);
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, col, MHD_OPTION_SOCK_ADDR, &ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, col, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)o->max_conn, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_END);
+        flags, (uint16_t)o->port, NULL, NULL, on_request, col, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, col,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, col, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)((o->idle_ms + 999) / 1000), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
+        MHD_OPTION_END);
     if (!d)
         fprintf(stderr, "ue-collector: cannot listen on %s port %lld\n", o->listen, o->port);
     return d;
@@ -299,10 +415,11 @@ static void collect(metrics_t *m, void *opaque)
     metric_set(col->m_events, NULL, (double)atomic_load(&col->events));
     metric_set(col->m_bytes, NULL, (double)atomic_load(&col->bytes));
     metric_set(col->m_active, NULL, atomic_load(&col->active));
+    metric_set(col->m_cut, NULL, (double)atomic_load(&col->cut));
 }
 
-/* The registry behind GET /metrics (on the collector's port, and on --metrics-port when
- * given); @p spool_max: the client's spool.max.bytes. 0, or -1 with a message. */
+/* The registry behind GET /metrics (on --metrics-port when given, and on the collector's port
+ * with --public-metrics); @p spool_max: the client's spool.max.bytes. 0, or -1 with a message. */
 static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max)
 {
     metrics_t *m = col->metrics = metrics_new();
@@ -314,6 +431,10 @@ static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max
                                    "Bytes of batch bodies received, as sent.", NULL);
     col->m_active = metrics_gauge(m, "userevents_collector_requests_in_progress",
                                   "Batches being received or processed.", NULL);
+    col->m_cut = metrics_counter(m, "userevents_collector_connections_timed_out_total",
+                                 "Connections closed for sending their request's headers or "
+                                 "body too slowly.",
+                                 NULL);
     col->m_batch_events = metrics_histogram(m, "userevents_collector_batch_events",
                                             "Events per accepted batch.", NULL,
                                             METRICS_SIZE_BUCKETS, METRICS_SIZE_BUCKETS_N);
@@ -322,7 +443,7 @@ static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max
         "POST /v1/batch from its headers to the answer (the events safe, for a 200).", NULL,
         METRICS_SECONDS_BUCKETS, METRICS_SECONDS_BUCKETS_N);
     col->sdk = m ? sdk_metrics_new(m, spool_max) : NULL;
-    if (!col->m_answers || !col->m_events || !col->m_bytes || !col->m_active ||
+    if (!col->m_answers || !col->m_events || !col->m_bytes || !col->m_active || !col->m_cut ||
         !col->m_batch_events || !col->m_batch_seconds || !col->sdk ||
         metrics_on_collect(m, collect, col)) {
         fprintf(stderr, "ue-collector: metrics: out of memory\n");
@@ -341,16 +462,31 @@ static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max
 }
 
 /* The client's spool cap, shown beside the spool's size. */
-static int64_t spool_max_bytes(const ue_conf_t *conf)
+static int64_t conf_int(const ue_conf_t *conf, const char *key)
 {
     char value[32];
     size_t size = sizeof(value);
-    if (ue_conf_get(conf, "spool.max.bytes", value, &size) != UE_CONF_OK)
+    if (ue_conf_get(conf, key, value, &size) != UE_CONF_OK)
         return 0;
     return strtoll(value, NULL, 10);
 }
 
-/* SIGTERM: refuse new batches, let those in progress finish, then stop. */
+/* The client's queue as batch.c sees it: its bounds, and how long a batch waits for room. */
+static void read_queue_conf(collector_t *col, const ue_conf_t *conf)
+{
+    col->queue_max_events = conf_int(conf, "queue.max.events");
+    col->queue_max_bytes = conf_int(conf, "queue.max.bytes");
+    col->room_wait_ms = conf_int(conf, "queue.block.timeout.ms");
+    pthread_mutex_init(&col->track_lock, NULL);
+}
+
+/*
+ * SIGTERM: refuse new batches, let those in progress finish for --drain-timeout-ms, then stop.
+ * At that deadline no batch may start being tracked (its request gets 503, or loses its
+ * connection, with nothing published); one already tracked is waited for until its answer is
+ * sent, which --ack-timeout-ms bounds: stopping then would publish its events under no answer,
+ * and its client would send them again.
+ */
 static void drain(struct MHD_Daemon *d, collector_t *col, long long drain_ms)
 {
     atomic_store(&col->draining, 1);
@@ -360,7 +496,23 @@ static void drain(struct MHD_Daemon *d, collector_t *col, long long drain_ms)
     int64_t until = mono_ns() + drain_ms * 1000000;
     while (atomic_load(&col->active) > 0 && mono_ns() < until)
         usleep(10000);
+    pthread_mutex_lock(&col->track_lock);
+    col->stop_tracking = 1;
+    pthread_mutex_unlock(&col->track_lock);
+    until = mono_ns() + ((int64_t)col->ack_timeout_ms + 5000) * 1000000;
+    while (atomic_load(&col->publishing) > 0 && mono_ns() < until)
+        usleep(10000);
     MHD_stop_daemon(d);
+}
+
+/* Large buffers (bodies, decompressed bodies) are mmap'ed, so that freeing one gives it back
+ * to the system: glibc's threshold otherwise rises to the largest block freed (up to 32 MiB),
+ * and blocks under it stay in the heap after the request. */
+static void tune_malloc(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+#endif
 }
 
 /* The collector's defaults of its client's settings, before -X may change them. */
@@ -387,13 +539,20 @@ int main(int argc, char **argv)
                    .spool = "ue-collector-spool",
                    .port = 8080,
                    .drain_ms = 10000,
-                   .max_conn = 256,
+                   .max_conn = 1024,
+                   .per_ip = 32,
+                   .threads = 8,
+                   .header_ms = 10000,
+                   .request_ms = 60000,
+                   .idle_ms = 30000,
                    .rate = 100,
                    .burst = 200,
                    .max_body = 1 << 20,
                    .max_decoded = 8 << 20,
                    .max_event = 1000000,
                    .max_events = 10000,
+                   .max_parse = 32 << 20,
+                   .max_inflight = 64 << 20,
                    .ack_ms = 10000};
     ue_conf_t *conf = default_conf();
     sigset_t stop;
@@ -406,7 +565,12 @@ int main(int argc, char **argv)
     col.max_decoded = (size_t)o.max_decoded;
     col.max_event = (size_t)o.max_event;
     col.max_events = (size_t)o.max_events;
+    col.max_parse = (size_t)o.max_parse;
+    col.header_timeout_ms = o.header_ms;
+    col.request_timeout_ms = o.request_ms;
+    col.max_inflight = (size_t)o.max_inflight;
     col.ack_timeout_ms = (int)o.ack_ms;
+    tune_malloc();
     /* Signals are taken by sigwait() in main only: every thread created later blocks them. */
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);
@@ -414,7 +578,8 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    if (start_metrics(&o, &col, spool_max_bytes(conf))) {
+    read_queue_conf(&col, conf);
+    if (start_metrics(&o, &col, conf_int(conf, "spool.max.bytes"))) {
         ue_conf_destroy(conf);
         return 1;
     }
@@ -424,7 +589,7 @@ int main(int argc, char **argv)
         return 1;
     }
     sdk_metrics_attach(col.sdk, col.ue);
-    struct MHD_Daemon *d = start_http(&o, &col);
+    struct MHD_Daemon *d = conns_start(&col) ? NULL : start_http(&o, &col);
     if (!d) {
         metrics_stop(col.metrics);
         ue_client_destroy(col.ue);
@@ -436,6 +601,7 @@ int main(int argc, char **argv)
     sigwait(&stop, &sig);
     fprintf(stderr, "ue-collector: %s: draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     drain(d, &col, o.drain_ms);
+    conns_stop(&col);
     metrics_stop(col.metrics); /* no scrape reads the client from here on */
     ue_client_destroy(col.ue); /* flushes; what is left stays in the spool */
     metrics_destroy(col.metrics);

@@ -14,6 +14,7 @@ typedef struct demo_opts {
     int duration_s;
     const char *bootstrap;    /* NULL: librdkafka's mock cluster of three brokers */
     const char *warehouse;    /* a libwhsink URL; default sqlite:ue-demo.db */
+    char warehouse_shown[512]; /* as it may be printed: credentials masked by libwhsink */
     char prefix[64];          /* of every topic and group of this run */
     char spool[512];
     long tracked;             /* so far (written by simulate(), read by its progress calls) */

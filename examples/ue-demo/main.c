@@ -94,18 +94,38 @@ static int start_mock(demo_t *d)
 }
 
 
+/* @p url as libwhsink's dump shows it: a password or credential parameter masked. */
+static void mask_url(const char *url, char *out, size_t size)
+{
+    whs_conf_t *conf = whs_conf_new();
+    char errstr[512];
+    size_t n = 0;
+    snprintf(out, size, "(unprintable)");
+    if (!conf || whs_conf_set(conf, "warehouse.url", url, errstr, sizeof(errstr)) != WHS_CONF_OK) {
+        whs_conf_destroy(conf);
+        return;
+    }
+    const char **dump = whs_conf_dump(conf, &n);
+    for (size_t i = 0; dump && i + 1 < n; i += 2)
+        if (!strcmp(dump[i], "warehouse.url"))
+            snprintf(out, size, "%s", dump[i + 1]);
+    whs_conf_dump_free(dump, n);
+    whs_conf_destroy(conf);
+}
+
 int main(int argc, char **argv)
 {
     demo_t d = {0};
     if (parse(argc, argv, &d.o))
         return 2;
+    mask_url(d.o.warehouse, d.o.warehouse_shown, sizeof(d.o.warehouse_shown));
     if (!d.o.bootstrap && start_mock(&d))
         return 1;
     if (!strncmp(d.o.warehouse, "sqlite:", 7))
         unlink(d.o.warehouse + 7); /* a fresh warehouse per run: the report counts it all */
     printf("ue-demo: %d users, %d events/s for %d s; Kafka %s; warehouse %s\n", d.o.users,
            d.o.rate, d.o.duration_s, d.mock_host ? "mock cluster (3 brokers)" : d.o.bootstrap,
-           d.o.warehouse);
+           d.o.warehouse_shown);
     d.started_ms = now_ms();
     if (start_stages(&d)) {
         stop_stages(&d);

@@ -80,7 +80,7 @@ int report(const demo_opts_t *o, commit_log_t *log, long tracked)
 {
     sqlite3 *db;
     if (strncmp(o->warehouse, "sqlite:", 7) != 0) {
-        printf("tracked %ld; see the warehouse (%s) for rows\n", tracked, o->warehouse);
+        printf("tracked %ld; see the warehouse (%s) for rows\n", tracked, o->warehouse_shown);
         return 0;
     }
     const char *path = o->warehouse + 7;

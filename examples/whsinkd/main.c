@@ -11,6 +11,7 @@
  * --metrics-port serves Prometheus /metrics (userevents_sink_*, see pkg/monitoring/).
  */
 #include "metrics.h"
+#include "secret.h"
 #include "sink_metrics.h"
 #include "whsink.h"
 
@@ -34,13 +35,16 @@ static void usage(FILE *out)
             "  -b, --bootstrap HOSTS   kafka.bootstrap.servers (or env KAFKA_BOOTSTRAP)\n"
             "  -w, --warehouse URL     warehouse.url: sqlite:PATH, file:DIR,\n"
             "                          postgres://user@host:port/db, clickhouse://host:port/db\n"
+            "                          (a URL with a password: env:NAME or @FILE, see -X)\n"
             "  -t, --topic TOPIC       topic to load (default events.enriched)\n"
             "  -g, --group ID          kafka.group.id (default whsink)\n"
             "  -i, --instance-id ID    kafka.group.instance.id: this sink in its group, the\n"
             "                          same across restarts (a restart then takes its\n"
             "                          partitions back at once); unique per group\n"
             "  -X, --set KEY=VALUE     any configuration property (repeatable; see\n"
-            "                          CONFIGURATION.md); flags apply after the file\n"
+            "                          CONFIGURATION.md); flags apply after the file. The value\n"
+            "                          of any flag may be env:NAME or @FILE, as secrets should\n"
+            "                          be (one on the command line is visible to all: warned)\n"
             "  -s, --stats SECONDS     log statistics every SECONDS (default 30, 0 = never)\n"
             "  -v, --verbose           log at info level (-vv: debug)\n"
             "      --metrics-port N    serve Prometheus /metrics on port N (0: any free port)\n"
@@ -102,6 +106,17 @@ static int set(whs_conf_t *conf, const char *key, const char *value, const char 
         return -1;
     }
     return 0;
+}
+
+/* A property from a flag: its value may be env:NAME or @FILE, and a secret given as it is (a
+ * password, or a warehouse URL holding one) warns: the command line is visible to all. */
+static int set_flag(whs_conf_t *conf, const char *key, const char *value)
+{
+    int secret = secret_key(key) || (strcmp(key, "warehouse.url") == 0 && secret_in_url(value));
+    char *v = flag_value("whsinkd", key, value, secret);
+    int rc = v ? set(conf, key, v, NULL) : -1;
+    free(v);
+    return rc;
 }
 
 /* Splits "KEY=VALUE" (the -X argument, modified in place). */
@@ -260,7 +275,7 @@ static whs_conf_t *configure(const options_t *o)
     int bad = (env && *env && set(conf, "kafka.bootstrap.servers", env, NULL)) ||
               (o->file && load_file(conf, o->file));
     for (int i = 0; !bad && i < o->n; i++)
-        bad = set(conf, o->keys[i], o->values[i], NULL);
+        bad = set_flag(conf, o->keys[i], o->values[i]);
     if (!bad && o->verbose)
         bad = set(conf, "log.level", o->verbose > 1 ? "debug" : "info", NULL);
     /* What no retry can supply: said at once, exit 2 (not a retry loop). */

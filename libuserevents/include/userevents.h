@@ -258,8 +258,12 @@ UE_API ue_err_t ue_flush(ue_client_t *client, int timeout_ms);
  * background thread, and does not wait for the broker. Unlike ue_flush(), events tracked by
  * other threads after the call are not waited for. Without "spool.dir" it is ue_flush().
  *
- * @returns UE_OK; UE_ERR_TIMED_OUT; UE_ERR_SPOOL when a spool write failed meanwhile (the
- *          events are still sent, but are not crash-safe until acknowledged).
+ * When a spool write fails (disk full or gone) its events are sent on without the spool
+ * (counted in UE_STAT_SPOOL_WRITE_FAILED), and this waits for their acknowledgement instead:
+ * for every such event not yet resolved, whichever thread tracked it.
+ *
+ * @returns UE_OK; UE_ERR_TIMED_OUT; UE_ERR_SPOOL when at the timeout only events of a failed
+ *          spool write are left unacknowledged (they are still sent, but are not crash-safe).
  * @remark Calling it from inside a callback returns UE_ERR_RECURSIVE_CALL.
  */
 UE_API ue_err_t ue_flush_spooled(ue_client_t *client, int timeout_ms);
@@ -295,6 +299,8 @@ typedef enum ue_stat {
     UE_STAT_BYTES_SENT = 13,      /**< payload bytes handed to the transport */
     UE_STAT_REPLAYED = 14,        /**< events read back from the spool of an earlier process */
     UE_STAT_SPOOL_CORRUPT = 15,   /**< corrupt or torn spool frames skipped */
+    UE_STAT_SPOOL_WRITE_FAILED = 16, /**< events whose spool write failed (disk full or gone):
+                                          sent on without the crash guarantee */
     UE_STAT__CNT                  /**< number of statistics; grows in later versions */
 } ue_stat_t;
 

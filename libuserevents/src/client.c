@@ -268,7 +268,7 @@ static int all_resolved(ue_client_t *c, uint64_t unused)
 
 static int spooled_through(ue_client_t *c, uint64_t target)
 {
-    return atomic_load(&c->safe_through) >= target;
+    return atomic_load(&c->safe_through) >= target && atomic_load(&c->unspooled) == 0;
 }
 
 /* Waits until @p done(c, arg) or @p timeout_ms; the background thread does not linger
@@ -323,11 +323,14 @@ ue_err_t ue_flush_spooled(ue_client_t *c, int timeout_ms)
     if (!c->spool)
         return ue_flush(c, timeout_ms);
     /* Queue positions, not the tracked counter: it is counted after the push, so another
-     * thread's event could be counted in place of ours. */
-    uint64_t failures = atomic_load(&c->spool_failures);
-    ue_err_t rc = wait_for(c, spooled_through, ue__queue_pushed(&c->queue), timeout_ms);
-    if (rc == UE_OK && atomic_load(&c->spool_failures) != failures)
-        return UE_ERR_SPOOL;
+     * thread's event could be counted in place of ours. Records whose spool write failed are
+     * counted, not positioned: a failure before this call may have hit our events too, so
+     * every such record is waited for until acknowledged (a counter compared before and after
+     * missed those, and said UE_OK for events neither on disk nor acknowledged). */
+    uint64_t target = ue__queue_pushed(&c->queue);
+    ue_err_t rc = wait_for(c, spooled_through, target, timeout_ms);
+    if (rc == UE_ERR_TIMED_OUT && atomic_load(&c->safe_through) >= target)
+        return UE_ERR_SPOOL; /* only unacknowledged records of a failed write are left */
     return rc;
 }
 

@@ -50,9 +50,10 @@ struct ue_client_s {
     _Atomic int flush_requests;       /* > 0: do not linger */
     _Atomic int stopping;
     /* ue_flush_spooled(): every record up to this queue position (ue__queue_taken()) is in
-     * the spool or resolved; and how many spool appends failed. */
+     * the spool or resolved, or counted in unspooled: handed to the transport after its spool
+     * write failed, and not resolved yet (safe only once acknowledged). */
     _Atomic uint64_t safe_through;
-    _Atomic uint64_t spool_failures;
+    _Atomic uint64_t unspooled;
 
     /* background thread only */
     ue__record_t *pending_head, *pending_tail; /* to (re)send before anything newer */

@@ -39,6 +39,16 @@ static ue__record_t *pending_pop(ue_client_t *c)
     return rec;
 }
 
+/* @p rec is resolved (delivered, failed or dropped): one fewer to wait for. A record sent
+ * without the spool after a failed write (seq 0 with a spool) leaves ue_flush_spooled()'s
+ * count of those. */
+static void resolved(ue_client_t *c, const ue__record_t *rec)
+{
+    if (c->spool && rec->seq == 0)
+        atomic_fetch_sub(&c->unspooled, 1);
+    ue__snd_resolved(c, 1);
+}
+
 /* A record that will never be delivered: counted, reported, and out of the spool. */
 static void fail_record(ue_client_t *c, ue__record_t *rec, ue_err_t err, const char *reason)
 {
@@ -46,7 +56,7 @@ static void fail_record(ue_client_t *c, ue__record_t *rec, ue_err_t err, const c
     if (c->spool)
         ue__spool_ack(c->spool, rec->seq);
     ue__client_report(c, rec->event_id, ue__record_type(rec), UE_OUTCOME_FAILED, err, reason);
-    ue__snd_resolved(c, 1);
+    resolved(c, rec);
     free(rec);
 }
 
@@ -118,8 +128,10 @@ static void pump_spooled(ue_client_t *c, ue__record_t *batch, size_t n)
     if (batch) {
         int was_caught_up = ue__spool_caught_up(c->spool);
         if (ue__spool_append(c->spool, batch, n) != 0) {
-            /* Disk full or gone: still send, without the crash guarantee for this batch. */
-            atomic_fetch_add(&c->spool_failures, 1);
+            /* Disk full or gone: still send, without the crash guarantee for this batch;
+             * ue_flush_spooled() waits for their acknowledgement instead. */
+            atomic_fetch_add(&c->unspooled, n);
+            ue__snd_add(c, UE_STAT_SPOOL_WRITE_FAILED, (int64_t)n);
             for (ue__record_t *r = batch; r; r = r->next)
                 r->seq = 0;
             send_batch(c, batch);
@@ -230,6 +242,10 @@ static void shut_down(ue_client_t *c)
             ue__record_free_list(rest);
             continue;
         }
+        if (c->spool) {
+            atomic_fetch_add(&c->unspooled, n);
+            ue__snd_add(c, UE_STAT_SPOOL_WRITE_FAILED, (int64_t)n);
+        }
         for (ue__record_t *r = rest, *next; r; r = next) {
             next = r->next; /* pending_push() clears r->next */
             pending_push(c, r);
@@ -272,13 +288,13 @@ void ue__sender_on_result(void *owner, ue__record_t *rec, ue_err_t err, const ch
         if (c->spool)
             ue__spool_ack(c->spool, rec->seq);
         ue__client_report(c, rec->event_id, type, UE_OUTCOME_DELIVERED, UE_OK, "");
-        ue__snd_resolved(c, 1);
+        resolved(c, rec);
         free(rec);
     } else if (err == UE_ERR_SHUTDOWN && atomic_load(&c->stopping)) {
         if (!c->spool || rec->seq == 0) { /* nowhere to keep it */
             ue__snd_add(c, UE_STAT_DROPPED_SHUTDOWN, 1);
             ue__client_report(c, rec->event_id, type, UE_OUTCOME_DROPPED, err, reason);
-            ue__snd_resolved(c, 1);
+            resolved(c, rec);
         }
         free(rec); /* with a spool: still there, the next process sends it */
     } else if (retriable) {

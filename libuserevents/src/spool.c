@@ -207,6 +207,25 @@ static size_t serialize(ue__spool_t *sp, ue__record_t *list)
     return total;
 }
 
+/*
+ * After a failed write or fdatasync, cuts the frame off the active segment: the next frame
+ * must start where the reader (and the frame count) expects it, and a frame whose records are
+ * then sent without the spool must not be replayed by the next process. A segment opened for
+ * this frame goes whole; when the cut itself fails, the next frame starts a new segment (the
+ * torn tail is past valid_bytes, so the reader stops before it and the scan at open skips it).
+ */
+static void cut_failed_frame(ue__spool_t *sp, segment_t *act)
+{
+    if (act->records == 0) {
+        ue__spool_remove_segment(sp, sp->nsegs - 1);
+        return;
+    }
+    if (ftruncate(sp->active_fd, (off_t)act->bytes) != 0) {
+        close(sp->active_fd);
+        sp->active_fd = -1;
+    }
+}
+
 int ue__spool_append(ue__spool_t *sp, ue__record_t *list, size_t n)
 {
     size_t raw_len = serialize(sp, list);
@@ -230,7 +249,9 @@ int ue__spool_append(ue__spool_t *sp, ue__record_t *list, size_t n)
     }
     if (write_all(sp->active_fd, sp->frame, len) ||
         (sp->opts.fsync && fdatasync(sp->active_fd))) {
-        ue__log(sp->log, UE_LOG_ERR, "spool: write to %s failed: %s", sp->dir, strerror(errno));
+        int e = errno;
+        cut_failed_frame(sp, act);
+        ue__log(sp->log, UE_LOG_ERR, "spool: write to %s failed: %s", sp->dir, strerror(e));
         return -1;
     }
     uint64_t seq = sp->next_seq;

@@ -25,6 +25,7 @@ static const char *const names[UE_STAT__CNT] = {
     [UE_STAT_BYTES_SENT] = "bytes_sent",
     [UE_STAT_REPLAYED] = "replayed",
     [UE_STAT_SPOOL_CORRUPT] = "spool_corrupt",
+    [UE_STAT_SPOOL_WRITE_FAILED] = "spool_write_failed",
 };
 
 const char *ue_stat_name(ue_stat_t which)

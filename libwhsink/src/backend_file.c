@@ -15,7 +15,8 @@
  * FIRST..LAST in that day and bucket are already on disk), so a replay rewrites only the
  * missing files and never a row twice. After the files, commit() also writes a checkpoint
  * DIR/TABLE/_whs_offsets/TOPIC-P (so offsets of batches without rows count as well).
- * Leftover temp files are removed at start.
+ * Leftover temp files are removed at start. Files are created 0640 and directories 0750 (less
+ * the umask): events are personal data, not for every local user.
  */
 #include "backend.h"
 #include "json.h"
@@ -65,11 +66,11 @@ static int mkdir_p(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST)
+        if (mkdir(tmp, 0750) && errno != EEXIST)
             return -1;
         *p = '/';
     }
-    return mkdir(tmp, 0755) && errno != EEXIST ? -1 : 0;
+    return mkdir(tmp, 0750) && errno != EEXIST ? -1 : 0;
 }
 
 static int fsync_path(const char *path)
@@ -242,7 +243,7 @@ static whs__be_rc_t file_write(whs__backend_t *be, const whs__batch_t *b, const 
     }
     if (mkdir_p(dir))
         return fail_errno("mkdir", dir, err, err_size);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return fail_errno("create", tmp, err, err_size);
     int bad = write_rows(f, fd, g) || (f->conf.fsync && fsync(fd));
@@ -268,7 +269,7 @@ static whs__be_rc_t write_checkpoint(file_be_t *f, const whs__bpart_t *p, char *
     int n = snprintf(text, sizeof(text), "%" PRId64 "\n", p->next);
     if (mkdir_p(dir))
         return fail_errno("mkdir", dir, err, err_size);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)
         return fail_errno("create", tmp, err, err_size);
     int bad = write_all(fd, text, (size_t)n) || (f->conf.fsync && fsync(fd));

@@ -8,14 +8,18 @@
  * row only where next_offset still equals the batch's base, which fences out a second sink.
  * Times are stored as "YYYY-MM-DD HH:MM:SS.mmm" UTC text (sqlite's date functions read it),
  * dates as "YYYY-MM-DD", booleans as 0/1, properties as JSON text (json_extract() reads it).
+ * A new database file is created 0640 (less the umask) before SQLite opens it, and SQLite
+ * gives its -wal and -shm files the same mode: events are not for every local user.
  */
 #include "backend.h"
 #include "url.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct sqlite_be {
     whs__backend_t base;
@@ -77,6 +81,12 @@ static whs__be_rc_t sqlite_open(const whs__be_conf_t *conf, whs__backend_t **out
         return WHS__BE_FATAL;
     s->conf = *conf;
     snprintf(s->path, sizeof(s->path), "%s", u.path);
+    /* SQLite would create it 0644; ":memory:" and "file:" URIs are left to SQLite. */
+    int fd = s->path[0] != ':' && strncmp(s->path, "file:", 5)
+                 ? open(s->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640)
+                 : -1;
+    if (fd >= 0)
+        close(fd);
     int rc = sqlite3_open_v2(
         s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     whs__be_rc_t r = rc == SQLITE_OK ? WHS__BE_OK : fail(s, rc, "open", err, err_size);

@@ -3,7 +3,11 @@
  *
  * Only the shapes the backends need: "sqlite:PATH", "file:DIR" and
  * "scheme://[user[:password]@]host[:port][/path][?query]". Percent-escapes in the user and
- * password are decoded so a password may hold '@' or ':'.
+ * password are decoded so a password may hold '@' or ':'. A ClickHouse database name must be
+ * an identifier: it goes into the request URL and into SQL text unquoted.
+ *
+ * Masking: a URL reaches logs, errors and dumps only through whs__url_mask(), which hides the
+ * password and every credential query parameter (libpq takes password=, sslpassword=, ...).
  */
 #include "url.h"
 #include "ue_props.h"
@@ -11,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int hexval(char c)
 {
@@ -92,6 +97,17 @@ static int parse_network(const char *rest, whs__url_t *u)
     return 0;
 }
 
+/* "" or "/" (the default database) or "/NAME" with NAME an identifier. */
+static int clickhouse_db_ok(const char *path)
+{
+    const char *db = path[0] == '/' ? path + 1 : path;
+    if (!*db)
+        return 1;
+    if (!((*db >= 'A' && *db <= 'Z') || (*db >= 'a' && *db <= 'z') || *db == '_'))
+        return 0;
+    return db[strspn(db, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")] == '\0';
+}
+
 int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_size)
 {
     char masked[512];
@@ -122,6 +138,13 @@ int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_s
         rc = copy_plain(u->path, sizeof(u->path), colon + 1, strlen(colon + 1));
     if (rc == 0 && local && !u->path[0])
         rc = -1;
+    if (rc == 0 && !strcmp(u->scheme, "clickhouse") && !clickhouse_db_ok(u->path)) {
+        ue__errstr(errstr, errstr_size,
+                   "warehouse.url: the ClickHouse database of \"%s\" is not an identifier "
+                   "([A-Za-z_][A-Za-z0-9_]*)",
+                   masked);
+        return -1;
+    }
     if (rc) {
         ue__errstr(errstr, errstr_size,
                    network || local ? "warehouse.url: \"%s\" is malformed"
@@ -133,22 +156,86 @@ int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_s
     return 0;
 }
 
+/* Appends @p n bytes of @p s to @p out (capacity @p size, used *@p len), cut where it is full. */
+static void put(char *out, size_t size, size_t *len, const char *s, size_t n)
+{
+    size_t room = *len + 1 < size ? size - 1 - *len : 0;
+    memcpy(out + *len, s, n < room ? n : room);
+    *len += n < room ? n : room;
+    out[*len] = '\0';
+}
+
+/*
+ * Whether a query parameter named @p name (@p n bytes) carries a credential: any name holding
+ * "pass", "pwd", "secret", "token", "key" or "auth", in any case (libpq's password and
+ * sslpassword, tokens, API keys). A harmless match (sslkey, a path) is masked too: better one
+ * value too many than one secret in a log.
+ */
+static int secret_param(const char *name, size_t n)
+{
+    static const char *const words[] = {"pass", "pwd", "secret", "token", "key", "auth"};
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        size_t wl = strlen(words[w]);
+        for (size_t i = 0; i + wl <= n; i++)
+            if (strncasecmp(name + i, words[w], wl) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+/* Appends query @p q (after its '?') with the value of every credential parameter masked. */
+static void put_query(char *out, size_t size, size_t *len, const char *q)
+{
+    while (*q) {
+        size_t plen = strcspn(q, "&;"), nlen = strcspn(q, "=&;");
+        if (nlen < plen && secret_param(q, nlen)) {
+            put(out, size, len, q, nlen + 1);
+            put(out, size, len, "****", 4);
+        } else {
+            put(out, size, len, q, plen);
+        }
+        q += plen;
+        if (*q)
+            put(out, size, len, q++, 1);
+    }
+}
+
+/*
+ * Masks every credential a URL can carry, whether it parses or not (a malformed URL is shown
+ * in an error too): the userinfo's password, from the first ':' to the last '@', so that a
+ * password holding an unescaped '@', '/' or '?' is hidden whole; and the value of every
+ * credential query parameter. The user name stays in a "scheme://" URL; in any other shape
+ * the whole userinfo goes, since there is no telling the user from the password. Local URLs
+ * (sqlite:, file:) are paths and are shown as they are.
+ */
 void whs__url_mask(const char *url, char *out, size_t size)
 {
-    const char *sep = url ? strstr(url, "://") : NULL;
+    size_t len = 0;
     if (!size)
         return;
-    if (!sep) {
-        snprintf(out, size, "%s", url ? url : "");
+    out[0] = '\0';
+    url = url ? url : "";
+    if (!strncmp(url, "sqlite:", 7) || !strncmp(url, "file:", 5)) {
+        put(out, size, &len, url, strlen(url));
         return;
     }
-    const char *auth = sep + 3;
-    size_t auth_len = strcspn(auth, "/?");
-    const char *at = memrchr(auth, '@', auth_len);
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-    if (!colon) {
-        snprintf(out, size, "%s", url);
-        return;
+    size_t slen = strspn(url, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    int well_formed = slen > 0 && strncmp(url + slen, "://", 3) == 0;
+    const char *rest = well_formed ? url + slen + 3 : slen > 0 && url[slen] == ':' ? url + slen + 1
+                                                                                 : url;
+    const char *at = strrchr(rest, '@');
+    put(out, size, &len, url, (size_t)(rest - url));
+    if (at) {
+        const char *colon = memchr(rest, ':', (size_t)(at - rest));
+        if (well_formed && !colon)
+            put(out, size, &len, rest, (size_t)(at - rest)); /* a user name alone */
+        else if (well_formed)
+            put(out, size, &len, rest, (size_t)(colon + 1 - rest));
+        put(out, size, &len, well_formed && !colon ? "@" : "****@", well_formed && !colon ? 1 : 5);
+        rest = at + 1;
     }
-    snprintf(out, size, "%.*s:****%s", (int)(colon - url), url, at);
+    const char *query = strchr(rest, '?');
+    put(out, size, &len, rest, query ? (size_t)(query + 1 - rest) : strlen(rest));
+    if (query)
+        put_query(out, size, &len, query + 1);
 }

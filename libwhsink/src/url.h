@@ -19,11 +19,14 @@ typedef struct whs__url {
 
 /*
  * Splits @p url. "postgresql://" is read as "postgres://". Returns 0, or -1 with the reason
- * in @p errstr for an unknown scheme or a URL without its required part.
+ * in @p errstr (the URL masked) for an unknown scheme, a URL without its required part, or a
+ * ClickHouse database name that is not an identifier.
  */
 int whs__url_parse(const char *url, whs__url_t *out, char *errstr, size_t errstr_size);
 
-/* Copies @p url into @p out with any password replaced by "****". */
+/* Copies @p url into @p out with every credential replaced by "****": the userinfo's password
+ * (the whole userinfo when the URL is malformed) and the value of any query parameter whose
+ * name holds pass, pwd, secret, token, key or auth. Works on URLs that do not parse. */
 void whs__url_mask(const char *url, char *out, size_t size);
 
 #endif

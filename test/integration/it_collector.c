@@ -5,6 +5,7 @@
  *
  * Each test proves one guarantee; the collector is spawned from $UE_BUILD_DIR (default build)
  * on a free loopback port, with small body caps so that the SDK's batches meet 413 and split.
+ * UE_IT_FILTER (a cmocka glob, e.g. "*bomb*") runs some tests only.
  */
 #include "collector.pb-c.h"
 #include "deep_pb.h"
@@ -15,6 +16,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,7 +24,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -33,13 +41,17 @@
 static const char *const TYPES[] = {"page_view", "click", "purchase"};
 #define NTYPES 3
 #define MAX_EVENT_BYTES 4096 /* --max-event-bytes of the bad-requests collector */
+#define KEY "it-key-0123456789abcdef" /* API keys are 16 characters at least */
+#define SLOW_KEY "slow-key-0123456789ab"
 
 /* ---- the collector process ------------------------------------------------------------------ */
 
 typedef struct collector {
     pid_t pid;
     int port;
+    int private_metrics; /* leave out --public-metrics: /metrics only on --metrics-port */
     char keys[512], spool[512], prefix[128];
+    char errlog[600]; /* when set, the collector's stderr goes to this file */
 } collector_t;
 
 static pid_t live_pids[8]; /* killed by the group teardown if a test fails half-way */
@@ -102,6 +114,8 @@ static void collector_start(collector_t *col, int port, const char *const *extra
                             "-X",
                             "shutdown.timeout.ms=20000"};
     int argc = 19;
+    if (!col->private_metrics)
+        argv[argc++] = "--public-metrics"; /* metric() reads the public port */
     for (; extra && *extra && argc < 30; extra++)
         argv[argc++] = *extra;
     argv[argc] = NULL;
@@ -112,6 +126,9 @@ static void collector_start(collector_t *col, int port, const char *const *extra
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
+        int err = col->errlog[0] ? open(col->errlog, O_WRONLY | O_CREAT | O_TRUNC, 0600) : -1;
+        if (err >= 0)
+            dup2(err, 2);
         execv(bin, (char *const *)argv);
         _exit(127);
     }
@@ -147,6 +164,7 @@ static void collector_init(collector_t *col, const char *keys_text)
     assert_non_null(f);
     fputs(keys_text, f);
     fclose(f);
+    chmod(col->keys, 0600); /* the collector refuses a keys file others can read */
 }
 
 static void collector_cleanup(collector_t *col)
@@ -218,6 +236,7 @@ static void track_events(ue_client_t *c, tracked_t *t, size_t n)
 
 typedef struct check_opts {
     int allow_duplicates; /* a SIGKILLed collector may publish an event twice (same id) */
+    const char *const *extra; /* run_with_restart(): more flags of the collector */
 } check_opts_t;
 
 /* Consumes the collector's topics; asserts every tracked id arrived, stamped received_at. */
@@ -304,8 +323,8 @@ static void run_with_restart(collector_t *col, int sig, size_t n, check_opts_t o
 {
     char *spool = tu_tempdir("it-sdk-spool");
     tracked_t *t = tracked_new(n);
-    collector_start(col, 0, NULL);
-    ue_client_t *c = sdk_client(col, spool, "it-key");
+    collector_start(col, 0, o.extra);
+    ue_client_t *c = sdk_client(col, spool, KEY);
     track_events(c, t, n / 4);
     usleep(300 * 1000);
     track_events(c, t, n / 4); /* a burst: requests in flight when the collector stops */
@@ -314,7 +333,7 @@ static void run_with_restart(collector_t *col, int sig, size_t n, check_opts_t o
     if (sig == SIGTERM)
         assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     track_events(c, t, n / 4);             /* the collector is down: spooled by the SDK */
-    collector_start(col, col->port, NULL); /* same port, same spool */
+    collector_start(col, col->port, o.extra); /* same port, same spool */
     track_events(c, t, n - t->n);
     assert_int_equal(ue_flush(c, 120000), UE_OK);
     assert_true(split > 0); /* the SDK's batches met the 64 KiB cap and split */
@@ -337,8 +356,21 @@ static void test_collector_restart_every_event_once(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\n");
+    collector_init(&col, KEY " 0\n");
     run_with_restart(&col, SIGTERM, 20000, (check_opts_t){0});
+    collector_cleanup(&col);
+}
+
+/* Guarantee: a SIGTERM whose drain deadline passes at once (--drain-timeout-ms 0) still answers
+ * every batch it has started to publish before it stops (one answered nothing, and its client
+ * sent the events again), and starts no other: every event arrives exactly once. */
+static void test_collector_sigterm_at_once_publishes_each_event_once(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    const char *const extra[] = {"--drain-timeout-ms", "0", NULL};
+    run_with_restart(&col, SIGTERM, 20000, (check_opts_t){.extra = extra});
     collector_cleanup(&col);
 }
 
@@ -348,7 +380,7 @@ static void test_collector_sigkill_loses_nothing(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\n");
+    collector_init(&col, KEY " 0\n");
     run_with_restart(&col, SIGKILL, 10000, (check_opts_t){.allow_duplicates = 1});
     collector_cleanup(&col);
 }
@@ -465,37 +497,37 @@ static void bad_requests(const collector_t *col, tracked_t *t)
     char *invalid = json_batch(NULL, 2, 3, 1, rejected);
     reply_t r = post(col, NULL, "application/json", NULL, ok, strlen(ok));
     assert_int_equal(r.status, 401);
-    r = post(col, "wrong-key", "application/json", NULL, ok, strlen(ok));
+    r = post(col, "wrong-key-0123456789ab", "application/json", NULL, ok, strlen(ok));
     assert_int_equal(r.status, 401);
     assert_true(has_reason(&r));
-    r = post(col, "slow-key", "application/json", NULL, ok, strlen(ok)); /* burst of 1 */
+    r = post(col, SLOW_KEY, "application/json", NULL, ok, strlen(ok)); /* burst of 1 */
     assert_int_equal(r.status, 200);
-    r = post(col, "slow-key", "application/json", NULL, ok, strlen(ok));
+    r = post(col, SLOW_KEY, "application/json", NULL, ok, strlen(ok));
     assert_int_equal(r.status, 429);
     assert_true(r.retry_after >= 1);
     char *big = calloc(1, 100000);
     memset(big, ' ', 99999);
-    r = post(col, "it-key", "application/json", NULL, big, 99999);
+    r = post(col, KEY, "application/json", NULL, big, 99999);
     assert_int_equal(r.status, 413);
     free(big);
     size_t blen;
     uint8_t *gz = bomb(20 << 20, 0, &blen);
-    r = post(col, "it-key", "application/json", "gzip", gz, blen);
+    r = post(col, KEY, "application/json", "gzip", gz, blen);
     assert_int_equal(r.status, 413);
     free(gz);
     gz = bomb(20 << 20, 1, &blen);
-    r = post(col, "it-key", "application/x-protobuf", "zstd", gz, blen);
+    r = post(col, KEY, "application/x-protobuf", "zstd", gz, blen);
     assert_int_equal(r.status, 413);
     free(gz);
-    r = post(col, "it-key", "application/x-protobuf", NULL, "\xff\xff\xff garbage", 12);
+    r = post(col, KEY, "application/x-protobuf", NULL, "\xff\xff\xff garbage", 12);
     assert_int_equal(r.status, 400);
     assert_true(has_reason(&r));
-    r = post(col, "it-key", "application/json", NULL, "[{\"type\":", 9);
+    r = post(col, KEY, "application/json", NULL, "[{\"type\":", 9);
     assert_int_equal(r.status, 400);
-    r = post(col, "it-key", "application/json", NULL, invalid, strlen(invalid));
+    r = post(col, KEY, "application/json", NULL, invalid, strlen(invalid));
     assert_int_equal(r.status, 400); /* one bad event: none of the batch is published */
     assert_non_null(strstr(r.body, "events[3]"));
-    r = post(col, "it-key", "application/json", "gzip", "not gzip", 8);
+    r = post(col, KEY, "application/json", "gzip", "not gzip", 8);
     assert_int_equal(r.status, 400);
     /* A valid event, then one over --max-event-bytes by its session id alone: 413, and the
      * valid one is not published either (assert_arrived finds no unexpected id). */
@@ -506,7 +538,7 @@ static void bad_requests(const collector_t *col, tracked_t *t)
                              "\"user_id\":\"web-4\",\"session_id\":\"") - 1;
     memset(oversized + olen, 's', MAX_EVENT_BYTES);
     snprintf(oversized + olen + MAX_EVENT_BYTES, cap - olen - MAX_EVENT_BYTES, "\"}]");
-    r = post(col, "it-key", "application/json", NULL, oversized, strlen(oversized));
+    r = post(col, KEY, "application/json", NULL, oversized, strlen(oversized));
     assert_int_equal(r.status, 413);
     assert_non_null(strstr(r.body, "events[1]"));
     free(oversized);
@@ -521,7 +553,7 @@ static void good_zstd_json(const collector_t *col, tracked_t *t)
     size_t cap = ZSTD_compressBound(strlen(json));
     uint8_t *z = malloc(cap);
     size_t zlen = ZSTD_compress(z, cap, json, strlen(json), 3);
-    reply_t r = post(col, "it-key", "application/json", "zstd", z, zlen);
+    reply_t r = post(col, KEY, "application/json", "zstd", z, zlen);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"accepted\":5"));
     free(z);
@@ -535,14 +567,14 @@ static void test_collector_answers_bad_requests_and_keeps_the_good(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\nslow-key 0.1 1\n");
+    collector_init(&col, KEY " 0\n" SLOW_KEY " 0.1 1\n");
     char max_event[16];
     snprintf(max_event, sizeof(max_event), "%d", MAX_EVENT_BYTES);
     const char *const extra[] = {"--max-event-bytes", max_event, NULL};
     collector_start(&col, 0, extra);
     char *spool = tu_tempdir("it-sdk-spool");
     tracked_t *t = tracked_new(10000);
-    ue_client_t *c = sdk_client(&col, spool, "it-key");
+    ue_client_t *c = sdk_client(&col, spool, KEY);
     track_events(c, t, 2000);
     bad_requests(&col, t);
     track_events(c, t, 2000);
@@ -551,7 +583,7 @@ static void test_collector_answers_bad_requests_and_keeps_the_good(void **state)
     assert_int_equal(ue_flush(c, 60000), UE_OK);
     assert_int_equal(ue_stat(c, UE_STAT_FAILED), 0);
     assert_int_equal(ue_client_destroy(c), UE_OK);
-    ue_client_t *bad = sdk_client(&col, spool, "wrong-key"); /* the SDK's view of a 401 */
+    ue_client_t *bad = sdk_client(&col, spool, "wrong-key-0123456789ab"); /* the SDK and a 401 */
     tracked_t *lost = tracked_new(10);
     track_events(bad, lost, 5);
     assert_int_equal(ue_flush(bad, 10000), UE_OK);
@@ -574,11 +606,11 @@ static void test_collector_refuses_deep_nesting_and_lives_on(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\n");
+    collector_init(&col, KEY " 0\n");
     collector_start(&col, 0, NULL);
     size_t len;
     uint8_t *deep = dp_batch(6000, &len);
-    reply_t r = post(&col, "it-key", "application/x-protobuf", NULL, deep, len);
+    reply_t r = post(&col, KEY, "application/x-protobuf", NULL, deep, len);
     free(deep);
     assert_int_equal(r.status, 400);
     assert_non_null(strstr(r.body, "nested deeper than 32 levels"));
@@ -586,7 +618,7 @@ static void test_collector_refuses_deep_nesting_and_lives_on(void **state)
     assert_int_equal(get_status(&col, "/healthz"), 200);
     tracked_t *t = tracked_new(16);
     char *ok = json_batch(t, 5, 3, 0, NULL);
-    r = post(&col, "it-key", "application/json", NULL, ok, strlen(ok));
+    r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
     free(ok);
     assert_int_equal(r.status, 200);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
@@ -627,7 +659,7 @@ static void test_collector_refuses_reserved_types(void **state)
 {
     (void)state;
     collector_t col;
-    collector_init(&col, "it-key 0\n");
+    collector_init(&col, KEY " 0\n");
     collector_start(&col, 0, NULL);
     const char *reserved[] = {"enriched", "dead_letter", "aggregates", "alerts", "Changelog",
                               "profiles"};
@@ -636,24 +668,830 @@ static void test_collector_refuses_reserved_types(void **state)
         char body[256];
         snprintf(body, sizeof(body), "[{\"type\":\"click\",\"user_id\":\"web-6\"},"
                  "{\"type\":\"%s\",\"user_id\":\"web-6\"}]", reserved[i]);
-        reply_t r = post(&col, "it-key", "application/json", NULL, body, strlen(body));
+        reply_t r = post(&col, KEY, "application/json", NULL, body, strlen(body));
         assert_int_equal(r.status, 400);
         assert_non_null(strstr(r.body, "events[1]"));
         assert_non_null(strstr(r.body, "reserved"));
         size_t len;
         uint8_t *pb = pb_batch_of_type(reserved[i], &len);
-        r = post(&col, "it-key", "application/x-protobuf", NULL, pb, len);
+        r = post(&col, KEY, "application/x-protobuf", NULL, pb, len);
         free(pb);
         assert_int_equal(r.status, 400);
         assert_non_null(strstr(r.body, "reserved"));
     }
     char *ok = json_batch(t, 7, 2, 0, NULL);
-    reply_t r = post(&col, "it-key", "application/json", NULL, ok, strlen(ok));
+    reply_t r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
     free(ok);
     assert_int_equal(r.status, 200);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
     assert_arrived(&col, t, (check_opts_t){0}); /* the clicks of the refused batches: absent */
     tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* ---- hostile input: memory --------------------------------------------------------------- */
+
+/* The collector's resident memory now, in kB (VmRSS of /proc/PID/status); -1 when gone. */
+static long rss_kb(pid_t pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+/* Samples a process's VmRSS every 2 ms on a thread of its own, keeping the peak. */
+typedef struct rss_sampler {
+    pid_t pid;
+    atomic_int stop, samples;
+    long peak_kb;
+    pthread_t thread;
+} rss_sampler_t;
+
+static void sample_once(rss_sampler_t *s)
+{
+    long kb = rss_kb(s->pid);
+    if (kb > s->peak_kb)
+        s->peak_kb = kb;
+}
+
+static void *sample_rss(void *arg)
+{
+    rss_sampler_t *s = arg;
+    while (!atomic_load(&s->stop)) {
+        sample_once(s);
+        atomic_fetch_add(&s->samples, 1);
+        usleep(2000);
+    }
+    return NULL;
+}
+
+/* Starts sampling; returns once the thread has taken its first sample. */
+static void sampler_start(rss_sampler_t *s, pid_t pid)
+{
+    memset(s, 0, sizeof(*s));
+    s->pid = pid;
+    assert_int_equal(pthread_create(&s->thread, NULL, sample_rss, s), 0);
+    while (!atomic_load(&s->samples))
+        usleep(1000);
+}
+
+static long sampler_stop(rss_sampler_t *s)
+{
+    atomic_store(&s->stop, 1);
+    pthread_join(s->thread, NULL);
+    sample_once(s);
+    return s->peak_kb;
+}
+
+/* POSTs @p bodies[i] (@p lens[i] bytes) for i < @p n at once (curl's multi interface, one
+ * connection each); the statuses go to @p status, the slowest answer's seconds are returned. */
+static double post_each_concurrently(const collector_t *col, const char *type,
+                                     const char *encoding, const void *const *bodies,
+                                     const size_t *lens, int n, long *status)
+{
+    char url[128], h[2][128];
+    CURLM *m = curl_multi_init();
+    CURL *e[16];
+    reply_t *replies = calloc(16, sizeof(reply_t));
+    struct curl_slist *hdrs = NULL;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/batch", col->port);
+    snprintf(h[0], sizeof(h[0]), "Content-Type: %s", type);
+    snprintf(h[1], sizeof(h[1]), "Content-Encoding: %s", encoding ? encoding : "identity");
+    hdrs = curl_slist_append(hdrs, "X-API-Key: " KEY);
+    hdrs = curl_slist_append(hdrs, h[0]);
+    hdrs = curl_slist_append(hdrs, h[1]);
+    hdrs = curl_slist_append(hdrs, "Expect:");
+    assert_true(n <= 16);
+    for (int i = 0; i < n; i++) {
+        e[i] = curl_easy_init();
+        curl_easy_setopt(e[i], CURLOPT_URL, url);
+        curl_easy_setopt(e[i], CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDS, bodies[i]);
+        curl_easy_setopt(e[i], CURLOPT_POSTFIELDSIZE, (long)lens[i]);
+        curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, keep_body);
+        curl_easy_setopt(e[i], CURLOPT_WRITEDATA, &replies[i]);
+        curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 120000L);
+        curl_multi_add_handle(m, e[i]);
+    }
+    int running = 1;
+    while (running) {
+        curl_multi_perform(m, &running);
+        if (running)
+            curl_multi_poll(m, NULL, 0, 100, NULL);
+    }
+    double slowest = 0;
+    for (int i = 0; i < n; i++) {
+        double secs = 0;
+        status[i] = 0;
+        curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &status[i]);
+        curl_easy_getinfo(e[i], CURLINFO_TOTAL_TIME, &secs);
+        slowest = secs > slowest ? secs : slowest;
+        curl_multi_remove_handle(m, e[i]);
+        curl_easy_cleanup(e[i]);
+    }
+    curl_slist_free_all(hdrs);
+    curl_multi_cleanup(m);
+    free(replies);
+    return slowest;
+}
+
+/* POSTs the same @p body @p n times at once; see post_each_concurrently(). */
+static double post_concurrently(const collector_t *col, const char *type, const char *encoding,
+                                const void *body, size_t len, int n, long *status)
+{
+    const void *bodies[16];
+    size_t lens[16];
+    for (int i = 0; i < n && i < 16; i++)
+        bodies[i] = body, lens[i] = len;
+    return post_each_concurrently(col, type, encoding, bodies, lens, n, status);
+}
+
+/* @p text repeated to @p size bytes between @p open and @p close, gzip'ed (@p zstd 0) or
+ * zstd'ed: a small body that decodes to a huge JSON document. */
+static uint8_t *json_bomb(const char *open, const char *text, const char *close, size_t size,
+                          int zstd, size_t *len)
+{
+    size_t tl = strlen(text), n = 0;
+    char *plain = malloc(size + 64);
+    n += (size_t)sprintf(plain, "%s", open);
+    while (n + tl + strlen(close) < size)
+        n += (size_t)sprintf(plain + n, "%s", text);
+    n += (size_t)sprintf(plain + n - 1, "%s", close) - 1; /* over the last separator */
+    uint8_t *out = malloc(n / 50 + 65536);
+    if (zstd) {
+        *len = ZSTD_compress(out, n / 50 + 65536, plain, n, 19);
+    } else {
+        z_stream zs = {0};
+        deflateInit2(&zs, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY);
+        zs.next_in = (Bytef *)plain, zs.avail_in = (uInt)n;
+        zs.next_out = out, zs.avail_out = (uInt)(n / 50 + 65536);
+        deflate(&zs, Z_FINISH);
+        *len = zs.total_out;
+        deflateEnd(&zs);
+    }
+    free(plain);
+    return out;
+}
+
+/* An EventBatch of @p n empty events (2 bytes each): protobuf-c's own bomb. */
+static uint8_t *pb_empty_events(size_t n, size_t *len)
+{
+    uint8_t *out = malloc(2 * n);
+    for (size_t i = 0; i < n; i++)
+        out[2 * i] = 0x0a, out[2 * i + 1] = 0; /* field 1, length 0 */
+    *len = 2 * n;
+    return out;
+}
+
+#define RSS_BOUND_KB (100 * 1024)
+
+/* Guarantee: a small body that would decode into a huge parse tree is refused before it is
+ * built, the collector's memory stays bounded (VmRSS under 100 MB, sampled every 2 ms: ~20 MB
+ * at rest, plus at most --max-inflight-bytes, 64 MiB, held by requests), and it serves on.
+ * 8 KB of gzip decoding to 8 MiB of [0,0,...] took ~340 MB per request and 2.6 GB for 8 at
+ * once, which stayed after them. */
+static void test_collector_refuses_json_bombs_in_bounded_memory(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    const char *const production[] = {"--max-body", "1048576", "--max-decoded", "8388608", NULL};
+    collector_start(&col, 0, production); /* the default caps, not the small ones of the rest */
+    size_t glen, zlen, dlen, plen, pblen;
+    uint8_t *gz = json_bomb("[", "0,", "]", 8 << 20, 0, &glen);
+    uint8_t *zs = json_bomb("[", "0,", "]", 8 << 20, 1, &zlen);
+    uint8_t *one = json_bomb("[{\"type\":\"click\",\"user_id\":\"u\",\"properties\":{\"a\":[", "0,",
+                             "]}}]", 8 << 20, 0, &plen); /* one event, 4 million values */
+    uint8_t *deep = json_bomb("", "[", "", 4096, 0, &dlen);
+    uint8_t *pb = pb_empty_events(4 << 20, &pblen);
+    print_message("gzip bomb: %zu bytes -> 8 MiB of [0,0,...]\n", glen);
+    rss_sampler_t s;
+    sampler_start(&s, col.pid);
+    long st[16];
+    int64_t t0 = (int64_t)time(NULL);
+    reply_t first = post(&col, KEY, "application/json", "gzip", gz, glen);
+    assert_int_equal(first.status, 413);
+    double slowest = post_concurrently(&col, "application/json", "gzip", gz, glen, 8, st);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(st[i], 413);
+    post_concurrently(&col, "application/json", "zstd", zs, zlen, 8, st);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(st[i], 413);
+    post_concurrently(&col, "application/json", "gzip", one, plen, 4, st);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(st[i], 413); /* the parse tree would pass --max-parse-bytes */
+    reply_t r = post(&col, KEY, "application/json", "gzip", deep, dlen);
+    assert_int_equal(r.status, 400);
+    r = post(&col, KEY, "application/x-protobuf", NULL, pb, pblen);
+    assert_int_equal(r.status, 413); /* 4 million empty events: counted before unpacking */
+    long peak = sampler_stop(&s), after = rss_kb(col.pid);
+    print_message("VmRSS peak %ld kB (%d samples), after %ld kB (bound %d kB); 8 bombs at once "
+                  "answered within %.3f s; %lld s in all\n",
+                  peak, atomic_load(&s.samples), after, RSS_BOUND_KB, slowest,
+                  (long long)(time(NULL) - t0));
+    assert_true(peak > 0 && peak < RSS_BOUND_KB);
+    assert_true(after < RSS_BOUND_KB);
+    assert_non_null(strstr(first.body, "more than 10000 events")); /* counted, not parsed */
+    /* good clients are still served, and nothing of the bombs was published */
+    tracked_t *t = tracked_new(16);
+    char *ok = json_batch(t, 8, 3, 0, NULL);
+    r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
+    assert_int_equal(r.status, 200);
+    free(ok);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    free(gz), free(zs), free(one), free(deep), free(pb);
+    collector_cleanup(&col);
+}
+
+/* Guarantee: a JSON string holding \u0000 (or a raw control byte) gets 400: cJSON would cut
+ * it short, and "a\u0000b" would be published as user "a". */
+static void test_collector_refuses_nul_in_json_strings(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    collector_start(&col, 0, NULL);
+    const char *bad[] = {"[{\"type\":\"click\",\"user_id\":\"victim\\u0000attacker\"}]",
+                         "[{\"type\":\"click\",\"user_id\":\"u\",\"properties\":{\"k\\u0000\":1}}]",
+                         "[{\"type\":\"click\",\"user_id\":\"a\x01b\"}]"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        reply_t r = post(&col, KEY, "application/json", NULL, bad[i],
+                         strlen(bad[i]));
+        assert_int_equal(r.status, 400);
+        assert_true(has_reason(&r));
+    }
+    tracked_t *t = tracked_new(16);
+    char *ok = json_batch(t, 9, 2, 0, NULL);
+    reply_t r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
+    assert_int_equal(r.status, 200);
+    free(ok);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0}); /* none of the refused users */
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* ---- raw connections --------------------------------------------------------------------- */
+
+/* A TCP connection to the collector from local address @p from (any of 127/8 is loopback);
+ * -1 when it cannot be made. */
+static int raw_connect(const collector_t *col, const char *from)
+{
+    struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    inet_pton(AF_INET, from, &src.sin_addr);
+    inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
+    dst.sin_port = htons((uint16_t)col->port);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
+        connect(fd, (struct sockaddr *)&dst, sizeof(dst))) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int raw_send(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* 1 when the collector has closed @p fd (end of stream or reset), waiting up to @p ms; what
+ * it sent before (an error answer) is read and dropped. */
+static int raw_closed(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    char buf[4096];
+    while (poll(&p, 1, ms) == 1) {
+        ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n <= 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Opens a POST of a @p declared byte body and sends @p sent bytes of it: a request that holds
+ * its body buffer until it is closed. */
+static int hold_body(const collector_t *col, size_t declared, size_t sent)
+{
+    char head[512];
+    int fd = raw_connect(col, "127.0.0.1");
+    assert_true(fd >= 0);
+    int n = snprintf(head, sizeof(head),
+                     "POST /v1/batch HTTP/1.1\r\nHost: collector\r\n"
+                     "X-API-Key: " KEY "\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     declared);
+    char *body = malloc(sent);
+    memset(body, ' ', sent);
+    assert_int_equal(raw_send(fd, head, (size_t)n), 0);
+    assert_int_equal(raw_send(fd, body, sent), 0);
+    free(body);
+    return fd;
+}
+
+/* Guarantee: the memory all requests hold at once is bounded (--max-inflight-bytes): past it a
+ * request gets 503 with Retry-After, and is served once memory is free again. */
+static void test_collector_memory_budget_answers_503_when_full(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    const char *const budget[] = {"--max-body", "262144", "--max-decoded", "262144",
+                                  "--max-parse-bytes", "262144", "--max-inflight-bytes",
+                                  "900000", NULL};
+    collector_start(&col, 0, budget);
+    int held[3];
+    for (int i = 0; i < 3; i++) /* each holds a 256 KiB body buffer: 768 KiB of the 879 */
+        held[i] = hold_body(&col, 262144, 200000);
+    usleep(500 * 1000);
+    tracked_t *t = tracked_new(16);
+    char *ok = json_batch(t, 10, 2, 0, NULL);
+    size_t len = strlen(ok);
+    ok = realloc(ok, 200000);
+    memset(ok + len, ' ', 200000 - len); /* padded: its buffer needs 256 KiB too */
+    reply_t r = post(&col, KEY, "application/json", NULL, ok, 200000);
+    assert_int_equal(r.status, 503);
+    assert_true(r.retry_after >= 1);
+    assert_non_null(strstr(r.body, "max-inflight-bytes"));
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
+    usleep(300 * 1000);
+    r = post(&col, KEY, "application/json", NULL, ok, 200000);
+    assert_int_equal(r.status, 200); /* the same request, now that memory is free */
+    free(ok);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* ---- hostile input: slow clients --------------------------------------------------------- */
+
+#define SLOW_ADDRS 12    /* 127.0.0.2 .. 127.0.0.13 */
+#define SLOW_PER_ADDR 34 /* two past the default --max-per-ip of 32 */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* GET /healthz or POST a small batch from 127.0.0.1, timed; the status (0: no answer in 1 s). */
+static long timed_request(const collector_t *col, int batch, tracked_t *t, double *secs)
+{
+    double t0 = now_s();
+    long status;
+    if (batch) {
+        char *ok = json_batch(t, 11, 2, 0, NULL);
+        char url[128];
+        struct curl_slist *hdrs = curl_slist_append(NULL, "X-API-Key: " KEY);
+        hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+        reply_t *r = calloc(1, sizeof(*r));
+        CURL *e = curl_easy_init();
+        snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/batch", col->port);
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, ok);
+        curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 1000L);
+        status = 0;
+        if (curl_easy_perform(e) == CURLE_OK)
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(e);
+        curl_slist_free_all(hdrs);
+        free(r);
+        free(ok);
+    } else {
+        status = get_status(col, "/healthz");
+    }
+    *secs = now_s() - t0;
+    return *secs <= 1.0 ? status : 0;
+}
+
+/* Sends one more byte of an unfinished header to every slow socket still open. */
+static void trickle(int *fds, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0 && raw_send(fds[i], "a", 1))
+            fds[i] = -2; /* refused: the collector closed it */
+}
+
+/* How many of @p fds the collector has closed (without waiting); they are closed here too. */
+static int reap_closed(int *fds, int n)
+{
+    int closed = 0;
+    for (int i = 0; i < n; i++) {
+        if (fds[i] == -2 || (fds[i] >= 0 && raw_closed(fds[i], 0))) {
+            if (fds[i] >= 0)
+                close(fds[i]);
+            fds[i] = -1;
+            closed++;
+        }
+    }
+    return closed;
+}
+
+/*
+ * Guarantee: slow clients cannot take the collector away from the others (slowloris). 408
+ * connections from 127.0.0.2..13 send their headers one byte a second: past 32 per address
+ * they are refused at once, the rest are cut when their headers are 10 s late, and meanwhile a
+ * client from 127.0.0.1 gets /healthz and a batch answered within 1 s. (260 such sockets kept
+ * /healthz from answering for over 100 s.)
+ */
+static void test_collector_survives_slowloris(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    collector_start(&col, 0, NULL); /* the default limits */
+    int n = SLOW_ADDRS * SLOW_PER_ADDR, *fds = malloc(sizeof(int) * (size_t)n), refused = 0;
+    const char *start = "POST /v1/batch HTTP/1.1\r\nHost: collector\r\nX-Slow: ";
+    double t0 = now_s();
+    for (int a = 0; a < SLOW_ADDRS; a++) {
+        char from[32];
+        snprintf(from, sizeof(from), "127.0.0.%d", a + 2);
+        for (int k = 0; k < SLOW_PER_ADDR; k++) {
+            int i = a * SLOW_PER_ADDR + k;
+            fds[i] = raw_connect(&col, from);
+            if (fds[i] < 0 || raw_send(fds[i], start, strlen(start)))
+                fds[i] = -2;
+        }
+    }
+    usleep(500 * 1000);
+    refused = reap_closed(fds, n);
+    int held = n - refused;
+    print_message("%d slow connections from %d addresses: %d refused at once, %d held\n", n,
+                  SLOW_ADDRS, refused, held);
+    double secs[4];
+    tracked_t *t = tracked_new(16);
+    long health = timed_request(&col, 0, NULL, &secs[0]);
+    trickle(fds, n);
+    long batch = timed_request(&col, 1, t, &secs[1]);
+    sleep(1);
+    trickle(fds, n);
+    long health2 = timed_request(&col, 0, NULL, &secs[2]);
+    print_message("meanwhile from 127.0.0.1: /healthz %ld in %.3f s, batch %ld in %.3f s, "
+                  "/healthz %ld in %.3f s\n",
+                  health, secs[0], batch, secs[1], health2, secs[2]);
+    /* the rest trickle on until the collector cuts them */
+    int left = held;
+    while (left > 0 && now_s() - t0 < 30) {
+        sleep(1);
+        trickle(fds, n);
+        left -= reap_closed(fds, n);
+    }
+    double cut_after = now_s() - t0;
+    print_message("the held connections were cut %.1f s after they opened (%d left)\n", cut_after,
+                  left);
+    for (int i = 0; i < n; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    free(fds);
+    assert_int_equal(health, 200);
+    assert_int_equal(batch, 200);
+    assert_int_equal(health2, 200);
+    assert_true(refused >= 2 * SLOW_ADDRS); /* at most 32 per address */
+    assert_true(held >= 300 && held <= SLOW_ADDRS * 32);
+    assert_int_equal(left, 0);
+    assert_true(cut_after < 10 + 5); /* the header deadline, and the 1 s steps of this loop */
+    assert_true(metric(&col, "\nuserevents_collector_connections_timed_out_total ") >= held);
+    assert_int_equal(timed_request(&col, 0, NULL, &secs[3]), 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* ---- secrets and keys ---------------------------------------------------------------------- */
+
+/* A TCP port free on 127.0.0.1 now (bound, then let go). */
+static int free_port(void)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Guarantee: /metrics (it names the brokers) is served on the metrics port only, unless
+ * --public-metrics asks for the public port too. */
+static void test_collector_metrics_only_on_the_metrics_port(void **state)
+{
+    (void)state;
+    collector_t col;
+    char port[16], url[128];
+    collector_init(&col, KEY " 0\n");
+    col.private_metrics = 1;
+    snprintf(port, sizeof(port), "%d", free_port());
+    const char *const extra[] = {"--metrics-port", port, NULL};
+    collector_start(&col, 0, extra);
+    assert_int_equal(get_status(&col, "/metrics"), 404);
+    assert_int_equal(get_status(&col, "/healthz"), 200);
+    reply_t *r = calloc(1, sizeof(*r));
+    CURL *e = curl_easy_init();
+    long status = 0;
+    snprintf(url, sizeof(url), "http://127.0.0.1:%s/metrics", port);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    assert_int_equal(curl_easy_perform(e), CURLE_OK);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(e);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(r->body, "userevents_collector_http_responses_total"));
+    free(r);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    collector_cleanup(&col);
+}
+
+/* Runs the collector with @p keys_text in a keys file of mode @p mode and @p extra flags;
+ * returns its exit status if it stops within 10 s (the reason in @p err), else -1 (it is
+ * serving: stopped here). */
+static int collector_refuses(const char *keys_text, mode_t mode, const char *const *extra,
+                             char *err, size_t errsz)
+{
+    collector_t col;
+    collector_init(&col, keys_text);
+    chmod(col.keys, mode);
+    snprintf(col.errlog, sizeof(col.errlog), "%s.err", col.keys);
+    const char *build = getenv("UE_BUILD_DIR");
+    char bin[512];
+    snprintf(bin, sizeof(bin), "%s/ue-collector", build && *build ? build : "build");
+    const char *argv[16] = {bin, "-b", it_bootstrap(), "-p", "0", "-s", col.spool, "-K",
+                            col.keys};
+    int argc = 9, status = -1;
+    for (; extra && *extra && argc < 15; extra++)
+        argv[argc++] = *extra;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY), fd = open(col.errlog, O_WRONLY | O_CREAT, 0600);
+        dup2(null, 1);
+        dup2(fd, 2);
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000 && waitpid(pid, &status, WNOHANG) == 0; i++)
+        usleep(10000);
+    if (waitpid(pid, NULL, WNOHANG) == 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        status = -1;
+    }
+    FILE *f = fopen(col.errlog, "r");
+    size_t n = f ? fread(err, 1, errsz - 1, f) : 0;
+    err[n] = '\0';
+    if (f)
+        fclose(f);
+    collector_cleanup(&col);
+    return status == -1 ? -1 : WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* Guarantee: a keys file is read strictly, never as a shorter key: a mistake stops the
+ * collector with the file and line named, a file others can read is refused, and a '#' inside
+ * a key is part of it ("abc#defSECRET..." was read as "abc"). */
+static void test_collector_keys_file_is_strict(void **state)
+{
+    (void)state;
+    char err[4096];
+    static const struct {
+        const char *text, *reason;
+    } bad[] = {
+        {KEY " 0\nshort 0\n", ":2: a key of 5 characters (16 to 256 wanted)"},
+        {KEY " 0 # a comment after a key\n", ":1: more than KEY RATE BURST"},
+        {KEY " fast\n", ":1: RATE and BURST must be numbers"},
+        {"# the keys\n\n" KEY "\x01x 0\n", ":3: a key with a blank, control or non-ASCII"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(collector_refuses(bad[i].text, 0600, NULL, err, sizeof(err)), 2);
+        if (!strstr(err, bad[i].reason))
+            fail_msg("case %zu: expected \"%s\" in: %s", i, bad[i].reason, err);
+    }
+    char longkey[300];
+    memset(longkey, 'k', 257);
+    snprintf(longkey + 257, sizeof(longkey) - 257, " 0\n");
+    assert_int_equal(collector_refuses(longkey, 0600, NULL, err, sizeof(err)), 2);
+    assert_non_null(strstr(err, ":1: a key of 257 characters"));
+    assert_int_equal(collector_refuses(KEY " 0\n", 0640, NULL, err, sizeof(err)), 2);
+    assert_non_null(strstr(err, "open to group or others (mode 640): chmod 600"));
+    assert_int_equal(collector_refuses(KEY " 0\n", 0604, NULL, err, sizeof(err)), 2);
+
+    collector_t col;
+    collector_init(&col, "  # whole-line comments only\nabc#defSECRET0123456789 0\n");
+    collector_start(&col, 0, NULL);
+    const char *ok = "[{\"type\":\"click\",\"user_id\":\"u\"}]";
+    assert_int_equal(post(&col, "abc", "application/json", NULL, ok, strlen(ok)).status, 401);
+    assert_int_equal(post(&col, "abc#defSECRET0123456789", "application/json", NULL, ok,
+                          strlen(ok)).status, 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    collector_cleanup(&col);
+}
+
+/* Guarantee: secrets need not be on the command line (visible in /proc/PID/cmdline): -k and
+ * -X take env:NAME and @FILE; a key or password given as it is still works, with a warning. */
+static void test_collector_takes_secrets_from_env_and_files(void **state)
+{
+    (void)state;
+    collector_t col;
+    char keyfile[600], log[8192];
+    collector_init(&col, KEY " 0\n");
+    snprintf(keyfile, sizeof(keyfile), "%s.one", col.keys);
+    FILE *f = fopen(keyfile, "w");
+    fputs("from-a-file-0123456789\n", f);
+    fclose(f);
+    chmod(keyfile, 0600);
+    char at_file[610];
+    snprintf(at_file, sizeof(at_file), "@%s", keyfile);
+    setenv("UE_IT_COLLECTOR_KEY", "from-the-env-0123456789", 1);
+    snprintf(col.errlog, sizeof(col.errlog), "%s.err", col.keys);
+    const char *const extra[] = {"-k", "env:UE_IT_COLLECTOR_KEY", "-k", at_file, "-X",
+                                 "kafka.client.id=env:UE_IT_COLLECTOR_KEY", NULL};
+    collector_start(&col, 0, extra);
+    const char *ok = "[{\"type\":\"click\",\"user_id\":\"u\"}]";
+    assert_int_equal(post(&col, "from-the-env-0123456789", "application/json", NULL, ok,
+                          strlen(ok)).status, 200);
+    assert_int_equal(post(&col, "from-a-file-0123456789", "application/json", NULL, ok,
+                          strlen(ok)).status, 200);
+    assert_int_equal(post(&col, "env:UE_IT_COLLECTOR_KEY", "application/json", NULL, ok,
+                          strlen(ok)).status, 401);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    FILE *e = fopen(col.errlog, "r");
+    log[fread(log, 1, sizeof(log) - 1, e)] = '\0';
+    fclose(e);
+    assert_null(strstr(log, "warning")); /* nothing secret was on the command line */
+
+    const char *const literal[] = {"-k", "literal-key-0123456789", "-X",
+                                   "kafka.sasl.password=hunter2", NULL};
+    collector_start(&col, 0, literal);
+    assert_int_equal(post(&col, "literal-key-0123456789", "application/json", NULL, ok,
+                          strlen(ok)).status, 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    e = fopen(col.errlog, "r");
+    log[fread(log, 1, sizeof(log) - 1, e)] = '\0';
+    fclose(e);
+    assert_non_null(strstr(log, "--api-key: a secret on the command line is visible"));
+    assert_non_null(strstr(log, "-X kafka.sasl.password: a secret on the command line"));
+    assert_null(strstr(log, "hunter2"));
+    unsetenv("UE_IT_COLLECTOR_KEY");
+    collector_cleanup(&col);
+}
+
+/* ---- what is published --------------------------------------------------------------------- */
+
+#define ROUNDS 25
+#define AT_ONCE 8
+#define PER_BATCH 100
+
+/*
+ * Guarantee: a batch not answered 200 publishes nothing. With a client queue of 150 events
+ * and no wait for room, 8 clients at once send batches of 100: a batch that finds no room for
+ * all of itself gets 503 before any of it is tracked. Every id of a 200 arrives once; no id
+ * of another answer arrives, nor is counted in events_in_total. (ue_track() failing half-way
+ * published the first half under 503.)
+ */
+static void test_collector_refused_batches_publish_nothing(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    const char *const small_queue[] = {"-X", "queue.max.events=150", "-X",
+                                       "queue.block.timeout.ms=1", "--max-events", "100", NULL};
+    collector_start(&col, 0, small_queue);
+    tracked_t *t = tracked_new(ROUNDS * AT_ONCE * PER_BATCH);
+    static uint8_t ids[AT_ONCE][PER_BATCH][16];
+    size_t refused = 0, accepted = 0, other = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        const void *bodies[AT_ONCE];
+        size_t lens[AT_ONCE];
+        long st[AT_ONCE];
+        char *json[AT_ONCE];
+        for (int i = 0; i < AT_ONCE; i++) {
+            json[i] = json_batch(NULL, 12 + i, PER_BATCH, 0, ids[i]);
+            bodies[i] = json[i], lens[i] = strlen(json[i]);
+        }
+        post_each_concurrently(&col, "application/json", NULL, bodies, lens, AT_ONCE, st);
+        for (int i = 0; i < AT_ONCE; i++) {
+            if (st[i] == 200) {
+                memcpy(t->ids[t->n], ids[i], sizeof(ids[i]));
+                t->n += PER_BATCH;
+                accepted++;
+            } else {
+                refused += st[i] == 503;
+                other += st[i] != 503;
+            }
+            free(json[i]);
+        }
+    }
+    print_message("%d batches of %d events: %zu answered 200, %zu 503, %zu other\n",
+                  ROUNDS * AT_ONCE, PER_BATCH, accepted, refused, other);
+    assert_int_equal(other, 0);
+    assert_true(accepted > 0);
+    /* accepted events only (it counted those of refused batches too) */
+    assert_int_equal(metric(&col, "\nuserevents_collector_events_in_total "), (long long)t->n);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    char topic[200];
+    const char *names[] = {topic};
+    snprintf(topic, sizeof(topic), "%s.click", col.prefix);
+    it_msg_t *msgs;
+    /* ask for every event sent, so that whatever arrived is read, published under 503 or not */
+    size_t n = it_consume(names, 1, (size_t)ROUNDS * AT_ONCE * PER_BATCH, 20000, &msgs);
+    it_report_t r = it_check(msgs, n, (const uint8_t(*)[16])t->ids, t->n, col.prefix);
+    print_message("accepted %zu events, consumed %zu: missing %zu, unexpected %zu, duplicates "
+                  "%zu\n",
+                  t->n, n, r.missing, r.unexpected, r.duplicates);
+    it_msgs_free(msgs, n);
+    assert_int_equal(r.missing, 0);
+    assert_int_equal(r.unexpected, 0); /* nothing of a refused batch */
+    assert_int_equal(r.duplicates, 0);
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* The ids of the events in @p msgs, in order, into @p out (at most @p max). */
+static size_t ids_of(const it_msg_t *msgs, size_t n, uint8_t (*out)[16], size_t max)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && k < max; i++)
+        if (msgs[i].ev && msgs[i].ev->event_id.len == 16)
+            memcpy(out[k++], msgs[i].ev->event_id.data, 16);
+    return k;
+}
+
+static size_t times_seen(uint8_t (*ids)[16], size_t n, const uint8_t *id)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += memcmp(ids[i], id, 16) == 0;
+    return c;
+}
+
+/*
+ * Guarantee: a JSON request retried maps to the same event ids, so that dedup can drop the
+ * copies: events sent without an event_id get ids derived from the key, the body (once
+ * decompressed) and their index. Another body or another key gives other ids. (Each retry
+ * got fresh UUIDv7s, which dedup cannot recognise.)
+ */
+static void test_collector_json_retry_keeps_event_ids(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\nother-key-0123456789 0\n");
+    collector_start(&col, 0, NULL);
+    const char *a = "[{\"type\":\"click\",\"user_id\":\"web-13\",\"properties\":{\"seq\":1}},"
+                    "{\"type\":\"click\",\"user_id\":\"web-13\",\"properties\":{\"seq\":2}}]";
+    const char *b = "[{\"type\":\"click\",\"user_id\":\"web-13\",\"properties\":{\"seq\":3}},"
+                    "{\"type\":\"click\",\"user_id\":\"web-13\",\"properties\":{\"seq\":4}}]";
+    size_t zlen = ZSTD_compressBound(strlen(a));
+    uint8_t *z = malloc(zlen);
+    zlen = ZSTD_compress(z, zlen, a, strlen(a), 3);
+    assert_int_equal(post(&col, KEY, "application/json", NULL, a, strlen(a)).status, 200);
+    assert_int_equal(post(&col, KEY, "application/json", NULL, a, strlen(a)).status, 200);
+    assert_int_equal(post(&col, KEY, "application/json", "zstd", z, zlen).status, 200);
+    assert_int_equal(post(&col, KEY, "application/json", NULL, b, strlen(b)).status, 200);
+    assert_int_equal(post(&col, "other-key-0123456789", "application/json", NULL, a, strlen(a))
+                         .status,
+                     200);
+    free(z);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    char topic[200];
+    const char *names[] = {topic};
+    snprintf(topic, sizeof(topic), "%s.click", col.prefix);
+    it_msg_t *msgs;
+    uint8_t ids[16][16];
+    size_t n = it_consume(names, 1, 10, 60000, &msgs);
+    assert_int_equal(ids_of(msgs, n, ids, 16), 10); /* in order: one partition, one user */
+    it_msgs_free(msgs, n);
+    for (int e = 0; e < 2; e++) {
+        assert_int_equal(times_seen(ids, 10, ids[e]), 3);     /* a, a again, a as zstd */
+        assert_int_equal(times_seen(ids, 10, ids[6 + e]), 1); /* b */
+        assert_int_equal(times_seen(ids, 10, ids[8 + e]), 1); /* a with another key */
+        assert_int_equal(ids[e][6] >> 4, 8);                  /* UUID version 8 */
+    }
+    assert_memory_not_equal(ids[0], ids[1], 16);
     collector_cleanup(&col);
 }
 
@@ -678,10 +1516,23 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_collector_restart_every_event_once),
         cmocka_unit_test(test_collector_sigkill_loses_nothing),
+        cmocka_unit_test(test_collector_sigterm_at_once_publishes_each_event_once),
         cmocka_unit_test(test_collector_answers_bad_requests_and_keeps_the_good),
         cmocka_unit_test(test_collector_refuses_deep_nesting_and_lives_on),
         cmocka_unit_test(test_collector_refuses_reserved_types),
+        cmocka_unit_test(test_collector_refuses_json_bombs_in_bounded_memory),
+        cmocka_unit_test(test_collector_refuses_nul_in_json_strings),
+        cmocka_unit_test(test_collector_memory_budget_answers_503_when_full),
+        cmocka_unit_test(test_collector_survives_slowloris),
+        cmocka_unit_test(test_collector_metrics_only_on_the_metrics_port),
+        cmocka_unit_test(test_collector_keys_file_is_strict),
+        cmocka_unit_test(test_collector_takes_secrets_from_env_and_files),
+        cmocka_unit_test(test_collector_refused_batches_publish_nothing),
+        cmocka_unit_test(test_collector_json_retry_keeps_event_ids),
     };
+    const char *filter = getenv("UE_IT_FILTER"); /* a cmocka glob: "*slowloris*" */
+    if (filter && *filter)
+        cmocka_set_test_filter(filter);
     return cmocka_run_group_tests_name("integration: SDK -> collector -> Kafka", tests, NULL,
                                        teardown);
 }

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -274,6 +275,54 @@ static void test_client_second_client_on_same_spool_is_refused(void **state)
     assert_null(ue_client_new(conf, errstr, sizeof(errstr)));
     assert_non_null(strstr(errstr, "in use"));
     ue_conf_destroy(conf); /* still ours after the failure */
+    assert_int_equal(ue_client_destroy(c), UE_OK);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* Tracks @p n events while no file may grow (a full disk: every spool append fails), then
+ * calls ue_flush_spooled(@p timeout_ms) with the disk still full; returns what it said. */
+static ue_err_t track_on_full_disk(ue_client_t *c, int n, int timeout_ms)
+{
+    struct rlimit old, none;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    none = old;
+    none.rlim_cur = 0;
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of the signal */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &none), 0);
+    ue_event_t *ev = ue_event_new("spool_fail");
+    for (int i = 0; i < n; i++)
+        assert_int_equal(ue_track(c, ev), UE_OK);
+    ue_err_t rc = ue_flush_spooled(c, timeout_ms);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    ue_event_destroy(ev);
+    return rc;
+}
+
+/* A failed spool write is counted per event (UE_STAT_SPOOL_WRITE_FAILED). Its events are sent
+ * on, and ue_flush_spooled() waits for their acknowledgement instead of the disk: UE_ERR_SPOOL
+ * while no broker takes them (it said UE_OK when the write failed before the call), UE_OK
+ * once one has. */
+static void test_client_counts_failed_spool_writes(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir("ue-client-spoolfail");
+    char spool_kv[4200];
+    snprintf(spool_kv, sizeof(spool_kv), "spool.dir=%s", dir);
+    const char *down[] = {TU_NO_BROKER, spool_kv, "shutdown.timeout.ms=0", NULL};
+    ue_client_t *c = tu_client(down, NULL, NULL);
+    assert_int_equal(track_on_full_disk(c, 10, 300), UE_ERR_SPOOL);
+    assert_int_equal(ue_stat(c, UE_STAT_SPOOL_WRITE_FAILED), 10);
+    assert_int_equal(ue_flush_spooled(c, 100), UE_ERR_SPOOL); /* still not safe */
+    assert_int_equal(ue_client_destroy(c), UE_OK);
+
+    const char *up[] = {MOCK_BROKER, spool_kv, NULL};
+    c = tu_client(up, NULL, NULL);
+    assert_int_equal(track_on_full_disk(c, 10, 20000), UE_OK); /* acknowledged: safe */
+    assert_int_equal(ue_stat(c, UE_STAT_SPOOL_WRITE_FAILED), 10);
+    assert_int_equal(ue_stat(c, UE_STAT_DELIVERED), 10);
+    assert_string_equal(ue_stat_name(UE_STAT_SPOOL_WRITE_FAILED), "spool_write_failed");
     assert_int_equal(ue_client_destroy(c), UE_OK);
     tu_rmrf(dir);
     free(dir);
@@ -791,6 +840,7 @@ int main(void)
         cmocka_unit_test(test_client_destroy_keeps_unsent_events_in_spool),
         cmocka_unit_test(test_client_second_client_on_same_spool_is_refused),
         cmocka_unit_test(test_client_counts_corrupt_spool_regions),
+        cmocka_unit_test(test_client_counts_failed_spool_writes),
         cmocka_unit_test(test_client_is_refused_in_forked_child),
         cmocka_unit_test(test_client_destroy_and_flush_from_callback_are_refused),
         cmocka_unit_test(test_client_mock_cluster_delivers_every_event),

@@ -2,8 +2,8 @@
  * test_spool.c - the durable disk spool, driven directly in a temporary directory: replay after
  * reopen, acknowledgements that persist, segment rotation and deletion, the directory lock,
  * a directory others could write (refused) and symbolic links in it (never followed),
- * damaged files (torn tail, corrupt middle frame, garbage), the byte and age caps, and the
- * sender's cursor.
+ * damaged files (torn tail, corrupt middle frame, garbage), a write that fails half-way (its
+ * partial frame cut off), the byte and age caps, and the sender's cursor.
  */
 #include "record.h"
 #include "spool.h"
@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -647,6 +649,56 @@ static void test_spool_skips_header_only_tail(void **state)
     free(seg);
 }
 
+/* Appends records @p first.. of @p payload_len bytes while files may grow only @p room bytes
+ * past @p seg: the write stops part-way (EFBIG, as on a full disk). Returns append's result. */
+static int append_with_room(ue__spool_t *sp, const char *seg, off_t room, int first, int n,
+                            size_t payload_len)
+{
+    ue__record_t *head = NULL, **tail = &head;
+    for (int i = first; i < first + n; i++) {
+        *tail = make_rec(i, payload_len);
+        tail = &(*tail)->next;
+    }
+    struct rlimit old, lim;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = (rlim_t)(file_size(seg) + room);
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN); /* EFBIG instead of the signal */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = ue__spool_append(sp, head, (size_t)n); /* nothing else may write meanwhile */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    ue__record_free_list(head);
+    return rc;
+}
+
+/* A write that fails part-way (disk full) leaves no partial frame: the segment is cut back to
+ * its last whole frame, so the next frame follows it directly, the reader of this process
+ * reads every frame, and the next process finds nothing corrupt and no record twice. */
+static void test_spool_failed_write_leaves_no_partial_frame(void **state)
+{
+    const char *dir = *state;
+    ue__spool_t *sp = open_dir(dir);
+    append(sp, 1, 3, 200);
+    char *seg = seg_path(dir, 1, "seg");
+    off_t whole = file_size(seg);
+    assert_int_equal(append_with_room(sp, seg, 100, 4, 3, 2000), -1);
+    assert_int_equal(file_size(seg), whole); /* the 100 bytes written are cut off */
+    assert_int_equal(ue__spool_pending(sp), 3);
+    append(sp, 7, 3, 200);
+    expect_range(sp, 1, 4, 200, 0);
+    expect_range(sp, 7, 10, 200, 0);
+    expect_done(sp);
+    ue__spool_close(sp);
+    sp = open_dir(dir);
+    assert_int_equal(ue__spool_corrupt(sp), 0);
+    assert_int_equal(ue__spool_replay_total(sp), 6);
+    expect_unsent(sp, (int[]){1, 2, 3, 7, 8, 9}, 6, 200, 1);
+    expect_done(sp);
+    ue__spool_close(sp);
+    free(seg);
+}
+
 /* Writes three frames of three records and damages the middle one at @p where bytes in. */
 static void corrupt_middle_frame(const char *dir, uint64_t where)
 {
@@ -903,6 +955,7 @@ int main(void)
         T(test_spool_resyncs_after_corrupt_frame_length),
         T(test_spool_skips_garbage_segment_file),
         T(test_spool_valid_segment_survives_next_to_garbage),
+        T(test_spool_failed_write_leaves_no_partial_frame),
         T(test_spool_byte_cap_drops_oldest_segments),
         T(test_spool_age_cap_drops_expired_segments),
         T(test_spool_age_cap_counts_only_unsent_records),

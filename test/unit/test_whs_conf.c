@@ -140,6 +140,71 @@ static void test_whs_url_parts_and_mask(void **state)
     assert_string_equal(masked, "sqlite:/a/b");
 }
 
+/* Every way a credential can ride in a URL is masked, in URLs that parse and in those that do
+ * not (they are shown in the error that refuses them). */
+static void test_whs_url_mask_hides_every_credential(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *url, *masked;
+    } cases[] = {
+        {"postgres://u:s3cr@t/x@h/db", "postgres://u:****@h/db"},
+        {"postgres://h/db?sslmode=require&password=s3cr&sslpassword=s3cr",
+         "postgres://h/db?sslmode=require&password=****&sslpassword=****"},
+        {"postgres://u:s3cr@h/db?PassWord=s3cr&application_name=w",
+         "postgres://u:****@h/db?PassWord=****&application_name=w"},
+        {"clickhouse://h/db?token=s3cr;secret=s3cr&key=s3cr&api_key=s3cr&x=1",
+         "clickhouse://h/db?token=****;secret=****&key=****&api_key=****&x=1"},
+        {"postgres:/u:s3cr@h/db", "postgres:****@h/db"},       /* one slash: malformed */
+        {"u:s3cr@h/db", "u:****@h/db"},                         /* no scheme */
+        {"s3cr@h", "****@h"},                                   /* userinfo of unknown shape */
+        {"postgres://u:s3cr@h:notaport/db", "postgres://u:****@h:notaport/db"},
+        {"postgres://u@h/db", "postgres://u@h/db"},             /* a user name is not secret */
+        {"postgres://u:p?password=s3cr@h/db", "postgres://u:****@h/db"},
+    };
+    char masked[256], errstr[512];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        whs__url_mask(cases[i].url, masked, sizeof(masked));
+        assert_string_equal(masked, cases[i].masked);
+    }
+    whs__url_mask("postgres://u:s3cr@h/db?password=s3cr", masked, 12); /* cut, never overrun */
+    assert_string_equal(masked, "postgres://");
+    /* The messages refusing malformed URLs show them masked. */
+    const char *bad[] = {"postgres://u:s3cr@h:notaport/db", "postgres:/u:s3cr@h/db",
+                         "nosuch://u:s3cr@h/db?password=s3cr", "clickhouse://u:s3cr@h/d-b"};
+    whs_conf_t *conf = whs_conf_new();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(set(conf, "warehouse.url", bad[i], errstr), WHS_CONF_INVALID);
+        if (strstr(errstr, "s3cr"))
+            fail_msg("%s: the error shows the secret: %s", bad[i], errstr);
+    }
+    whs_conf_destroy(conf);
+}
+
+/* A ClickHouse database name goes into the request URL and into SQL text: only an identifier
+ * is taken ("db'x&readonly=0" reached the server before). */
+static void test_whs_url_clickhouse_database_is_an_identifier(void **state)
+{
+    (void)state;
+    whs__url_t u;
+    char errstr[512];
+    const char *good[] = {"clickhouse://h/analytics", "clickhouse://h/_a1", "clickhouse://h/",
+                          "clickhouse://h", "clickhouse://h:8123/Events_2024?x=1"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+        assert_int_equal(whs__url_parse(good[i], &u, errstr, sizeof(errstr)), 0);
+    const char *bad[] = {"clickhouse://h/db'x&readonly=0", "clickhouse://h/db%27x",
+                         "clickhouse://h/1db", "clickhouse://h/db.t", "clickhouse://h/db/x",
+                         "clickhouse://h/db x", "clickhouse://h/d-b"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(whs__url_parse(bad[i], &u, errstr, sizeof(errstr)), -1);
+        assert_non_null(strstr(errstr, "not an identifier"));
+    }
+    whs_conf_t *conf = whs_conf_new();
+    assert_int_equal(set(conf, "warehouse.url", "clickhouse://h/db'x&readonly=0", errstr),
+                     WHS_CONF_INVALID);
+    whs_conf_destroy(conf);
+}
+
 static void test_whs_conf_promote_list(void **state)
 {
     (void)state;
@@ -171,6 +236,18 @@ static void test_whs_conf_dump_masks_secrets(void **state)
     assert_int_equal(set(conf, "warehouse.url", "postgres://u:topsecret@h/db", errstr),
                      WHS_CONF_OK);
     assert_int_equal(set(conf, "kafka.sasl.password", "alsosecret", errstr), WHS_CONF_OK);
+    whs_conf_t *q = whs_conf_new();
+    assert_int_equal(
+        set(q, "warehouse.url", "postgres://u@h/db?sslpassword=topsecret&password=topsecret",
+            errstr),
+        WHS_CONF_OK);
+    size_t qcnt = 0;
+    const char **qd = whs_conf_dump(q, &qcnt);
+    for (size_t i = 0; i + 1 < qcnt; i += 2)
+        if (strcmp(qd[i], "warehouse.url") == 0)
+            assert_string_equal(qd[i + 1], "postgres://u@h/db?sslpassword=****&password=****");
+    whs_conf_dump_free(qd, qcnt);
+    whs_conf_destroy(q);
     size_t cnt = 0;
     const char **d = whs_conf_dump(conf, &cnt);
     assert_non_null(d);
@@ -247,6 +324,8 @@ int main(void)
         cmocka_unit_test(test_whs_conf_rejects_bad_values),
         cmocka_unit_test(test_whs_conf_warehouse_url_checked_at_set),
         cmocka_unit_test(test_whs_url_parts_and_mask),
+        cmocka_unit_test(test_whs_url_mask_hides_every_credential),
+        cmocka_unit_test(test_whs_url_clickhouse_database_is_an_identifier),
         cmocka_unit_test(test_whs_conf_promote_list),
         cmocka_unit_test(test_whs_conf_dump_masks_secrets),
         cmocka_unit_test(test_whs_conf_dup_is_deep),

@@ -2,7 +2,7 @@
  * test_whs_file.c - the file backend: Hive-style paths and names that carry the offsets,
  * zstd NDJSON content, resume from the names alone, a crash between the renames of one
  * batch leaving skips so that the replay rewrites only what is missing (never a row twice),
- * and leftover temp files removed at start.
+ * leftover temp files removed at start, and files and folders not readable by other users.
  */
 #include "testutil.h"
 #include "whs_testbatch.h"
@@ -276,6 +276,38 @@ static void test_whs_file_temp_files_removed_at_start(void **state)
     be->ops->close(be);
 }
 
+/* Every file and folder the backend makes is closed to other users: 0640 and 0750. */
+static void test_whs_file_modes_not_readable_by_others(void **state)
+{
+    fx_t *f = *state;
+    mode_t old = umask(022);
+    whs__backend_t *be = open_be(f);
+    whs__batch_t b;
+    whs__batch_init(&b, be->ops->group_by);
+    whs__batch_reset(&b, 7);
+    wtb_fill(&f->t, &b, 0, 0, 10, -1, NULL);
+    assert_int_equal(wtb_commit(be, &b), WHS__BE_OK);
+    char cmd[1200], path[1024];
+    snprintf(cmd, sizeof(cmd), "find '%s/events' -mindepth 1", f->dir);
+    FILE *p = popen(cmd, "r");
+    int files = 0, dirs = 0;
+    while (fgets(path, sizeof(path), p)) {
+        struct stat st;
+        path[strcspn(path, "\n")] = '\0';
+        assert_int_equal(stat(path, &st), 0);
+        unsigned want = S_ISDIR(st.st_mode) ? 0750 : 0640;
+        if ((st.st_mode & 0777) != want)
+            fail_msg("%s: mode %o, expected %o", path, (unsigned)(st.st_mode & 0777), want);
+        files += !S_ISDIR(st.st_mode);
+        dirs += S_ISDIR(st.st_mode);
+    }
+    pclose(p);
+    assert_true(files >= 2 && dirs >= 3); /* a part file, a checkpoint, dt=, bucket=, offsets */
+    whs__batch_free(&b);
+    be->ops->close(be);
+    umask(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +317,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_whs_file_crash_between_renames_replays_without_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_whs_file_temp_files_removed_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_whs_file_modes_not_readable_by_others, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
  * test_whs_sqlite.c - the SQLite backend keeps rows and offsets in one transaction: a commit
  * then a crash mid-batch then a reopen resumes exactly after the commit with no row twice;
  * a second writer with a stale base is fenced; a newly promoted column is added by ALTER
- * TABLE while old rows keep NULL; values land with the documented types and text.
+ * TABLE while old rows keep NULL; values land with the documented types and text; the
+ * database and its WAL are not readable by other users.
  */
 #include "testutil.h"
 #include "whs_testbatch.h"
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -224,6 +226,32 @@ static void test_whs_sqlite_values_and_types(void **state)
     be->ops->close(be);
 }
 
+/* The database file and its -wal and -shm files are created 0640 (SQLite's own default is
+ * 0644: every local user could read the events). */
+static void test_whs_sqlite_files_not_readable_by_others(void **state)
+{
+    fx_t *f = *state;
+    mode_t old = umask(022);
+    whs__backend_t *be = open_be(f, NULL);
+    whs__batch_t b;
+    whs__batch_init(&b, be->ops->group_by);
+    whs__batch_reset(&b, 1);
+    wtb_fill(&f->t, &b, 0, 0, 10, -1, NULL);
+    assert_int_equal(wtb_commit(be, &b), WHS__BE_OK);
+    const char *ext[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        char path[600];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s%s", f->path, ext[i]);
+        assert_int_equal(stat(path, &st), 0);
+        if ((st.st_mode & 0777) != 0640)
+            fail_msg("%s: mode %o, expected 640", path, (unsigned)(st.st_mode & 0777));
+    }
+    whs__batch_free(&b);
+    be->ops->close(be);
+    umask(old);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +261,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_whs_sqlite_promoted_column_added_by_alter, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_whs_sqlite_values_and_types, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_whs_sqlite_files_not_readable_by_others, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

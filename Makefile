@@ -10,8 +10,15 @@
 
 .DEFAULT_GOAL := all
 
-VERSION   := 0.1.0
-SOVERSION := 0
+# The version lives in the file VERSION and nowhere else: the libraries' version strings, the
+# shared objects' names, the pkg-config files, the Debian and Python packages read it from there.
+# The public headers' hex macros (UE_VERSION, ...) must say the same: the build checks it.
+VERSION   := $(shell cat VERSION)
+ifeq ($(shell echo '$(VERSION)' | grep -Ex '[0-9]+\.[0-9]+\.[0-9]+'),)
+$(error VERSION must hold MAJOR.MINOR.PATCH, not "$(VERSION)")
+endif
+VERSION_HEX := $(shell printf '0x%02x%02x%02xff' $(subst ., ,$(VERSION)))
+SOVERSION := 0   # the ABI's number, not the release's: bumped by hand when the ABI breaks
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
@@ -30,7 +37,8 @@ WARN      := -Wall -Wextra
 # SRC_INC: the internal headers a file may see (its own library's src/; tests: by name).
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(SAN_FLAGS) \
              -Icommon -I$(BUILD)/gen -Ilibuserevents/include -Ilibenrich/include \
-             -Ilibwhsink/include -Itest/support $(SRC_INC) $(DEP_CFLAGS) -MMD -MP
+             -Ilibwhsink/include -Itest/support $(SRC_INC) $(DEP_CFLAGS) -MMD -MP \
+             -DUE__VERSION_STR='"$(VERSION)"' -DUE__VERSION_HEX=$(VERSION_HEX)
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
 
 PROTOS     := $(sort $(wildcard proto/*.proto))
@@ -99,7 +107,7 @@ $(BUILD)/obj/gen/%.o: $(BUILD)/gen/%.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Wno-unused-parameter -c $< -o $@
 
-$(BUILD)/obj/%.o: %.c | $(GEN_H)
+$(BUILD)/obj/%.o: %.c VERSION | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

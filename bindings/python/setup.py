@@ -48,6 +48,17 @@ def make_libraries() -> None:
                  "to use the installed libraries instead")
 
 
+def read_version() -> str:
+    """The repository's file VERSION (the C libraries' version); in an sdist, the version the
+    sdist was made with (its PKG-INFO)."""
+    if in_repository():
+        return (REPO / "VERSION").read_text().strip()
+    for line in (HERE / "PKG-INFO").read_text().splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    sys.exit("userevents: no version: build from the repository or from an sdist")
+
+
 class BuildPyWithLibrary(build_py):
     def run(self):
         super().run()
@@ -73,4 +84,5 @@ class PlatformWheel(bdist_wheel):
         return "py3", "none", sysconfig.get_platform().replace("-", "_").replace(".", "_")
 
 
-setup(cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel})
+setup(version=read_version(),
+      cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel})

@@ -18,16 +18,34 @@ ifeq ($(shell echo '$(VERSION)' | grep -Ex '[0-9]+\.[0-9]+\.[0-9]+'),)
 $(error VERSION must hold MAJOR.MINOR.PATCH, not "$(VERSION)")
 endif
 VERSION_HEX := $(shell printf '0x%02x%02x%02xff' $(subst ., ,$(VERSION)))
-SOVERSION := 0   # the ABI's number, not the release's: bumped by hand when the ABI breaks
+# The ABI's number, not the release's: bumped by hand when the ABI breaks (test/pkg/abi.sh).
+SOVERSION := 0
 PREFIX    ?= /usr/local
 BUILD     ?= build
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 SAN       ?= 0
 
-PKGS       := rdkafka libprotobuf-c libzstd libcjson libmaxminddb libcurl libpq sqlite3 zlib libmicrohttpd
-DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
+# pkg-config packages, per user: each shared library links only its own (test/pkg/check_deps.sh
+# holds it to that); the programs and tests link the static libraries, so they take them all.
+userevents_PKGS := rdkafka libprotobuf-c libzstd libcurl
+enrich_PKGS     := rdkafka libprotobuf-c libmaxminddb
+whsink_PKGS     := rdkafka libprotobuf-c libcurl libpq sqlite3 libzstd zlib
+uemetrics_PKGS  := libcjson libmicrohttpd
+PROGRAM_PKGS    := libcjson libmicrohttpd zlib
+PKGS := $(sort $(userevents_PKGS) $(enrich_PKGS) $(whsink_PKGS) $(uemetrics_PKGS) $(PROGRAM_PKGS))
+
+# A missing package stops the build with its name (goals that compile nothing go on).
+NO_DEPS_GOALS := clean uninstall format-check docs-links deb abi-check
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+PKGS_MISSING := $(shell pkg-config --exists $(PKGS) || \
+                  for p in $(PKGS); do pkg-config --exists $$p || echo $$p; done)
+ifneq ($(PKGS_MISSING),)
+$(error pkg-config does not find: $(PKGS_MISSING) (./setup.sh installs them on Debian))
+endif
+DEP_CFLAGS := $(shell pkg-config --cflags $(PKGS))
+DEP_LIBS   := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+endif
 
 ifeq ($(SAN),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
@@ -40,6 +58,8 @@ ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) 
              -Ilibwhsink/include -Itest/support $(SRC_INC) $(DEP_CFLAGS) -MMD -MP \
              -DUE__VERSION_STR='"$(VERSION)"' -DUE__VERSION_HEX=$(VERSION_HEX)
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
+# A shared library whose own packages miss a symbol fails to link, not to load.
+SO_DEFS := $(if $(filter 1,$(SAN)),,-Wl,-z,defs)
 
 PROTOS     := $(sort $(wildcard proto/*.proto))
 GEN_C      := $(patsubst proto/%.proto,$(BUILD)/gen/%.pb-c.c,$(PROTOS))
@@ -54,14 +74,15 @@ $(1)_SRC := $$(sort $$(wildcard lib$(1)/src/*.c))
 $(1)_OBJ := $$(patsubst %.c,$$(BUILD)/obj/%.o,$$($(1)_SRC))
 $(1)_A   := $$(BUILD)/lib$(1).a
 $(1)_SO  := $$(BUILD)/lib$(1).so.$$(VERSION)
+$(1)_LIBS = $$(shell pkg-config --libs $$($(1)_PKGS)) -lpthread -lm
 $$(BUILD)/obj/lib$(1)/%.o: SRC_INC = -Ilib$(1)/src
 $$($(1)_A): $$(COMMON_OBJ) $$($(1)_OBJ)
 	@rm -f $$@
 	ar rcs $$@ $$^
 $$($(1)_SO): $$(COMMON_OBJ) $$($(1)_OBJ) pkg/lib$(1).map
 	$$(CC) -shared -Wl,-soname,lib$(1).so.$$(SOVERSION) \
-	    -Wl,--version-script=pkg/lib$(1).map $$(LDFLAGS_ALL) \
-	    -o $$@ $$(COMMON_OBJ) $$($(1)_OBJ) $$(DEP_LIBS)
+	    -Wl,--version-script=pkg/lib$(1).map $$(SO_DEFS) $$(LDFLAGS_ALL) \
+	    -o $$@ $$(COMMON_OBJ) $$($(1)_OBJ) $$($(1)_LIBS)
 	ln -sf lib$(1).so.$$(VERSION) $$(BUILD)/lib$(1).so.$$(SOVERSION)
 	ln -sf lib$(1).so.$$(SOVERSION) $$(BUILD)/lib$(1).so
 endef
@@ -143,7 +164,12 @@ test-san:
 integration: all $(ITEST_BIN)
 	test/integration/run.sh $(BUILD)
 
-test: all docs-check docs-links unit test-san integration
+test: all docs-check docs-links pkg-check unit test-san integration
+
+# Each shared library needs only its own packages (readelf -d NEEDED).
+.PHONY: pkg-check
+pkg-check: libs
+	test/pkg/check_deps.sh $(BUILD)
 
 docs-check: $(BUILD)/gen-config-doc
 	@$(BUILD)/gen-config-doc > $(BUILD)/CONFIGURATION.md

@@ -93,11 +93,13 @@ $(foreach l,$(LIBS),$(eval $(call LIBRARY,$(l))))
 LIB_A  := $(foreach l,$(filter-out userevents,$(LIBS)),$($(l)_A)) $(userevents_A)
 LIB_SO := $(foreach l,$(LIBS),$($(l)_SO))
 
-# A program is a folder of examples/ with a main.c; every .c beside it, and the helpers the
-# programs share (examples/common/: metrics endpoint, ...), are linked in.
+# A program is a folder of examples/ with a main.c; every .c beside it is linked in, and the
+# helpers the programs share (examples/common/: the /metrics registry, server and families) as
+# build/libuemetrics.a, an internal static library that programs and tests link (not installed).
 EXAMPLE_NAMES := $(patsubst examples/%/main.c,%,$(sort $(wildcard examples/*/main.c)))
 EXAMPLES := $(addprefix $(BUILD)/,$(EXAMPLE_NAMES))
-EXAMPLE_COMMON_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard examples/common/*.c)))
+METRICS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(sort $(wildcard examples/common/*.c)))
+METRICS_A   := $(BUILD)/libuemetrics.a
 
 UNIT_SRC  := $(sort $(wildcard test/unit/test_*.c))
 UNIT_BIN  := $(patsubst test/unit/%.c,$(BUILD)/test/%,$(UNIT_SRC))
@@ -113,6 +115,7 @@ $(BUILD)/obj/test/unit/test_whs_%.o $(BUILD)/obj/test/integration/it_whs%.o: SRC
 # test_pbdecode drives every decoder of untrusted bytes; the sink's row mapper is internal.
 $(BUILD)/obj/test/unit/test_pbdecode.o: SRC_INC = -Ilibwhsink/src
 $(BUILD)/obj/examples/%.o: SRC_INC = -Iexamples/common
+$(BUILD)/obj/test/unit/test_metrics.o: SRC_INC = -Ilibuserevents/src -Iexamples/common
 
 .PHONY: all libs examples unit test test-san integration bench install clean docs docs-check fuzz
 all: libs examples
@@ -132,15 +135,20 @@ $(BUILD)/obj/%.o: %.c VERSION | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
+$(METRICS_A): $(METRICS_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 # Programs and tests link the static libraries (tests may reach internal functions).
 define EXAMPLE
 $$(BUILD)/$(1): $$(patsubst %.c,$$(BUILD)/obj/%.o,$$(sort $$(wildcard examples/$(1)/*.c))) \
-                $$(EXAMPLE_COMMON_OBJ) $$(LIB_A)
-	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(DEP_LIBS)
+                $$(METRICS_A) $$(LIB_A)
+	$$(CC) $$(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $$(METRICS_A) $$(LIB_A) $$(DEP_LIBS)
 endef
 $(foreach e,$(EXAMPLE_NAMES),$(eval $(call EXAMPLE,$(e))))
 
-$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/support/testutil.o $(LIB_A)
+$(BUILD)/test/%: $(BUILD)/obj/test/unit/%.o $(BUILD)/obj/test/support/testutil.o $(METRICS_A) \
+                 $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS) -lcmocka
 

@@ -5,7 +5,11 @@
 #   make test               unit tests, the same under ASan/UBSan, then integration tests
 #                           against a real Kafka broker (started by test/kafka.sh)
 #   make bench              benchmarks, each beside its peer measured in the same run
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   libraries, headers (include/userevents/), pkg-config files,
+#                           the daemons with man pages, systemd units, example configuration
+#                           (DESTDIR, BINDIR, LIBDIR, INCLUDEDIR, MANDIR, SYSCONFDIR: see below)
+#   make uninstall          removes what install put (configuration you changed stays)
+#   make pkg-check          shared libraries' dependencies, install/uninstall (part of make test)
 #   make docs               regenerate CONFIGURATION.md from the configuration table
 
 .DEFAULT_GOAL := all
@@ -37,7 +41,7 @@ PKGS := $(sort $(userevents_PKGS) $(enrich_PKGS) $(whsink_PKGS) $(uemetrics_PKGS
 
 # A missing package stops the build with its name (goals that compile nothing go on).
 NO_DEPS_GOALS := clean uninstall format-check docs-links deb abi-check
-ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out $(NO_DEPS_GOALS) print-%,$(or $(MAKECMDGOALS),all)),)
 PKGS_MISSING := $(shell pkg-config --exists $(PKGS) || \
                   for p in $(PKGS); do pkg-config --exists $$p || echo $$p; done)
 ifneq ($(PKGS_MISSING),)
@@ -174,10 +178,13 @@ integration: all $(ITEST_BIN)
 
 test: all docs-check docs-links pkg-check unit test-san integration
 
-# Each shared library needs only its own packages (readelf -d NEEDED).
+# Each shared library needs only its own packages (readelf -d NEEDED); make install and
+# uninstall lay out and remove what a packager expects, and the README's example builds against
+# the installed copy with pkg-config alone.
 .PHONY: pkg-check
-pkg-check: libs
+pkg-check: all
 	test/pkg/check_deps.sh $(BUILD)
+	test/pkg/install.sh $(BUILD)
 
 docs-check: $(BUILD)/gen-config-doc
 	@$(BUILD)/gen-config-doc > $(BUILD)/CONFIGURATION.md
@@ -199,17 +206,95 @@ docs: $(BUILD)/gen-config-doc
 $(BUILD)/gen-config-doc: $(BUILD)/obj/test/support/gen_config_doc.o $(LIB_A)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS)
 
-install: libs
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	set -e; for l in $(LIBS); do \
-	    install -m 644 lib$$l/include/*.h $(DESTDIR)$(PREFIX)/include/; \
-	    install -m 644 $(BUILD)/lib$$l.a $(DESTDIR)$(PREFIX)/lib/; \
-	    install -m 755 $(BUILD)/lib$$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/; \
-	    ln -sf lib$$l.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/lib$$l.so.$(SOVERSION); \
-	    ln -sf lib$$l.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/lib$$l.so; \
-	    sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' pkg/lib$$l.pc.in \
-	        > $(DESTDIR)$(PREFIX)/lib/pkgconfig/lib$$l.pc; \
+# make install: the libraries (static, shared, pkg-config files, headers under
+# include/userevents/), the daemons with a man page each, their systemd units and example
+# configuration. The GNU directory names, each overridable; DESTDIR stages the whole tree.
+# A Debian build passes LIBDIR=/usr/lib/<triplet> SYSCONFDIR=/etc
+# SYSTEMDUNITDIR=/lib/systemd/system (pkg/debian/rules).
+BINDIR         ?= $(PREFIX)/bin
+LIBDIR         ?= $(PREFIX)/lib
+INCLUDEDIR     ?= $(PREFIX)/include
+DATADIR        ?= $(PREFIX)/share
+MANDIR         ?= $(DATADIR)/man
+SYSCONFDIR     ?= $(PREFIX)/etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+
+# The production daemons (the teaching programs stay in build/).
+DAEMONS  := enrichd whsinkd ue-collector
+MAN_PAGES := $(patsubst %,$(BUILD)/man/%.8,$(DAEMONS))
+# Example configuration for $(SYSCONFDIR)/userevents/: settings, then the root-only files that
+# may hold secrets (the environment of each unit, the collector's API keys).
+ETC_CONF   := examples/enrichd/enrichd.conf examples/whsinkd/whsinkd.conf
+ETC_SECRET := $(patsubst %,pkg/systemd/%.env,$(DAEMONS)) pkg/systemd/ue-collector.keys
+ETC_DIR     = $(DESTDIR)$(SYSCONFDIR)/userevents
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+            -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+            -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' -e 's|@VERSION@|$(VERSION)|g'
+
+# Man pages: help2man runs each daemon's --help and adds pkg/man/<daemon>.h2m (name, files,
+# environment). They name the configuration files, so they follow SYSCONFDIR.
+.PHONY: man
+man: $(MAN_PAGES)
+$(BUILD)/man/%.8: $(BUILD)/% pkg/man/%.h2m VERSION $(BUILD)/man/sysconfdir
+	@command -v help2man >/dev/null || \
+	    { echo "help2man is missing: apt-get install help2man (./setup.sh does)" >&2; exit 1; }
+	$(SUBST) pkg/man/$*.h2m > $(BUILD)/man/$*.h2m
+	help2man --no-info --section=8 --version-string=$(VERSION) \
+	    --include=$(BUILD)/man/$*.h2m --output=$@ $(BUILD)/$*
+$(BUILD)/man/sysconfdir: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(SYSCONFDIR)' | cmp -s - $@ || echo '$(SYSCONFDIR)' > $@
+.PHONY: FORCE
+FORCE:
+
+# One library: headers, archive, shared object and its links, pkg-config file.
+define INSTALL_LIB
+install -m 644 lib$(1)/include/*.h $(DESTDIR)$(INCLUDEDIR)/userevents/
+install -m 644 $(BUILD)/lib$(1).a $(DESTDIR)$(LIBDIR)/
+install -m 755 $(BUILD)/lib$(1).so.$(VERSION) $(DESTDIR)$(LIBDIR)/
+ln -sf lib$(1).so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$(1).so.$(SOVERSION)
+ln -sf lib$(1).so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/lib$(1).so
+$(SUBST) -e 's|@REQUIRES_PRIVATE@|$($(1)_PKGS)|' pkg/lib$(1).pc.in \
+    > $(DESTDIR)$(LIBDIR)/pkgconfig/lib$(1).pc
+
+endef
+
+install: libs $(addprefix $(BUILD)/,$(DAEMONS)) man
+	install -d $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/userevents \
+	    $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) $(ETC_DIR)
+	$(foreach l,$(LIBS),$(call INSTALL_LIB,$(l)))
+	set -e; for d in $(DAEMONS); do \
+	    install -m 755 $(BUILD)/$$d $(DESTDIR)$(BINDIR)/; \
+	    install -m 644 $(BUILD)/man/$$d.8 $(DESTDIR)$(MANDIR)/man8/; \
+	    $(SUBST) pkg/systemd/$$d.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/$$d.service; \
 	done
+	@# Configuration is the admin's once installed: an existing file is kept.
+	@set -e; for f in $(ETC_CONF) $(ETC_SECRET); do \
+	    mode=600; case " $(ETC_CONF) " in *" $$f "*) mode=644;; esac; \
+	    if [ -e $(ETC_DIR)/$${f##*/} ]; then echo "keeping $(ETC_DIR)/$${f##*/}"; \
+	    else echo "install -m $$mode $$f $(ETC_DIR)/"; install -m $$mode $$f $(ETC_DIR)/; fi; \
+	done
+
+# Removes what install put; a configuration file is left when it differs from the example.
+.PHONY: uninstall
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/userevents/,$(notdir $(wildcard $(LIBS:%=lib%/include/*.h))))
+	rm -f $(foreach l,$(LIBS),$(addprefix $(DESTDIR)$(LIBDIR)/lib$(l),.a .so .so.$(SOVERSION) \
+	    .so.$(VERSION)) $(DESTDIR)$(LIBDIR)/pkgconfig/lib$(l).pc)
+	set -e; for d in $(DAEMONS); do \
+	    rm -f $(DESTDIR)$(BINDIR)/$$d $(DESTDIR)$(MANDIR)/man8/$$d.8 \
+	        $(DESTDIR)$(SYSTEMDUNITDIR)/$$d.service; \
+	done
+	@set -e; for f in $(ETC_CONF) $(ETC_SECRET); do \
+	    t=$(ETC_DIR)/$${f##*/}; \
+	    if cmp -s $$f $$t; then echo "rm -f $$t"; rm -f $$t; \
+	    elif [ -e $$t ]; then echo "keeping $$t (changed)"; fi; \
+	done
+	@rmdir $(DESTDIR)$(INCLUDEDIR)/userevents $(ETC_DIR) 2>/dev/null || true
+
+# make print-VAR: a variable's value (scripts ask the Makefile rather than repeat it).
+print-%:
+	@echo '$($*)'
 
 clean:
 	rm -rf build

@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 # Package -> why we need it.
 packages=(
   gcc make pkg-config          # the C build
+  help2man                     # the daemons' man pages, from their --help (make install)
   protobuf-c-compiler libprotobuf-c-dev  # the event schema (proto/) to C
   librdkafka-dev               # Kafka producer and consumer
   libzstd-dev                  # spool frames, HTTP bodies

@@ -21,6 +21,8 @@ declare -A allowed=(
   [whsink]='librdkafka\.so\.1|libprotobuf-c\.so\.1|libcurl(-gnutls)?\.so\.4|libpq\.so\.5|libsqlite3\.so\.0|libzstd\.so\.1|libz\.so\.1'
 )
 
+words() { tr '\n' ' ' <<<"$1"; }
+
 fail=0
 for lib in userevents enrich whsink; do
   so=$(find "$BUILD" -maxdepth 1 -name "lib$lib.so.*.*.*" -type f | head -n 1)
@@ -32,13 +34,13 @@ for lib in userevents enrich whsink; do
   needed=$(readelf -d "$so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
   extra=$(grep -Evx "$base|${allowed[$lib]}" <<<"$needed" || true)
   if [[ -n $extra ]]; then
-    echo "check_deps: FAIL ${so##*/} needs what is not its own: $(echo $extra)" >&2
+    echo "check_deps: FAIL ${so##*/} needs what is not its own: $(words "$extra")" >&2
     fail=1
   elif ! grep -qx 'librdkafka\.so\.1' <<<"$needed"; then
-    echo "check_deps: FAIL ${so##*/}: no librdkafka among its NEEDED ($(echo $needed))" >&2
+    echo "check_deps: FAIL ${so##*/}: no librdkafka among its NEEDED ($(words "$needed"))" >&2
     fail=1
   else
-    echo "check_deps: ok ${so##*/}: $(echo $needed)"
+    echo "check_deps: ok ${so##*/}: $(words "$needed")"
   fi
 done
 exit "$fail"

@@ -11,6 +11,7 @@
 #   make uninstall          removes what install put (configuration you changed stays)
 #   make pkg-check          shared libraries' dependencies, install/uninstall (part of make test)
 #   make docs               regenerate CONFIGURATION.md from the configuration table
+#   make format-check [FORMAT_BASE=main]   C lines within 100 columns (+ clang-format on changes)
 
 .DEFAULT_GOAL := all
 
@@ -190,6 +191,12 @@ docs-check: $(BUILD)/gen-config-doc
 	@$(BUILD)/gen-config-doc > $(BUILD)/CONFIGURATION.md
 	@cmp -s $(BUILD)/CONFIGURATION.md CONFIGURATION.md || \
 	    { echo "CONFIGURATION.md is stale: run make docs" >&2; exit 1; }
+
+# No line of the C sources over .clang-format's ColumnLimit; with FORMAT_BASE=<git ref> (main)
+# also the lines changed since that ref as clang-format writes them (test/format/check.sh).
+.PHONY: format-check
+format-check:
+	@test/format/check.sh $(FORMAT_BASE)
 
 # Every relative link of every tracked .md file resolves inside the repository.
 .PHONY: docs-links

@@ -61,7 +61,8 @@ const char *enr_stat_name(enr_stat_t which)
 
 /* UE__VERSION_STR and UE__VERSION_HEX come from the file VERSION (the Makefile passes them);
  * the header's macro, which callers compile against, must agree. */
-_Static_assert(ENR_VERSION == UE__VERSION_HEX, "ENR_VERSION in enrich.h differs from the file VERSION");
+_Static_assert(ENR_VERSION == UE__VERSION_HEX,
+               "ENR_VERSION in enrich.h differs from the file VERSION");
 
 int enr_version(void)
 {

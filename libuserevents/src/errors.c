@@ -51,7 +51,8 @@ const char *ue_err2name(ue_err_t err)
 
 /* UE__VERSION_STR and UE__VERSION_HEX come from the file VERSION (the Makefile passes them);
  * the header's macro, which callers compile against, must agree. */
-_Static_assert(UE_VERSION == UE__VERSION_HEX, "UE_VERSION in userevents.h differs from the file VERSION");
+_Static_assert(UE_VERSION == UE__VERSION_HEX,
+               "UE_VERSION in userevents.h differs from the file VERSION");
 
 int ue_version(void)
 {

@@ -45,7 +45,8 @@ const char *whs_err2name(whs_err_t err)
 
 /* UE__VERSION_STR and UE__VERSION_HEX come from the file VERSION (the Makefile passes them);
  * the header's macro, which callers compile against, must agree. */
-_Static_assert(WHS_VERSION == UE__VERSION_HEX, "WHS_VERSION in whsink.h differs from the file VERSION");
+_Static_assert(WHS_VERSION == UE__VERSION_HEX,
+               "WHS_VERSION in whsink.h differs from the file VERSION");
 
 int whs_version(void)
 {

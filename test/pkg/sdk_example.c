@@ -53,8 +53,7 @@ int main(int argc, char **argv)
     CHECK(ue_conf_set(conf, "kafka.bootstrap.servers", "127.0.0.1:1", errstr, sizeof(errstr)) ==
                   UE_CONF_OK &&
               ue_conf_set(conf, "spool.dir", argv[1], errstr, sizeof(errstr)) == UE_CONF_OK &&
-              ue_conf_set(conf, "context.app.name", "shop", errstr, sizeof(errstr)) ==
-                  UE_CONF_OK &&
+              ue_conf_set(conf, "context.app.name", "shop", errstr, sizeof(errstr)) == UE_CONF_OK &&
               ue_conf_set(conf, "shutdown.timeout.ms", "1000", errstr, sizeof(errstr)) ==
                   UE_CONF_OK,
           "ue_conf_set: %s", errstr);

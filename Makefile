@@ -41,7 +41,7 @@ PROGRAM_PKGS    := libcjson libmicrohttpd zlib
 PKGS := $(sort $(userevents_PKGS) $(enrich_PKGS) $(whsink_PKGS) $(uemetrics_PKGS) $(PROGRAM_PKGS))
 
 # A missing package stops the build with its name (goals that compile nothing go on).
-NO_DEPS_GOALS := clean uninstall format-check docs-links deb abi-check
+NO_DEPS_GOALS := clean uninstall format-check docs-links deb deb-check abi-check
 ifneq ($(filter-out $(NO_DEPS_GOALS) print-%,$(or $(MAKECMDGOALS),all)),)
 PKGS_MISSING := $(shell pkg-config --exists $(PKGS) || \
                   for p in $(PKGS); do pkg-config --exists $$p || echo $$p; done)
@@ -58,7 +58,7 @@ endif
 
 WARN      := -Wall -Wextra
 # SRC_INC: the internal headers a file may see (its own library's src/; tests: by name).
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CFLAGS) $(SAN_FLAGS) \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) \
              -Icommon -I$(BUILD)/gen -Ilibuserevents/include -Ilibenrich/include \
              -Ilibwhsink/include -Itest/support $(SRC_INC) $(DEP_CFLAGS) -MMD -MP \
              -DUE__VERSION_STR='"$(VERSION)"' -DUE__VERSION_HEX=$(VERSION_HEX)
@@ -298,6 +298,29 @@ uninstall:
 	    elif [ -e $$t ]; then echo "keeping $$t (changed)"; fi; \
 	done
 	@rmdir $(DESTDIR)$(INCLUDEDIR)/userevents $(ETC_DIR) 2>/dev/null || true
+
+# make deb: the Debian source tree, build/deb/userevents-<version>/: the tracked files of the
+# working tree (git stash create: uncommitted edits included, new untracked files not), with
+# pkg/debian as debian/ and its changelog for VERSION, and the orig tarball beside it. Then
+# dpkg-buildpackage -us -uc -b there; make deb-check (test/pkg/deb.sh) builds, lints, installs,
+# uses and removes the packages.
+DEB_DIR := $(BUILD)/deb
+DEB_SRC := $(DEB_DIR)/userevents-$(VERSION)
+.PHONY: deb deb-check
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)
+	tree=$$(git stash create) && git archive --format=tar.gz --prefix=userevents-$(VERSION)/ \
+	    -o $(DEB_DIR)/userevents_$(VERSION).orig.tar.gz $${tree:-HEAD}
+	tar -C $(DEB_DIR) -xzf $(DEB_DIR)/userevents_$(VERSION).orig.tar.gz
+	cp -R pkg/debian $(DEB_SRC)/debian
+	sed -e 's|@VERSION@|$(VERSION)|' \
+	    -e "s|@DATE@|$$(date -u -R -d @$$(git log -1 --format=%ct))|" \
+	    pkg/debian/changelog.in > $(DEB_SRC)/debian/changelog
+	rm $(DEB_SRC)/debian/changelog.in
+	@echo "now: cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b"
+
+deb-check:
+	test/pkg/deb.sh
 
 # make print-VAR: a variable's value (scripts ask the Makefile rather than repeat it).
 print-%:

@@ -322,6 +322,12 @@ deb:
 deb-check:
 	test/pkg/deb.sh
 
+# pip wheel bindings/python, installed in a fresh venv, works with no build tree and none of the
+# libraries' dependencies (test/pkg/wheel.sh).
+.PHONY: wheel-check
+wheel-check:
+	test/pkg/wheel.sh
+
 # make print-VAR: a variable's value (scripts ask the Makefile rather than repeat it).
 print-%:
 	@echo '$($*)'

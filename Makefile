@@ -10,6 +10,9 @@
 #                           (DESTDIR, BINDIR, LIBDIR, INCLUDEDIR, MANDIR, SYSCONFDIR: see below)
 #   make uninstall          removes what install put (configuration you changed stays)
 #   make pkg-check          shared libraries' dependencies, install/uninstall (part of make test)
+#   make deb, deb-check     Debian packages (pkg/debian): lay out / build, lint, install, use
+#   make wheel-check        the Python wheel works in a fresh venv without the build tree
+#   make abi-check [ABI_REF=<git ref>]   libabigail's abidiff of the shared libraries vs a ref
 #   make docs               regenerate CONFIGURATION.md from the configuration table
 #   make format-check [FORMAT_BASE=main]   C lines within 100 columns (+ clang-format on changes)
 
@@ -321,6 +324,12 @@ deb:
 
 deb-check:
 	test/pkg/deb.sh
+
+# The shared libraries' ABI against a git ref (ABI_REF; default: the newest tag, else the merge
+# base with main) with libabigail's abidiff (test/pkg/abi.sh). A second build: not in make test.
+.PHONY: abi-check
+abi-check:
+	test/pkg/abi.sh $(ABI_REF)
 
 # pip wheel bindings/python, installed in a fresh venv, works with no build tree and none of the
 # libraries' dependencies (test/pkg/wheel.sh).

@@ -169,6 +169,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "enrichd: %s\n", errstr);
         return 2;
     }
+    char v[8];
+    size_t vn = sizeof(v);
+    if (enr_conf_get(conf, "kafka.bootstrap.servers", v, &vn) != ENR_CONF_OK || vn <= 1) {
+        /* librdkafka would try "localhost" forever, silently */
+        fprintf(stderr, "enrichd: kafka.bootstrap.servers is not set (-b HOSTS, env "
+                        "KAFKA_BOOTSTRAP or -c FILE)\n");
+        enr_conf_destroy(conf);
+        return 2;
+    }
     if (start_metrics(metrics_addr, metrics_port, conf, &metrics, &em)) {
         enr_conf_destroy(conf);
         metrics_destroy(metrics);
@@ -200,8 +209,10 @@ int main(int argc, char **argv)
     }
     log_stats(processor);
     enr_err_t err = rc == ENR_ERR_STOPPED ? ENR_OK : (enr_err_t)rc;
-    if (err)
-        fprintf(stderr, "enrichd: stopped: %s\n", enr_err2str(err));
+    if (err) /* the reason is librdkafka's own words: which step failed, and how */
+        fprintf(stderr, "enrichd: stopped: %s (%s): %s\n", enr_err2str(err), enr_err2name(err),
+                *enr_processor_last_error(processor) ? enr_processor_last_error(processor)
+                                                     : "no further detail");
     metrics_stop(metrics); /* no scrape reads the processor from here on */
     enrich_metrics_attach(em, NULL);
     enr_err_t done = enr_processor_destroy(processor, 10000); /* may still report a commit */

@@ -25,7 +25,8 @@ static void *enrich_main(void *arg)
     demo_t *d = arg;
     enr_err_t rc = enr_run(d->enrich);
     if (rc)
-        fprintf(stderr, "ue-demo: enrichment stopped: %s\n", enr_err2str(rc));
+        fprintf(stderr, "ue-demo: enrichment stopped: %s: %s\n", enr_err2str(rc),
+                enr_processor_last_error(d->enrich));
     return NULL;
 }
 

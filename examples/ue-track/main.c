@@ -169,12 +169,22 @@ int main(int argc, char **argv)
     } else {
         failures = track_stdin(ue, quiet);
     }
-    if (ue_flush(ue, 10000) != UE_OK)
-        fprintf(stderr, "ue-track: not all events acknowledged yet; the rest stay spooled\n");
+    int unsent = ue_flush(ue, 10000) != UE_OK;
+    int64_t waiting = ue_stat(ue, UE_STAT_TRACKED) - ue_stat(ue, UE_STAT_DELIVERED) -
+                      ue_stat(ue, UE_STAT_FAILED);
+    if (unsent && *spool)
+        fprintf(stderr, "ue-track: %lld event(s) not acknowledged yet: they stay in the spool "
+                "%s, and the next ue-track with this spool sends them\n", (long long)waiting,
+                spool);
     if (!quiet) {
         ue_stats_json(ue, errstr, sizeof(errstr));
         fprintf(stderr, "%s\n", errstr);
     }
     ue_client_destroy(ue);
+    if (unsent && !*spool) { /* nothing keeps them: say so, and fail */
+        fprintf(stderr, "ue-track: %lld event(s) LOST: not acknowledged within 10 s and no "
+                "spool (-s DIR) to keep them\n", (long long)waiting);
+        return 1;
+    }
     return failures ? 1 : 0;
 }

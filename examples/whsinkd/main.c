@@ -263,6 +263,18 @@ static whs_conf_t *configure(const options_t *o)
         bad = set(conf, o->keys[i], o->values[i], NULL);
     if (!bad && o->verbose)
         bad = set(conf, "log.level", o->verbose > 1 ? "debug" : "info", NULL);
+    /* What no retry can supply: said at once, exit 2 (not a retry loop). */
+    static const char *const required[][2] = {
+        {"kafka.bootstrap.servers", "-b HOSTS, env KAFKA_BOOTSTRAP or the config file"},
+        {"warehouse.url", "-w URL or the config file"}};
+    for (size_t i = 0; !bad && i < sizeof(required) / sizeof(required[0]); i++) {
+        char v[8];
+        size_t n = sizeof(v);
+        if (whs_conf_get(conf, required[i][0], v, &n) != WHS_CONF_OK || n <= 1) {
+            fprintf(stderr, "whsinkd: %s is not set (%s)\n", required[i][0], required[i][1]);
+            bad = 1;
+        }
+    }
     if (bad) {
         whs_conf_destroy(conf);
         return NULL;

@@ -70,6 +70,8 @@ typedef enum enr_err {
     ENR_ERR_STOPPED = -12,        /**< the processor was stopped */
     ENR_ERR_FENCED = -13,         /**< another instance took over this transactional id */
     ENR_ERR_KAFKA = 1,            /**< a Kafka error; see the message */
+    ENR_ERR_KAFKA_FATAL = -14,    /**< a Kafka error the processor cannot go on after, other
+                                       than fencing; enr_processor_last_error() says which */
 } enr_err_t;
 
 ENR_API const char *enr_err2str(enr_err_t err);
@@ -259,7 +261,9 @@ ENR_API enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_
  * @brief Does one step: consumes what is available (waiting up to @p timeout_ms), processes
  *        it, and commits the transaction when it is due (txn.max.events / txn.max.ms).
  * @returns the number of input records processed, or a negative enr_err_t (ENR_ERR_STOPPED
- *          after enr_stop(), ENR_ERR_FENCED when another instance took over).
+ *          after enr_stop(); once the processor cannot go on: ENR_ERR_FENCED when another
+ *          instance took over, ENR_ERR_KAFKA_FATAL for any other fatal error, every later call
+ *          returning the same, with the reason in enr_processor_last_error()).
  */
 ENR_API int enr_poll(enr_processor_t *p, int timeout_ms);
 
@@ -268,6 +272,18 @@ ENR_API enr_err_t enr_run(enr_processor_t *p);
 
 /** @brief Asks enr_run() / enr_poll() to return. Any thread; async-signal-safe. */
 ENR_API void enr_stop(enr_processor_t *p);
+
+/**
+ * @brief Why the processor stopped: the text of the error that made enr_poll() return
+ *        ENR_ERR_FENCED or ENR_ERR_KAFKA_FATAL (librdkafka's error string, with the step that
+ *        failed: "commit: Failed to end transaction: ...").
+ * @returns a NUL-terminated string owned by the processor, valid until
+ *          enr_processor_destroy() (the first fatal error is kept; it never changes after);
+ *          "" while there is none (also after enr_stop(), and for a NULL @p p).
+ * @remark On the thread that drives the processor, or on any thread once enr_poll() or
+ *         enr_run() returned the error (the text is set before they return, never after).
+ */
+ENR_API const char *enr_processor_last_error(enr_processor_t *p);
 
 /**
  * @brief Commits what was processed (within @p timeout_ms), leaves the group and frees the
@@ -310,9 +326,11 @@ ENR_API const char *enr_stat_name(enr_stat_t which);
  * Transaction callback: one call per transaction of the processor once it has ended,
  * committed or not. Meant for latency and size histograms (a metrics endpoint, a log).
  *
- * @param result ENR_OK when the transaction committed; otherwise why it did not: the
- *        transaction was aborted (and its work will be redone), or the processor cannot go
- *        on (ENR_ERR_FENCED, ENR_ERR_KAFKA: enr_poll() returns the same error).
+ * @param result ENR_OK when the transaction committed; ENR_ERR_KAFKA when it was aborted
+ *        (state and positions went back to the last commit, and its work will be redone);
+ *        ENR_ERR_FENCED or ENR_ERR_KAFKA_FATAL when the processor cannot go on (enr_poll() returns
+ *        the same error, enr_processor_last_error() the reason; the transaction is left to the
+ *        next instance, whose start aborts it).
  * @param events input records the transaction covered.
  * @param txn_ms from its first record to the end of the commit (or abort): the latency the
  *        transaction added to its first record.

@@ -92,7 +92,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     int64_t started = ue__mono_ms();
     p->in_callback = 1;
     if (!all) {
-        enr__processor_fail(p, ENR_ERR_KAFKA, "out of memory in a rebalance");
+        enr__processor_fail(p, ENR_ERR_KAFKA_FATAL, "out of memory in a rebalance");
     } else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         enr__tasks_take(p, ids, n); /* restores each from its changelog partition */
         enr__owned_change(p, all, 1);
@@ -108,7 +108,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         enr__owned_change(p, all, 0);
         enr__assignment_change(p, all, 0);
         if (lost && p->in_txn && !p->fatal)
-            enr__txn_abort(p, "tasks lost to another processor");
+            enr__txn_abort(p, "tasks lost: out of the group too long, or fenced");
         log_tasks(p, lost ? "lost" : "revoked", ids, n);
     }
     p->in_callback = 0;
@@ -119,13 +119,18 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     free(ids);
 }
 
-void enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason)
+/* The first reason is kept: a later error is a consequence of it. Every fatal code is
+ * negative, so enr_poll() can never mistake one for a count of records. */
+enr_err_t enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason)
 {
-    if (p->fatal)
-        return;
-    p->fatal = err;
-    snprintf(p->fatal_reason, sizeof(p->fatal_reason), "%s", reason);
-    ue__log(&p->log, UE_LOG_ERR, "%s: the processor stops", reason);
+    ue__log(&p->log, UE_LOG_ERR, "%s: the processor stops (%s)", reason, enr_err2name(err));
+    if (!p->fatal) {
+        p->fatal = err;
+        size_t n = strnlen(reason, sizeof(p->last_error) - 1); /* cut, never overflowed */
+        memcpy(p->last_error, reason, n);
+        p->last_error[n] = '\0';
+    }
+    return p->fatal;
 }
 
 /* ---- creation ---------------------------------------------------------------------------- */

@@ -43,8 +43,8 @@ typedef struct enr__task {
     enr_pipeline_t *pipe;
     enr__sink_t sink;         /* the stages' outputs into the open transaction, partition id */
     enr__merger_t *merger;    /* window partials of every task whose key hashes here */
-    int64_t horizon_sent;     /* the window horizon last broadcast (INT64_MIN: none) */
-    int64_t horizon_sent_ms;  /* when (monotonic) */
+    int64_t horizon_sent[2];    /* the window / anomaly horizon last broadcast */
+    int64_t horizon_sent_ms[2]; /* when (monotonic) */
 } enr__task_t;
 
 struct enr_processor_s {
@@ -76,7 +76,7 @@ struct enr_processor_s {
     int64_t commit_started_ms;   /* when the commit (or abort) of the open transaction began */
     int in_callback;             /* inside the rebalance callback: no recursive commit */
     enr_err_t fatal;             /* set once the processor cannot go on */
-    char fatal_reason[512];
+    char last_error[512];        /* why: enr_processor_last_error() */
     int produce_failed;          /* a record of the open transaction was refused: abort it */
     _Atomic int stop;
     _Atomic int64_t stats[ENR_STAT__CNT];
@@ -97,8 +97,10 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why);
 /* state.c */
 /* Makes sure the changelog and repartition topics exist with ntasks partitions each. */
 int enr__topics_ensure(enr_processor_t *p, char *errstr, size_t errstr_size);
-/* Rebuilds @p t's stages and restores them from its changelog partition; 0 or -1. */
-int enr__task_restore(enr__task_t *t, char *errstr, size_t errstr_size);
+/* Rebuilds the stages of @p n tasks and restores each from its changelog partition, with one
+ * reader; 0 or -1. */
+int enr__tasks_restore(enr_processor_t *p, enr__task_t *const *tasks, int n, char *errstr,
+                       size_t errstr_size);
 int enr__profiles_open(enr_processor_t *p, char *errstr, size_t errstr_size);
 /* Applies what the profile topic has now (all of it when @p to_end, waiting up to 30 s). */
 void enr__profiles_poll(enr_processor_t *p, int to_end);
@@ -161,8 +163,9 @@ int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaqu
  * through the processor's logger. */
 rd_kafka_conf_t *enr__kafka_conf(enr_processor_t *p, const rd_kafka_conf_t *base);
 
-/* Stops the processor for good with @p err and its reason (logged; enr_poll returns it). */
-void enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason);
+/* Stops the processor for good with @p err (negative) and its reason, logged and kept for
+ * enr_processor_last_error(); enr_poll() returns it from now on. Returns the first error. */
+enr_err_t enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason);
 
 /* Frees the clients and the pipeline (no commit, no group leave). */
 void enr__processor_free(enr_processor_t *p);

@@ -29,7 +29,7 @@ static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
                  ? " (another processor runs with this instance.id)"
                  : "");
     enr__processor_fail(p, err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID ? ENR_ERR_FENCED
-                                                                        : ENR_ERR_KAFKA,
+                                                                        : ENR_ERR_KAFKA_FATAL,
                         reason);
 }
 
@@ -79,7 +79,7 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
     enr__profiles_poll(p, 0);
     char errstr[512];
     if (enr__subscription_refresh(p, 1000, errstr, sizeof(errstr)) < 0) {
-        enr__processor_fail(p, ENR_ERR_KAFKA, errstr);
+        enr__processor_fail(p, ENR_ERR_KAFKA_FATAL, errstr);
         return p->fatal;
     }
     /* An open transaction waits for input only until it is due, not past it (nor spins). */

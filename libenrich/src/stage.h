@@ -65,8 +65,10 @@ enr_stage_t *enr__stage_anomaly_new(const enr__settings_t *s);
  * 0, or -1 for a record that is not one. */
 int enr__window_merge(void *state, const void *key, size_t key_len, const void *value,
                       size_t value_len, int64_t *stats);
-/* Reads a task's closed horizon sent by the window stage; 0, or -1 when it is not one. */
-int enr__window_horizon_decode(const void *value, size_t value_len, int64_t *horizon);
+/* The same for an anomaly stage's state (anomaly.key=type): adds the event count of a bucket
+ * of type @p key to the merged bucket. */
+int enr__anomaly_merge(void *state, const void *key, size_t key_len, const void *value,
+                       size_t value_len, int64_t *stats);
 
 /* The profile stage's table, fed by the processor's profile consumer or by tests. */
 /*

@@ -185,14 +185,15 @@ static void key_activate(astate_t *st, akey_t *k)
 
 /* ---- per event ---------------------------------------------------------------------------- */
 
-/* Counts one event in the open bucket @p start. 0, or -1 (no memory, or too many buckets). */
-static int bucket_add(akey_t *k, int64_t start)
+/* Counts @p n events in the open bucket @p start. 0, or -1 (no memory, or too many
+ * buckets). */
+static int bucket_add(akey_t *k, int64_t start, int64_t n)
 {
     uint32_t i = k->n_open;
     while (i > 0 && k->open[i - 1].start > start)
         i--;
     if (i > 0 && k->open[i - 1].start == start) {
-        k->open[i - 1].count++;
+        k->open[i - 1].count += n;
         return 0;
     }
     if (k->n_open == MAX_OPEN_BUCKETS)
@@ -206,7 +207,7 @@ static int bucket_add(akey_t *k, int64_t start)
         k->cap_open = cap;
     }
     memmove(&k->open[i + 1], &k->open[i], (k->n_open - i) * sizeof(*k->open));
-    k->open[i] = (bucket_t){start, 1};
+    k->open[i] = (bucket_t){start, n};
     k->n_open++;
     return 0;
 }
@@ -237,7 +238,7 @@ static enr_verdict_t anomaly_process(void *state, enr_event_t *ev, enr_ctx_t *ct
     int64_t start = enr__window_start(enr_event_time_ms(ev), st->s->anomaly_window_ms);
     if (start + st->s->anomaly_window_ms <= st->closed.end || start < k->next_start)
         return ENR_KEEP; /* late: its bucket is closed */
-    if (bucket_add(k, start))
+    if (bucket_add(k, start, 1))
         return ENR_KEEP; /* out of memory or too many open buckets */
     k->dirty = 1;
     key_activate(st, k);
@@ -311,12 +312,34 @@ static void bucket_close(astate_t *st, akey_t *k, const bucket_t *b)
     k->dirty = 1;
 }
 
+/* In a processor's task, a rate per event type is judged from every task's count: the
+ * closed bucket goes to the task that merges "<type>/<start>" (merge.c), which judges it. */
+static int merged_elsewhere(const astate_t *st, const enr_ctx_t *ctx)
+{
+    return ctx->sink->partial && st->s->anomaly_key == 0;
+}
+
+/* The key routes it: every bucket of a type goes to the one task that keeps its baseline. */
+static void bucket_send(astate_t *st, enr_ctx_t *ctx, akey_t *k, const bucket_t *b)
+{
+    uint8_t v[17] = {ENR__PARTIAL_ANOMALY};
+    enr__le_put64(enr__le_put64(v + 1, (uint64_t)b->start), (uint64_t)b->count);
+    ctx->sink->partial(ctx->sink->opaque, k->key, k->key_len, v, sizeof(v), 0);
+    k->next_start = b->start + st->s->anomaly_window_ms;
+    k->dirty = 1;
+}
+
 /* Closes the buckets of @p k that end at or before @p watermark. */
-static void key_close_due(astate_t *st, akey_t *k, int64_t watermark)
+static void key_close_due(astate_t *st, enr_ctx_t *ctx, akey_t *k, int64_t watermark)
 {
     uint32_t i = 0;
-    while (i < k->n_open && k->open[i].start + st->s->anomaly_window_ms <= watermark)
-        bucket_close(st, k, &k->open[i++]);
+    int send = merged_elsewhere(st, ctx);
+    for (; i < k->n_open && k->open[i].start + st->s->anomaly_window_ms <= watermark; i++) {
+        if (send)
+            bucket_send(st, ctx, k, &k->open[i]);
+        else
+            bucket_close(st, k, &k->open[i]);
+    }
     if (i) {
         memmove(k->open, k->open + i, (k->n_open - i) * sizeof(*k->open));
         k->n_open -= i;
@@ -395,7 +418,7 @@ static void anomaly_flush(void *state, enr_ctx_t *ctx, void *opaque)
     for (; l != &st->active; l = next) {
         next = l->next;
         akey_t *k = of_active(l);
-        key_close_due(st, k, st->closed.end);
+        key_close_due(st, ctx, k, st->closed.end);
         if (k->dirty)
             persist(st, ctx, k);
         if (!k->n_open) {
@@ -405,6 +428,37 @@ static void anomaly_flush(void *state, enr_ctx_t *ctx, void *opaque)
     }
     emit_alerts(st, ctx);
     enr__horizon_persist(&st->closed, ctx, CLOSED_KEY, CLOSED_KEY_LEN);
+    if (merged_elsewhere(st, ctx))
+        enr__horizon_send(ctx, ENR__HORIZON_ANOMALY, st->closed.end);
+}
+
+/* ---- merging the counts of a processor's tasks (merge.c) ------------------------------- */
+
+int enr__anomaly_merge(void *state, const void *key, size_t key_len, const void *value,
+                       size_t value_len, int64_t *stats)
+{
+    astate_t *st = state;
+    const uint8_t *v = value;
+    if (!key || !key_len || !v || value_len != 17 || v[0] != ENR__PARTIAL_ANOMALY)
+        return -1;
+    int64_t start = (int64_t)enr__le_load64(v + 1), count = (int64_t)enr__le_load64(v + 9);
+    if (!enr__time_ok(start) || count < 0)
+        return -1;
+    uint64_t h = enr__hash64(key, key_len);
+    akey_t *k = key_find(st, key, key_len, h);
+    if (!k && !(k = key_new(st, key, key_len, h)))
+        return -1;
+    dl_unlink(&k->lru);
+    dl_push_front(&st->lru, &k->lru);
+    if (start + st->s->anomaly_window_ms <= st->closed.end || start < k->next_start) {
+        stats[ENR_STAT_LATE_EVENTS] += count; /* judged already without them */
+        return 0;
+    }
+    if (bucket_add(k, start, count))
+        return -1;
+    k->dirty = 1;
+    key_activate(st, k);
+    return 0;
 }
 
 /* ---- restore ------------------------------------------------------------------------------ */

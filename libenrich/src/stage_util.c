@@ -40,3 +40,22 @@ int enr__horizon_restore(enr__horizon_t *h, const void *value, size_t value_len)
         h->end = end; /* restored as written: not dirty */
     return 0;
 }
+
+void enr__horizon_send(enr_ctx_t *ctx, uint8_t kind, int64_t h)
+{
+    uint8_t v[9] = {kind};
+    if (!ctx->sink->partial || h == INT64_MIN)
+        return;
+    enr__le_put64(v + 1, (uint64_t)h);
+    ctx->sink->partial(ctx->sink->opaque, NULL, 0, v, sizeof(v), 1);
+}
+
+int enr__horizon_decode(const void *value, size_t value_len, uint8_t *kind, int64_t *h)
+{
+    const uint8_t *v = value;
+    if (!v || value_len != 9 || (v[0] != ENR__HORIZON_WINDOW && v[0] != ENR__HORIZON_ANOMALY))
+        return -1;
+    *kind = v[0];
+    *h = (int64_t)enr__le_load64(v + 1);
+    return enr__time_ok(*h) ? 0 : -1;
+}

@@ -69,4 +69,25 @@ void enr__horizon_persist(enr__horizon_t *h, enr_ctx_t *ctx, const void *key, si
  */
 int enr__horizon_restore(enr__horizon_t *h, const void *value, size_t value_len);
 
+/*
+ * What a processor's tasks send each other through the repartition topic (merge.c): the first
+ * byte of a record says what it is. A window's partial is its changelog value (version 1); an
+ * anomaly bucket's partial its count; a horizon says up to where the sending task has closed
+ * its windows or buckets, so the merging task knows when a merged one is complete.
+ */
+enum {
+    ENR__PARTIAL_WINDOW = 1,  /* stage_window.c's value: count, sum, users */
+    ENR__HORIZON_WINDOW = 2,  /* 8 bytes: the closed horizon of a task's window stage */
+    ENR__PARTIAL_ANOMALY = 3, /* 16 bytes: an anomaly bucket's start and event count (key:
+                                 the type, so one task keeps each type's baseline) */
+    ENR__HORIZON_ANOMALY = 4, /* 8 bytes: the closed horizon of a task's anomaly stage */
+};
+
+/* In a processor's task (ctx->sink->partial set): sends horizon @p h of kind @p kind to every
+ * task. */
+void enr__horizon_send(enr_ctx_t *ctx, uint8_t kind, int64_t h);
+
+/* Reads a horizon record: 0 with its kind and value, or -1 when it is not one. */
+int enr__horizon_decode(const void *value, size_t value_len, uint8_t *kind, int64_t *h);
+
 #endif

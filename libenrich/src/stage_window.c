@@ -40,8 +40,7 @@
 
 /* Most open windows, all types together (10000 x at most 64 KiB of user set). */
 #define WINDOW_MAX_OPEN 10000
-#define VALUE_VERSION 1   /* a window's value: changelog and partial aggregate */
-#define HORIZON_VERSION 2 /* a task's closed horizon, sent to every merging task */
+#define VALUE_VERSION ENR__PARTIAL_WINDOW /* a window's value: changelog and partial */
 #define CLOSED_KEY "_closed"
 
 typedef struct window {
@@ -330,11 +329,7 @@ static void window_flush(void *state, enr_ctx_t *ctx, void *opaque)
         if (((window_t *)n)->dirty)
             persist(st, ctx, (window_t *)n, 0);
     enr__horizon_persist(&st->closed, ctx, CLOSED_KEY, strlen(CLOSED_KEY));
-    if (ctx->sink->partial && st->closed.end != INT64_MIN) { /* the mergers wait for it */
-        uint8_t h[9] = {HORIZON_VERSION};
-        enr__le_put64(h + 1, (uint64_t)st->closed.end);
-        ctx->sink->partial(ctx->sink->opaque, NULL, 0, h, sizeof(h), 1);
-    }
+    enr__horizon_send(ctx, ENR__HORIZON_WINDOW, st->closed.end); /* the mergers wait for it */
 }
 
 /* ---- restore ------------------------------------------------------------------------------ */
@@ -444,15 +439,6 @@ int enr__window_merge(void *state, const void *key, size_t key_len, const void *
     }
     enr__distinct_free(&users);
     return rc;
-}
-
-int enr__window_horizon_decode(const void *value, size_t value_len, int64_t *horizon)
-{
-    const uint8_t *v = value;
-    if (value_len != 9 || v[0] != HORIZON_VERSION)
-        return -1;
-    *horizon = (int64_t)enr__le_load64(v + 1);
-    return enr__time_ok(*horizon) ? 0 : -1;
 }
 
 /* ---- life cycle --------------------------------------------------------------------------- */

@@ -22,6 +22,7 @@ static rd_kafka_t *reader_new(enr_processor_t *p, char *errstr, size_t errstr_si
     snprintf(group, sizeof(group), "%s-reader", p->conf->s.group_id);
     rd_kafka_conf_set(conf, "group.id", group, NULL, 0); /* required, never joined */
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", NULL, 0); /* the end, found at once */
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (!rk)
         rd_kafka_conf_destroy(conf);
@@ -157,40 +158,63 @@ static int read_to_end(rd_kafka_t *rk, int partitions, int timeout_ms,
     return at_end < partitions ? -1 : 0;
 }
 
+/* The tasks being restored, found by partition. */
+typedef struct restoring {
+    enr__task_t *const *tasks;
+    int n;
+} restoring_t;
+
 static void apply_changelog(void *opaque, const rd_kafka_message_t *m)
 {
-    enr_processor_t *p = ((enr__task_t *)opaque)->p;
-    atomic_fetch_add(&p->stats[ENR_STAT_RESTORE_RECORDS], 1);
-    atomic_fetch_add(&p->stats[ENR_STAT_RESTORE_BYTES], (int64_t)(m->key_len + m->len));
-    if (m->key)
-        enr__task_apply_changelog(opaque, m->key, m->key_len, m->payload, m->len);
+    const restoring_t *r = opaque;
+    for (int i = 0; i < r->n; i++) {
+        enr__task_t *t = r->tasks[i];
+        if (t->id != m->partition)
+            continue;
+        atomic_fetch_add(&t->p->stats[ENR_STAT_RESTORE_RECORDS], 1);
+        atomic_fetch_add(&t->p->stats[ENR_STAT_RESTORE_BYTES], (int64_t)(m->key_len + m->len));
+        if (m->key)
+            enr__task_apply_changelog(t, m->key, m->key_len, m->payload, m->len);
+        return;
+    }
 }
 
-int enr__task_restore(enr__task_t *t, char *errstr, size_t errstr_size)
+int enr__tasks_restore(enr_processor_t *p, enr__task_t *const *tasks, int n, char *errstr,
+                       size_t errstr_size)
 {
-    enr_processor_t *p = t->p;
-    int64_t started = ue__mono_ms();
-    if (enr__task_rebuild(t, errstr, errstr_size))
-        return -1;
+    int64_t started = ue__mono_ms(), before = atomic_load(&p->stats[ENR_STAT_RESTORE_RECORDS]);
+    for (int i = 0; i < n; i++)
+        if (enr__task_rebuild(tasks[i], errstr, errstr_size))
+            return -1;
     rd_kafka_t *rk = reader_new(p, errstr, errstr_size);
     if (!rk)
         return -1;
-    rd_kafka_topic_partition_list_t *part = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(part, p->changelog_topic, t->id)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(rk, part);
-    rd_kafka_topic_partition_list_destroy(part);
-    int64_t before = enr__pipeline_stats(t->pipe)[ENR_STAT_RESTORED];
-    int rc = read_to_end(rk, 1, 120000, apply_changelog, t, &p->log);
+    /* One reader for them all, and only the partitions that hold something: an empty one
+     * would cost a fetch wait to say so. */
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
+    for (int i = 0; i < n; i++) {
+        int64_t lo = 0, hi = 1;
+        rd_kafka_query_watermark_offsets(rk, p->changelog_topic, tasks[i]->id, &lo, &hi, 10000);
+        if (hi > lo)
+            rd_kafka_topic_partition_list_add(parts, p->changelog_topic, tasks[i]->id)->offset =
+                RD_KAFKA_OFFSET_BEGINNING;
+    }
+    restoring_t r = {tasks, n};
+    int rc = 0;
+    if (parts->cnt > 0) {
+        rd_kafka_assign(rk, parts);
+        rc = read_to_end(rk, parts->cnt, 120000, apply_changelog, &r, &p->log);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
     if (rc) {
-        ue__errstr(errstr, errstr_size, "changelog %s [%d]: not read to its end in time",
-                   p->changelog_topic, (int)t->id);
+        ue__errstr(errstr, errstr_size, "changelog %s: not read to its end in time",
+                   p->changelog_topic);
         return -1;
     }
-    ue__log(&p->log, UE_LOG_INFO, "task %d: restored %lld changelog record(s) in %lld ms",
-            (int)t->id, (long long)(enr__pipeline_stats(t->pipe)[ENR_STAT_RESTORED] - before),
+    ue__log(&p->log, UE_LOG_INFO, "%d task(s): restored %lld changelog record(s) in %lld ms", n,
+            (long long)(atomic_load(&p->stats[ENR_STAT_RESTORE_RECORDS]) - before),
             (long long)(ue__mono_ms() - started));
     return 0;
 }

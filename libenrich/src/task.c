@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "htab.h"
 #include "merge.h"
+#include "stage_util.h"
 #include "ue_time.h"
 
 #include <inttypes.h>
@@ -58,15 +59,18 @@ static void sink_partial(void *opaque, const void *key, size_t key_len, const vo
         return;
     }
     int64_t now = ue__mono_ms(), h;
-    if (enr__window_horizon_decode(value, value_len, &h) || h == t->horizon_sent ||
-        now - t->horizon_sent_ms < HORIZON_EVERY_MS)
+    uint8_t kind;
+    if (enr__horizon_decode(value, value_len, &kind, &h))
+        return;
+    int k = kind == ENR__HORIZON_WINDOW ? 0 : 1;
+    if (h == t->horizon_sent[k] || now - t->horizon_sent_ms[k] < HORIZON_EVERY_MS)
         return;
     char id[16];
     int n = snprintf(id, sizeof(id), "%" PRId32, t->id);
     for (int32_t to = 0; to < p->ntasks; to++)
         enr__txn_produce(p, p->repartition_topic, to, id, (size_t)n, value, value_len, NULL);
-    t->horizon_sent = h;
-    t->horizon_sent_ms = now;
+    t->horizon_sent[k] = h;
+    t->horizon_sent_ms[k] = now;
 }
 
 /* ---- life of a task ---------------------------------------------------------------------- */
@@ -88,7 +92,7 @@ static enr__task_t *task_new(enr_processor_t *p, int32_t id)
     t->p = p;
     t->id = id;
     t->sink = (enr__sink_t){sink_emit, sink_changelog, sink_partial, t};
-    t->horizon_sent = INT64_MIN;
+    t->horizon_sent[0] = t->horizon_sent[1] = INT64_MIN;
     return t;
 }
 
@@ -102,18 +106,25 @@ static void task_stats(const enr__task_t *t, int64_t *sum)
 
 void enr__tasks_take(enr_processor_t *p, const int32_t *ids, int n)
 {
-    for (int i = 0; i < n && !p->fatal; i++) {
+    enr__task_t **taken = calloc((size_t)n + 1, sizeof(*taken));
+    int k = 0, oom = !taken;
+    for (int i = 0; !oom && i < n; i++) {
         if (ids[i] < 0 || ids[i] >= p->ntasks || p->tasks[ids[i]])
             continue;
-        enr__task_t *t = task_new(p, ids[i]);
-        char errstr[512] = "out of memory";
-        if (!t || enr__task_restore(t, errstr, sizeof(errstr))) {
-            task_free(t);
-            enr__processor_fail(p, ENR_ERR_KAFKA, errstr);
-            return;
-        }
-        p->tasks[ids[i]] = t;
+        oom = !(taken[k] = task_new(p, ids[i]));
+        k += !oom;
     }
+    char errstr[512] = "out of memory";
+    if (oom || enr__tasks_restore(p, taken, k, errstr, sizeof(errstr))) {
+        for (int i = 0; taken && i < k; i++)
+            task_free(taken[i]);
+        free(taken);
+        enr__processor_fail(p, ENR_ERR_KAFKA_FATAL, errstr);
+        return;
+    }
+    for (int i = 0; i < k; i++)
+        p->tasks[taken[i]->id] = taken[i];
+    free(taken);
 }
 
 void enr__tasks_drop(enr_processor_t *p, const int32_t *ids, int n)
@@ -137,10 +148,16 @@ void enr__tasks_free(enr_processor_t *p)
 
 int enr__tasks_reload(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
+    enr__task_t **owned = calloc((size_t)p->ntasks + 1, sizeof(*owned));
+    int n = 0;
+    if (!owned)
+        return ue__errstr(errstr, errstr_size, "out of memory"), -1;
     for (int32_t i = 0; i < p->ntasks; i++)
-        if (p->tasks[i] && enr__task_restore(p->tasks[i], errstr, errstr_size))
-            return -1;
-    return 0;
+        if (p->tasks[i])
+            owned[n++] = p->tasks[i];
+    int rc = enr__tasks_restore(p, owned, n, errstr, errstr_size);
+    free(owned);
+    return rc;
 }
 
 void enr__tasks_flush(enr_processor_t *p)
@@ -251,7 +268,7 @@ int enr__task_rebuild(enr__task_t *t, char *errstr, size_t errstr_size)
     enr__merger_free(t->merger);
     t->pipe = pipe;
     t->merger = merger;
-    t->horizon_sent = INT64_MIN;
+    t->horizon_sent[0] = t->horizon_sent[1] = INT64_MIN;
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(8);
     enr__task_partitions(p, t->id, parts);
     for (int i = 0; i < parts->cnt; i++)

@@ -10,14 +10,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* ENR_ERR_FENCED only when librdkafka says another instance took over the transactional id;
+ * every other error the processor cannot go on after is ENR_ERR_KAFKA_FATAL, its text kept. */
+static enr_err_t fatal_code(const rd_kafka_error_t *err)
+{
+    switch (rd_kafka_error_code(err)) {
+    case RD_KAFKA_RESP_ERR__FENCED:
+    case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
+    case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
+        return ENR_ERR_FENCED;
+    default:
+        return ENR_ERR_KAFKA_FATAL;
+    }
+}
+
+const char *enr_processor_last_error(enr_processor_t *p)
+{
+    return p ? p->last_error : "";
+}
+
 int enr__txn_begin(enr_processor_t *p)
 {
     if (p->in_txn)
         return 0;
     rd_kafka_error_t *err = rd_kafka_begin_transaction(p->producer);
     if (err) {
-        ue__log(&p->log, UE_LOG_ERR, "begin transaction: %s", rd_kafka_error_string(err));
-        p->fatal = rd_kafka_error_is_fatal(err) ? ENR_ERR_FENCED : ENR_ERR_KAFKA;
+        char why[512];
+        snprintf(why, sizeof(why), "begin transaction: %s", rd_kafka_error_string(err));
+        enr__processor_fail(p, fatal_code(err), why);
         rd_kafka_error_destroy(err);
         return -1;
     }
@@ -44,6 +64,14 @@ static void report(enr_processor_t *p, enr_err_t result)
     p->in_callback = was_inside;
 }
 
+/* The open transaction can neither commit nor be aborted here: stop, and say so. */
+static enr_err_t stop(enr_processor_t *p, enr_err_t code, const char *why)
+{
+    enr__processor_fail(p, code, why);
+    report(p, p->fatal);
+    return p->fatal;
+}
+
 void enr__txn_produce(enr_processor_t *p, const char *topic, int32_t partition, const void *key,
                       size_t key_len, const void *value, size_t value_len,
                       rd_kafka_headers_t *hdrs)
@@ -67,23 +95,47 @@ void enr__txn_produce(enr_processor_t *p, const char *topic, int32_t partition, 
     }
 }
 
-/* Sends the offsets and commits; returns the error (NULL on success) for the caller. */
-static rd_kafka_error_t *send_and_commit(enr_processor_t *p, int timeout_ms)
+#define TRIES 5 /* of a transactional call that fails retriably */
+
+/* 1 when the call that returned *@p err is to be made again: the error is retriable and tries
+ * remain (it is then logged and freed). */
+static int again(enr_processor_t *p, rd_kafka_error_t **err, int tries, const char *what)
+{
+    if (!*err || !rd_kafka_error_is_retriable(*err) || tries >= TRIES)
+        return 0;
+    ue__log(&p->log, UE_LOG_WARNING, "%s: %s; retrying", what, rd_kafka_error_string(*err));
+    rd_kafka_error_destroy(*err);
+    *err = NULL;
+    return 1;
+}
+
+/* Sends the offsets and commits; returns the error (NULL on success), with *@p committing set
+ * when it is the commit's. Each call is retried on its own: a commit that failed retriably (a
+ * timeout) goes on inside librdkafka and may have reached the broker, so only calling commit
+ * again resumes it; librdkafka refuses any other transactional call, the offsets or an abort,
+ * until the commit has its answer. */
+static rd_kafka_error_t *send_and_commit(enr_processor_t *p, int timeout_ms, int *committing)
 {
     rd_kafka_topic_partition_list_t *offsets = enr__owned_offsets(p);
     rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(p->consumer);
     rd_kafka_error_t *err = NULL;
-    if (offsets && offsets->cnt > 0)
-        err = rd_kafka_send_offsets_to_transaction(p->producer, offsets, cgmd, timeout_ms);
+    int tries = 0;
+    if (offsets->cnt > 0)
+        do
+            err = rd_kafka_send_offsets_to_transaction(p->producer, offsets, cgmd, timeout_ms);
+        while (again(p, &err, ++tries, "send offsets"));
+    *committing = !err;
+    tries = 0;
     if (!err)
-        err = rd_kafka_commit_transaction(p->producer, timeout_ms);
+        do
+            err = rd_kafka_commit_transaction(p->producer, timeout_ms);
+        while (again(p, &err, ++tries, "commit"));
     /* Stored (never committed: auto commit is off), so that the consumer's statistics measure
      * "consumer_lag_stored" from what the transaction committed. */
-    if (!err && offsets && offsets->cnt > 0)
+    if (!err && offsets->cnt > 0)
         rd_kafka_offsets_store(p->consumer, offsets);
     rd_kafka_consumer_group_metadata_destroy(cgmd);
-    if (offsets)
-        rd_kafka_topic_partition_list_destroy(offsets);
+    rd_kafka_topic_partition_list_destroy(offsets);
     return err;
 }
 
@@ -96,13 +148,8 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     if (p->produce_failed)
         return enr__txn_abort(p, "a record could not be produced");
 
-    rd_kafka_error_t *err;
-    int tries = 0;
-    while ((err = send_and_commit(p, timeout_ms)) && rd_kafka_error_is_retriable(err) &&
-           ++tries < 5) {
-        ue__log(&p->log, UE_LOG_WARNING, "commit: %s; retrying", rd_kafka_error_string(err));
-        rd_kafka_error_destroy(err);
-    }
+    int committing;
+    rd_kafka_error_t *err = send_and_commit(p, timeout_ms, &committing);
     if (!err) {
         p->in_txn = 0;
         atomic_fetch_add(&p->stats[ENR_STAT_TXN_COMMITS], 1);
@@ -111,34 +158,60 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     }
     char why[512];
     snprintf(why, sizeof(why), "commit: %s", rd_kafka_error_string(err));
-    int abortable = rd_kafka_error_txn_requires_abort(err) || rd_kafka_error_is_retriable(err);
-    int fatal = rd_kafka_error_is_fatal(err);
+    /* A commit still retriable after every try has an outcome nobody knows yet, and cannot be
+     * aborted: stop, and let the next instance's start settle it. */
+    int abortable = rd_kafka_error_txn_requires_abort(err) ||
+                    (rd_kafka_error_is_retriable(err) && !committing);
+    enr_err_t code = fatal_code(err);
     rd_kafka_error_destroy(err);
     if (abortable)
         return enr__txn_abort(p, why);
-    ue__log(&p->log, UE_LOG_ERR, "%s: fatal, the processor stops", why);
-    p->fatal = fatal ? ENR_ERR_FENCED : ENR_ERR_KAFKA;
-    report(p, p->fatal);
-    return p->fatal;
+    return stop(p, code, why);
 }
 
-/* Moves every assigned partition back to its committed offset, and expects it there. */
-static void rewind_positions(enr_processor_t *p)
+/* The error of rd_kafka_committed() on @p parts, or of one of its partitions. */
+static rd_kafka_resp_err_t read_committed(enr_processor_t *p,
+                                          rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t err = rd_kafka_committed(p->consumer, parts, 10000);
+    for (int i = 0; !err && i < parts->cnt; i++)
+        err = parts->elems[i].err;
+    return err;
+}
+
+/* Moves every assigned partition back to its committed offset, and expects it there. 0, or -1
+ * with the reason in @p errstr: without the committed offsets the consumer would go on from
+ * where it was (the aborted work lost) or from the beginning (the committed work twice). */
+static int rewind_positions(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
     rd_kafka_topic_partition_list_t *assigned = NULL;
     if (rd_kafka_assignment(p->consumer, &assigned))
-        return;
-    rd_kafka_committed(p->consumer, assigned, 10000);
-    enr__owned_set(p, assigned); /* a record before these is a stale prefetch */
-    for (int i = 0; i < assigned->cnt; i++)
-        if (assigned->elems[i].offset < 0)
-            assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_error_t *err = rd_kafka_seek_partitions(p->consumer, assigned, 10000);
-    if (err) {
-        ue__log(&p->log, UE_LOG_ERR, "rewind: %s", rd_kafka_error_string(err));
-        rd_kafka_error_destroy(err);
+        return 0; /* nothing assigned: nothing to rewind */
+    if (assigned->cnt == 0) { /* every task was lost: nothing to rewind */
+        rd_kafka_topic_partition_list_destroy(assigned);
+        return 0;
     }
+    rd_kafka_resp_err_t err;
+    for (int tries = 1; (err = read_committed(p, assigned)) && tries < TRIES; tries++)
+        ue__log(&p->log, UE_LOG_WARNING, "rewind: committed offsets: %s; retrying",
+                rd_kafka_err2str(err));
+    rd_kafka_error_t *error = NULL;
+    if (!err) {
+        enr__owned_set(p, assigned); /* a record before these is a stale prefetch */
+        for (int i = 0; i < assigned->cnt; i++)
+            if (assigned->elems[i].offset < 0)
+                assigned->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        error = rd_kafka_seek_partitions(p->consumer, assigned, 10000);
+        for (int i = 0; !error && !err && i < assigned->cnt; i++)
+            err = assigned->elems[i].err;
+    }
+    if (err || error)
+        ue__errstr(errstr, errstr_size, "rewind after abort: %s",
+                   error ? rd_kafka_error_string(error) : rd_kafka_err2str(err));
+    if (error)
+        rd_kafka_error_destroy(error);
     rd_kafka_topic_partition_list_destroy(assigned);
+    return err || error ? -1 : 0;
 }
 
 enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
@@ -146,25 +219,29 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
     ue__log(&p->log, UE_LOG_WARNING, "aborting the transaction (%s); redoing it", why);
     if (!p->commit_started_ms)
         p->commit_started_ms = ue__mono_ms();
-    rd_kafka_error_t *err = rd_kafka_abort_transaction(p->producer, 30000);
+    rd_kafka_error_t *err;
+    int tries = 0;
+    do /* an abort that timed out goes on inside librdkafka: calling it again resumes it */
+        err = rd_kafka_abort_transaction(p->producer, 30000);
+    while (again(p, &err, ++tries, "abort"));
     p->in_txn = 0;
     if (err) {
-        ue__log(&p->log, UE_LOG_ERR, "abort: %s", rd_kafka_error_string(err));
-        p->fatal = rd_kafka_error_is_fatal(err) ? ENR_ERR_FENCED : ENR_ERR_KAFKA;
+        char fail[512];
+        snprintf(fail, sizeof(fail), "abort: %s", rd_kafka_error_string(err));
+        enr_err_t code = fatal_code(err);
         rd_kafka_error_destroy(err);
-        report(p, p->fatal);
-        return p->fatal;
+        return stop(p, code, fail);
     }
     atomic_fetch_add(&p->stats[ENR_STAT_TXN_ABORTS], 1);
     p->produce_failed = 0;
     char errstr[512];
     if (enr__tasks_reload(p, errstr, sizeof(errstr))) {
-        ue__log(&p->log, UE_LOG_ERR, "restore after abort: %s", errstr);
-        p->fatal = ENR_ERR_KAFKA;
-        report(p, p->fatal);
-        return p->fatal;
+        char fail[600];
+        snprintf(fail, sizeof(fail), "restore after abort: %s", errstr);
+        return stop(p, ENR_ERR_KAFKA_FATAL, fail);
     }
-    rewind_positions(p);
+    if (rewind_positions(p, errstr, sizeof(errstr)))
+        return stop(p, ENR_ERR_KAFKA_FATAL, errstr);
     report(p, ENR_ERR_KAFKA);
     return ENR_OK;
 }

@@ -3,6 +3,10 @@
  * reads a busy stream enriches every input event exactly once (no stage that could hide a
  * duplicate runs: no dedup).
  *
+ * test_processor_past_max_poll_interval_loses_nothing proves: a processor whose stage stalls
+ * longer than max.poll.interval.ms loses its tasks, drops its open transaction, takes the
+ * tasks back and writes each event once.
+ *
  * The reproduction of a loss seen on real parts with no fault at all: the processor keeps up
  * with a steady stream, its input regex also matches its own outputs, which appear while it
  * works, and new raw topics are created every few seconds, so the group rebalances while the
@@ -25,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -81,10 +86,9 @@ static enr_processor_t *processor(void)
     return p;
 }
 
-static ue_client_t *tracker(void)
+static ue_client_t *tracker_to(const char *template)
 {
-    char template[128], errstr[512];
-    snprintf(template, sizeof(template), "%s.raw.{type}", in.prefix);
+    char errstr[512];
     const char *kv[] = {"log.level=error", NULL};
     ue_conf_t *conf = tu_conf(kv);
     ue_conf_set(conf, "kafka.bootstrap.servers", it_bootstrap(), errstr, sizeof(errstr));
@@ -106,7 +110,9 @@ static int64_t now_ms(void)
  * EVENTS / (NEW_TOPICS + 1) events: the group rebalances while the stream flows. */
 static void track_stream(void)
 {
-    ue_client_t *c = tracker();
+    char template[128];
+    snprintf(template, sizeof(template), "%s.raw.{type}", in.prefix);
+    ue_client_t *c = tracker_to(template);
     ue_event_t *ev = ue_event_new("a");
     int64_t start = now_ms();
     for (size_t i = 0; i < EVENTS; i++) {
@@ -157,6 +163,34 @@ static int cmp_id(const void *a, const void *b)
     return memcmp(a, b, 16);
 }
 
+/* Of the ids tracked, how many @p s misses and how many it holds more than once. */
+static void count_ids(seen_t *s, size_t *missing, size_t *twice)
+{
+    qsort(s->ids, s->n, 16, cmp_id);
+    qsort(in.ids, in.n, 16, cmp_id);
+    size_t j = 0;
+    for (size_t i = 0; i < in.n; i++) {
+        size_t k = 0;
+        while (j < s->n && cmp_id(s->ids[j], in.ids[i]) < 0)
+            j++;
+        while (j < s->n && cmp_id(s->ids[j], in.ids[i]) == 0)
+            j++, k++;
+        *missing += k == 0;
+        *twice += k > 1;
+    }
+}
+
+typedef struct wait_enriched {
+    enr_processor_t *p;
+    int64_t at_least;
+} wait_enriched_t;
+
+static int enriched_at_least(void *arg)
+{
+    wait_enriched_t *w = arg;
+    return enr_stat(w->p, ENR_STAT_ENRICHED) >= w->at_least;
+}
+
 typedef struct wait_consumed {
     enr_processor_t *p;
     int64_t at_least;
@@ -194,18 +228,8 @@ static void test_rebalances_mid_stream_lose_nothing(void **state)
     snprintf(topic, sizeof(topic), "%s.enriched", in.prefix);
     const char *topics[] = {topic};
     it_read(topics, 1, EVENTS, 30000, keep_id, &s);
-    qsort(s.ids, s.n, 16, cmp_id);
-    qsort(in.ids, in.n, 16, cmp_id);
-    size_t missing = 0, twice = 0, j = 0;
-    for (size_t i = 0; i < in.n; i++) {
-        size_t k = 0;
-        while (j < s.n && cmp_id(s.ids[j], in.ids[i]) < 0)
-            j++;
-        while (j < s.n && cmp_id(s.ids[j], in.ids[i]) == 0)
-            j++, k++;
-        missing += k == 0;
-        twice += k > 1;
-    }
+    size_t missing = 0, twice = 0;
+    count_ids(&s, &missing, &twice);
     fprintf(stderr, "it_enr_rebalance: %zu tracked, %lld consumed, %zu enriched, %zu missing, "
             "%zu more than once\n", in.n, (long long)consumed, s.n, missing, twice);
     assert_int_equal(s.undecodable, 0);
@@ -213,6 +237,88 @@ static void test_rebalances_mid_stream_lose_nothing(void **state)
     assert_int_equal(twice, 0);
     assert_int_equal(s.n, EVENTS);
     free(s.ids);
+}
+
+/* A stage that stalls the processor once, at the event with "seq" STALL_AT: a stage stuck on a
+ * slow lookup, longer than max.poll.interval.ms. */
+#define STALL_AT 2000
+#define STALL_EVENTS 6000
+
+static enr_verdict_t stall_stage(void *state, enr_event_t *ev, enr_ctx_t *ctx, void *opaque)
+{
+    int *stalled = opaque;
+    int64_t seq;
+    (void)state, (void)ctx;
+    if (!*stalled && enr_event_get_int(ev, "seq", &seq) == ENR_OK && seq == STALL_AT) {
+        *stalled = 1;
+        sleep(9); /* the fault: 9 s without a poll, against max.poll.interval.ms = 6000 */
+    }
+    return ENR_KEEP;
+}
+
+static void test_processor_past_max_poll_interval_loses_nothing(void **state)
+{
+    (void)state;
+    char topic[128], group[128], errstr[512];
+    snprintf(topic, sizeof(topic), "%s.slow.raw", in.prefix);
+    snprintf(group, sizeof(group), "%s.slow", in.prefix);
+    assert_int_equal(it_create_topic(topic, 3), 0);
+    in.n = 0;
+    ue_client_t *c = tracker_to(topic);
+    ue_event_t *ev = ue_event_new("a");
+    for (size_t i = 0; i < STALL_EVENTS; i++) {
+        char uid[16];
+        snprintf(uid, sizeof(uid), "u%03zu", i % 100);
+        ue_event_reset(ev, "a");
+        ue_event_set_user_id(ev, uid);
+        ue_event_prop_int(ev, "seq", (int64_t)i);
+        assert_int_equal(ue_track(c, ev), UE_OK);
+        ue_event_get_event_id(ev, in.ids[in.n++]);
+    }
+    ue_event_destroy(ev);
+    assert_int_equal(ue_flush(c, 30000), UE_OK);
+    ue_client_destroy(c);
+
+    static int stalled;
+    const char *kv[][2] = {
+        {"kafka.bootstrap.servers", it_bootstrap()}, {"group.id", group},
+        {"input.topics", topic}, {"stages", "stall"}, {"log.level", "warning"},
+        {"kafka.consumer.max.poll.interval.ms", "6000"},
+        {"kafka.consumer.session.timeout.ms", "6000"}, {"txn.max.events", "100"},
+    };
+    char out[128];
+    snprintf(out, sizeof(out), "%s.slow.enriched", in.prefix);
+    enr_conf_t *conf = enr_conf_new();
+    assert_int_equal(enr_conf_add_stage(conf, enr_stage_new("stall", stall_stage, &stalled)),
+                     ENR_OK);
+    assert_int_equal(enr_conf_set(conf, "output.topic", out, errstr, sizeof(errstr)), ENR_CONF_OK);
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+        if (enr_conf_set(conf, kv[i][0], kv[i][1], errstr, sizeof(errstr)) != ENR_CONF_OK)
+            fail_msg("%s: %s", kv[i][0], errstr);
+    runner_t r = {.p = enr_processor_new(conf, errstr, sizeof(errstr))};
+    if (!r.p)
+        fail_msg("enr_processor_new: %s", errstr);
+    assert_int_equal(pthread_create(&r.thread, NULL, run_thread, &r), 0);
+    wait_enriched_t w = {r.p, STALL_EVENTS};
+    assert_true(tu_wait_until(enriched_at_least, &w, 120000));
+    enr_stop(r.p);
+    pthread_join(r.thread, NULL);
+    int64_t aborts = enr_stat(r.p, ENR_STAT_TXN_ABORTS);
+    assert_int_equal(enr_processor_destroy(r.p, 10000), ENR_OK);
+    assert_true(stalled);
+
+    seen_t seen = {.ids = calloc(2 * STALL_EVENTS, 16)};
+    const char *topics[] = {out};
+    it_read(topics, 1, STALL_EVENTS, 30000, keep_id, &seen);
+    size_t missing = 0, twice = 0;
+    count_ids(&seen, &missing, &twice);
+    fprintf(stderr, "it_enr_rebalance: stalled past max.poll.interval.ms: %zu tracked, %zu "
+            "enriched, %zu missing, %zu more than once, %lld transaction(s) aborted\n", in.n,
+            seen.n, missing, twice, (long long)aborts);
+    assert_true(aborts >= 1);
+    assert_int_equal(missing, 0);
+    assert_int_equal(twice, 0);
+    free(seen.ids);
 }
 
 static int setup(void **state)
@@ -239,7 +345,10 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rebalances_mid_stream_lose_nothing),
+        cmocka_unit_test(test_processor_past_max_poll_interval_loses_nothing),
     };
+    if (getenv("IT_ONLY")) /* one test, e.g. IT_ONLY='*max_poll*' */
+        cmocka_set_test_filter(getenv("IT_ONLY"));
     return cmocka_run_group_tests_name("integration: libenrich rebalances", tests, setup,
                                        teardown);
 }

@@ -10,6 +10,9 @@
  * test_restart_restores_only_its_own_tasks proves: a processor restarted with its instance.id
  * gets its own tasks back and reads exactly their changelog partitions, not the whole topic.
  *
+ * test_same_instance_id_fences_the_older_with_the_reason proves: two processors started with
+ * one instance.id: the newer runs, the older stops with ENR_ERR_FENCED and says why.
+ *
  * test_zombie_is_fenced_and_nothing_appears_twice proves: an enrichd stopped (SIGSTOP) until
  * its tasks move to another processor, then resumed, commits nothing of what it held: each id
  * still appears once, and it says it lost its tasks.
@@ -113,10 +116,9 @@ static enr_conf_t *conf_for(const char *group, const char *instance, const char 
     return conf;
 }
 
-static void start(runner_t *r, const char *group, const char *instance)
+static void start_on(runner_t *r, const char *group, const char *instance, const char *input)
 {
-    char errstr[512], input[128];
-    snprintf(input, sizeof(input), "%s.all", in.prefix);
+    char errstr[512];
     enr_conf_t *conf = conf_for(group, instance, input);
     enr_conf_set_log_cb(conf, keep_assigned, r);
     r->p = enr_processor_new(conf, errstr, sizeof(errstr));
@@ -124,6 +126,13 @@ static void start(runner_t *r, const char *group, const char *instance)
         fail_msg("enr_processor_new: %s", errstr);
     assert_int_equal(pthread_create(&r->thread, NULL, run_thread, r), 0);
     r->running = 1;
+}
+
+static void start(runner_t *r, const char *group, const char *instance)
+{
+    char input[128];
+    snprintf(input, sizeof(input), "%s.all", in.prefix);
+    start_on(r, group, instance, input);
 }
 
 static void stop(runner_t *r)
@@ -183,11 +192,10 @@ static void track_one(ue_client_t *c, ue_event_t *ev, size_t i)
     ue_event_get_event_id(ev, in.ids[in.n++]);
 }
 
-/* One event far ahead in every partition: every window of the input closes. */
-static void track_sentinels(void)
+/* One event far ahead in every partition of @p topic: every window of the input closes. */
+static void track_sentinels_to(const char *topic)
 {
-    char topic[128], errstr[512];
-    snprintf(topic, sizeof(topic), "%s.all", in.prefix);
+    char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", it_bootstrap(), errstr, sizeof(errstr));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
@@ -211,6 +219,13 @@ static void track_sentinels(void)
     }
     assert_int_equal(rd_kafka_flush(rk, 30000), 0);
     rd_kafka_destroy(rk);
+}
+
+static void track_sentinels(void)
+{
+    char topic[128];
+    snprintf(topic, sizeof(topic), "%s.all", in.prefix);
+    track_sentinels_to(topic);
 }
 
 /* ---- reading the outputs ---------------------------------------------------------------- */
@@ -602,6 +617,188 @@ static void test_restart_restores_only_its_own_tasks(void **state)
     assert_true(share < total);
 }
 
+/* ---- rates of an event type judged on every task's events ------------------------------- */
+
+#define RATE_BUCKETS 20
+#define RATE_USERS 60
+#define RATE_BURST 15 /* the bucket with ten times the events */
+
+typedef struct alerts {
+    char key[16][32];
+    int64_t end[16];
+    double rate[16], baseline[16], z[16];
+    size_t n;
+} alerts_t;
+
+static void keep_alert(alerts_t *a, const void *value, size_t len)
+{
+    Userevents__AnomalyAlert *m = userevents__anomaly_alert__unpack(NULL, len, value);
+    assert_non_null(m);
+    if (a->n < 16) {
+        snprintf(a->key[a->n], sizeof(a->key[0]), "%s", m->key);
+        a->end[a->n] = m->window_end_ms;
+        a->rate[a->n] = m->rate;
+        a->baseline[a->n] = m->baseline;
+        a->z[a->n++] = m->zscore;
+    }
+    userevents__anomaly_alert__free_unpacked(m, NULL);
+}
+
+static void alert_from_topic(const it_record_t *r, void *opaque)
+{
+    keep_alert(opaque, r->value, r->value_len);
+}
+
+static void alert_from_pipeline(const char *topic, const void *key, size_t key_len,
+                                const void *value, size_t value_len, void *opaque)
+{
+    (void)key, (void)key_len;
+    if (strstr(topic, ".alerts"))
+        keep_alert(opaque, value, value_len);
+}
+
+/* Event @p j of bucket @p b: user j % RATE_USERS, type "click". */
+static size_t rate_event(int b, int j, uint8_t *buf, char *user)
+{
+    uint8_t id[16] = {0x01, [6] = 0x70, [8] = 0x80};
+    id[10] = (uint8_t)b;
+    id[11] = (uint8_t)(j >> 8);
+    id[12] = (uint8_t)j;
+    snprintf(user, 16, "u%02d", j % RATE_USERS);
+    Userevents__Event e = USEREVENTS__EVENT__INIT;
+    e.event_id = (ProtobufCBinaryData){16, id};
+    e.type = "click";
+    e.user_id = user;
+    e.timestamp_ms = BASE_MS + (int64_t)b * WINDOW_MS + j * 10;
+    e.schema_version = 1;
+    return userevents__event__pack(&e, buf);
+}
+
+typedef struct alerts_reached {
+    runner_t *r;
+    int64_t want;
+} alerts_reached_t;
+
+static int alerts_reached(void *arg)
+{
+    alerts_reached_t *w = arg;
+    return enr_stat(w->r[0].p, ENR_STAT_ALERTS) + enr_stat(w->r[1].p, ENR_STAT_ALERTS) >= w->want;
+}
+
+static void set_rates(enr_conf_t *conf)
+{
+    char errstr[256];
+    const char *kv[][2] = {{"stages", "anomaly"}, {"anomaly.window.ms", "10000"},
+                           {"anomaly.min.windows", "5"}, {"anomaly.zscore", "3"}};
+    for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
+        assert_int_equal(enr_conf_set(conf, kv[i][0], kv[i][1], errstr, sizeof(errstr)),
+                         ENR_CONF_OK);
+}
+
+/* Guarantee: with the events of one type spread over the tasks of two processors, its rate is
+ * judged on all of them: the alerts are those one pipeline gives over the whole input. */
+static void test_type_rates_are_judged_on_every_task(void **state)
+{
+    (void)state;
+    char topic[128], errstr[512];
+    snprintf(topic, sizeof(topic), "%s.rates", in.prefix);
+    assert_int_equal(it_create_topic(topic, PARTITIONS), 0);
+    enr_conf_t *ref_conf = conf_for("rates", "R", topic);
+    set_rates(ref_conf);
+    enr_pipeline_t *ref = enr_pipeline_new(ref_conf, errstr, sizeof(errstr));
+    assert_non_null(ref);
+
+    rd_kafka_conf_t *kc = rd_kafka_conf_new();
+    rd_kafka_conf_set(kc, "bootstrap.servers", it_bootstrap(), errstr, sizeof(errstr));
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, kc, errstr, sizeof(errstr));
+    assert_non_null(rk);
+    for (int b = 0; b < RATE_BUCKETS; b++) {
+        int n = RATE_USERS * (b == RATE_BURST ? 10 : 1);
+        for (int j = 0; j < n; j++) {
+            uint8_t buf[128];
+            char user[16];
+            size_t len = rate_event(b, j, buf, user);
+            void *out;
+            size_t out_len;
+            char reason[256];
+            assert_int_equal(enr_pipeline_process(ref, buf, len, BASE_MS, &out, &out_len,
+                                                  reason, sizeof(reason)),
+                             ENR_KEEP);
+            enr_free(out);
+            assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
+                                               RD_KAFKA_V_KEY(user, strlen(user)),
+                                               RD_KAFKA_V_VALUE(buf, len),
+                                               RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                               RD_KAFKA_V_END),
+                             0);
+        }
+    }
+    assert_int_equal(rd_kafka_flush(rk, 30000), 0);
+    rd_kafka_destroy(rk);
+    alerts_t want = {0}, got = {0};
+    enr_pipeline_flush(ref, SENTINEL_MS, alert_from_pipeline, &want);
+    enr_pipeline_destroy(ref);
+    enr_conf_destroy(ref_conf);
+    assert_true(want.n >= 1); /* the burst */
+
+    runner_t r[2] = {{0}};
+    for (int i = 0; i < 2; i++) {
+        enr_conf_t *conf = conf_for("rates", i ? "B" : "A", topic);
+        set_rates(conf);
+        r[i].p = enr_processor_new(conf, errstr, sizeof(errstr));
+        assert_non_null(r[i].p);
+        assert_int_equal(pthread_create(&r[i].thread, NULL, run_thread, &r[i]), 0);
+        r[i].running = 1;
+    }
+    track_sentinels_to(topic);
+    alerts_reached_t w = {r, (int64_t)want.n};
+    assert_true(tu_wait_until(alerts_reached, &w, 90000)); /* the topic exists: read it */
+    char alerts_topic[128];
+    const char *topics[] = {alerts_topic};
+    snprintf(alerts_topic, sizeof(alerts_topic), "%s.rates.alerts", in.prefix);
+    it_read(topics, 1, want.n, 60000, alert_from_topic, &got);
+    for (size_t i = 0; i < got.n && i < want.n; i++)
+        print_message("alert %s end %lld: rate %g / %g, baseline %.9g / %.9g, z %g / %g\n",
+                      got.key[i], (long long)got.end[i], got.rate[i], want.rate[i],
+                      got.baseline[i], want.baseline[i], got.z[i], want.z[i]);
+    stop(&r[0]);
+    stop(&r[1]);
+    print_message("alerts: %zu from two processors, %zu from one pipeline\n", got.n, want.n);
+    assert_int_equal(got.n, want.n);
+    for (size_t i = 0; i < want.n; i++) {
+        assert_string_equal(got.key[i], want.key[i]);
+        assert_int_equal(got.end[i], want.end[i]);
+        assert_true(got.rate[i] == want.rate[i]);
+        assert_true(got.baseline[i] > want.baseline[i] - 1e-9 &&
+                    got.baseline[i] < want.baseline[i] + 1e-9);
+    }
+}
+
+/* Guarantee: a second processor started with the same instance.id takes over (a restart
+ * must win), and the first stops with ENR_ERR_FENCED and a reason that says why. */
+static void test_same_instance_id_fences_the_older_with_the_reason(void **state)
+{
+    (void)state;
+    char input[128];
+    snprintf(input, sizeof(input), "%s.dup.in", in.prefix);
+    assert_int_equal(it_create_topic(input, PARTITIONS), 0);
+    runner_t old = {0}, young = {0};
+    start_on(&old, "dup", "twin", input);
+    wait_tasks_t w = {old.p, PARTITIONS};
+    assert_true(tu_wait_until(tasks_are, &w, 60000));
+    start_on(&young, "dup", "twin", input);
+    pthread_join(old.thread, NULL); /* ends by itself: fenced */
+    old.running = 0;
+    const char *why = enr_processor_last_error(old.p);
+    print_message("the older processor stopped: %s (%s)\n", enr_err2name(old.rc), why);
+    assert_int_equal(old.rc, ENR_ERR_FENCED);
+    assert_true(strstr(why, "fenced") || strstr(why, "instance.id") || strstr(why, "epoch"));
+    enr_processor_destroy(old.p, 1000);
+    wait_tasks_t y = {young.p, PARTITIONS};
+    assert_true(tu_wait_until(tasks_are, &y, 60000));
+    stop(&young);
+}
+
 /* enr_processor_new() fails and its reason holds every word of @p words. */
 static void assert_refused(enr_conf_t *conf, const char *const *words)
 {
@@ -681,8 +878,12 @@ int main(void)
         cmocka_unit_test(test_misconfiguration_is_refused_with_the_reason),
         cmocka_unit_test(test_processors_join_and_leave_each_event_once),
         cmocka_unit_test(test_restart_restores_only_its_own_tasks),
+        cmocka_unit_test(test_type_rates_are_judged_on_every_task),
+        cmocka_unit_test(test_same_instance_id_fences_the_older_with_the_reason),
         cmocka_unit_test(test_zombie_is_fenced_and_nothing_appears_twice),
     };
+    if (getenv("IT_ONLY")) /* one test, e.g. IT_ONLY='*rates*' */
+        cmocka_set_test_filter(getenv("IT_ONLY"));
     return cmocka_run_group_tests_name("integration: libenrich scale-out", tests, setup,
                                        teardown);
 }

@@ -26,6 +26,7 @@ const (
 	ErrStopped       ErrorCode = -12 // the processor was stopped
 	ErrFenced        ErrorCode = -13 // another instance took over the transactional id
 	ErrKafka         ErrorCode = 1   // a Kafka error
+	ErrKafkaFatal    ErrorCode = -14 // a fatal Kafka error other than fencing: the processor stopped
 )
 
 // ErrClosed is returned by every call on a closed (or nil) Processor.

@@ -139,6 +139,32 @@ def test_track_enrich_and_load_each_event_once(bootstrap, topic_prefix, consume,
         assert json.loads(props)["tagged"] == f"{type_}/{user}"
 
 
+def test_two_processors_share_the_work(bootstrap, topic_prefix, consume, enriched_pb2):
+    """Guarantee: two processors of one group (instance.id "a" and "b") split the tasks (one
+    per input partition) and together enrich each tracked id once."""
+    n = 600
+    tracked = track(bootstrap, topic_prefix, n)
+    raw = n + (n + 49) // 50
+    procs = [Processor(processor_config(bootstrap, topic_prefix, stages="dedup,clock",
+                                        **{"instance.id": name}))
+             for name in ("a", "b")]
+    runners = [threading.Thread(target=p.run) for p in procs]
+    for r in runners:
+        r.start()
+    wait_until(lambda: sum(p.stat("consumed") for p in procs) >= raw,
+               what="the two processors to read the input")
+    wait_until(lambda: sorted(p.stat("tasks") for p in procs) == [1, 2],
+               what="the 3 tasks to be shared")
+    for p, r in zip(procs, runners):
+        p.stop()
+        r.join(30)
+        p.close()
+    enriched = [enriched_pb2.EnrichedEvent.FromString(m.value())
+                for m in consume([topic_prefix + ".enriched"])]
+    ids = collections.Counter(uuid.UUID(bytes=e.event.event_id) for e in enriched)
+    assert set(ids) == set(tracked) and max(ids.values()) == 1, "an id missing or twice"
+
+
 def enrich_all(bootstrap: str, prefix: str, raw: int) -> None:
     """Runs a processor (poll() on this thread) until it has read ``raw`` input records; it
     goes on from the group's committed offsets."""

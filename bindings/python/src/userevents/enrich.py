@@ -385,7 +385,7 @@ class Processor:
 
         Raises:
             EnrichError: ENR_ERR_STOPPED after ``stop()``; ENR_ERR_FENCED when another
-                instance took over; ENR_ERR_KAFKA on a fatal Kafka error.
+                instance took over; ENR_ERR_KAFKA_FATAL on any other fatal Kafka error.
         """
         self._driver.begin("poll")
         try:

@@ -61,8 +61,8 @@ endif
 
 WARN      := -Wall -Wextra
 # SRC_INC: the internal headers a file may see (its own library's src/; tests: by name).
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) \
-             -Icommon -I$(BUILD)/gen -Ilibuserevents/include -Ilibenrich/include \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden $(WARN) $(CPPFLAGS) $(CFLAGS) \
+             $(SAN_FLAGS) -Icommon -I$(BUILD)/gen -Ilibuserevents/include -Ilibenrich/include \
              -Ilibwhsink/include -Itest/support $(SRC_INC) $(DEP_CFLAGS) -MMD -MP \
              -DUE__VERSION_STR='"$(VERSION)"' -DUE__VERSION_HEX=$(VERSION_HEX)
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
@@ -288,7 +288,8 @@ install: libs $(addprefix $(BUILD)/,$(DAEMONS)) man
 # Removes what install put; a configuration file is left when it differs from the example.
 .PHONY: uninstall
 uninstall:
-	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/userevents/,$(notdir $(wildcard $(LIBS:%=lib%/include/*.h))))
+	rm -f $(addprefix $(DESTDIR)$(INCLUDEDIR)/userevents/, \
+	    $(notdir $(wildcard $(LIBS:%=lib%/include/*.h))))
 	rm -f $(foreach l,$(LIBS),$(addprefix $(DESTDIR)$(LIBDIR)/lib$(l),.a .so .so.$(SOVERSION) \
 	    .so.$(VERSION)) $(DESTDIR)$(LIBDIR)/pkgconfig/lib$(l).pc)
 	set -e; for d in $(DAEMONS); do \

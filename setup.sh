@@ -8,6 +8,7 @@ cd "$(dirname "$0")"
 # Package -> why we need it.
 packages=(
   gcc make pkg-config          # the C build
+  help2man                     # the daemons' man pages, from their --help (make install)
   protobuf-c-compiler libprotobuf-c-dev  # the event schema (proto/) to C
   librdkafka-dev               # Kafka producer and consumer
   libzstd-dev                  # spool frames, HTTP bodies
@@ -21,6 +22,7 @@ packages=(
   libsqlite3-dev sqlite3       # libwhsink's embedded default (and its CLI to query it)
   libcmocka-dev                # unit and integration tests
   clang libclang-rt-14-dev     # libFuzzer targets of the decoders
+  clang-format                 # make format-check (.clang-format), git clang-format
   maven                        # fetches the real Kafka broker from Maven Central (test/kafka.sh)
   curl python3 python3-venv    # python3-venv: the Python binding's tests install it in a venv
   prometheus                   # promtool checks the alert rules; a real Prometheus scrapes in a test

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# The test command: set up what is missing, build warnings-clean, then run the unit tests
-# (plain and under ASan/UBSan), the integration tests against a real Kafka broker (and
-# PostgreSQL, ClickHouse) started for the run (or the cluster in KAFKA_BOOTSTRAP), the Python
-# and Go binding tests, and a short fuzzing pass of every decoder.
+# The test command: set up what is missing, build warnings-clean, check the C formatting
+# (make format-check), then run the unit tests (plain and under ASan/UBSan), the packaging
+# checks, the integration tests against a real Kafka broker (and PostgreSQL, ClickHouse)
+# started for the run (or the cluster in KAFKA_BOOTSTRAP), the Python and Go binding tests, and
+# a short fuzzing pass of every decoder.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH=$PATH:/usr/local/go/bin  # the machine's Go, for bindings/go
 ./setup.sh
 make -j2 WARN="-Wall -Wextra -Werror"
+make format-check
 make test WARN="-Wall -Wextra -Werror"
 test/bindings/run.sh
 test/monitoring/run.sh

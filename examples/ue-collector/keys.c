@@ -78,8 +78,8 @@ int add_key(collector_t *col, const char *key, double rate, double burst, char *
     if (key_ok(key, why, why_size))
         return -1;
     if (col->nkeys == MAX_KEYS || rate < 0 || burst < 1) {
-        snprintf(why, why_size, col->nkeys == MAX_KEYS ? "more than %d keys" : "a bad rate or burst",
-                 MAX_KEYS);
+        snprintf(why, why_size,
+                 col->nkeys == MAX_KEYS ? "more than %d keys" : "a bad rate or burst", MAX_KEYS);
         return -1;
     }
     api_key_t *k = &col->keys[col->nkeys++];
@@ -159,7 +159,8 @@ int load_keys(collector_t *col, const char *path)
         char *s = line + strspn(line, " \t");
         if (*s == '#')
             continue;
-        for (char *t = strtok_r(s, " \t\r\n", &save); t && n < 4; t = strtok_r(NULL, " \t\r\n", &save))
+        for (char *t = strtok_r(s, " \t\r\n", &save); t && n < 4;
+             t = strtok_r(NULL, " \t\r\n", &save))
             tok[n++] = t;
         if (n > 0)
             rc = key_line(col, tok, n, why, sizeof(why));

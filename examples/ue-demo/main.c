@@ -62,8 +62,8 @@ static int parse(int argc, char **argv, demo_opts_t *o)
         return -1;
     }
     snprintf(o->prefix, sizeof(o->prefix), "ue-demo-%lld", (long long)(now_ms() / 1000));
-    snprintf(o->spool, sizeof(o->spool), "%s/%s-spool", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-             o->prefix);
+    snprintf(o->spool, sizeof(o->spool), "%s/%s-spool",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", o->prefix);
     return 0;
 }
 

@@ -51,8 +51,9 @@ static void latency(sqlite3 *db, commit_log_t *log)
     sqlite3_stmt *st;
     size_t n = 0, cap = 1024;
     int64_t *lat = malloc(cap * sizeof(*lat));
-    const char *sql = "SELECT source_partition, source_offset, "
-                      "CAST((julianday(client_time) - 2440587.5) * 86400000.0 AS INTEGER) FROM events";
+    const char *sql =
+        "SELECT source_partition, source_offset, "
+        "CAST((julianday(client_time) - 2440587.5) * 86400000.0 AS INTEGER) FROM events";
     if (!lat || sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         free(lat);
         return;

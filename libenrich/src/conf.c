@@ -8,8 +8,14 @@
 #include <string.h>
 
 #define S(field) offsetof(enr__settings_t, field)
-#define INT(name, field, min, max, def, doc) {name, UE__PROP_INT, S(field), min, max, def, NULL, doc}
-#define DBL(name, field, min, max, def, doc) {name, UE__PROP_DOUBLE, S(field), min, max, def, NULL, doc}
+#define INT(name, field, min, max, def, doc)                                                       \
+    {                                                                                              \
+        name, UE__PROP_INT, S(field), min, max, def, NULL, doc                                     \
+    }
+#define DBL(name, field, min, max, def, doc)                                                       \
+    {                                                                                              \
+        name, UE__PROP_DOUBLE, S(field), min, max, def, NULL, doc                                  \
+    }
 #define STR(name, field, def, doc) {name, UE__PROP_STR, S(field), 0, 1000, def, NULL, doc}
 
 const ue__prop_t enr__conf_props[] = {

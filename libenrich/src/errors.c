@@ -60,6 +60,11 @@ const char *enr_stat_name(enr_stat_t which)
     return (unsigned)which < ENR_STAT__CNT ? stat_names[which] : NULL;
 }
 
+/* UE__VERSION_STR and UE__VERSION_HEX come from the file VERSION (the Makefile passes them);
+ * the header's macro, which callers compile against, must agree. */
+_Static_assert(ENR_VERSION == UE__VERSION_HEX,
+               "ENR_VERSION in enrich.h differs from the file VERSION");
+
 int enr_version(void)
 {
     return ENR_VERSION;
@@ -67,5 +72,5 @@ int enr_version(void)
 
 const char *enr_version_str(void)
 {
-    return "0.1.0";
+    return UE__VERSION_STR;
 }

@@ -58,8 +58,9 @@ void enr__pipeline_flush(enr_pipeline_t *pipe, int64_t watermark_ms);
 /*
  * The watermark the processor passes to flush: the smallest of the newest event times of the
  * input partitions (each partition's clock is kept in the changelog; an assigned partition not
- * read yet counts as the oldest), leaving out partitions idle for window.idle.timeout.ms. So an event is late only when its own partition ran ahead
- * of it, whatever order partitions are read in and however often the processor restarts.
+ * read yet counts as the oldest), leaving out partitions idle for window.idle.timeout.ms. So an
+ * event is late only when its own partition ran ahead of it, whatever order partitions are read in
+ * and however often the processor restarts.
  */
 int64_t enr__pipeline_event_clock(const enr_pipeline_t *pipe);
 

@@ -13,9 +13,9 @@
  * is out.session.
  *
  * Bound: at each flush, users whose last event is more than 2 x session.gap.ms before the
- * watermark (capped by the newest event time this stage has seen) are forgotten (their next event would start a new
- * session anyway), so memory follows the active users. The users due are found with a
- * min-heap on last-event time that is updated lazily: an entry is refreshed only when it
+ * watermark (capped by the newest event time this stage has seen) are forgotten (their next event
+ * would start a new session anyway), so memory follows the active users. The users due are found
+ * with a min-heap on last-event time that is updated lazily: an entry is refreshed only when it
  * comes due, so the per-event cost stays O(1) and the set forgotten at a flush is exactly
  * "last < newest - 2 x gap", whatever the order users were created or restored in.
  *

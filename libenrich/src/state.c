@@ -85,7 +85,8 @@ static int create_topic(enr_processor_t *p, const char *topic, int partitions, i
         size_t cnt;
         const rd_kafka_topic_result_t **res =
             rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
-        rd_kafka_resp_err_t err = cnt ? rd_kafka_topic_result_error(res[0]) : rd_kafka_event_error(ev);
+        rd_kafka_resp_err_t err =
+            cnt ? rd_kafka_topic_result_error(res[0]) : rd_kafka_event_error(ev);
         if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
             ue__errstr(errstr, errstr_size, "%s: %s", topic, rd_kafka_err2str(err));
         else

@@ -78,11 +78,10 @@ void enr__txn_produce(enr_processor_t *p, const char *topic, int32_t partition, 
 {
     rd_kafka_resp_err_t err;
     for (;;) {
-        err = rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
-                                RD_KAFKA_V_PARTITION(partition),
-                                RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
-                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+        err = rd_kafka_producev(
+            p->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition),
+            RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             break;
         rd_kafka_poll(p->producer, 10); /* the producer queue drains as batches are acked */

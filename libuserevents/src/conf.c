@@ -10,9 +10,13 @@
 #include <string.h>
 
 #define S(field) offsetof(ue__settings_t, field)
-#define INT(name, field, min, max, def, doc) {name, UE__PROP_INT, S(field), min, max, def, NULL, doc}
+#define INT(name, field, min, max, def, doc)                                                       \
+    {                                                                                              \
+        name, UE__PROP_INT, S(field), min, max, def, NULL, doc                                     \
+    }
 #define STR(name, field, maxlen, def, doc) {name, UE__PROP_STR, S(field), 0, maxlen, def, NULL, doc}
-#define CTX(i, name) STR("context." name, context[i], 1024, "", "Default context field \"" name "\" of every event.")
+#define CTX(i, name)                                                                               \
+    STR("context." name, context[i], 1024, "", "Default context field \"" name "\" of every event.")
 
 const ue__prop_t ue__conf_props[] = {
     STR("topic.template", topic_template, 200, "events.{type}",

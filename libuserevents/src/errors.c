@@ -49,6 +49,11 @@ const char *ue_err2name(ue_err_t err)
     return "UE_ERR_UNKNOWN";
 }
 
+/* UE__VERSION_STR and UE__VERSION_HEX come from the file VERSION (the Makefile passes them);
+ * the header's macro, which callers compile against, must agree. */
+_Static_assert(UE_VERSION == UE__VERSION_HEX,
+               "UE_VERSION in userevents.h differs from the file VERSION");
+
 int ue_version(void)
 {
     return UE_VERSION;
@@ -56,5 +61,5 @@ int ue_version(void)
 
 const char *ue_version_str(void)
 {
-    return "0.1.0";
+    return UE__VERSION_STR;
 }

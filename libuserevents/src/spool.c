@@ -229,7 +229,8 @@ static void cut_failed_frame(ue__spool_t *sp, segment_t *act)
 int ue__spool_append(ue__spool_t *sp, ue__record_t *list, size_t n)
 {
     size_t raw_len = serialize(sp, list);
-    if (!raw_len || ue__spool_grow((void **)&sp->frame, &sp->frame_cap, ue__frame_bound(raw_len), 1))
+    if (!raw_len ||
+        ue__spool_grow((void **)&sp->frame, &sp->frame_cap, ue__frame_bound(raw_len), 1))
         return -1;
     size_t len = ue__frame_encode(sp->cctx, sp->opts.compression_level, sp->raw, raw_len,
                                   (uint32_t)n, sp->next_seq, sp->frame, sp->frame_cap);
@@ -281,7 +282,8 @@ int ue__spool_caught_up(const ue__spool_t *sp)
 
 void ue__spool_ack(ue__spool_t *sp, uint64_t seq)
 {
-    if (seq == 0 || ue__spool_grow((void **)&sp->acks, &sp->acks_cap, sp->nacks + 1, sizeof(uint64_t)))
+    if (seq == 0 ||
+        ue__spool_grow((void **)&sp->acks, &sp->acks_cap, sp->nacks + 1, sizeof(uint64_t)))
         return; /* out of memory: the record is sent once more after a restart, never lost */
     sp->acks[sp->nacks++] = seq;
 }
@@ -324,7 +326,8 @@ int ue__spool_sync(ue__spool_t *sp, ue__spool_drops_t *drops)
         segment_t *s = &sp->segs[i];
         int finished = s->done >= s->records && sp->unsent_seq >= s->next_seq;
         if (finished) {
-            ue__spool_remove_segment(sp, i); /* an active one too: the next append starts a new file */
+            /* an active one too: the next append starts a new file */
+            ue__spool_remove_segment(sp, i);
             continue;
         }
         if (sp->opts.max_age_ms > 0 && now - s->last_write_ms > sp->opts.max_age_ms) {

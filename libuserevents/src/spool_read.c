@@ -131,7 +131,8 @@ static int take_record(ue__spool_t *sp, const segment_t *s, ue__record_t **out)
         }
         uint64_t bit = seq - s->first_seq;
         if (seq < sp->unsent_seq || seq >= s->next_seq ||
-            (s->loaded && (!ue__spool_bit_get(s->present, bit) || ue__spool_bit_get(s->acked, bit)))) {
+            (s->loaded &&
+             (!ue__spool_bit_get(s->present, bit) || ue__spool_bit_get(s->acked, bit)))) {
             free(r);
             continue;
         }

@@ -450,7 +450,7 @@ static int setup_easy(http_transport_t *ht, const ue__settings_t *s)
     CURL *e = ht->easy;
     return curl_easy_setopt(e, CURLOPT_URL, s->http_url) ||
            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") ||
-           curl_easy_setopt(e, CURLOPT_USERAGENT, "libuserevents/0.1.0") ||
+           curl_easy_setopt(e, CURLOPT_USERAGENT, "libuserevents/" UE__VERSION_STR) ||
            curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) ||
            curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout) ||
            curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout < 10000 ? timeout : 10000L) ||

@@ -43,6 +43,11 @@ const char *whs_err2name(whs_err_t err)
     return "WHS_ERR_UNKNOWN";
 }
 
+/* UE__VERSION_STR and UE__VERSION_HEX come from the file VERSION (the Makefile passes them);
+ * the header's macro, which callers compile against, must agree. */
+_Static_assert(WHS_VERSION == UE__VERSION_HEX,
+               "WHS_VERSION in whsink.h differs from the file VERSION");
+
 int whs_version(void)
 {
     return WHS_VERSION;
@@ -50,5 +55,5 @@ int whs_version(void)
 
 const char *whs_version_str(void)
 {
-    return "0.1.0";
+    return UE__VERSION_STR;
 }

@@ -489,7 +489,8 @@ int whs__map(whs__mapper_t *m, const void *payload, size_t len, const char *topi
 
 /* ---- JSON of a row ---------------------------------------------------------------------- */
 
-const whs__json_style_t whs__json_style_plain = {.json_as_string = 0, .bool_as_int = 0, .ts_chars = 23};
+const whs__json_style_t whs__json_style_plain = {
+    .json_as_string = 0, .bool_as_int = 0, .ts_chars = 23};
 
 void whs__row_json(whs__buf_t *out, const whs__schema_t *schema, const whs__row_t *row,
                    const whs__json_style_t *style)

@@ -105,7 +105,8 @@ static int clickhouse_db_ok(const char *path)
         return 1;
     if (!((*db >= 'A' && *db <= 'Z') || (*db >= 'a' && *db <= 'z') || *db == '_'))
         return 0;
-    return db[strspn(db, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")] == '\0';
+    return db[strspn(db, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")] ==
+           '\0';
 }
 
 int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_size)

@@ -296,7 +296,8 @@ static int cmp_agg(const void *x, const void *y)
 static void keep_agg(const it_record_t *r, void *opaque)
 {
     aggs_t *g = opaque;
-    Userevents__WindowAggregate *w = userevents__window_aggregate__unpack(NULL, r->value_len, r->value);
+    Userevents__WindowAggregate *w =
+        userevents__window_aggregate__unpack(NULL, r->value_len, r->value);
     assert_non_null(w);
     if (g->n < 4096) {
         agg_t *a = &g->a[g->n++];
@@ -443,7 +444,8 @@ static void test_processors_join_and_leave_each_event_once(void **state)
     assert_each_id_once(&one);
     size_t differ = 0;
     for (size_t i = 0; i < one.n; i++)
-        differ += strcmp(one.ev[i].session, multi.ev[i].session) || one.ev[i].seq != multi.ev[i].seq;
+        differ +=
+            strcmp(one.ev[i].session, multi.ev[i].session) || one.ev[i].seq != multi.ev[i].seq;
     print_message("sessions differing from the single processor's: %zu\n", differ);
     assert_int_equal(differ, 0);
     free(want);
@@ -828,7 +830,8 @@ static void test_misconfiguration_is_refused_with_the_reason(void **state)
     /* A changelog made by hand with the wrong count. */
     snprintf(changelog, sizeof(changelog), "%s.bad2.changelog", in.prefix);
     assert_int_equal(it_create_topic(changelog, 2), 0);
-    assert_refused(conf_for("bad2", "X", a), (const char *const[]){changelog, "2 partitions", NULL});
+    assert_refused(conf_for("bad2", "X", a),
+                   (const char *const[]){changelog, "2 partitions", NULL});
 
     /* Nothing was written: no output topic exists. */
     const char *outs[] = {"bad1.enriched", "bad2.enriched", "bad1.repartition"};
@@ -867,7 +870,8 @@ static int teardown(void **state)
 int main(void)
 {
     if (!it_bootstrap()) {
-        fprintf(stderr, "it_enr_scale: KAFKA_BOOTSTRAP is not set; run through test/kafka.sh run\n");
+        fprintf(stderr,
+                "it_enr_scale: KAFKA_BOOTSTRAP is not set; run through test/kafka.sh run\n");
         return 1;
     }
     const struct CMUnitTest tests[] = {

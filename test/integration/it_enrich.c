@@ -403,7 +403,8 @@ static int cmp_agg(const void *x, const void *y)
 static void keep_agg(const it_record_t *r, void *opaque)
 {
     aggs_t *g = opaque;
-    Userevents__WindowAggregate *w = userevents__window_aggregate__unpack(NULL, r->value_len, r->value);
+    Userevents__WindowAggregate *w =
+        userevents__window_aggregate__unpack(NULL, r->value_len, r->value);
     if (w && g->n < 4096) {
         agg_t *a = &g->a[g->n++];
         snprintf(a->type, sizeof(a->type), "%s", w->event_type);
@@ -510,7 +511,8 @@ static void write_poison(void)
     for (int i = 0; i < 3; i++)
         assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY("poison", 6),
                                            RD_KAFKA_V_VALUE((void *)values[i], lens[i]),
-                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                           RD_KAFKA_V_END),
                          0);
     assert_int_equal(rd_kafka_flush(rk, 30000), 0);
     rd_kafka_destroy(rk);
@@ -559,7 +561,8 @@ static size_t expected_windows(void)
     for (size_t i = 0; i < in.n_real; i++) {
         int64_t start = in.events[i].ts / WINDOW_MS * WINDOW_MS;
         size_t j = 0;
-        while (j < g->n && (strcmp(g->a[j].type, TYPES[in.events[i].type]) || g->a[j].start != start))
+        while (j < g->n &&
+               (strcmp(g->a[j].type, TYPES[in.events[i].type]) || g->a[j].start != start))
             j++;
         if (j == g->n) {
             snprintf(g->a[j].type, sizeof(g->a[j].type), "%s", TYPES[in.events[i].type]);
@@ -726,7 +729,8 @@ static void test_sigkill_restarts_equal_uninterrupted_run(void **state)
     assert_each_id_once(&b);
     assert_sessions_split_at_gaps(&b);
     for (size_t i = 0; i < in.n_real; i++) { /* the sentinels share a user across partitions */
-        const out_event_t *x = find_out(&run_a, in.events[i].id), *y = find_out(&b, in.events[i].id);
+        const out_event_t *x = find_out(&run_a, in.events[i].id),
+                          *y = find_out(&b, in.events[i].id);
         assert_non_null(x);
         assert_non_null(y);
         assert_string_equal(y->session, x->session);

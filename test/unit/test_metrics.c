@@ -2,16 +2,21 @@
  * test_metrics.c - the programs' /metrics (examples/common/metrics.c, kafka_metrics.c): the
  * Prometheus text format 0.0.4 (HELP/TYPE, escaping, number formats, cumulative histogram
  * buckets), names refused, updates from many threads, the HTTP server on a free port, and
- * librdkafka's statistics turned into broker health and consumer lag.
+ * librdkafka's statistics turned into broker health and consumer lag. Linked with
+ * build/libuemetrics.a, the programs' own copy of that code.
  */
-#include "../../examples/common/kafka_metrics.c"
-#include "../../examples/common/metrics.c"
+#include "kafka_metrics.h"
+#include "metrics.h"
 
 #include <curl/curl.h>
+#include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <cmocka.h>
 

@@ -79,11 +79,11 @@ static void produce(fx_t *fx, int n, int pad_bytes)
     for (int64_t i = fx->produced; i < fx->produced + n; i++) {
         size_t len;
         uint8_t *v = wt_event((uint64_t)i, &o, &len);
-        assert_int_equal(rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
-                                           RD_KAFKA_V_PARTITION((int32_t)(i % PARTS)),
-                                           RD_KAFKA_V_VALUE(v, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
-                                           RD_KAFKA_V_END),
-                         0);
+        assert_int_equal(
+            rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(TOPIC),
+                              RD_KAFKA_V_PARTITION((int32_t)(i % PARTS)), RD_KAFKA_V_VALUE(v, len),
+                              RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END),
+            0);
     }
     assert_int_equal(rd_kafka_flush(rk, 10000), 0);
     rd_kafka_destroy(rk);

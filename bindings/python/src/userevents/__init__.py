@@ -22,4 +22,11 @@ __all__ = [
     "EventTooLargeError", "QueueFullError", "TimedOutError", "ClientClosedError",
     "EnrichError", "SinkError", "SinkTimedOutError",
 ]
-__version__ = "0.1.0"
+
+try:  # the installed distribution's version (setup.py takes it from the repository's VERSION)
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as _dist_version
+
+    __version__ = _dist_version("userevents")
+except PackageNotFoundError:  # imported from a source checkout without installing
+    __version__ = "0+unknown"

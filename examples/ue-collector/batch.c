@@ -128,11 +128,14 @@ int publish_batch(collector_t *col, const uint8_t *data, size_t len, int json, c
                   size_t *tracked, char *err, size_t errsz)
 {
     batch_t b = {0};
+    stamp_t stamp = *st;
+    stamp.earliest = st->received_at - col->max_past_ms;
+    stamp.latest = st->received_at + col->max_future_ms;
     int status = decode_batch(col, data, len, json, &b, err, errsz);
     if (status == 200)
-        status = each_event(col, &b, st, 0, tracked, err, errsz);
+        status = each_event(col, &b, &stamp, 0, tracked, err, errsz);
     if (status == 200)
-        status = each_event(col, &b, st, 1, tracked, err, errsz);
+        status = each_event(col, &b, &stamp, 1, tracked, err, errsz);
     /* Tracked events go on either way; the answer waits until they are safe. */
     ue_err_t safe = *tracked ? ue_flush_spooled(col->ue, col->ack_timeout_ms) : UE_OK;
     if (status == 200 && safe != UE_OK) {

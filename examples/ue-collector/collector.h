@@ -41,6 +41,7 @@ typedef struct collector {
     int nkeys, no_auth, verbose;
     double rate, burst;
     size_t max_body, max_decoded, max_event, max_events;
+    int64_t max_future_ms, max_past_ms; /* event times accepted around received_at */
     int ack_timeout_ms;
     _Atomic int draining, active;
     _Atomic int64_t answers[ST_CNT], events, bytes;
@@ -53,6 +54,7 @@ typedef struct collector {
 /* What the request adds to each of its events. */
 typedef struct stamp {
     int64_t received_at;
+    int64_t earliest, latest; /* event times accepted: received_at - max_past .. + max_future */
     char ip[INET6_ADDRSTRLEN];
     const char *user_agent; /* JSON (web) only */
 } stamp_t;
@@ -79,6 +81,7 @@ int set_type(ue_event_t *ev, const char *type, char *err, size_t errsz);
 int set_str(ue_event_t *ev, ue_err_t (*setter)(ue_event_t *, const char *), const char *v,
             const char *what, char *err, size_t errsz);
 int apply_stamp(ue_event_t *ev, const stamp_t *st, int has_ip, int has_ua);
+int check_time(int64_t t, const stamp_t *st, char *err, size_t errsz);
 
 /* event_pb.c and event_json.c: build @p ev from one event of a batch; 0, or -1 with @p err. */
 int build_pb(ue_event_t *ev, const Userevents__Event *e, const stamp_t *st, char *err,

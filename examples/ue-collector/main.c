@@ -21,7 +21,8 @@
  * 401 unknown key; 413 body or decompressed body over its cap (zip bombs included), or an
  * event over --max-event-bytes; 415 unknown type or encoding; 429 with Retry-After past a key's
  * rate; 503 with Retry-After while shutting down or when the spool cannot take the events.
- * Event ids are kept (JSON events without one get a UUIDv7); received_at is stamped.
+ * Event ids are kept (JSON events without one get a UUIDv7); received_at is stamped; an event
+ * timestamp further from it than --max-clock-skew-ms ahead or --max-event-age-ms behind is 400.
  *
  * Built only from the public APIs: userevents.h, the schema (proto/), libmicrohttpd, cJSON,
  * zlib and zstd, and the programs' shared helpers (examples/common/). SIGTERM/SIGINT: stop
@@ -81,6 +82,11 @@ static void usage(FILE *out)
         "      --max-decoded BYTES    largest body after decompression (default 8388608)\n"
         "      --max-event-bytes N    largest event (default 1000000)\n"
         "      --max-events N         most events in one batch (default 10000)\n"
+        "      --max-clock-skew-ms MS an event's timestamp may be at most this far ahead of "
+        "the\n"
+        "                             collector's clock (default 86400000: 24 h); later: 400\n"
+        "      --max-event-age-ms MS  and at most this far behind it (default 2592000000: 30 "
+        "days)\n"
         "      --ack-timeout-ms MS    longest wait for events to be safe before 503 (default "
         "10000)\n"
         "      --drain-timeout-ms MS  on SIGTERM, longest wait for requests in progress "
@@ -121,7 +127,7 @@ static int set_kv(ue_conf_t *conf, const char *kv)
 typedef struct options {
     const char *bootstrap, *listen, *spool, *metrics_listen;
     long long port, drain_ms, max_conn, rate, burst, max_body, max_decoded, max_event, max_events,
-        ack_ms, metrics_port;
+        ack_ms, metrics_port, max_skew_ms, max_age_ms;
 } options_t;
 
 enum {
@@ -137,7 +143,9 @@ enum {
     DRAIN,
     CONN,
     METRICS_PORT,
-    METRICS_LISTEN
+    METRICS_LISTEN,
+    MAX_SKEW,
+    MAX_AGE
 };
 
 /* clang-format off */
@@ -150,6 +158,7 @@ static const struct option OPTIONS[] = {
     {"ack-timeout-ms", 1, 0, ACK}, {"drain-timeout-ms", 1, 0, DRAIN},
     {"max-connections", 1, 0, CONN}, {"set", 1, 0, 'X'}, {"verbose", 0, 0, 'v'},
     {"metrics-port", 1, 0, METRICS_PORT}, {"metrics-listen", 1, 0, METRICS_LISTEN},
+    {"max-clock-skew-ms", 1, 0, MAX_SKEW}, {"max-event-age-ms", 1, 0, MAX_AGE},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -169,6 +178,8 @@ static const struct {
     {DRAIN, 0, 3600000, offsetof(options_t, drain_ms)},
     {CONN, 1, 100000, offsetof(options_t, max_conn)},
     {METRICS_PORT, 0, 65535, offsetof(options_t, metrics_port)},
+    {MAX_SKEW, 0, 1LL << 42, offsetof(options_t, max_skew_ms)},
+    {MAX_AGE, 0, 1LL << 42, offsetof(options_t, max_age_ms)},
 };
 /* clang-format on */
 
@@ -394,7 +405,9 @@ int main(int argc, char **argv)
                    .max_decoded = 8 << 20,
                    .max_event = 1000000,
                    .max_events = 10000,
-                   .ack_ms = 10000};
+                   .ack_ms = 10000,
+                   .max_skew_ms = 86400000,
+                   .max_age_ms = 30LL * 86400000};
     ue_conf_t *conf = default_conf();
     sigset_t stop;
     int sig, rc = conf ? parse_args(argc, argv, &o, &col, conf) : -1;
@@ -407,6 +420,8 @@ int main(int argc, char **argv)
     col.max_event = (size_t)o.max_event;
     col.max_events = (size_t)o.max_events;
     col.ack_timeout_ms = (int)o.ack_ms;
+    col.max_future_ms = o.max_skew_ms;
+    col.max_past_ms = o.max_age_ms;
     /* Signals are taken by sigwait() in main only: every thread created later blocks them. */
     sigemptyset(&stop);
     sigaddset(&stop, SIGTERM);

@@ -7,6 +7,7 @@
 #   make bench              benchmarks, each beside its peer measured in the same run
 #   make install PREFIX=/usr/local
 #   make docs               regenerate CONFIGURATION.md from the configuration table
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=fuzz_conf]   libFuzzer targets (test/fuzz/run.sh)
 
 .DEFAULT_GOAL := all
 
@@ -146,6 +147,12 @@ docs-check: $(BUILD)/gen-config-doc
 .PHONY: docs-links
 docs-links:
 	@test/docs/check_links.sh
+
+# Every libFuzzer target (or those FUZZ_TARGETS names) for FUZZ_SECONDS each; run.sh builds
+# them itself, with clang, into build/fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run.sh $(FUZZ_TARGETS)
 
 bench: all $(BENCH_BIN)
 	test/bench/run.sh $(BUILD)

@@ -4,17 +4,26 @@
  * corrupt middle frame, bad CRC), and valid encoded events. Valid inputs get the fuzzer past
  * the magic, the length checks and the CRC from its first execution.
  *
- *   gen_corpus OUTDIR     writes OUTDIR/{spool_frames,spool_dir,event_decode,pb_nesting}/<seed>
+ * For the other targets: EnrichedEvent records (whs_map) and every key of the three property
+ * tables at its default (conf). Text seeds (URLs, user agents) are kept in
+ * test/fuzz/corpus/ as they are.
  *
- * run.sh regenerates them on every run; the same seeds are kept in test/fuzz/corpus/.
+ *   gen_corpus OUTDIR     writes OUTDIR/<target without fuzz_>/<seed>
+ *
+ * run.sh regenerates them on every run.
  */
 #include "deep_pb.h"
 #include "fuzz_util.h"
+#include "ue_props.h"
 #include "userevents.pb-c.h"
+#include "whs_testevents.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+
+/* The property tables (each library's conf.c; internal names, reachable from tests). */
+extern const ue__prop_t ue__conf_props[], enr__conf_props[], whs__conf_props[];
 
 static const char *outdir;
 
@@ -278,6 +287,51 @@ static void nesting_seeds(void)
     save("pb_nesting", "recipe_mixed_6000", (const uint8_t *)"\x17\x70\x03\x00\x01\x06", 6);
 }
 
+/* fuzz_whs_map: records as the sink reads them, from the libwhsink tests' stream. */
+static void whs_map_seeds(void)
+{
+    static const wt_opts_t opts[] = {
+        {.nonce = 1},
+        {.nonce = 2, .extra_key = "plan", .extra_val = "team"},
+        {.nonce = 3, .bad_city = "K\xf6ln"}, /* Latin-1: repaired or dead-lettered */
+        {.nonce = 4, .step_ms = 86400000},   /* a day apart: another dt */
+    };
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        char name[32];
+        size_t len;
+        uint8_t *buf = wt_event(i * 7 + 1, &opts[i], &len);
+        snprintf(name, sizeof(name), "record_%zu", i);
+        save("whs_map", name, buf, len);
+        free(buf);
+    }
+}
+
+/* fuzz_conf: every key of each property table at its default, one file per library. */
+static void conf_seeds(void)
+{
+    static const struct {
+        const char *name;
+        const ue__prop_t *props;
+    } tables[] = {{"sdk_defaults", ue__conf_props},
+                  {"enrich_defaults", enr__conf_props},
+                  {"sink_defaults", whs__conf_props}};
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        fuzz_buf_t text = {0};
+        if (fuzz_buf_reserve(&text, 64))
+            exit(1);
+        text.len = (size_t)snprintf((char *)text.p, 64, "# dumped and copied too\n");
+        for (const ue__prop_t *p = tables[t].props; p->name; p++) {
+            size_t n = strlen(p->name) + strlen(p->def) + 2;
+            if (fuzz_buf_reserve(&text, n + 1))
+                exit(1);
+            text.len += (size_t)snprintf((char *)text.p + text.len, n + 1, "%s=%s\n", p->name,
+                                         p->def);
+        }
+        save("conf", tables[t].name, text.p, text.len);
+        fuzz_buf_free(&text);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -293,6 +347,8 @@ int main(int argc, char **argv)
     spool_seeds(cctx);
     event_seeds();
     nesting_seeds();
+    whs_map_seeds();
+    conf_seeds();
     ZSTD_freeCCtx(cctx);
     return 0;
 }

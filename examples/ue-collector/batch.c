@@ -6,9 +6,11 @@
 #include "collector.h"
 #include "collector.pb-c.h"
 #include "ue_pbdecode.h"
+#include "ue_validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct batch {
     Userevents__EventBatch *pb;
@@ -84,6 +86,25 @@ static int decode_batch(collector_t *col, const uint8_t *data, size_t len, int j
 }
 
 /*
+ * Replaces with '?' each byte of @p s that starts no valid UTF-8 sequence (common's rule): a
+ * reason quotes what the client sent (a property key, a context field), cut at a byte count,
+ * and goes out in the JSON answer, which must stay valid UTF-8. Found by fuzz_collector_body.
+ */
+static void utf8_scrub(char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        if (n <= len - i && ue__utf8_valid(s + i, n)) {
+            i += n;
+            continue;
+        }
+        s[i++] = '?';
+    }
+}
+
+/*
  * Builds every event of the batch: pass 1 (@p track 0) only checks, so that a batch with one
  * bad event publishes nothing; pass 2 tracks. Returns 200, or 400 / 413 / 503 with @p err.
  */
@@ -101,6 +122,7 @@ static int each_event(collector_t *col, batch_t *b, const stamp_t *st, int track
         if (b->json)
             item = item->next;
         if (rc) {
+            utf8_scrub(why);
             snprintf(err, errsz, "events[%zu]: %s", i, why);
             status = 400;
         } else if (size > col->max_event) {

@@ -10,6 +10,7 @@
 #include "deep_pb.h"
 #include "itutil.h"
 #include "testutil.h"
+#include "ue_validate.h"
 #include "userevents.h"
 
 #include <curl/curl.h>
@@ -774,6 +775,32 @@ static void test_collector_refuses_event_times_out_of_bounds(void **state)
     collector_cleanup(&col);
 }
 
+/* Guarantee: a 400's reason is valid UTF-8 (it goes out in JSON), even when it quotes a key
+ * that is not, or cuts a valid one inside a character (found by fuzz_collector_body). */
+static void test_collector_reasons_are_valid_utf8(void **state)
+{
+    (void)state;
+    collector_t col;
+    char body[512], key[80];
+    collector_init(&col, "it-key 0\n");
+    collector_start(&col, 0, NULL);
+    memset(key, 'k', 63);
+    strcpy(key + 63, "\xc3\xa9\xff"); /* the reason keeps 64 bytes: "é" is cut in two */
+    const char *const keys[] = {"bad\xff\xfekey", key};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(body, sizeof(body),
+                 "[{\"type\":\"click\",\"user_id\":\"web-6\",\"properties\":{\"%s\":1}}]",
+                 keys[i]);
+        reply_t r = post(&col, "it-key", "application/json", NULL, body, strlen(body));
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.body, "events[0]: properties."));
+        if (!ue__utf8_valid(r.body, r.len))
+            fail_msg("case %zu: the answer is not UTF-8: %s", i, r.body);
+    }
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    collector_cleanup(&col);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -799,6 +826,7 @@ int main(void)
         cmocka_unit_test(test_collector_refuses_deep_nesting_and_lives_on),
         cmocka_unit_test(test_collector_refuses_reserved_types),
         cmocka_unit_test(test_collector_refuses_event_times_out_of_bounds),
+        cmocka_unit_test(test_collector_reasons_are_valid_utf8),
     };
     return cmocka_run_group_tests_name("integration: SDK -> collector -> Kafka", tests, NULL,
                                        teardown);

@@ -83,8 +83,8 @@ static char *get_value(const lib_t *l, const void *conf, const char *key)
     FUZZ_CHECK(v != NULL, "out of memory");
     v[size] = CANARY;
     size_t got = size;
-    FUZZ_CHECK(l->get(conf, key, v, &got) == 0, "%s: %s: _get refuses on the second call",
-               l->name, key);
+    FUZZ_CHECK(l->get(conf, key, v, &got) == 0, "%s: %s: _get refuses on the second call", l->name,
+               key);
     FUZZ_CHECK(v[size] == CANARY && memchr(v, '\0', size) != NULL,
                "%s: %s: _get wrote past the size it asked for", l->name, key);
     return v;
@@ -140,8 +140,7 @@ static void check_dump(const char *lib, const char **arr, size_t cnt, const char
         if (ue__prop_is_secret(k))
             FUZZ_CHECK(!*v || !strcmp(v, "[redacted]"), "%s: dump shows %s=%s", lib, k, v);
         if (url && !strcmp(k, "warehouse.url"))
-            FUZZ_CHECK(!fuzz_url_shows_password(url, v), "%s: dump shows the password: %s", lib,
-                       v);
+            FUZZ_CHECK(!fuzz_url_shows_password(url, v), "%s: dump shows the password: %s", lib, v);
     }
 }
 

@@ -55,13 +55,13 @@ static void check(const enr__ua_t *ua)
     for (size_t i = 0; i < sizeof(devices) / sizeof(devices[0]); i++)
         device |= !strcmp(ua->device, devices[i]);
     FUZZ_CHECK(device, "device class \"%s\"", ua->device);
-    FUZZ_CHECK(strcmp(ua->device, "unknown") || (!*ua->browser && !*ua->os && !*ua->browser_version &&
-                                            !*ua->os_version),
-          "unknown device, but %s %s found", ua->browser, ua->os);
+    FUZZ_CHECK(strcmp(ua->device, "unknown") ||
+                   (!*ua->browser && !*ua->os && !*ua->browser_version && !*ua->os_version),
+               "unknown device, but %s %s found", ua->browser, ua->os);
     FUZZ_CHECK(version_ok(ua->browser_version, 1), "browser version \"%s\"", ua->browser_version);
     int named = !strcmp(ua->os_version, windows[0]) || !strcmp(ua->os_version, windows[1]);
     FUZZ_CHECK(named || version_ok(ua->os_version, ENR__UA_VERSION_MAX), "os version \"%s\"",
-          ua->os_version);
+               ua->os_version);
     FUZZ_CHECK(!*ua->os_version || *ua->os, "os version \"%s\" without an os", ua->os_version);
     FUZZ_CHECK(!*ua->browser_version || *ua->browser, "browser version without a browser");
 }

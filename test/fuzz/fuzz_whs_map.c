@@ -60,8 +60,8 @@ static void check_value(const whs__column_t *col, const whs__value_t *v)
     switch (col->type) {
     case WHS__T_TIMESTAMP:
         FUZZ_CHECK(v->kind == WHS__V_INT, "%s: kind %d", col->name, v->kind);
-        FUZZ_CHECK(v->u.i >= 0 && v->u.i < MAX_TIME_MS, "%s %lld is outside 1970..2099",
-                   col->name, (long long)v->u.i);
+        FUZZ_CHECK(v->u.i >= 0 && v->u.i < MAX_TIME_MS, "%s %lld is outside 1970..2099", col->name,
+                   (long long)v->u.i);
         break;
     case WHS__T_DATE:
         FUZZ_CHECK(v->u.i >= 0 && v->u.i < MAX_DAY, "%s: day %lld", col->name, (long long)v->u.i);
@@ -89,8 +89,8 @@ static void check_json(const char *text, size_t len, const whs__schema_t *schema
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, schema->cols[c].name);
         if (!t)
             continue;
-        FUZZ_CHECK(cJSON_IsString(t) && strlen(t->valuestring) == (size_t)ts_chars,
-                   "%s: %s", schema->cols[c].name, cJSON_Print(t));
+        FUZZ_CHECK(cJSON_IsString(t) && strlen(t->valuestring) == (size_t)ts_chars, "%s: %s",
+                   schema->cols[c].name, cJSON_Print(t));
         int year = atoi(t->valuestring);
         FUZZ_CHECK(year >= 1970 && year <= 2099, "%s written as %s", schema->cols[c].name,
                    t->valuestring);
@@ -101,8 +101,8 @@ static void check_json(const char *text, size_t len, const whs__schema_t *schema
 static void check_row(const mapper_t *mp, const whs__row_t *row)
 {
     const whs__schema_t *s = &mp->schema;
-    static const whs__json_style_t clickhouse = {.json_as_string = 1, .bool_as_int = 1,
-                                                 .ts_chars = 19};
+    static const whs__json_style_t clickhouse = {
+        .json_as_string = 1, .bool_as_int = 1, .ts_chars = 19};
     for (size_t c = 0; c < s->ncols; c++)
         check_value(&s->cols[c], &row->v[c]);
     int64_t t = row->v[WHS__COL_EVENT_TIME].u.i;
@@ -141,8 +141,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char reason[512];
         reason[0] = '\0';
         ue__arena_reset(&arena);
-        int rc = whs__map(&mappers[i].m, copy, size, "events.enriched", 3, 42, &arena, &row,
-                          reason, sizeof(reason));
+        int rc = whs__map(&mappers[i].m, copy, size, "events.enriched", 3, 42, &arena, &row, reason,
+                          sizeof(reason));
         FUZZ_CHECK(rc == 0 || rc == -1, "answer %d", rc);
         if (rc) {
             FUZZ_CHECK(reason[0] && memchr(reason, '\0', sizeof(reason)), "no reason");

@@ -21,8 +21,8 @@
 static void check_parsed(const char *url, const whs__url_t *u)
 {
     FUZZ_CHECK(TERMINATED(u->scheme) && TERMINATED(u->user) && TERMINATED(u->password) &&
-              TERMINATED(u->host) && TERMINATED(u->path) && TERMINATED(u->query),
-          "a field without its NUL");
+                   TERMINATED(u->host) && TERMINATED(u->path) && TERMINATED(u->query),
+               "a field without its NUL");
     int network = !strcmp(u->scheme, "postgres") || !strcmp(u->scheme, "clickhouse");
     int local = !strcmp(u->scheme, "sqlite") || !strcmp(u->scheme, "file");
     FUZZ_CHECK(network || local, "scheme \"%s\" accepted", u->scheme);
@@ -31,7 +31,8 @@ static void check_parsed(const char *url, const whs__url_t *u)
         FUZZ_CHECK(u->port >= 0 && u->port <= 65535, "port %d", u->port);
     } else {
         FUZZ_CHECK(u->path[0] != '\0', "local URL without a path: %s", url);
-        FUZZ_CHECK(!u->host[0] && !u->user[0] && !u->password[0] && !u->port, "local URL with parts");
+        FUZZ_CHECK(!u->host[0] && !u->user[0] && !u->password[0] && !u->port,
+                   "local URL with parts");
     }
 }
 

@@ -710,8 +710,8 @@ static void refused_pb(const collector_t *col, int64_t ts, const char *flag)
     reply_t r = post(col, "it-key", "application/x-protobuf", NULL, pb, len);
     free(pb);
     if (r.status != 400 || !strstr(r.body, "events[0]: timestamp") || !strstr(r.body, flag))
-        fail_msg("timestamp %lld: %ld %s, expected 400 naming %s", (long long)ts, r.status,
-                 r.body, flag);
+        fail_msg("timestamp %lld: %ld %s, expected 400 naming %s", (long long)ts, r.status, r.body,
+                 flag);
 }
 
 /* Guarantee: an event time far from the collector's clock never reaches Kafka (issue 11: 30
@@ -741,8 +741,9 @@ static void test_collector_refuses_event_times_out_of_bounds(void **state)
     free(pb);
     assert_int_equal(r.status, 200);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
-    memcpy(t->ids[t->n++], (uint8_t[16]){0x01, 0x8f, 1, 2, 3, 4, 0x70, 5, 0x80, 6, 7, 8, 9, 10,
-                                         11, 12}, 16); /* pb_batch_of()'s id */
+    memcpy(t->ids[t->n++],
+           (uint8_t[16]){0x01, 0x8f, 1, 2, 3, 4, 0x70, 5, 0x80, 6, 7, 8, 9, 10, 11, 12},
+           16); /* pb_batch_of()'s id */
     assert_arrived(&col, t, (check_opts_t){0});
     collector_cleanup(&col);
 
@@ -789,8 +790,7 @@ static void test_collector_reasons_are_valid_utf8(void **state)
     const char *const keys[] = {"bad\xff\xfekey", key};
     for (size_t i = 0; i < 2; i++) {
         snprintf(body, sizeof(body),
-                 "[{\"type\":\"click\",\"user_id\":\"web-6\",\"properties\":{\"%s\":1}}]",
-                 keys[i]);
+                 "[{\"type\":\"click\",\"user_id\":\"web-6\",\"properties\":{\"%s\":1}}]", keys[i]);
         reply_t r = post(&col, "it-key", "application/json", NULL, body, strlen(body));
         assert_int_equal(r.status, 400);
         assert_non_null(strstr(r.body, "events[0]: properties."));

@@ -92,7 +92,7 @@ static void test_clock_never_overflows(void **state)
 
 /* ---- event times from the future, through the pipeline ---------------------------------- */
 
-#define T0 INT64_C(1790000040000) /* a window boundary */
+#define T0 INT64_C(1790000040000)     /* a window boundary */
 #define FUTURE INT64_C(4000000000000) /* 2096: what a broken device sent (issue 11) */
 
 /* An encoded event of user "u1" with id byte @p id; the caller frees it. */
@@ -136,8 +136,8 @@ static void run(enr_pipeline_t *pipe, uint8_t id, int64_t ts, int64_t sent_at, i
     void *enriched = NULL;
     char reason[256] = "";
     uint8_t *buf = encode(id, ts, sent_at, &len);
-    enr_verdict_t v = enr_pipeline_process(pipe, buf, len, received, &enriched, &out_len, reason,
-                                           sizeof(reason));
+    enr_verdict_t v =
+        enr_pipeline_process(pipe, buf, len, received, &enriched, &out_len, reason, sizeof(reason));
     free(buf);
     if (v != want)
         fail_msg("event %u at %lld: verdict %d, expected %d (%s)", id, (long long)ts, v, want,
@@ -226,8 +226,8 @@ static void test_clock_checks_the_time_the_stages_read(void **state)
     pipe = pipeline_of("session,window");
     run(pipe, 1, FUTURE, FUTURE + 500, T0 + 1000, ENR_FAIL, text, sizeof(text));
     assert_non_null(strstr(text, "ms after its receive time"));
-    run(pipe, 2, T0 + 86400000, 0, T0, ENR_KEEP, NULL, 0); /* at the tolerance: kept */
-    run(pipe, 3, T0 + 86400001, 0, T0, ENR_FAIL, NULL, 0); /* one past it */
+    run(pipe, 2, T0 + 86400000, 0, T0, ENR_KEEP, NULL, 0);     /* at the tolerance: kept */
+    run(pipe, 3, T0 + 86400001, 0, T0, ENR_FAIL, NULL, 0);     /* one past it */
     run(pipe, 4, INT64_MAX, INT64_MAX, T0, ENR_FAIL, NULL, 0); /* no overflow */
     assert_int_equal(enr_pipeline_stat(pipe, ENR_STAT_FUTURE_EVENTS), 3);
     enr_pipeline_destroy(pipe);

@@ -4,7 +4,8 @@
 #   test/fuzz/run.sh [--quick] [--build-only] [--coverage] [TARGET...]
 #
 #   TARGET        fuzz_spool_frames, fuzz_spool_dir, fuzz_event_decode, fuzz_pb_nesting,
-#                 fuzz_whs_map, fuzz_whs_url, fuzz_conf, fuzz_useragent (default: all eight)
+#                 fuzz_whs_map, fuzz_whs_url, fuzz_conf, fuzz_useragent, fuzz_collector_body
+#                 (default: all nine)
 #   --quick       FUZZ_SECONDS=10: the CI setting
 #   --build-only  build the targets and the seed corpora, run nothing
 #   --coverage    no fuzzing: replay the corpora through a source-coverage build and print
@@ -20,9 +21,9 @@
 #   CC               clang (default)
 #
 # Targets are built from the library sources they reach (common/, files of the three libraries'
-# src/, the generated Protobuf code), put into one archive
+# src/, ue-collector's body and event files, the generated Protobuf code), put into one archive
 # so that each target links only what it calls, with -fsanitize=fuzzer,address,undefined into
-# build/fuzz/; libprotobuf-c, libzstd, cJSON and librdkafka are the system's,
+# build/fuzz/; libprotobuf-c, libzstd, zlib, cJSON and librdkafka are the system's,
 # uninstrumented (ASan still checks their allocations and memcpy).
 # Each run starts from the generated seeds (build/fuzz/seeds/), the kept corpus
 # (test/fuzz/corpus/) and what earlier runs found (build/fuzz/corpus/, grown in place).
@@ -35,7 +36,7 @@ cd "$(dirname "$0")/../.."
 OUT=build/fuzz
 CC=${CC:-clang}
 ALL_TARGETS=(fuzz_spool_frames fuzz_spool_dir fuzz_event_decode fuzz_pb_nesting fuzz_whs_map
-             fuzz_whs_url fuzz_conf fuzz_useragent)
+             fuzz_whs_url fuzz_conf fuzz_useragent fuzz_collector_body)
 BUILD_ONLY=0
 COVERAGE=0
 TARGETS=()
@@ -61,28 +62,30 @@ if [ ! -f build/gen/userevents.pb-c.c ] || [ ! -f build/gen/enriched.pb-c.c ] ||
 fi
 
 INCLUDES=(-Icommon -Ilibuserevents/include -Ilibenrich/include -Ilibwhsink/include
-          -Ilibuserevents/src -Ibuild/gen -Itest/fuzz -Itest/support)
+          -Ilibuserevents/src -Iexamples/common -Ibuild/gen -Itest/fuzz -Itest/support)
 read -r -a DEP_CFLAGS <<<"$(pkg-config --cflags libcjson rdkafka 2>/dev/null)"
 BASE_FLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
             -Wno-unused-parameter "${INCLUDES[@]}" "${DEP_CFLAGS[@]}")
 SAN=address,undefined
-LIBS=(-lprotobuf-c -lzstd -lcjson -lrdkafka -lpthread -lm)
+LIBS=(-lprotobuf-c -lzstd -lz -lcjson -lrdkafka -lpthread -lm)
 
 # What the targets reach: all of common/ (shared code such as ue_validate.c, which a fix may
 # call), the SDK's spool, record, event builder and configuration, libenrich's configuration
-# and user-agent parser, libwhsink's row mapper, URL parser and configuration, and the
-# generated Protobuf code.
+# and user-agent parser, libwhsink's row mapper, URL parser and configuration, ue-collector's
+# body and event files (not http.c or main.c: no server), and the generated Protobuf code.
 LIB_SRC=(common/*.c libuserevents/src/record.c libuserevents/src/spool*.c
          libuserevents/src/{conf,context,errors,event,event_encode}.c
          libenrich/src/{conf,stage,ua_parse}.c
          libwhsink/src/{buf,conf,datetime,json,row,url}.c
+         examples/ue-collector/{batch,body,event,event_json,event_pb}.c
          build/gen/userevents.pb-c.c build/gen/enriched.pb-c.c build/gen/collector.pb-c.c
          test/fuzz/fuzz_util.c)
 FUZZ_SRC=(test/fuzz/fuzz_spool_frames.c test/fuzz/fuzz_spool_dir.c test/fuzz/fuzz_event_decode.c
           test/fuzz/fuzz_pb_nesting.c test/fuzz/fuzz_whs_map.c test/fuzz/fuzz_whs_url.c
-          test/fuzz/fuzz_conf.c test/fuzz/fuzz_useragent.c)
-HEADER_DIRS=(common libuserevents/src libenrich/src libwhsink/src libuserevents/include
-             libenrich/include libwhsink/include test/fuzz test/support)
+          test/fuzz/fuzz_conf.c test/fuzz/fuzz_useragent.c test/fuzz/fuzz_collector_body.c)
+HEADER_DIRS=(common libuserevents/src libenrich/src libwhsink/src examples/ue-collector
+             examples/common libuserevents/include libenrich/include libwhsink/include test/fuzz
+             test/support)
 
 # The internal headers a target sees besides the SDK's, by its name (as the Makefile does for
 # the unit tests): first, since each library has its own conf.h and event.h.
@@ -90,6 +93,7 @@ src_inc() {
     case "$1" in
     test/fuzz/fuzz_whs_*) echo -Ilibwhsink/src ;;
     test/fuzz/fuzz_useragent.c) echo -Ilibenrich/src ;;
+    test/fuzz/fuzz_collector_*) echo -Iexamples/ue-collector ;;
     esac
 }
 

@@ -132,17 +132,6 @@ static int too_far_ahead(enr_pipeline_t *pipe, const enr_event_t *e, char *reaso
     return 1;
 }
 
-/*
- * What the partition clock advances to: the event time, but never past the receive time, so
- * that an event within time.max.future.ms ahead does not close the windows of everyone else's
- * events early (the watermark says how far the input has been received).
- */
-static int64_t clock_time(const enr_event_t *e)
-{
-    int64_t t = e->out.corrected_timestamp_ms, received = enr__clock_received_ms(e);
-    return received > 0 && t > received ? received : t;
-}
-
 enr_verdict_t enr__pipeline_run(enr_pipeline_t *pipe, const void *value, size_t len,
                                 const enr__source_t *src, const uint8_t **out, size_t *out_len,
                                 char *reason, size_t reason_size)
@@ -162,7 +151,10 @@ enr_verdict_t enr__pipeline_run(enr_pipeline_t *pipe, const void *value, size_t 
                           ? ENR_FAIL
                           : run_stages(pipe, &e, reason, reason_size);
     if (v == ENR_KEEP) {
-        enr__clock_advance(pipe, src->topic, src->partition, clock_time(&e));
+        /* Never past the receive time: an event within time.max.future.ms ahead must not
+         * close the windows of everyone else's events early. */
+        enr__clock_advance(pipe, src->topic, src->partition,
+                           enr__clock_capped_ms(&e, e.out.corrected_timestamp_ms));
         if (encode(pipe, &e, out_len)) {
             ue__errstr(reason, reason_size, "out of memory");
             v = ENR_FAIL;

@@ -12,9 +12,9 @@
  * Input: byte 0 chooses, bits 0-1: the Content-Encoding (0, 3 identity; 1 gzip; 2 zstd);
  * bit 2: JSON (else protobuf); bit 3: the harness compresses the rest itself, so that
  * mutations of a JSON or protobuf body reach the decoders through gzip or zstd; bits 4-5: the
- * caps (0: the defaults but --max-decoded 1 MiB; 1: tiny caps, for the 413 paths; 2: 64 KiB
- * decoded, 64 events); bit 6: time bounds of 1 s either side instead of 24 h / 30 days. The
- * rest is the body.
+ * caps (0 and 3: the defaults but --max-decoded 1 MiB; 1: tiny caps, for the 413 paths; 2: 64
+ * KiB decoded, 64 events); bit 6: time bounds of 1 s either side instead of 24 h / 30 days.
+ * The rest is the body.
  *
  * Oracles: the answer is 200, 400 or 413 (503 only when tracking failed), with a reason in
  * valid UTF-8 when not 200 (it goes out in a JSON answer); a batch publishes all or nothing

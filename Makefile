@@ -15,6 +15,7 @@
 #   make abi-check [ABI_REF=<git ref>]   libabigail's abidiff of the shared libraries vs a ref
 #   make docs               regenerate CONFIGURATION.md from the configuration table
 #   make format-check [FORMAT_BASE=main]   C lines within 100 columns (+ clang-format on changes)
+#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=fuzz_conf]   libFuzzer targets (test/fuzz/run.sh)
 
 .DEFAULT_GOAL := all
 
@@ -205,6 +206,12 @@ format-check:
 .PHONY: docs-links
 docs-links:
 	@test/docs/check_links.sh
+
+# Every libFuzzer target (or those FUZZ_TARGETS names) for FUZZ_SECONDS each; run.sh builds
+# them itself, with clang, into build/fuzz/.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run.sh $(FUZZ_TARGETS)
 
 bench: all $(BENCH_BIN)
 	test/bench/run.sh $(BUILD)

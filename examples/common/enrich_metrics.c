@@ -35,6 +35,9 @@ static const struct {
      "Records sent to the dead-letter topic."},
     {ENR_STAT_LATE_EVENTS, COUNTER, "userevents_enrich_late_events_total", NULL, NULL,
      "Events too late for their aggregate window (still enriched)."},
+    {ENR_STAT_FUTURE_EVENTS, COUNTER, "userevents_enrich_future_events_total", NULL, NULL,
+     "Events dead-lettered because their time was more than time.max.future.ms after their "
+     "receive time (also counted in dead_letters)."},
     {ENR_STAT_AGGREGATES, COUNTER, "userevents_enrich_aggregates_total", NULL, NULL,
      "Window aggregates emitted."},
     {ENR_STAT_ALERTS, COUNTER, "userevents_enrich_alerts_total", NULL, NULL,

@@ -12,9 +12,11 @@
 #include "collector.h"
 #include "collector.pb-c.h"
 #include "ue_pbdecode.h"
+#include "ue_validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct batch {
     size_t bytes; /* pass 1's estimate of the queue bytes of all the events */
@@ -136,6 +138,25 @@ static int decode_batch(collector_t *col, const uint8_t *data, size_t len, int j
 }
 
 /*
+ * Replaces with '?' each byte of @p s that starts no valid UTF-8 sequence (common's rule): a
+ * reason quotes what the client sent (a property key, a context field), cut at a byte count,
+ * and goes out in the JSON answer, which must stay valid UTF-8. Found by fuzz_collector_body.
+ */
+static void utf8_scrub(char *s)
+{
+    size_t len = strlen(s);
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+        if (n <= len - i && ue__utf8_valid(s + i, n)) {
+            i += n;
+            continue;
+        }
+        s[i++] = '?';
+    }
+}
+
+/*
  * Builds every event of the batch: pass 1 (@p track 0) only checks, so that a batch with one
  * bad event publishes nothing; pass 2 tracks. Returns 200, or 400 / 413 / 503 with @p err.
  */
@@ -156,6 +177,7 @@ static int each_event(collector_t *col, batch_t *b, const stamp_t *st, int track
         if (b->json)
             item = item->next;
         if (rc) {
+            utf8_scrub(why);
             snprintf(err, errsz, "events[%zu]: %s", i, why);
             status = 400;
         } else if (size > col->max_event) {
@@ -223,11 +245,14 @@ int publish_batch(collector_t *col, const uint8_t *data, size_t len, int json, c
                   size_t *tracked, int *committed, char *err, size_t errsz)
 {
     batch_t b = {0};
+    stamp_t stamp = *st;
+    stamp.earliest = st->received_at - col->max_past_ms;
+    stamp.latest = st->received_at + col->max_future_ms;
     int status = decode_batch(col, data, len, json, &b, err, errsz);
     if (status == 200)
-        status = each_event(col, &b, st, 0, tracked, err, errsz);
+        status = each_event(col, &b, &stamp, 0, tracked, err, errsz);
     if (status == 200)
-        status = track_all(col, &b, st, tracked, committed, err, errsz);
+        status = track_all(col, &b, &stamp, tracked, committed, err, errsz);
     /* Tracked events go on either way; the answer waits until they are safe. */
     ue_err_t safe = *tracked ? ue_flush_spooled(col->ue, col->ack_timeout_ms) : UE_OK;
     if (status == 200 && safe != UE_OK) {

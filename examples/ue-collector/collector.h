@@ -49,6 +49,7 @@ typedef struct collector {
     size_t max_parse;    /* bytes a JSON body's parse tree may take (estimated before parsing) */
     size_t max_inflight; /* bytes all requests together may hold: bodies, decoded, trees */
     _Atomic size_t inflight;
+    int64_t max_future_ms, max_past_ms; /* event times accepted around received_at */
     int ack_timeout_ms;
     int public_metrics; /* GET /metrics on the public port too (--public-metrics) */
     /* batch.c: batches are tracked one at a time, whole, while tracking is allowed; the
@@ -76,6 +77,7 @@ typedef struct collector {
 /* What the request adds to each of its events. */
 typedef struct stamp {
     int64_t received_at;
+    int64_t earliest, latest; /* event times accepted: received_at - max_past .. + max_future */
     char ip[INET6_ADDRSTRLEN];
     const char *user_agent; /* JSON (web) only */
     uint8_t id_seed[32];    /* JSON: the request's hash, for events sent without an id */
@@ -133,6 +135,7 @@ int set_type(ue_event_t *ev, const char *type, char *err, size_t errsz);
 int set_str(ue_event_t *ev, ue_err_t (*setter)(ue_event_t *, const char *), const char *v,
             const char *what, char *err, size_t errsz);
 int apply_stamp(ue_event_t *ev, const stamp_t *st, int has_ip, int has_ua);
+int check_time(int64_t t, const stamp_t *st, char *err, size_t errsz);
 
 /* event_pb.c and event_json.c: build @p ev from one event of a batch; 0, or -1 with @p err. */
 int build_pb(ue_event_t *ev, const Userevents__Event *e, const stamp_t *st, char *err,

@@ -1,6 +1,7 @@
 /*
  * event.c - what ue-collector's two event builders (event_pb.c, event_json.c) share: the UTF-8
- * check, the type, string fields, and the stamp the request adds to each event.
+ * check, the type, string fields, the event time's bounds, and the stamp the request adds to
+ * each event.
  */
 #include "collector.h"
 
@@ -53,6 +54,28 @@ int set_str(ue_event_t *ev, ue_err_t (*setter)(ue_event_t *, const char *), cons
         return -1;
     }
     return 0;
+}
+
+/*
+ * The event's own time against the collector's clock: at most --max-clock-skew-ms after
+ * received_at and --max-event-age-ms before it. Enrichment files events by this time (windows,
+ * sessions, the watermark), so a device clock years off must not reach it. 0, or -1 with @p err.
+ */
+int check_time(int64_t t, const stamp_t *st, char *err, size_t errsz)
+{
+    if (t > st->latest)
+        snprintf(err, errsz,
+                 "timestamp: %lld (Unix ms) is more than %lld ms after the collector's clock "
+                 "(%lld): --max-clock-skew-ms",
+                 (long long)t, (long long)(st->latest - st->received_at),
+                 (long long)st->received_at);
+    else if (t < st->earliest)
+        snprintf(err, errsz,
+                 "timestamp: %lld (Unix ms) is more than %lld ms before the collector's clock "
+                 "(%lld): --max-event-age-ms",
+                 (long long)t, (long long)(st->received_at - st->earliest),
+                 (long long)st->received_at);
+    return t > st->latest || t < st->earliest ? -1 : 0;
 }
 
 /* The request's stamp: received_at, and ip / user agent where the event has none. */

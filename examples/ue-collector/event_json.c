@@ -233,6 +233,8 @@ int build_json(ue_event_t *ev, const cJSON *o, size_t index, const stamp_t *st, 
         snprintf(err, errsz, "timestamp/sent_at: Unix ms or RFC 3339 expected");
         return -1;
     }
+    if (check_time(t, st, err, errsz))
+        return -1;
     /* Every string the event carries counts (each with its tag and length), or an event
      * that passes the check could fail ue_track() after earlier events of its batch were
      * tracked: the batch must publish all or nothing. */

@@ -105,11 +105,13 @@ int build_pb(ue_event_t *ev, const Userevents__Event *e, const stamp_t *st, char
         snprintf(err, errsz, "user_id or anonymous_id is required");
         return -1;
     }
-    if (set_str(ev, ue_event_set_user_id, e->user_id, "user_id", err, errsz) ||
+    int64_t t = e->timestamp_ms > 0 ? e->timestamp_ms : st->received_at; /* 0: not set */
+    if (check_time(t, st, err, errsz) ||
+        set_str(ev, ue_event_set_user_id, e->user_id, "user_id", err, errsz) ||
         set_str(ev, ue_event_set_anonymous_id, e->anonymous_id, "anonymous_id", err, errsz) ||
         set_str(ev, ue_event_set_session_id, e->session_id, "session_id", err, errsz) ||
         pb_props(ev, e, err, errsz) || pb_context(ev, e->context, &has_ip, err, errsz))
         return -1;
-    ue_event_set_timestamp_ms(ev, e->timestamp_ms > 0 ? e->timestamp_ms : st->received_at);
+    ue_event_set_timestamp_ms(ev, t);
     return apply_stamp(ev, st, has_ip, 1);
 }

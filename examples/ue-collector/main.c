@@ -25,7 +25,9 @@
  * with Retry-After while shutting down, when the requests in progress hold
  * --max-inflight-bytes of memory, or when the spool cannot take the events.
  * Event ids are kept (JSON events without one get one derived from the key, the body and the
- * event's index, so that a retry has the same ids: event_json.c); received_at is stamped.
+ * event's index, so that a retry has the same ids: event_json.c); received_at is stamped; an
+ * event timestamp further from it than --max-clock-skew-ms ahead or --max-event-age-ms behind
+ * is 400.
  *
  * Built only from the public APIs: userevents.h, the schema (proto/), libmicrohttpd, cJSON,
  * zlib and zstd, and the programs' shared helpers (examples/common/). SIGTERM/SIGINT: stop
@@ -99,6 +101,11 @@ static void usage(FILE *out)
         "                             is parsed (default 33554432; ~100 bytes per value)\n"
         "      --max-inflight-bytes N memory all requests together may hold: bodies, decompressed\n"
         "                             bodies, parse trees (default 67108864; past it: 503)\n"
+        "      --max-clock-skew-ms MS an event's timestamp may be at most this far ahead of "
+        "the\n"
+        "                             collector's clock (default 86400000: 24 h); later: 400\n"
+        "      --max-event-age-ms MS  and at most this far behind it (default 2592000000: 30 "
+        "days)\n"
         "      --ack-timeout-ms MS    longest wait for events to be safe before 503 (default "
         "10000)\n"
         "      --drain-timeout-ms MS  on SIGTERM, longest wait for requests in progress "
@@ -174,7 +181,7 @@ typedef struct options {
     const char *bootstrap, *listen, *spool, *metrics_listen;
     long long port, drain_ms, max_conn, rate, burst, max_body, max_decoded, max_event, max_events,
         ack_ms, metrics_port, max_parse, max_inflight, per_ip, threads, header_ms, request_ms,
-        idle_ms;
+        idle_ms, max_skew_ms, max_age_ms;
 } options_t;
 
 enum {
@@ -198,7 +205,9 @@ enum {
     HEADER_TIMEOUT,
     REQUEST_TIMEOUT,
     IDLE_TIMEOUT,
-    PUBLIC_METRICS
+    PUBLIC_METRICS,
+    MAX_SKEW,
+    MAX_AGE
 };
 
 /* clang-format off */
@@ -215,6 +224,7 @@ static const struct option OPTIONS[] = {
     {"max-per-ip", 1, 0, PER_IP}, {"threads", 1, 0, THREADS},
     {"header-timeout-ms", 1, 0, HEADER_TIMEOUT}, {"request-timeout-ms", 1, 0, REQUEST_TIMEOUT},
     {"idle-timeout-ms", 1, 0, IDLE_TIMEOUT}, {"public-metrics", 0, 0, PUBLIC_METRICS},
+    {"max-clock-skew-ms", 1, 0, MAX_SKEW}, {"max-event-age-ms", 1, 0, MAX_AGE},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -241,6 +251,8 @@ static const struct {
     {HEADER_TIMEOUT, 100, 3600000, offsetof(options_t, header_ms)},
     {REQUEST_TIMEOUT, 100, 3600000, offsetof(options_t, request_ms)},
     {IDLE_TIMEOUT, 1000, 3600000, offsetof(options_t, idle_ms)},
+    {MAX_SKEW, 0, 1LL << 42, offsetof(options_t, max_skew_ms)},
+    {MAX_AGE, 0, 1LL << 42, offsetof(options_t, max_age_ms)},
 };
 /* clang-format on */
 
@@ -553,7 +565,9 @@ int main(int argc, char **argv)
                    .max_events = 10000,
                    .max_parse = 32 << 20,
                    .max_inflight = 64 << 20,
-                   .ack_ms = 10000};
+                   .ack_ms = 10000,
+                   .max_skew_ms = 86400000,
+                   .max_age_ms = 30LL * 86400000};
     ue_conf_t *conf = default_conf();
     sigset_t stop;
     int sig, rc = conf ? parse_args(argc, argv, &o, &col, conf) : -1;
@@ -570,6 +584,8 @@ int main(int argc, char **argv)
     col.request_timeout_ms = o.request_ms;
     col.max_inflight = (size_t)o.max_inflight;
     col.ack_timeout_ms = (int)o.ack_ms;
+    col.max_future_ms = o.max_skew_ms;
+    col.max_past_ms = o.max_age_ms;
     tune_malloc();
     /* Signals are taken by sigwait() in main only: every thread created later blocks them. */
     sigemptyset(&stop);

@@ -93,7 +93,9 @@ ENR_API const char *enr_event_anonymous_id(const enr_event_t *ev);
 ENR_API const char *enr_event_session_id(const enr_event_t *ev);
 /** @brief Copies the 16-byte event id into @p out. */
 ENR_API void enr_event_id(const enr_event_t *ev, uint8_t out[16]);
-/** @brief Event time: the clock-corrected timestamp (Unix ms) once the clock stage ran. */
+/** @brief Event time: the clock-corrected timestamp (Unix ms) once the clock stage ran. Never
+ *         more than time.max.future.ms after the receive time (later events are dead-lettered
+ *         before any stage sees them). */
 ENR_API int64_t enr_event_time_ms(const enr_event_t *ev);
 /** @brief A context field by name ("ip", "user_agent", "app.name", ...) or "". */
 ENR_API const char *enr_event_context(const enr_event_t *ev, const char *field);
@@ -311,6 +313,7 @@ typedef enum enr_stat {
     ENR_STAT_TASKS = 14,         /**< tasks (input partition numbers) owned now */
     ENR_STAT_RESTORE_RECORDS = 15, /**< changelog records read to restore tasks */
     ENR_STAT_RESTORE_BYTES = 16, /**< their bytes (keys and values) */
+    ENR_STAT_FUTURE_EVENTS = 17, /**< dead-lettered: time past received + time.max.future.ms */
     ENR_STAT__CNT
 } enr_stat_t;
 

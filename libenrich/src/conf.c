@@ -54,6 +54,14 @@ const ue__prop_t enr__conf_props[] = {
         "Most input records taken from the consumer in one step."),
     INT("input.max.bytes", input_max_bytes, 64, 64 << 20, "1000000",
         "Larger input records go to the dead-letter topic."),
+    INT("time.max.future.ms", time_max_future_ms, 0, INT64_C(1) << 40, "86400000",
+        "An event whose time (the clock stage's corrected time, else its timestamp) is more "
+        "than this after its receive time goes to the dead-letter topic, counted in "
+        "future_events, before any stage sees it. Dead-lettered, not clamped: a clock that far "
+        "ahead says nothing about when the event happened, and a clamped time would put it "
+        "into a window and a session it does not belong to; the dead letter keeps it intact. "
+        "The partition clock (the watermark) never runs ahead of the receive time, so an "
+        "event within this tolerance cannot close windows early either."),
     INT("dedup.window.ms", dedup_window_ms, 1000, INT64_C(1) << 40, "3600000",
         "An event id seen within this time (event time) is a duplicate."),
     INT("dedup.max.ids", dedup_max_ids, 1000, 100000000, "1000000",

@@ -29,6 +29,7 @@ typedef struct enr__settings {
     int64_t txn_max_ms;
     int64_t batch_max_events;
     int64_t input_max_bytes;
+    int64_t time_max_future_ms;
     int64_t dedup_window_ms;
     int64_t dedup_max_ids;
     char *profile_topic;

@@ -53,6 +53,7 @@ static const char *const stat_names[ENR_STAT__CNT] = {
     [ENR_STAT_REBALANCES] = "rebalances",     [ENR_STAT_REBALANCE_MS] = "rebalance_ms",
     [ENR_STAT_TASKS] = "tasks",               [ENR_STAT_RESTORE_RECORDS] = "restore_records",
     [ENR_STAT_RESTORE_BYTES] = "restore_bytes",
+    [ENR_STAT_FUTURE_EVENTS] = "future_events",
 };
 
 const char *enr_stat_name(enr_stat_t which)

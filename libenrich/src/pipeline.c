@@ -22,7 +22,8 @@ static const struct {
     {"window", enr__stage_window_new},   {"anomaly", enr__stage_anomaly_new},
 };
 
-/* The definition of stage @p name: a custom one from @p conf, else a built-in (made now). */
+/* The definition of stage @p name: a custom one from @p conf (0), else a built-in, made now
+ * (1); -1 when there is none. */
 static int find_stage(const enr_conf_t *conf, const enr__settings_t *s, const char *name,
                       enr_stage_t *out)
 {
@@ -39,7 +40,7 @@ static int find_stage(const enr_conf_t *conf, const enr__settings_t *s, const ch
                 return -1;
             *out = *st;
             enr_stage_destroy(st);
-            return 0;
+            return 1;
         }
     }
     return -1;
@@ -53,10 +54,13 @@ static int add_stage(enr_pipeline_t *pipe, const enr_conf_t *conf, const char *n
         ue__errstr(errstr, errstr_size, "stages: more than %d", ENR__MAX_STAGES);
         return -1;
     }
-    if (find_stage(conf, &pipe->s, name, &slot->def)) {
+    int builtin = find_stage(conf, &pipe->s, name, &slot->def);
+    if (builtin < 0) {
         ue__errstr(errstr, errstr_size, "stages: unknown stage \"%s\"", name);
         return -1;
     }
+    if (builtin && !strcmp(name, "clock"))
+        pipe->has_clock = 1;
     slot->def.next = NULL;
     char why[256] = "";
     if (profiles && !strcmp(name, "profile")) {

@@ -20,6 +20,7 @@ struct enr_pipeline_s {
     enr__settings_t s; /* own copy of the settings the built-in stages point at */
     stage_slot_t stages[ENR__MAX_STAGES];
     size_t nstages;
+    int has_clock; /* the built-in clock stage is in the chain: it sets event time */
     void *profiles;
     enr__sink_t sink;
     ue__arena_t arena;

@@ -6,6 +6,7 @@
 #include "clock.h"
 #include "event.h"
 #include "pipeline.h"
+#include "stage_clock.h"
 #include "ue_pbdecode.h"
 #include "ue_validate.h"
 #include "userevents.h"
@@ -110,6 +111,27 @@ static int encode(enr_pipeline_t *pipe, const enr_event_t *e, size_t *len)
     return 0;
 }
 
+/*
+ * 1, with the reason, when @p e's time is more than time.max.future.ms after its receive time.
+ * The time checked is the one the stages will read: the clock stage's correction when the chain
+ * has that stage, else the timestamp. Without a receive time there is nothing to compare with.
+ */
+static int too_far_ahead(enr_pipeline_t *pipe, const enr_event_t *e, char *reason,
+                         size_t reason_size)
+{
+    int64_t t = pipe->has_clock ? enr__clock_corrected_ms(e) : e->out.corrected_timestamp_ms;
+    int64_t received = enr__clock_received_ms(e);
+    /* t > received > 0: the difference cannot overflow. */
+    if (received <= 0 || t <= received || t - received <= pipe->s.time_max_future_ms)
+        return 0;
+    ue__errstr(reason, reason_size,
+               "event time %" PRId64 " is %" PRId64 " ms after its receive time %" PRId64
+               " (time.max.future.ms %" PRId64 ")",
+               t, t - received, received, pipe->s.time_max_future_ms);
+    pipe->stats[ENR_STAT_FUTURE_EVENTS]++;
+    return 1;
+}
+
 enr_verdict_t enr__pipeline_run(enr_pipeline_t *pipe, const void *value, size_t len,
                                 const enr__source_t *src, const uint8_t **out, size_t *out_len,
                                 char *reason, size_t reason_size)
@@ -125,9 +147,14 @@ enr_verdict_t enr__pipeline_run(enr_pipeline_t *pipe, const void *value, size_t 
     e.out.source_partition = src->partition;
     e.out.source_offset = src->offset;
 
-    enr_verdict_t v = run_stages(pipe, &e, reason, reason_size);
+    enr_verdict_t v = too_far_ahead(pipe, &e, reason, reason_size)
+                          ? ENR_FAIL
+                          : run_stages(pipe, &e, reason, reason_size);
     if (v == ENR_KEEP) {
-        enr__clock_advance(pipe, src->topic, src->partition, e.out.corrected_timestamp_ms);
+        /* Never past the receive time: an event within time.max.future.ms ahead must not
+         * close the windows of everyone else's events early. */
+        enr__clock_advance(pipe, src->topic, src->partition,
+                           enr__clock_capped_ms(&e, e.out.corrected_timestamp_ms));
         if (encode(pipe, &e, out_len)) {
             ue__errstr(reason, reason_size, "out of memory");
             v = ENR_FAIL;

@@ -156,9 +156,9 @@ void enr__processor_publish_stats(enr_processor_t *p)
 {
     int64_t sum[ENR_STAT__CNT];
     enr__tasks_sum_stats(p, sum);
-    static const enr_stat_t from_tasks[] = {ENR_STAT_DROPPED, ENR_STAT_AGGREGATES,
-                                            ENR_STAT_ALERTS, ENR_STAT_LATE_EVENTS,
-                                            ENR_STAT_RESTORED};
+    static const enr_stat_t from_tasks[] = {ENR_STAT_DROPPED,  ENR_STAT_AGGREGATES,
+                                            ENR_STAT_ALERTS,   ENR_STAT_LATE_EVENTS,
+                                            ENR_STAT_RESTORED, ENR_STAT_FUTURE_EVENTS};
     for (size_t i = 0; i < sizeof(from_tasks) / sizeof(from_tasks[0]); i++)
         atomic_store(&p->stats[from_tasks[i]], sum[from_tasks[i]]);
     int64_t owned = 0;

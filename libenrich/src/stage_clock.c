@@ -33,6 +33,12 @@ int64_t enr__clock_corrected_ms(const enr_event_t *e)
     return corrected;
 }
 
+int64_t enr__clock_capped_ms(const enr_event_t *e, int64_t t)
+{
+    int64_t received = enr__clock_received_ms(e);
+    return received > 0 && t > received ? received : t;
+}
+
 static enr_verdict_t clock_process(void *state, enr_event_t *e, enr_ctx_t *ctx, void *opaque)
 {
     (void)state, (void)ctx, (void)opaque;

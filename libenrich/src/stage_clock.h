@@ -23,4 +23,11 @@ int64_t enr__clock_received_ms(const enr_event_t *e);
  */
 int64_t enr__clock_corrected_ms(const enr_event_t *e);
 
+/*
+ * @p t, but never after the receive time of @p e (when it has one): what the clocks that decide
+ * what is old advance to (dedup's newest id, the partition clock behind the watermark), so that
+ * a device clock ahead cannot move them early.
+ */
+int64_t enr__clock_capped_ms(const enr_event_t *e, int64_t t);
+
 #endif

@@ -402,8 +402,7 @@ static void settle(dedup_t *d)
 /* Event time as the clock stage computes it, never after the receive time. */
 static int64_t event_time(const enr_event_t *e)
 {
-    int64_t t = enr__clock_corrected_ms(e), received = enr__clock_received_ms(e);
-    return received > 0 && t > received ? received : t;
+    return enr__clock_capped_ms(e, enr__clock_corrected_ms(e));
 }
 
 static enr_verdict_t dedup_process(void *state, enr_event_t *e, enr_ctx_t *ctx, void *opaque)

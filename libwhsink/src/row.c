@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Event times outside [1970-01-01, 2100-01-01) cannot be partitioned in every warehouse. */
+/* Times outside [1970-01-01, 2100-01-01) cannot be partitioned or held in every warehouse. */
 #define MAX_TIME_MS INT64_C(4102444800000)
 
 static const struct {
@@ -314,6 +314,12 @@ static void put_int(whs__value_t *v, int64_t i)
     v->u.i = i;
 }
 
+/* The receive time: enrichment's, else the collector's stamp; <= 0 when unknown. */
+static int64_t received_time(const Userevents__EnrichedEvent *e)
+{
+    return e->received_at_ms > 0 ? e->received_at_ms : e->event->received_at_ms;
+}
+
 /* Event time: the corrected timestamp, else the client's, else the receive time. */
 static int64_t event_time(const Userevents__EnrichedEvent *e)
 {
@@ -321,7 +327,33 @@ static int64_t event_time(const Userevents__EnrichedEvent *e)
         return e->corrected_timestamp_ms;
     if (e->event->timestamp_ms > 0)
         return e->event->timestamp_ms;
-    return e->received_at_ms > 0 ? e->received_at_ms : e->event->received_at_ms;
+    return received_time(e);
+}
+
+/*
+ * Every time column within [1970-01-01, 2100-01-01): what every warehouse can hold, and what
+ * the day and text arithmetic (datetime.c, 32-bit day numbers) is exact for. event_time is
+ * required; client_time and received_at are written only when > 0. 0 or -1 with the reason.
+ */
+static int check_times(const Userevents__EnrichedEvent *e, char *reason, size_t reason_size)
+{
+    const struct {
+        const char *name;
+        int64_t t;
+        int required; /* else absent (NULL) when <= 0 */
+    } cols[] = {
+        {"event time", event_time(e), 1},
+        {"client_time", e->event->timestamp_ms, 0},
+        {"received_at", received_time(e), 0},
+    };
+    for (size_t i = 0; i < sizeof(cols) / sizeof(cols[0]); i++) {
+        if ((cols[i].t <= 0 && !cols[i].required) || (cols[i].t > 0 && cols[i].t < MAX_TIME_MS))
+            continue;
+        snprintf(reason, reason_size, "%s %lld ms is outside 1970..2099", cols[i].name,
+                 (long long)cols[i].t);
+        return -1;
+    }
+    return 0;
 }
 
 /* Checks what makes a record unmappable; 0 or -1 with the reason. */
@@ -345,12 +377,7 @@ static int check_record(const whs__mapper_t *m, const Userevents__EnrichedEvent 
                  e->event->schema_version, (long long)m->schema_version_max);
         return -1;
     }
-    int64_t t = event_time(e);
-    if (t <= 0 || t >= MAX_TIME_MS) {
-        snprintf(reason, reason_size, "event time %lld ms is outside 1970..2099", (long long)t);
-        return -1;
-    }
-    return 0;
+    return check_times(e, reason, reason_size);
 }
 
 /* The string columns of the envelope and the enrichment, with their sources. */
@@ -396,8 +423,7 @@ static void put_numbers(const whs__mapper_t *m, const Userevents__EnrichedEvent 
 {
     const Userevents__Event *ev = e->event;
     whs__value_t *v = row->v;
-    int64_t t = event_time(e);
-    int64_t received = e->received_at_ms > 0 ? e->received_at_ms : ev->received_at_ms;
+    int64_t t = event_time(e), received = received_time(e);
     const char *who = ev->user_id && *ev->user_id ? ev->user_id : ev->anonymous_id;
     char idtext[37];
 

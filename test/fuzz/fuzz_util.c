@@ -1,5 +1,5 @@
 /*
- * fuzz_util.c - helpers shared by the spool fuzz targets (see fuzz_util.h).
+ * fuzz_util.c - helpers shared by the fuzz targets (see fuzz_util.h).
  */
 #include "fuzz_util.h"
 #include "ue_crc32c.h"
@@ -149,4 +149,24 @@ void fuzz_check_record(ue__record_t *r, const uint8_t *in, size_t used)
     size_t stamped = ue__record_stamp_sent_at(r, -1);
     FUZZ_CHECK(stamped > r->payload_len && stamped <= r->payload_len + UE__SENT_AT_SLACK,
                "sent_at stamp of %zu bytes", stamped - r->payload_len);
+}
+
+int fuzz_url_shows_password(const char *url, const char *text)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return 0;
+    const char *auth = sep + 3;
+    size_t auth_len = strcspn(auth, "/?");
+    const char *at = memrchr(auth, '@', auth_len);
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (!colon || at - colon < 2)
+        return 0;
+    char *pw = strndup(colon + 1, (size_t)(at - colon - 1));
+    char *before = strndup(url, (size_t)(colon + 1 - url));
+    FUZZ_CHECK(pw != NULL && before != NULL, "out of memory");
+    int shown = strstr(text, pw) && !strchr(pw, '*') && !strstr(before, pw) && !strstr(at, pw);
+    free(before);
+    free(pw);
+    return shown;
 }

@@ -1,6 +1,7 @@
 /*
- * fuzz_util.h - helpers shared by the spool fuzz targets: making mutated segment images reach
- * past the CRC, building segment images from a compact description, and checking records.
+ * fuzz_util.h - helpers shared by the fuzz targets: FUZZ_CHECK; for the spool targets, making
+ * mutated segment images reach past the CRC, building segment images from a compact
+ * description, and checking records; for the configuration targets, the password oracle.
  *
  * The CRC-32C of a frame stops almost every mutation at ue__frame_check_crc, so the targets
  * offer two ways past it: fuzz_fix_crcs() recomputes the CRC of every plausible frame of a
@@ -71,5 +72,14 @@ void fuzz_check_record(ue__record_t *r, const uint8_t *in, size_t used);
 
 /* 1 when @p in holds exactly @p count serialized records and nothing else. */
 int fuzz_records_exact(const uint8_t *in, size_t len, uint32_t count);
+
+/*
+ * 1 when @p text shows the password of the warehouse URL @p url: the raw (still
+ * percent-encoded) text between the ':' of the user info and the last '@' of the authority, as
+ * whs__url_parse() and whs__url_mask() both find it. A password that also stands elsewhere in
+ * the URL (scheme, user, host, path) or holds a '*' (the mask's own "****" could show it)
+ * proves nothing and counts as not shown.
+ */
+int fuzz_url_shows_password(const char *url, const char *text);
 
 #endif

@@ -4,17 +4,29 @@
  * corrupt middle frame, bad CRC), and valid encoded events. Valid inputs get the fuzzer past
  * the magic, the length checks and the CRC from its first execution.
  *
- *   gen_corpus OUTDIR     writes OUTDIR/{spool_frames,spool_dir,event_decode,pb_nesting}/<seed>
+ * For the other targets: EnrichedEvent records (whs_map), request bodies with their choice
+ * byte (collector_body: JSON and protobuf batches, identity, gzip and zstd), and every key of
+ * the three property tables at its default (conf). Text seeds (URLs, user agents) are kept in
+ * test/fuzz/corpus/ as they are.
  *
- * run.sh regenerates them on every run; the same seeds are kept in test/fuzz/corpus/.
+ *   gen_corpus OUTDIR     writes OUTDIR/<target without fuzz_>/<seed>
+ *
+ * run.sh regenerates them on every run.
  */
+#include "collector.pb-c.h"
 #include "deep_pb.h"
 #include "fuzz_util.h"
+#include "ue_props.h"
 #include "userevents.pb-c.h"
+#include "whs_testevents.h"
 
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
+
+/* The property tables (each library's conf.c; internal names, reachable from tests). */
+extern const ue__prop_t ue__conf_props[], enr__conf_props[], whs__conf_props[];
 
 static const char *outdir;
 
@@ -278,6 +290,159 @@ static void nesting_seeds(void)
     save("pb_nesting", "recipe_mixed_6000", (const uint8_t *)"\x17\x70\x03\x00\x01\x06", 6);
 }
 
+/* fuzz_whs_map: records as the sink reads them, from the libwhsink tests' stream. */
+static void whs_map_seeds(void)
+{
+    static const wt_opts_t opts[] = {
+        {.nonce = 1},
+        {.nonce = 2, .extra_key = "plan", .extra_val = "team"},
+        {.nonce = 3, .bad_city = "K\xf6ln"}, /* Latin-1: repaired or dead-lettered */
+        {.nonce = 4, .step_ms = 86400000},   /* a day apart: another dt */
+    };
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        char name[32];
+        size_t len;
+        uint8_t *buf = wt_event(i * 7 + 1, &opts[i], &len);
+        snprintf(name, sizeof(name), "record_%zu", i);
+        save("whs_map", name, buf, len);
+        free(buf);
+    }
+}
+
+/* Compresses @p in with gzip (@p encoding 1) or zstd (2) into @p out; returns the size. */
+static size_t squeeze(int encoding, const uint8_t *in, size_t len, uint8_t *out, size_t cap)
+{
+    if (encoding == 2)
+        return ZSTD_compress(out, cap, in, len, 3);
+    z_stream zs = {0};
+    deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
+    zs.next_in = (Bytef *)in, zs.avail_in = (uInt)len;
+    zs.next_out = out, zs.avail_out = (uInt)cap;
+    deflate(&zs, Z_FINISH);
+    size_t n = zs.total_out;
+    deflateEnd(&zs);
+    return n;
+}
+
+/* Saves @p body as collector_body seeds: plain, compressed by the harness (bit 3) and
+ * compressed here (the decoder reads real gzip and zstd streams). @p json: bit 2. */
+static void body_seeds(const char *name, const uint8_t *body, size_t len, int json)
+{
+    uint8_t ctl, *packed = malloc(len + 1024);
+    char seed[64];
+    for (int enc = 0; enc < 3; enc++) {
+        ctl = (uint8_t)(enc | json << 2 | (enc ? 8 : 0));
+        snprintf(seed, sizeof(seed), "%s_%s", name,
+                 enc == 0   ? "identity"
+                 : enc == 1 ? "gzip"
+                            : "zstd");
+        save2("collector_body", seed, &ctl, 1, body, len);
+        if (!enc)
+            continue;
+        ctl = (uint8_t)(enc | json << 2);
+        size_t n = squeeze(enc, body, len, packed, len + 1024);
+        snprintf(seed, sizeof(seed), "%s_%s_raw", name, enc == 1 ? "gzip" : "zstd");
+        save2("collector_body", seed, &ctl, 1, packed, n);
+    }
+    free(packed);
+}
+
+static void collector_body_seeds(void)
+{
+    static const char json[] =
+        "{\"batch\":[{\"type\":\"click\",\"event_id\":\"01890a5d-ac96-774b-bcce-b302099a8057\","
+        "\"user_id\":\"u1\",\"session_id\":\"s1\",\"timestamp\":\"2026-09-21T14:13:20.250Z\","
+        "\"sent_at\":1790000000300,\"properties\":{\"button\":\"buy\",\"amount\":19.9,\"n\":3,"
+        "\"ok\":true,\"tags\":[\"a\",{\"b\":1}]},\"context\":{\"app\":{\"name\":\"web\"},"
+        "\"locale\":\"en-GB\",\"screen.width\":1280,\"ip\":\"198.51.100.4\"}},"
+        "{\"type\":\"page_view\",\"anonymous_id\":\"a-9\",\"timestamp\":1790000000000}]}";
+    body_seeds("json_batch", (const uint8_t *)json, sizeof(json) - 1, 1);
+    static const char timed[] = "[{\"type\":\"t\",\"user_id\":\"u\",\"timestamp\":4000000000000}]";
+    body_seeds("json_future", (const uint8_t *)timed, sizeof(timed) - 1, 1);
+
+    /* Three SDK events, stamped near the harness's receive time so that the collector's
+     * checks go past the timestamp: the minimal one, one with every kind of property the
+     * collector takes and a context, and the full one (nested properties: refused). */
+    uint8_t ev[3][1024], *out;
+    ProtobufCBinaryData items[3];
+    for (int i = 0; i < 3; i++) {
+        size_t n = make_event(i + 1, i == 2, ev[i], sizeof(ev[i]));
+        Userevents__Event *e = userevents__event__unpack(NULL, n, ev[i]);
+        Userevents__Context c = USEREVENTS__CONTEXT__INIT;
+        Userevents__Value v[4];
+        Userevents__Event__PropertiesEntry pe[4], *pep[4];
+        Userevents__Event saved = *e; /* what free_unpacked must see again */
+        e->timestamp_ms = 1790000000000 - 1000 * (i + 1);
+        if (i == 1) {
+            static const char *const keys[] = {"s", "i", "d", "b"};
+            for (int k = 0; k < 4; k++) {
+                userevents__value__init(&v[k]);
+                userevents__event__properties_entry__init(&pe[k]);
+                pe[k].key = (char *)keys[k];
+                pe[k].value = &v[k];
+                pep[k] = &pe[k];
+            }
+            v[0].kind_case = USEREVENTS__VALUE__KIND_STRING_VALUE, v[0].string_value = "x";
+            v[1].kind_case = USEREVENTS__VALUE__KIND_INT_VALUE, v[1].int_value = -3;
+            v[2].kind_case = USEREVENTS__VALUE__KIND_DOUBLE_VALUE, v[2].double_value = 0.5;
+            v[3].kind_case = USEREVENTS__VALUE__KIND_BOOL_VALUE, v[3].bool_value = 1;
+            e->n_properties = 4;
+            e->properties = pep;
+            c.app_name = "app", c.os_name = "Android", c.locale = "de-DE", c.ip = "192.0.2.1";
+            c.user_agent = "Mozilla/5.0 (Linux; Android 13)";
+            c.screen_width = 1080, c.screen_height = 2400;
+            e->context = &c;
+        }
+        items[i].len = userevents__event__pack(e, ev[i]);
+        items[i].data = ev[i];
+        *e = saved;
+        userevents__event__free_unpacked(e, NULL);
+    }
+    Userevents__EventBatch b = USEREVENTS__EVENT_BATCH__INIT;
+    b.n_events = 2; /* the third alone below */
+    b.events = items;
+    size_t len = userevents__event_batch__get_packed_size(&b);
+    out = malloc(len);
+    userevents__event_batch__pack(&b, out);
+    body_seeds("pb_batch", out, len, 0);
+    uint8_t tiny = 0x10; /* identity, protobuf, the tiny caps: events over 256 bytes */
+    save2("collector_body", "pb_batch_tiny_caps", &tiny, 1, out, len);
+    free(out);
+    b.n_events = 1;
+    b.events = &items[2];
+    len = userevents__event_batch__get_packed_size(&b);
+    out = malloc(len);
+    userevents__event_batch__pack(&b, out);
+    body_seeds("pb_nested", out, len, 0);
+    free(out);
+}
+
+/* fuzz_conf: every key of each property table at its default, one file per library. */
+static void conf_seeds(void)
+{
+    static const struct {
+        const char *name;
+        const ue__prop_t *props;
+    } tables[] = {{"sdk_defaults", ue__conf_props},
+                  {"enrich_defaults", enr__conf_props},
+                  {"sink_defaults", whs__conf_props}};
+    for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++) {
+        fuzz_buf_t text = {0};
+        if (fuzz_buf_reserve(&text, 64))
+            exit(1);
+        text.len = (size_t)snprintf((char *)text.p, 64, "# dumped and copied too\n");
+        for (const ue__prop_t *p = tables[t].props; p->name; p++) {
+            size_t n = strlen(p->name) + strlen(p->def) + 2;
+            if (fuzz_buf_reserve(&text, n + 1))
+                exit(1);
+            text.len +=
+                (size_t)snprintf((char *)text.p + text.len, n + 1, "%s=%s\n", p->name, p->def);
+        }
+        save("conf", tables[t].name, text.p, text.len);
+        fuzz_buf_free(&text);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -293,6 +458,9 @@ int main(int argc, char **argv)
     spool_seeds(cctx);
     event_seeds();
     nesting_seeds();
+    whs_map_seeds();
+    collector_body_seeds();
+    conf_seeds();
     ZSTD_freeCCtx(cctx);
     return 0;
 }

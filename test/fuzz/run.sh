@@ -3,8 +3,9 @@
 #
 #   test/fuzz/run.sh [--quick] [--build-only] [--coverage] [TARGET...]
 #
-#   TARGET        fuzz_spool_frames, fuzz_spool_dir, fuzz_event_decode, fuzz_pb_nesting
-#                 (default: all four)
+#   TARGET        fuzz_spool_frames, fuzz_spool_dir, fuzz_event_decode, fuzz_pb_nesting,
+#                 fuzz_whs_map, fuzz_whs_url, fuzz_conf, fuzz_useragent, fuzz_collector_body
+#                 (default: all nine)
 #   --quick       FUZZ_SECONDS=10: the CI setting
 #   --build-only  build the targets and the seed corpora, run nothing
 #   --coverage    no fuzzing: replay the corpora through a source-coverage build and print
@@ -19,10 +20,11 @@
 #   FUZZ_ORACLES     0: the spool targets check memory safety only, not the spool's guarantees
 #   CC               clang (default)
 #
-# Targets are built from the library sources (common/, the spool and record files of
-# libuserevents/src/, the generated Protobuf code) with -fsanitize=fuzzer,address,undefined
-# into build/fuzz/; libprotobuf-c and
-# libzstd are the system's, uninstrumented (ASan still checks their allocations and memcpy).
+# Targets are built from the library sources they reach (common/, files of the three libraries'
+# src/, ue-collector's body and event files, the generated Protobuf code), put into one archive
+# so that each target links only what it calls, with -fsanitize=fuzzer,address,undefined into
+# build/fuzz/; libprotobuf-c, libzstd, zlib, cJSON and librdkafka are the system's,
+# uninstrumented (ASan still checks their allocations and memcpy).
 # Each run starts from the generated seeds (build/fuzz/seeds/), the kept corpus
 # (test/fuzz/corpus/) and what earlier runs found (build/fuzz/corpus/, grown in place).
 # A crash, a leak, a hang or a broken invariant fails the script; the input that caused it is
@@ -33,7 +35,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=build/fuzz
 CC=${CC:-clang}
-ALL_TARGETS=(fuzz_spool_frames fuzz_spool_dir fuzz_event_decode fuzz_pb_nesting)
+ALL_TARGETS=(fuzz_spool_frames fuzz_spool_dir fuzz_event_decode fuzz_pb_nesting fuzz_whs_map
+             fuzz_whs_url fuzz_conf fuzz_useragent fuzz_collector_body)
 BUILD_ONLY=0
 COVERAGE=0
 TARGETS=()
@@ -58,65 +61,110 @@ if [ ! -f build/gen/userevents.pb-c.c ] || [ ! -f build/gen/enriched.pb-c.c ] ||
     make build/gen/userevents.pb-c.c
 fi
 
-INCLUDES=(-Icommon -Ilibuserevents/include -Ilibuserevents/src -Ibuild/gen -Itest/fuzz
-          -Itest/support)
+INCLUDES=(-Icommon -Ilibuserevents/include -Ilibenrich/include -Ilibwhsink/include
+          -Ilibuserevents/src -Iexamples/common -Ibuild/gen -Itest/fuzz -Itest/support)
+read -r -a DEP_CFLAGS <<<"$(pkg-config --cflags libcjson rdkafka 2>/dev/null)"
 BASE_FLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
-            -Wno-unused-parameter "${INCLUDES[@]}")
+            -Wno-unused-parameter "${INCLUDES[@]}" "${DEP_CFLAGS[@]}")
 SAN=address,undefined
-LIBS=(-lprotobuf-c -lzstd -lrdkafka -lpthread -lm)
+LIBS=(-lprotobuf-c -lzstd -lz -lcjson -lrdkafka -lpthread -lm)
 
-# What the decoders need: all of common/ (shared code such as ue_validate.c, which a fix may
-# call), the spool and record files of the SDK, and the generated Protobuf code.
+# What the targets reach: all of common/ (shared code such as ue_validate.c, which a fix may
+# call), the SDK's spool, record, event builder and configuration, libenrich's configuration
+# and user-agent parser, libwhsink's row mapper, URL parser and configuration, ue-collector's
+# body and event files (not http.c or main.c: no server), and the generated Protobuf code.
 LIB_SRC=(common/*.c libuserevents/src/record.c libuserevents/src/spool*.c
+         libuserevents/src/{conf,context,errors,event,event_encode}.c
+         libenrich/src/{conf,stage,ua_parse}.c
+         libwhsink/src/{buf,conf,datetime,json,row,url}.c
+         examples/ue-collector/{batch,body,event,event_json,event_pb}.c
          build/gen/userevents.pb-c.c build/gen/enriched.pb-c.c build/gen/collector.pb-c.c
          test/fuzz/fuzz_util.c)
 FUZZ_SRC=(test/fuzz/fuzz_spool_frames.c test/fuzz/fuzz_spool_dir.c test/fuzz/fuzz_event_decode.c
-          test/fuzz/fuzz_pb_nesting.c)
+          test/fuzz/fuzz_pb_nesting.c test/fuzz/fuzz_whs_map.c test/fuzz/fuzz_whs_url.c
+          test/fuzz/fuzz_conf.c test/fuzz/fuzz_useragent.c test/fuzz/fuzz_collector_body.c)
+HEADER_DIRS=(common libuserevents/src libenrich/src libwhsink/src examples/ue-collector
+             examples/common libuserevents/include libenrich/include libwhsink/include test/fuzz
+             test/support)
+
+# The internal headers a target sees besides the SDK's, by its name (as the Makefile does for
+# the unit tests): first, since each library has its own conf.h and event.h.
+src_inc() {
+    case "$1" in
+    test/fuzz/fuzz_whs_*) echo -Ilibwhsink/src ;;
+    test/fuzz/fuzz_useragent.c) echo -Ilibenrich/src ;;
+    test/fuzz/fuzz_collector_*) echo -Iexamples/ue-collector ;;
+    esac
+}
 
 mkdir -p "$OUT/obj"
 
 # Compiles @2.. into objects under $OUT/obj/$1: "fuzz" (instrumented for libFuzzer), "cov"
-# (source coverage) or "plain" (sanitizers only).
+# (source coverage) or "plain" (sanitizers only). Two compilers at a time (the machines have
+# two cores to share); a failed compile fails the script.
 compile() {
-    local kind=$1 src obj flags
+    local kind=$1 src obj flags running=0 failed=0
     shift
     case "$kind" in
-    fuzz) flags=(-fsanitize=fuzzer-no-link,$SAN -fno-sanitize-recover=undefined) ;;
+    fuzz) flags=("-fsanitize=fuzzer-no-link,$SAN" -fno-sanitize-recover=undefined) ;;
     cov) flags=(-fsanitize=fuzzer-no-link -fprofile-instr-generate -fcoverage-mapping) ;;
-    *) flags=(-fsanitize=$SAN) ;;
+    *) flags=("-fsanitize=$SAN") ;;
     esac
     OBJS=()
     for src in "$@"; do
         obj="$OUT/obj/$kind/${src//\//_}.o"
         mkdir -p "$(dirname "$obj")"
         if [ ! -f "$obj" ] || [ "$src" -nt "$obj" ] || [ "$0" -nt "$obj" ] ||
-            [ -n "$(find "$(dirname "$src")" libuserevents/src common test/fuzz test/support \
+            [ -n "$(find "$(dirname "$src")" "${HEADER_DIRS[@]}" \
                 -maxdepth 1 -name '*.h' -newer "$obj" -print -quit)" ]; then
-            "$CC" "${BASE_FLAGS[@]}" "${flags[@]}" -c "$src" -o "$obj"
+            if ((running == 2)); then
+                wait -n || failed=1
+                running=1
+            fi
+            # shellcheck disable=SC2046 # src_inc prints zero or one flag
+            "$CC" $(src_inc "$src") "${BASE_FLAGS[@]}" "${flags[@]}" -c "$src" -o "$obj" &
+            running=$((running + 1))
         fi
         OBJS+=("$obj")
     done
+    while ((running > 0)); do
+        wait -n || failed=1
+        running=$((running - 1))
+    done
+    ((failed == 0)) || { echo "run.sh: compile failed" >&2; exit 1; }
+}
+
+# Puts @2.. into the archive $1 (rebuilt each time: cheap beside the compiles).
+archive() {
+    local ar=$1
+    shift
+    rm -f "$ar"
+    ar rcs "$ar" "$@"
 }
 
 # Builds the targets of kind $1 into $2/.
 build_targets() {
     local kind=$1 dir=$2 link_flags i
     [ "$kind" = cov ] && link_flags=(-fsanitize=fuzzer -fprofile-instr-generate) ||
-        link_flags=(-fsanitize=fuzzer,$SAN)
+        link_flags=("-fsanitize=fuzzer,$SAN")
     compile "$kind" "${LIB_SRC[@]}"
-    local lib_objs=("${OBJS[@]}")
+    archive "$OUT/obj/$kind/libfuzzdeps.a" "${OBJS[@]}"
     compile "$kind" "${FUZZ_SRC[@]}"
     for i in "${!FUZZ_SRC[@]}"; do
         local name
         name=$(basename "${FUZZ_SRC[$i]}" .c)
-        "$CC" "${link_flags[@]}" -o "$dir/$name" "${OBJS[$i]}" "${lib_objs[@]}" "${LIBS[@]}"
+        "$CC" "${link_flags[@]}" -o "$dir/$name" "${OBJS[$i]}" "$OUT/obj/$kind/libfuzzdeps.a" \
+            "${LIBS[@]}"
     done
 }
 
 echo "== building fuzz targets into $OUT/"
 build_targets fuzz "$OUT"
-compile plain "${LIB_SRC[@]}" test/fuzz/gen_corpus.c
-"$CC" -fsanitize=$SAN -o "$OUT/gen_corpus" "${OBJS[@]}" "${LIBS[@]}"
+compile plain "${LIB_SRC[@]}"
+archive "$OUT/obj/plain/libfuzzdeps.a" "${OBJS[@]}"
+compile plain test/fuzz/gen_corpus.c
+"$CC" -fsanitize=$SAN -o "$OUT/gen_corpus" "${OBJS[@]}" "$OUT/obj/plain/libfuzzdeps.a" \
+    "${LIBS[@]}"
 rm -rf "$OUT/seeds"
 "$OUT/gen_corpus" "$OUT/seeds"
 
@@ -124,7 +172,8 @@ rm -rf "$OUT/seeds"
 
 # The corpora of target $1 (its short name): what runs found, the generated seeds, the kept.
 corpus_dirs() {
-    DIRS=("$OUT/corpus/$1" "$OUT/seeds/$1")
+    DIRS=("$OUT/corpus/$1")
+    [ -d "$OUT/seeds/$1" ] && DIRS+=("$OUT/seeds/$1")
     [ -d "test/fuzz/corpus/$1" ] && DIRS+=("test/fuzz/corpus/$1")
     mkdir -p "$OUT/corpus/$1"
 }

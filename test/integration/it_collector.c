@@ -11,6 +11,7 @@
 #include "deep_pb.h"
 #include "itutil.h"
 #include "testutil.h"
+#include "ue_validate.h"
 #include "userevents.h"
 
 #include <curl/curl.h>
@@ -627,8 +628,9 @@ static void test_collector_refuses_deep_nesting_and_lives_on(void **state)
     collector_cleanup(&col);
 }
 
-/* A protobuf batch of one valid-looking event of @p type; malloc'd, *@p len its size. */
-static uint8_t *pb_batch_of_type(const char *type, size_t *len)
+/* A protobuf batch of one valid-looking event of @p type stamped @p ts; malloc'd, *@p len its
+ * size. */
+static uint8_t *pb_batch_of(const char *type, int64_t ts, size_t *len)
 {
     uint8_t id[16] = {0x01, 0x8f, 1, 2, 3, 4, 0x70, 5, 0x80, 6, 7, 8, 9, 10, 11, 12};
     Userevents__Event e = USEREVENTS__EVENT__INIT;
@@ -636,8 +638,16 @@ static uint8_t *pb_batch_of_type(const char *type, size_t *len)
     e.event_id.len = 16;
     e.type = (char *)type;
     e.user_id = "web-6";
-    e.timestamp_ms = (int64_t)time(NULL) * 1000;
+    e.timestamp_ms = ts;
     e.schema_version = 1;
+    Userevents__Value seq = USEREVENTS__VALUE__INIT; /* seq 0: what the order check reads */
+    Userevents__Event__PropertiesEntry prop = USEREVENTS__EVENT__PROPERTIES_ENTRY__INIT;
+    Userevents__Event__PropertiesEntry *props[] = {&prop};
+    seq.kind_case = USEREVENTS__VALUE__KIND_INT_VALUE;
+    prop.key = "seq";
+    prop.value = &seq;
+    e.properties = props;
+    e.n_properties = 1;
     size_t elen = userevents__event__get_packed_size(&e);
     uint8_t *ebuf = malloc(elen);
     userevents__event__pack(&e, ebuf);
@@ -673,7 +683,7 @@ static void test_collector_refuses_reserved_types(void **state)
         assert_non_null(strstr(r.body, "events[1]"));
         assert_non_null(strstr(r.body, "reserved"));
         size_t len;
-        uint8_t *pb = pb_batch_of_type(reserved[i], &len);
+        uint8_t *pb = pb_batch_of(reserved[i], (int64_t)time(NULL) * 1000, &len);
         r = post(&col, KEY, "application/x-protobuf", NULL, pb, len);
         free(pb);
         assert_int_equal(r.status, 400);
@@ -1037,6 +1047,115 @@ static void test_collector_memory_budget_answers_503_when_full(void **state)
     r = post(&col, KEY, "application/json", NULL, ok, 200000);
     assert_int_equal(r.status, 200); /* the same request, now that memory is free */
     free(ok);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
+/* A JSON batch: one valid click of user "web-<user>" stamped @p ts (JSON text: a number or a
+ * quoted RFC 3339 time), after @p n of json_batch()'s. Its ids go into @p t when @p keep. */
+static char *json_batch_at(tracked_t *t, int user, size_t n, const char *ts, int keep)
+{
+    uint8_t id[16];
+    char text[37];
+    char *head = json_batch(keep ? t : NULL, user, n, 0, NULL);
+    size_t cap = strlen(head) + 512;
+    char *out = malloc(cap);
+    for (int b = 0; b < 16; b++)
+        id[b] = (uint8_t)rand();
+    id[6] = (id[6] & 0x0f) | 0x40, id[8] = (id[8] & 0x3f) | 0x80;
+    ue_event_id_format(id, text);
+    if (keep)
+        memcpy(t->ids[t->n++], id, 16);
+    head[strlen(head) - 1] = '\0'; /* the closing bracket */
+    snprintf(out, cap,
+             "%s%s{\"type\":\"click\",\"event_id\":\"%s\",\"user_id\":\"web-%d\","
+             "\"timestamp\":%s,\"properties\":{\"seq\":%lld}}]",
+             head, n ? "," : "", text, user, ts,
+             (long long)(keep ? t->next_seq[USERS + user]++ : 0));
+    free(head);
+    return out;
+}
+
+/* POSTs a JSON batch whose last event is stamped @p ts; asserts 400 naming @p flag. */
+static void refused_json(const collector_t *col, const char *ts, const char *flag)
+{
+    char *body = json_batch_at(NULL, 8, 2, ts, 0);
+    reply_t r = post(col, KEY, "application/json", NULL, body, strlen(body));
+    free(body);
+    if (r.status != 400 || !strstr(r.body, "events[2]: timestamp") || !strstr(r.body, flag))
+        fail_msg("timestamp %s: %ld %s, expected 400 naming %s", ts, r.status, r.body, flag);
+}
+
+/* POSTs a protobuf batch of one event stamped @p ts; asserts 400 naming @p flag. */
+static void refused_pb(const collector_t *col, int64_t ts, const char *flag)
+{
+    size_t len;
+    uint8_t *pb = pb_batch_of("click", ts, &len);
+    reply_t r = post(col, KEY, "application/x-protobuf", NULL, pb, len);
+    free(pb);
+    if (r.status != 400 || !strstr(r.body, "events[0]: timestamp") || !strstr(r.body, flag))
+        fail_msg("timestamp %lld: %ld %s, expected 400 naming %s", (long long)ts, r.status, r.body,
+                 flag);
+}
+
+/* Guarantee: an event time far from the collector's clock never reaches Kafka (issue 11: 30
+ * events stamped 4e12 made every later event late in enrichment): 400 with the reason, JSON or
+ * protobuf, nothing of that batch published; the bounds are flags; good events still arrive. */
+static void test_collector_refuses_event_times_out_of_bounds(void **state)
+{
+    (void)state;
+    collector_t col;
+    char ts[64];
+    tracked_t *t = tracked_new(64);
+    collector_init(&col, KEY " 0\n");
+    collector_start(&col, 0, NULL); /* the defaults: 24 h ahead, 30 days behind */
+    refused_json(&col, "4000000000000", "--max-clock-skew-ms");
+    refused_json(&col, "\"2096-10-02T07:06:40Z\"", "--max-clock-skew-ms");
+    refused_json(&col, "1000", "--max-event-age-ms");
+    refused_pb(&col, INT64_C(4000000000000), "--max-clock-skew-ms");
+    refused_pb(&col, INT64_MAX, "--max-clock-skew-ms");
+    refused_pb(&col, 1000, "--max-event-age-ms");
+    char *ok = json_batch(t, 9, 3, 0, NULL);
+    reply_t r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
+    free(ok);
+    assert_int_equal(r.status, 200);
+    size_t len;
+    uint8_t *pb = pb_batch_of("click", (int64_t)time(NULL) * 1000, &len); /* its id: not kept */
+    r = post(&col, KEY, "application/x-protobuf", NULL, pb, len);
+    free(pb);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    memcpy(t->ids[t->n++],
+           (uint8_t[16]){0x01, 0x8f, 1, 2, 3, 4, 0x70, 5, 0x80, 6, 7, 8, 9, 10, 11, 12},
+           16); /* pb_batch_of()'s id */
+    assert_arrived(&col, t, (check_opts_t){0});
+    collector_cleanup(&col);
+
+    /* Narrower bounds by flag: 20 s ahead (2 min ahead passes the default), 1 h behind. The
+     * order check of itutil.c wants sent_at >= timestamp: no accepted event ahead here. */
+    tracked_free(t);
+    t = tracked_new(64);
+    collector_init(&col, KEY " 0\n");
+    const char *const flags[] = {"--max-clock-skew-ms", "20000", "--max-event-age-ms", "3600000",
+                                 NULL};
+    collector_start(&col, 0, flags);
+    int64_t now = (int64_t)time(NULL) * 1000;
+    snprintf(ts, sizeof(ts), "%lld", (long long)(now + 120000));
+    refused_json(&col, ts, "more than 20000 ms after");
+    snprintf(ts, sizeof(ts), "%lld", (long long)(now - 7200000));
+    refused_json(&col, ts, "more than 3600000 ms before");
+    refused_pb(&col, now + 120000, "--max-clock-skew-ms");
+    ok = json_batch_at(t, 9, 1, "\"2000-01-01T00:00:00Z\"", 0);
+    r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
+    free(ok);
+    assert_int_equal(r.status, 400);
+    snprintf(ts, sizeof(ts), "%lld", (long long)(now - 1800000)); /* inside: kept */
+    ok = json_batch_at(t, 9, 1, ts, 1);
+    r = post(&col, KEY, "application/json", NULL, ok, strlen(ok));
+    free(ok);
+    assert_int_equal(r.status, 200);
     assert_int_equal(collector_stop(&col, SIGTERM), 0);
     assert_arrived(&col, t, (check_opts_t){0});
     tracked_free(t);
@@ -1495,6 +1614,31 @@ static void test_collector_json_retry_keeps_event_ids(void **state)
     collector_cleanup(&col);
 }
 
+/* Guarantee: a 400's reason is valid UTF-8 (it goes out in JSON), even when it quotes a key
+ * that is not, or cuts a valid one inside a character (found by fuzz_collector_body). */
+static void test_collector_reasons_are_valid_utf8(void **state)
+{
+    (void)state;
+    collector_t col;
+    char body[512], key[80];
+    collector_init(&col, KEY " 0\n");
+    collector_start(&col, 0, NULL);
+    memset(key, 'k', 63);
+    strcpy(key + 63, "\xc3\xa9\xff"); /* the reason keeps 64 bytes: "é" is cut in two */
+    const char *const keys[] = {"bad\xff\xfekey", key};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(body, sizeof(body),
+                 "[{\"type\":\"click\",\"user_id\":\"web-6\",\"properties\":{\"%s\":1}}]", keys[i]);
+        reply_t r = post(&col, KEY, "application/json", NULL, body, strlen(body));
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.body, "events[0]: properties."));
+        if (!ue__utf8_valid(r.body, r.len))
+            fail_msg("case %zu: the answer is not UTF-8: %s", i, r.body);
+    }
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    collector_cleanup(&col);
+}
+
 static int teardown(void **state)
 {
     (void)state;
@@ -1529,6 +1673,8 @@ int main(void)
         cmocka_unit_test(test_collector_takes_secrets_from_env_and_files),
         cmocka_unit_test(test_collector_refused_batches_publish_nothing),
         cmocka_unit_test(test_collector_json_retry_keeps_event_ids),
+        cmocka_unit_test(test_collector_refuses_event_times_out_of_bounds),
+        cmocka_unit_test(test_collector_reasons_are_valid_utf8),
     };
     const char *filter = getenv("UE_IT_FILTER"); /* a cmocka glob: "*slowloris*" */
     if (filter && *filter)

@@ -1,7 +1,8 @@
 /*
  * test_whs_row.c - mapping EnrichedEvent records to rows: every column from its source, the
  * properties as escaped JSON, invalid UTF-8 replaced (or dead-lettered when configured),
- * promoted columns typed, unmappable records refused with a reason, user buckets stable
+ * promoted columns typed, unmappable records refused with a reason (time columns outside
+ * 1970..2099 among them), user buckets stable
  * across versions, and the date/time text every backend writes.
  */
 #include "conf.h"
@@ -293,6 +294,64 @@ static void test_whs_row_unmappable_records_have_reasons(void **state)
     fixture_free(f);
 }
 
+/*
+ * Found by fuzz_whs_map (issue 11): client_time and received_at were never range-checked.
+ * INT64_MAX did not fit the 32-bit day number of the timestamp text and was written as
+ * "0000-04-06 07:12:55.807"; 2^47 ms as the year 6429, which no warehouse takes. Every time
+ * column must lie in 1970..2099, else the record is dead-lettered with the column named.
+ */
+static void test_whs_row_time_columns_out_of_range_dead_lettered(void **state)
+{
+    (void)state;
+    fixture_t *f = fixture_new(NULL, NULL);
+    Userevents__Event ev = USEREVENTS__EVENT__INIT;
+    Userevents__EnrichedEvent ee = USEREVENTS__ENRICHED_EVENT__INIT;
+    uint8_t id[16] = {1};
+    const int64_t end = INT64_C(4102444800000); /* 2100-01-01 */
+    ee.event = &ev;
+    ee.corrected_timestamp_ms = WT_BASE_MS; /* a good event time: the others are at fault */
+    ev.event_id.data = id;
+    ev.event_id.len = 16;
+    ev.type = "t";
+    const struct {
+        int64_t client, received, collector_received; /* timestamp_ms, the two received_at */
+        const char *reason;                           /* NULL: maps */
+    } cases[] = {
+        {INT64_MAX, WT_BASE_MS, 0, "client_time 9223372036854775807 ms is outside 1970..2099"},
+        {INT64_C(1) << 47, WT_BASE_MS, 0, "client_time 140737488355328 ms"},
+        {end, WT_BASE_MS, 0, "client_time"},
+        {WT_BASE_MS, INT64_MAX, 0, "received_at 9223372036854775807 ms"},
+        {WT_BASE_MS, 0, INT64_MAX, "received_at"}, /* the collector's, enrichment's unset */
+        {WT_BASE_MS, end, WT_BASE_MS, "received_at"},
+        {end - 1, end - 1, 0, NULL}, /* the last millisecond of 2099 */
+        {-5, 0, -7, NULL},           /* unset: NULL columns */
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        ev.timestamp_ms = cases[c].client;
+        ee.received_at_ms = cases[c].received;
+        ev.received_at_ms = cases[c].collector_received;
+        size_t len = userevents__enriched_event__get_packed_size(&ee);
+        uint8_t *buf = malloc(len);
+        userevents__enriched_event__pack(&ee, buf);
+        whs__row_t *r = map(f, buf, len, 1);
+        if (!cases[c].reason) {
+            assert_non_null(r);
+            whs__buf_t b = {0};
+            whs__row_json(&b, &f->schema, r, &whs__json_style_plain);
+            if (cases[c].client > 0)
+                assert_non_null(strstr(b.data, "\"client_time\":\"2099-12-31 23:59:59.999\""));
+            else
+                assert_null(strstr(b.data, "client_time"));
+            whs__buf_free(&b);
+            continue;
+        }
+        if (r || !strstr(f->reason, cases[c].reason))
+            fail_msg("case %zu: %s, reason \"%s\", expected \"%s\"", c, r ? "mapped" : "refused",
+                     f->reason, cases[c].reason);
+    }
+    fixture_free(f);
+}
+
 static void test_whs_row_newer_schema_version_loads_by_default(void **state)
 {
     (void)state;
@@ -451,6 +510,7 @@ int main(void)
         cmocka_unit_test(test_whs_row_invalid_utf8_replaced),
         cmocka_unit_test(test_whs_row_invalid_utf8_dead_lettered_when_configured),
         cmocka_unit_test(test_whs_row_unmappable_records_have_reasons),
+        cmocka_unit_test(test_whs_row_time_columns_out_of_range_dead_lettered),
         cmocka_unit_test(test_whs_row_newer_schema_version_loads_by_default),
         cmocka_unit_test(test_whs_row_promoted_columns_typed),
         cmocka_unit_test(test_whs_row_max_bytes_dead_lettered),

@@ -3,6 +3,13 @@
  *
  * The payload is produced without a copy: the record owns it, librdkafka points at it, and
  * the delivery report hands the record back. Topic handles are cached per event type.
+ *
+ * A fatal error of librdkafka's idempotent producer (seen after a broker was killed with
+ * requests in flight: "out of order sequence number") leaves that producer unusable for good.
+ * Its records are not failed: they go back to the sender as retriable, and the transport
+ * replaces the producer with a new one (a new producer id) that sends them again, with the
+ * same event ids, so nothing tracked is lost and dedup downstream drops what the old producer
+ * had written.
  */
 #include "transport_kafka.h"
 #include "ue_kstats.h"
@@ -23,7 +30,10 @@ typedef struct topic_slot {
 
 typedef struct kafka_transport {
     ue__transport_t base;
-    rd_kafka_t *rk;
+    rd_kafka_t *rk;          /* NULL while a replacement could not be made yet */
+    rd_kafka_conf_t *kconf;  /* a copy, to make a replacement after a fatal error */
+    int fatal;               /* rk raised a fatal error: replace it (sender thread only) */
+    int64_t next_replace_ms; /* when to try making a replacement again */
     char *prefix, *suffix; /* the template around "{type}" */
     const ue__logger_t *log;
     topic_slot_t topics[TOPIC_SLOTS];
@@ -103,6 +113,8 @@ static rd_kafka_topic_t *topic_for(kafka_transport_t *kt, const char *type)
 static int kafka_send(ue__transport_t *t, ue__record_t *rec, char *errstr, size_t errstr_size)
 {
     kafka_transport_t *kt = (kafka_transport_t *)t;
+    if (kt->fatal || !kt->rk)
+        return UE__SEND_FULL; /* the record waits for the replacement producer */
     rd_kafka_topic_t *rkt = topic_for(kt, ue__record_type(rec)), *own = NULL;
     char version[8] = "1"; /* formatted only for records of another schema version */
 
@@ -167,8 +179,12 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     }
     int purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
                  m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
-    kt->base.on_result(kt->base.owner, rec, purged ? UE_ERR_SHUTDOWN : UE_ERR_BROKER,
-                       rd_kafka_err2str(m->err), is_retriable(m->err));
+    /* Whatever a producer with a fatal error reports, a new producer may still send. */
+    int fatal = m->err == RD_KAFKA_RESP_ERR__FATAL || rd_kafka_fatal_error(rk, NULL, 0);
+    if (fatal)
+        kt->fatal = 1;
+    kt->base.on_result(kt->base.owner, rec, purged && !fatal ? UE_ERR_SHUTDOWN : UE_ERR_BROKER,
+                       rd_kafka_err2str(m->err), fatal || is_retriable(m->err));
 }
 
 static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
@@ -184,6 +200,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
     kafka_transport_t *kt = opaque;
     (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        kt->fatal = 1; /* replaced at the next poll: see the top of the file */
     /* Broker-down and similar are retried by librdkafka; the spool covers the outage. */
     ue__log(kt->log, err == RD_KAFKA_RESP_ERR__FATAL ? UE_LOG_ERR : UE_LOG_INFO, "kafka: %s: %s",
             rd_kafka_err2name(err), reason);
@@ -203,20 +221,68 @@ static size_t kafka_stats_json(ue__transport_t *t, char *buf, size_t size)
     return ue__kstats_copy(&((kafka_transport_t *)t)->stats, buf, size);
 }
 
+static void topics_free(kafka_transport_t *kt)
+{
+    for (int i = 0; i < TOPIC_SLOTS; i++) {
+        if (kt->topics[i].rkt)
+            rd_kafka_topic_destroy(kt->topics[i].rkt);
+        free(kt->topics[i].type);
+        kt->topics[i] = (topic_slot_t){0};
+    }
+}
+
+static void kafka_purge(ue__transport_t *t, int timeout_ms);
+
+/* The producer raised a fatal error: its records come back (retriable), then a new producer
+ * takes its place. Tried again a second later when librdkafka cannot make one. */
+static void replace_producer(kafka_transport_t *kt)
+{
+    char errstr[512];
+    if (ue__mono_ms() < kt->next_replace_ms)
+        return;
+    if (kt->rk) {
+        char why[512] = "";
+        rd_kafka_fatal_error(kt->rk, why, sizeof(why));
+        ue__log(kt->log, UE_LOG_WARNING, "kafka: the producer failed for good (%s): its "
+                "events are sent again by a new one", why);
+        kafka_purge(&kt->base, 10000); /* every record reported back, to be sent again */
+        topics_free(kt);
+        rd_kafka_destroy(kt->rk);
+        kt->rk = NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_dup(kt->kconf);
+    kt->rk = conf ? rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr)) : NULL;
+    if (!kt->rk) {
+        if (conf)
+            rd_kafka_conf_destroy(conf);
+        ue__log(kt->log, UE_LOG_ERR, "kafka: no new producer yet: %s", conf ? errstr : "no memory");
+        kt->next_replace_ms = ue__mono_ms() + 1000;
+        return;
+    }
+    kt->fatal = 0;
+}
+
 static void kafka_poll(ue__transport_t *t, int timeout_ms)
 {
-    rd_kafka_poll(((kafka_transport_t *)t)->rk, timeout_ms);
+    kafka_transport_t *kt = (kafka_transport_t *)t;
+    if (kt->fatal || !kt->rk)
+        replace_producer(kt);
+    if (kt->rk)
+        rd_kafka_poll(kt->rk, timeout_ms);
 }
 
 static size_t kafka_in_flight(ue__transport_t *t)
 {
-    int n = rd_kafka_outq_len(((kafka_transport_t *)t)->rk);
+    kafka_transport_t *kt = (kafka_transport_t *)t;
+    int n = kt->rk ? rd_kafka_outq_len(kt->rk) : 0;
     return n > 0 ? (size_t)n : 0;
 }
 
 static void kafka_purge(ue__transport_t *t, int timeout_ms)
 {
     kafka_transport_t *kt = (kafka_transport_t *)t;
+    if (!kt->rk)
+        return;
     rd_kafka_purge(kt->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     int64_t deadline = ue__mono_ms() + timeout_ms;
     do /* in-flight requests report once they are answered or time out */
@@ -227,17 +293,20 @@ static void kafka_purge(ue__transport_t *t, int timeout_ms)
 static void kafka_destroy(ue__transport_t *t)
 {
     kafka_transport_t *kt = (kafka_transport_t *)t;
-    for (int i = 0; i < TOPIC_SLOTS; i++) {
-        if (kt->topics[i].rkt)
-            rd_kafka_topic_destroy(kt->topics[i].rkt);
-        free(kt->topics[i].type);
-    }
+    topics_free(kt);
     if (kt->rk)
         rd_kafka_destroy(kt->rk);
+    if (kt->kconf)
+        rd_kafka_conf_destroy(kt->kconf);
     free(kt->prefix);
     free(kt->suffix);
     ue__kstats_free(&kt->stats);
     free(kt);
+}
+
+rd_kafka_t *ue__transport_kafka_handle(ue__transport_t *t)
+{
+    return ((kafka_transport_t *)t)->rk;
 }
 
 static const ue__transport_ops_t kafka_ops = {
@@ -276,8 +345,11 @@ ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *top
     rd_kafka_conf_set_log_cb(kconf, on_log);
     rd_kafka_conf_set_error_cb(kconf, on_error);
     rd_kafka_conf_set_stats_cb(kconf, on_stats);
-    kt->rk = rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size);
+    kt->kconf = rd_kafka_conf_dup(kconf);
+    kt->rk = kt->kconf ? rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size) : NULL;
     if (!kt->rk) {
+        if (!kt->kconf)
+            ue__errstr(errstr, errstr_size, "out of memory");
         kafka_destroy(&kt->base);
         return NULL;
     }

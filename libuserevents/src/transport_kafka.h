@@ -21,4 +21,7 @@ ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *top
 /* 0 when @p template renders valid Kafka topic names for every valid type, else -1. */
 int ue__topic_template_valid(const char *template, char *errstr, size_t errstr_size);
 
+/* For tests: the librdkafka producer the transport uses now (replaced after a fatal error). */
+rd_kafka_t *ue__transport_kafka_handle(ue__transport_t *t);
+
 #endif

@@ -7,14 +7,28 @@
  *
  * The SDK in a nutshell: configure, create a client, build events, track, destroy (which
  * flushes; with a spool, whatever is unsent waits there for the next run).
+ *
+ * SIGTERM or SIGINT stops reading stdin; what was tracked is flushed, and with a spool what is
+ * not yet acknowledged stays there for the next run. Every printed id was tracked, so a
+ * caller that counts the printed ids knows which input lines to feed the next run.
  */
 #include "userevents.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1; /* the read of stdin it interrupts returns: no SA_RESTART */
+}
 
 static void usage(FILE *out)
 {
@@ -28,7 +42,8 @@ static void usage(FILE *out)
             "  -X, --set KEY=VALUE     any configuration property (repeatable)\n"
             "  -q, --quiet             do not print event ids and statistics\n"
             "  -h, --help              this help\n"
-            "NDJSON lines: {\"type\":..., \"user_id\":..., \"properties\":{...}}\n");
+            "NDJSON lines: {\"type\":..., \"user_id\":..., \"properties\":{...}}\n"
+            "SIGTERM/SIGINT: stop reading, flush; the unsent rest stays in the spool.\n");
 }
 
 static int set(ue_conf_t *conf, const char *kv)
@@ -85,7 +100,7 @@ static int track_stdin(ue_client_t *ue, int quiet)
     char *line = NULL;
     size_t cap = 0;
     int failures = 0, lineno = 0;
-    while (getline(&line, &cap, stdin) > 0) {
+    while (!stopping && getline(&line, &cap, stdin) > 0) {
         lineno++;
         cJSON *j = cJSON_Parse(line);
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
@@ -103,6 +118,11 @@ static int track_stdin(ue_client_t *ue, int quiet)
         ue_event_destroy(ev);
         cJSON_Delete(j);
     }
+    if (stopping)
+        fprintf(stderr, "ue-track: stopped by signal after %d lines; the rest of stdin is unread\n",
+                lineno);
+    else if (ferror(stdin) && errno != EINTR)
+        fprintf(stderr, "ue-track: reading stdin: %s\n", strerror(errno));
     free(line);
     return failures;
 }
@@ -148,6 +168,10 @@ int main(int argc, char **argv)
         ue_conf_destroy(conf);
         return 1;
     }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read of stdin returns */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     if (type) {
         ue_event_t *ev = ue_event_new(type);
         if (!ev) {

@@ -5,6 +5,8 @@
 #   make test               unit tests, the same under ASan/UBSan, then integration tests
 #                           against a real Kafka broker (started by test/kafka.sh)
 #   make bench              benchmarks, each beside its peer measured in the same run
+#   make chaos              the whole pipeline under faults (test/chaos/run.sh; CHAOS_EVENTS,
+#                           CHAOS_SECONDS); build/chaos/ue-chaos is its verifier
 #   make install PREFIX=/usr/local
 #   make docs               regenerate CONFIGURATION.md from the configuration table
 
@@ -76,6 +78,11 @@ ITEST_SRC := $(sort $(wildcard test/integration/*.c))
 ITEST_BIN := $(patsubst test/integration/%.c,$(BUILD)/test/%,$(ITEST_SRC))
 BENCH_SRC := $(sort $(wildcard test/bench/*.c))
 BENCH_BIN := $(patsubst test/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+# The chaos verifier links no userevents library: only the code protoc-c generated, librdkafka,
+# libpq and libcurl, and it sees no header of the project but build/gen's.
+CHAOS_SRC := $(sort $(wildcard test/chaos/*.c))
+CHAOS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(CHAOS_SRC))
+CHAOS_BIN := $(BUILD)/chaos/ue-chaos
 
 # Tests see the internal headers of the library their name says (test_enr_*, test_whs_*).
 $(BUILD)/obj/test/%.o: SRC_INC = -Ilibuserevents/src
@@ -83,7 +90,8 @@ $(BUILD)/obj/test/unit/test_enr_%.o $(BUILD)/obj/test/integration/it_enr%.o: SRC
 $(BUILD)/obj/test/unit/test_whs_%.o $(BUILD)/obj/test/integration/it_whs%.o: SRC_INC = -Ilibwhsink/src
 $(BUILD)/obj/examples/%.o: SRC_INC = -Iexamples/common
 
-.PHONY: all libs examples unit test test-san integration bench install clean docs docs-check fuzz
+.PHONY: all libs examples unit test test-san integration bench install clean docs docs-check fuzz \
+        chaos
 all: libs examples
 
 libs: $(LIB_A) $(LIB_SO)
@@ -144,6 +152,18 @@ docs-check: $(BUILD)/gen-config-doc
 .PHONY: docs-links
 docs-links:
 	@test/docs/check_links.sh
+
+$(BUILD)/obj/test/chaos/%.o: test/chaos/%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) -I$(BUILD)/gen $(DEP_CFLAGS) \
+	    -MMD -MP -c $< -o $@
+
+$(CHAOS_BIN): $(CHAOS_OBJ) $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS)
+
+chaos: all $(CHAOS_BIN)
+	test/chaos/run.sh --build $(BUILD)
 
 bench: all $(BENCH_BIN)
 	test/bench/run.sh $(BUILD)

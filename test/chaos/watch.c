@@ -69,32 +69,22 @@ typedef struct sampler {
     int nparts;
 } sampler_t;
 
-/* The high watermark of one partition; -1 when its leader does not answer even after a
- * metadata refresh (the watcher's own view of the leaders may be older than the cluster's). */
-static int64_t high_watermark(rd_kafka_t *rk, const rd_kafka_topic_partition_t *p)
-{
-    int64_t lo, hi;
-    if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 500) == 0)
-        return hi;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, p->topic, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    if (rd_kafka_metadata(rk, 0, t, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR)
-        rd_kafka_metadata_destroy(md);
-    rd_kafka_topic_destroy(t);
-    if (rd_kafka_query_watermark_offsets(rk, p->topic, p->partition, &lo, &hi, 500) == 0)
-        return hi;
-    return -1;
-}
-
-/* High watermarks (kinds raw, enriched); -1 for a partition that did not answer. */
+/* High watermarks (kinds raw, enriched): one ListOffsets request per leader, all at once,
+ * so that a dead leader costs one timeout, not one per partition; -1 for a partition whose
+ * leader did not answer. */
 static void *ends_loop(void *opaque)
 {
     sampler_t *s = opaque;
     int64_t *v = calloc((size_t)s->parts->cnt + 1, sizeof(int64_t));
     while (!stop) {
         int64_t t = chaos_now_ms();
-        for (int i = 0; i < s->parts->cnt; i++)
-            v[i] = high_watermark(s->rk, &s->parts->elems[i]);
+        rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_copy(s->parts);
+        for (int i = 0; i < q->cnt; i++)
+            q->elems[i].offset = -1; /* the timestamp "latest": the high watermark */
+        rd_kafka_offsets_for_times(s->rk, q, 2000);
+        for (int i = 0; i < q->cnt; i++)
+            v[i] = q->elems[i].err || q->elems[i].offset < 0 ? -1 : q->elems[i].offset;
+        rd_kafka_topic_partition_list_destroy(q);
         emit(s->kind, v, s->parts->cnt);
         nap(t);
     }

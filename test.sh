@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: set up what is missing, build warnings-clean, then run the unit tests
 # (plain and under ASan/UBSan), the integration tests against a real Kafka broker (and
-# PostgreSQL, ClickHouse) started for the run (or the cluster in KAFKA_BOOTSTRAP), the Python
+# PostgreSQL, ClickHouse) started for the run (or the cluster in KAFKA_BOOTSTRAP), the pipeline
+# under faults on its own 3-broker cluster (test/chaos/run.sh --short), the Python
 # and Go binding tests, and a short fuzzing pass of every decoder.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -9,6 +10,10 @@ export PATH=$PATH:/usr/local/go/bin  # the machine's Go, for bindings/go
 ./setup.sh
 make -j2 WARN="-Wall -Wextra -Werror"
 make test WARN="-Wall -Wextra -Werror"
+# The whole pipeline under faults, the short schedule (about 4 minutes): it exits non-zero when
+# any stage lost or duplicated an event, or something hung.
+make -j2 WARN="-Wall -Wextra -Werror" build/chaos/ue-chaos
+test/chaos/run.sh --short
 test/bindings/run.sh
 test/monitoring/run.sh
 # The main job end to end on the embedded defaults: it exits non-zero unless every tracked

@@ -40,7 +40,7 @@ def read_samples(path):
 
 def stage_recovery(samples, t_fault, t_end):
     """Seconds after t_fault until every busy partition moved again for good; None when no
-    partition had work; 'stuck' when one never moved in the window."""
+    partition had work; '>S' when one never moved in the S seconds of the window."""
     if len(samples) < 2:
         return "no data"
     worst = None
@@ -67,7 +67,7 @@ def stage_recovery(samples, t_fault, t_end):
             if v >= final:
                 break
         if first_move is None:
-            return "stuck"
+            return f">{(t_end - t_fault) / 1000:.0f}"
         end = stall_end or first_move
         worst = end if worst is None else max(worst, end)
     return None if worst is None else (worst - t_fault) / 1000.0
@@ -81,7 +81,8 @@ def faults_table(log_dir, series, t0):
             faults.append((int(t_f), int(t_b), name))
     t_last = max(s[-1][0] for s in series.values())
     print("\nrecovery per fault: seconds from the fault until each stage moved again for good")
-    print("(every partition that still had work; '-': nothing left to do; sampling ~1 s)")
+    print("(every partition that still had work; '-': nothing left to do; '>S': one had not moved")
+    print(" when the window ended, S s after the fault; sampling ~1 s)")
     head = f"{'at s':>7} {'took s':>6}  {'fault':<58}"
     print(head + "".join(f" {name:>10}" for name, _ in STAGES))
     for k, (t_f, t_b, name) in enumerate(faults):

@@ -17,9 +17,10 @@
 # program died unless the schedule killed it.
 #
 # Environment: CHAOS_EVENTS (1000000; --short 100000), CHAOS_SECONDS (how long the producers
-# produce; 400; --short 180), CHAOS_SESSION_MS (consumer session timeout of the daemons, 6000),
+# produce; 400; --short 200), CHAOS_SESSION_MS (consumer session timeout of the daemons, 6000),
 # CHAOS_STALL_S (no progress for this long once the producers are done counts as a hang, 120),
-# CHAOS_LOGS (/tmp/chaos-logs: the programs' logs, samples, faults, the verifier's tables).
+# CHAOS_LOGS (/tmp/chaos-logs/run-DATE-TIME, also /tmp/chaos-logs/latest: the programs' logs,
+# samples, faults, the verifier's tables).
 # The services live in /tmp/chaos-kafka, /tmp/chaos-pg and /tmp/chaos-ch (their logs stay
 # there) and are always stopped; the spools and id files in /tmp/chaos-work.
 set -euo pipefail
@@ -47,11 +48,11 @@ outer() {
     esac
   done
   if ((short)); then
-    CHAOS_EVENTS=${CHAOS_EVENTS:-100000} CHAOS_SECONDS=${CHAOS_SECONDS:-180} CHAOS_ROUNDS=1
+    CHAOS_EVENTS=${CHAOS_EVENTS:-100000} CHAOS_SECONDS=${CHAOS_SECONDS:-200} CHAOS_ROUNDS=1
   else
     CHAOS_EVENTS=${CHAOS_EVENTS:-1000000} CHAOS_SECONDS=${CHAOS_SECONDS:-400} CHAOS_ROUNDS=2
   fi
-  CHAOS_LOGS=${CHAOS_LOGS:-/tmp/chaos-logs}
+  CHAOS_LOGS=${CHAOS_LOGS:-/tmp/chaos-logs/run-$(date +%Y%m%d-%H%M%S)}
   export CHAOS_BUILD CHAOS_EVENTS CHAOS_SECONDS CHAOS_ROUNDS CHAOS_LOGS
   export CHAOS_SESSION_MS=${CHAOS_SESSION_MS:-6000} CHAOS_STALL_S=${CHAOS_STALL_S:-120}
   local b=$CHAOS_BUILD
@@ -60,6 +61,7 @@ outer() {
   fi
   rm -rf "$KDIR" "$PGDIR" "$CHDIR" "$WORK" "$CHAOS_LOGS"
   mkdir -p "$CHAOS_LOGS" "$WORK"
+  ln -sfn "$CHAOS_LOGS" "$(dirname "$CHAOS_LOGS")/latest"
   echo "chaos: $CHAOS_EVENTS events over ${CHAOS_SECONDS}s, $CHAOS_ROUNDS round(s) of faults;" \
     "logs in $CHAOS_LOGS" >&2
   # Our own cluster and servers even when the caller has some: the schedule stops them.
@@ -199,7 +201,7 @@ fault_end() {
   note "back: $FAULT_NAME"
 }
 
-# Sleeps until fraction $1 of the producing time (or 10 s after the last fault, if later),
+# Sleeps until fraction $1 of the producing time (or until the last fault allows it),
 # checking the daemons every second.
 NEXT_OK=0
 at() {
@@ -215,10 +217,51 @@ pause() {
   local end=$(($(now_ms) + $1 * 1000))
   while (($(now_ms) < end)); do sleep 0.5; done
 }
-# The next fault waits until the pipeline had 10 s to recover: each recovery is measured alone.
+# The next fault waits until the pipeline flows again (at most 60 s) and 5 s more: each
+# recovery is measured alone.
 done_fault() {
+  local back
+  back=$(now_ms)
   fault_end
-  NEXT_OK=$(($(now_ms) + 10000))
+  await_flow "$back"
+  NEXT_OK=$(($(now_ms) + 5000))
+}
+
+# True when, since 2 s after time $1 (ms; a sample may be a second old), every partition of
+# the enrich group's offsets and of both sinks' offsets moved, or has nothing to do (caught up
+# with the raw topics, or with the enriched topic but for its transaction markers).
+flowing() {
+  awk -v back="$1" '
+    { n = split($3, v, ","); bad = 0
+      for (i = 1; i <= n; i++) if (v[i] < 0) bad = 1
+      if (bad) next
+      cnt[$2] = n
+      for (i = 1; i <= n; i++) {
+        last[$2, i] = v[i]
+        if ($1 >= back + 2000 && !(($2, i) in first)) first[$2, i] = v[i]
+      } }
+    function ok(k, up, slack,   i) {
+      if (!(k in cnt)) return 0
+      for (i = 1; i <= cnt[k]; i++) {
+        if (!((k, i) in first)) return 0
+        if (!(last[k, i] > first[k, i]) && last[up, i] - last[k, i] > slack) return 0
+      }
+      return 1
+    }
+    END { exit !(ok("enrich", "raw", 0) && ok("pg", "enriched", 2) && ok("ch", "enriched", 2)) }
+  ' "$L/samples.tsv"
+}
+
+await_flow() {
+  local end=$(($(now_ms) + 60000))
+  until flowing "$1"; do
+    if (($(now_ms) > end)); then
+      note "the pipeline did not flow again within 60 s of $FAULT_NAME"
+      return 0
+    fi
+    check_daemons
+    sleep 1
+  done
 }
 
 kill_restart() {

@@ -9,9 +9,10 @@ chaos run, from the files test/chaos/run.sh left in its log directory:
 
 Recovery of a stage after a fault: for every partition of the stage that still had work (its
 value at the fault is below its final value), when it moved again for good: the end of its
-last stall (no progress for more than 2.5 s) between the fault and the next fault (at least
-10 s after the fault was over, at most 180 s after it began), or its first move when it did
-not stall. The stage's recovery is the latest of its partitions', in seconds after the fault:
+last stall (no progress for more than 2.5 s, seen in a sample that showed the same value or
+could not read it) that began before the fault was over (3 s margin) and ended before the
+next fault (at least 10 s after the fault was over, at most 180 s after it began), or its
+first move when it did not stall. The stage's recovery is the latest of its partitions', in seconds after the fault:
 a stage the fault did not touch shows about one sampling interval. A partition whose value
 could not be read (-1) is judged on the samples around it.
 
@@ -38,38 +39,53 @@ def read_samples(path):
     return series
 
 
-def stage_recovery(samples, t_fault, t_end):
+def partition_recovery(points, t_fault, t_back, t_end):
+    """When one partition moved again for good after t_fault: the end of its last stall that
+    began before the fault was over (t_back, plus 3 s), or its first move; None when it had no
+    work; 'never' when it did not move before t_end. points: [(t, value or -1)]. A stall needs
+    evidence: a sample in it that showed no progress or could not be read, so that a late
+    sample (a loaded machine) is not taken for a stall; one that begins later is jitter."""
+    known = [v for _, v in points if v >= 0]
+    if len(known) < 2:
+        return None
+    final = known[-1]
+    prev, i = None, 0
+    while i < len(points) and points[i][0] <= t_fault:
+        prev = points[i][1] if points[i][1] >= 0 else prev
+        i += 1
+    if prev is not None and prev >= final:
+        return None
+    last, evidence, first_move, stall_end = t_fault, False, None, None
+    for t, v in points[i:]:
+        if t > t_end:
+            break
+        if v < 0 or prev is None or v <= prev:
+            evidence = evidence or v < 0 or prev is not None
+            prev = v if v >= 0 else prev
+            continue
+        first_move = first_move or t
+        if evidence and t - last > STALL_MS and last <= t_back + 3000:
+            stall_end = t
+        last, evidence, prev = t, False, v
+        if v >= final:
+            break
+    if first_move is None:
+        return "never"
+    return stall_end or first_move
+
+
+def stage_recovery(samples, t_fault, t_back, t_end):
     """Seconds after t_fault until every busy partition moved again for good; None when no
     partition had work; '>S' when one never moved in the S seconds of the window."""
     if len(samples) < 2:
         return "no data"
     worst = None
     for j in range(len(samples[-1][1])):
-        known = [(t, v[j]) for t, v in samples if v[j] >= 0]  # -1: not known then
-        if len(known) < 2:
-            continue
-        final = known[-1][1]
-        i0 = 0
-        while i0 + 1 < len(known) and known[i0 + 1][0] <= t_fault:
-            i0 += 1
-        if known[i0][1] >= final:
-            continue
-        last, first_move, stall_end = t_fault, None, None
-        for i in range(i0 + 1, len(known)):
-            t, v = known[i]
-            if t > t_end:
-                break
-            if v > known[i - 1][1]:
-                first_move = first_move or t
-                if t - last > STALL_MS:
-                    stall_end = t
-                last = t
-            if v >= final:
-                break
-        if first_move is None:
+        end = partition_recovery([(t, v[j]) for t, v in samples], t_fault, t_back, t_end)
+        if end == "never":
             return f">{(t_end - t_fault) / 1000:.0f}"
-        end = stall_end or first_move
-        worst = end if worst is None else max(worst, end)
+        if end is not None:
+            worst = end if worst is None else max(worst, end)
     return None if worst is None else (worst - t_fault) / 1000.0
 
 
@@ -90,7 +106,7 @@ def faults_table(log_dir, series, t0):
         t_end = min(max(t_next, t_b + 10000), t_f + WINDOW_MS)
         cells = []
         for _, kind in STAGES:
-            r = stage_recovery(series.get(kind, []), t_f, t_end)
+            r = stage_recovery(series.get(kind, []), t_f, t_b, t_end)
             cells.append("-" if r is None else r if isinstance(r, str) else f"{r:.1f}")
         line = f"{(t_f - t0) / 1000:7.1f} {(t_b - t_f) / 1000:6.1f}  {name:<58}"
         print(line + "".join(f" {c:>10}" for c in cells))

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,7 +44,8 @@ static void usage(FILE *out)
             "  -q, --quiet             do not print event ids and statistics\n"
             "  -h, --help              this help\n"
             "NDJSON lines: {\"type\":..., \"user_id\":..., \"properties\":{...}}\n"
-            "SIGTERM/SIGINT: stop reading, flush; the unsent rest stays in the spool.\n");
+            "SIGTERM/SIGINT: stop reading, flush; the unsent rest stays in the spool.\n"
+            "Exit 1 when a line could not be tracked or an event was lost (failed, dropped).\n");
 }
 
 static int set(ue_conf_t *conf, const char *kv)
@@ -127,6 +129,22 @@ static int track_stdin(ue_client_t *ue, int quiet)
     return failures;
 }
 
+/* Events the client gave up on (failed for good, or dropped): they are in no topic and not in
+ * the spool, so the run lost them. Returns how many, after saying so on stderr. */
+static int64_t report_losses(ue_client_t *ue)
+{
+    int64_t failed = ue_stat(ue, UE_STAT_FAILED);
+    int64_t dropped = ue_stat(ue, UE_STAT_DROPPED_QUEUE_FULL) +
+                      ue_stat(ue, UE_STAT_DROPPED_SPOOL_FULL) +
+                      ue_stat(ue, UE_STAT_DROPPED_SPOOL_AGE);
+    if (failed + dropped > 0)
+        fprintf(stderr,
+                "ue-track: %" PRId64 " events lost: %" PRId64 " failed for good, %" PRId64
+                " dropped (see the statistics)\n",
+                failed + dropped, failed, dropped);
+    return failed + dropped;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -136,7 +154,8 @@ int main(int argc, char **argv)
     const char *bootstrap = getenv("KAFKA_BOOTSTRAP"), *spool = "ue-spool", *type = NULL,
                *user = NULL;
     const char *props[64];
-    int nprops = 0, quiet = 0, c, failures = 0;
+    int nprops = 0, quiet = 0, c;
+    int64_t failures = 0;
     char errstr[512];
     ue_conf_t *conf = ue_conf_new();
 
@@ -195,6 +214,7 @@ int main(int argc, char **argv)
     }
     if (ue_flush(ue, 10000) != UE_OK)
         fprintf(stderr, "ue-track: not all events acknowledged yet; the rest stay spooled\n");
+    failures += report_losses(ue);
     if (!quiet) {
         ue_stats_json(ue, errstr, sizeof(errstr));
         fprintf(stderr, "%s\n", errstr);

@@ -17,7 +17,7 @@
 # program died unless the schedule killed it.
 #
 # Environment: CHAOS_EVENTS (1000000; --short 100000), CHAOS_SECONDS (how long the producers
-# produce; 400; --short 200), CHAOS_SESSION_MS (consumer session timeout of the daemons, 6000),
+# produce; 480; --short 200), CHAOS_SESSION_MS (consumer session timeout of the daemons, 6000),
 # CHAOS_STALL_S (no progress for this long once the producers are done counts as a hang, 120),
 # CHAOS_LOGS (/tmp/chaos-logs/run-DATE-TIME, also /tmp/chaos-logs/latest: the programs' logs,
 # samples, faults, the verifier's tables).
@@ -50,7 +50,7 @@ outer() {
   if ((short)); then
     CHAOS_EVENTS=${CHAOS_EVENTS:-100000} CHAOS_SECONDS=${CHAOS_SECONDS:-200} CHAOS_ROUNDS=1
   else
-    CHAOS_EVENTS=${CHAOS_EVENTS:-1000000} CHAOS_SECONDS=${CHAOS_SECONDS:-400} CHAOS_ROUNDS=2
+    CHAOS_EVENTS=${CHAOS_EVENTS:-1000000} CHAOS_SECONDS=${CHAOS_SECONDS:-480} CHAOS_ROUNDS=2
   fi
   CHAOS_LOGS=${CHAOS_LOGS:-/tmp/chaos-logs/run-$(date +%Y%m%d-%H%M%S)}
   export CHAOS_BUILD CHAOS_EVENTS CHAOS_SECONDS CHAOS_ROUNDS CHAOS_LOGS
@@ -367,6 +367,29 @@ finish_producers() {
     -e 'stopped by signal' >"$WORK/producer-errors"; then
     fail "the producers reported errors (first: $(head -n 1 "$WORK/producer-errors"))"
   fi
+  producer_losses
+}
+
+# Each producer run's last statistics: events the SDK gave up on are in no topic and in no
+# spool, lost before Kafka.
+producer_losses() {
+  local p line
+  for p in A B; do
+    awk -v p="$p" '
+      /^=== producer/ { run = $0; sub(/ at .*/, "", run) }
+      /^\{"tracked"/ {
+        failed = $0; sub(/.*"failed":/, "", failed); sub(/,.*/, "", failed)
+        dropped = 0; rest = $0
+        while (match(rest, /"dropped_[a-z_]+":[0-9]+/)) {
+          d = substr(rest, RSTART, RLENGTH); sub(/.*:/, "", d); dropped += d
+          rest = substr(rest, RSTART + RLENGTH)
+        }
+        if (failed + dropped > 0)
+          printf "%s: the SDK gave up on %d events (failed %d, dropped %d): lost before Kafka\n",
+            substr(run, 5), failed + dropped, failed, dropped
+      }' "$L/producer-$p.log"
+  done >"$WORK/producer-losses"
+  while IFS= read -r line; do fail "$line"; done <"$WORK/producer-losses"
 }
 
 # The sum of the latest complete sample of kind $1 (test/chaos/watch.c), -1 when none is.
@@ -376,15 +399,19 @@ latest() {
     } END { if (!found) print -1 }'
 }
 
-# Waits until both tables hold what was tracked and enrichd committed all of the raw topics,
-# or until nothing moved for CHAOS_STALL_S seconds: a hang.
+# Once the producers are done the raw topics hold all they will: waits until enrichd committed
+# all of them and both tables hold as many rows, or until nothing moved for CHAOS_STALL_S
+# seconds: a hang. Fewer raw records than tracked events were lost before Kafka.
 wait_drained() {
   local tracked=$1 raw enr pgr chr sig last_sig="" since
   since=$(now_ms)
+  raw=$(latest raw)
+  ((raw >= tracked)) ||
+    fail "the raw topics hold $raw records of $tracked tracked events: lost before Kafka"
   while true; do
     check_daemons
     raw=$(latest raw) enr=$(latest enrich) pgr=$(latest pg_rows) chr=$(latest ch_rows)
-    if ((pgr >= tracked && chr >= tracked && enr >= raw)); then
+    if ((raw >= 0 && pgr >= raw && chr >= raw && enr >= raw)); then
       note "drained: raw $raw, enrich committed $enr, postgres $pgr rows, clickhouse $chr rows"
       return 0
     fi

@@ -163,6 +163,7 @@ typedef struct verify_opts {
     const char *bootstrap, *enriched, *dead_letter, *pg, *ch, *table;
     char *raw;
     const char *ids[MAX_IDS];
+    int64_t first[MAX_IDS], count[MAX_IDS]; /* each id file's seqs: [first, first + count) */
     int nids;
     uint64_t events;
 } verify_opts_t;
@@ -203,7 +204,7 @@ static int parse(int argc, char **argv, verify_opts_t *o)
 }
 
 /* Loads the id files; the number of ids, or -1. */
-static int64_t load_ids(idmap_t *m, const verify_opts_t *o)
+static int64_t load_ids(idmap_t *m, verify_opts_t *o)
 {
     int64_t total = 0;
     for (int i = 0; i < o->nids; i++) {
@@ -215,12 +216,32 @@ static int64_t load_ids(idmap_t *m, const verify_opts_t *o)
             return -1;
         }
         *colon = '\0';
-        int64_t n = idmap_load(m, file, strtoll(colon + 1, NULL, 10));
+        o->first[i] = strtoll(colon + 1, NULL, 10);
+        int64_t n = idmap_load(m, file, o->first[i]);
         if (n < 0)
             return -1;
+        o->count[i] = n;
         total += n;
     }
     return total;
+}
+
+/* Where a stage's missing seqs were tracked: one line per producer run that lost any. */
+static void missing_by_run(const tally_t *t, const verify_opts_t *o)
+{
+    for (int i = 0; i < o->nids; i++) {
+        int64_t missing = 0, first = -1, last = -1;
+        for (int64_t s = o->first[i]; s < o->first[i] + o->count[i] && (uint64_t)s < t->n; s++)
+            if (!t->copies[s]) {
+                missing++;
+                first = first < 0 ? s : first;
+                last = s;
+            }
+        if (missing)
+            printf("    %" PRId64 " of the %" PRId64 " events of %s missing: seqs %" PRId64
+                   " to %" PRId64 " had some\n",
+                   missing, o->count[i], o->ids[i], first, last);
+    }
 }
 
 int chaos_verify(int argc, char **argv)
@@ -270,6 +291,7 @@ int chaos_verify(int argc, char **argv)
         if ((s == PG && !o.pg) || (s == CH && !o.ch))
             continue;
         bad |= tally_line(stdout, &t[s], (uint64_t)tracked) != 0;
+        missing_by_run(&t[s], &o);
         tally_details(stdout, &t[s], &t[RAW]);
         if (r[s].undecodable)
             printf("    %" PRIu64 " records could not be decoded\n", r[s].undecodable);

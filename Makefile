@@ -13,6 +13,8 @@
 #   make deb, deb-check     Debian packages (pkg/debian): lay out / build, lint, install, use
 #   make wheel-check        the Python wheel works in a fresh venv without the build tree
 #   make abi-check [ABI_REF=<git ref>]   libabigail's abidiff of the shared libraries vs a ref
+#   make chaos              the whole pipeline under faults (test/chaos/run.sh; CHAOS_EVENTS,
+#                           CHAOS_SECONDS); build/chaos/ue-chaos is its verifier
 #   make docs               regenerate CONFIGURATION.md from the configuration table
 #   make format-check [FORMAT_BASE=main]   C lines within 100 columns (+ clang-format on changes)
 #   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=fuzz_conf]   libFuzzer targets (test/fuzz/run.sh)
@@ -116,6 +118,11 @@ ITEST_SRC := $(sort $(wildcard test/integration/*.c))
 ITEST_BIN := $(patsubst test/integration/%.c,$(BUILD)/test/%,$(ITEST_SRC))
 BENCH_SRC := $(sort $(wildcard test/bench/*.c))
 BENCH_BIN := $(patsubst test/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+# The chaos verifier links no userevents library: only the code protoc-c generated, librdkafka,
+# libpq and libcurl, and it sees no header of the project but build/gen's.
+CHAOS_SRC := $(sort $(wildcard test/chaos/*.c))
+CHAOS_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(CHAOS_SRC))
+CHAOS_BIN := $(BUILD)/chaos/ue-chaos
 
 # Tests see the internal headers of the library their name says (test_enr_*, test_whs_*).
 $(BUILD)/obj/test/%.o: SRC_INC = -Ilibuserevents/src
@@ -126,7 +133,8 @@ $(BUILD)/obj/test/unit/test_pbdecode.o: SRC_INC = -Ilibwhsink/src
 $(BUILD)/obj/examples/%.o: SRC_INC = -Iexamples/common
 $(BUILD)/obj/test/unit/test_metrics.o: SRC_INC = -Ilibuserevents/src -Iexamples/common
 
-.PHONY: all libs examples unit test test-san integration bench install clean docs docs-check fuzz
+.PHONY: all libs examples unit test test-san integration bench install clean docs docs-check fuzz \
+        chaos
 all: libs examples
 
 libs: $(LIB_A) $(LIB_SO)
@@ -212,6 +220,8 @@ docs-links:
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run.sh $(FUZZ_TARGETS)
+#   make chaos              the whole pipeline under faults (test/chaos/run.sh; CHAOS_EVENTS,
+#                           CHAOS_SECONDS); build/chaos/ue-chaos is its verifier
 
 bench: all $(BENCH_BIN)
 	test/bench/run.sh $(BUILD)

@@ -2,8 +2,9 @@
 # The test command: set up what is missing, build warnings-clean, check the C formatting
 # (make format-check), then run the unit tests (plain and under ASan/UBSan), the packaging
 # checks, the integration tests against a real Kafka broker (and PostgreSQL, ClickHouse)
-# started for the run (or the cluster in KAFKA_BOOTSTRAP), the Python and Go binding tests, and
-# a short fuzzing pass of every decoder.
+# started for the run (or the cluster in KAFKA_BOOTSTRAP), the pipeline under faults on its own
+# 3-broker cluster (test/chaos/run.sh --short), the Python and Go binding tests, and a short
+# fuzzing pass of every decoder.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH=$PATH:/usr/local/go/bin  # the machine's Go, for bindings/go
@@ -11,6 +12,10 @@ export PATH=$PATH:/usr/local/go/bin  # the machine's Go, for bindings/go
 make -j2 WARN="-Wall -Wextra -Werror"
 make format-check
 make test WARN="-Wall -Wextra -Werror"
+# The whole pipeline under faults, the short schedule (about 4 minutes): it exits non-zero when
+# any stage lost or duplicated an event, or something hung.
+make -j2 WARN="-Wall -Wextra -Werror" build/chaos/ue-chaos
+test/chaos/run.sh --short
 test/bindings/run.sh
 test/monitoring/run.sh
 # The main job end to end on the embedded defaults: it exits non-zero unless every tracked

@@ -7,14 +7,29 @@
  *
  * The SDK in a nutshell: configure, create a client, build events, track, destroy (which
  * flushes; with a spool, whatever is unsent waits there for the next run).
+ *
+ * SIGTERM or SIGINT stops reading stdin; what was tracked is flushed, and with a spool what is
+ * not yet acknowledged stays there for the next run. Every printed id was tracked, so a
+ * caller that counts the printed ids knows which input lines to feed the next run.
  */
 #include "userevents.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static volatile sig_atomic_t stopping;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stopping = 1; /* the read of stdin it interrupts returns: no SA_RESTART */
+}
 
 static void usage(FILE *out)
 {
@@ -28,7 +43,9 @@ static void usage(FILE *out)
             "  -X, --set KEY=VALUE     any configuration property (repeatable)\n"
             "  -q, --quiet             do not print event ids and statistics\n"
             "  -h, --help              this help\n"
-            "NDJSON lines: {\"type\":..., \"user_id\":..., \"properties\":{...}}\n");
+            "NDJSON lines: {\"type\":..., \"user_id\":..., \"properties\":{...}}\n"
+            "SIGTERM/SIGINT: stop reading, flush; the unsent rest stays in the spool.\n"
+            "Exit 1 when a line could not be tracked or an event was lost (failed, dropped).\n");
 }
 
 static int set(ue_conf_t *conf, const char *kv)
@@ -85,7 +102,7 @@ static int track_stdin(ue_client_t *ue, int quiet)
     char *line = NULL;
     size_t cap = 0;
     int failures = 0, lineno = 0;
-    while (getline(&line, &cap, stdin) > 0) {
+    while (!stopping && getline(&line, &cap, stdin) > 0) {
         lineno++;
         cJSON *j = cJSON_Parse(line);
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
@@ -103,8 +120,29 @@ static int track_stdin(ue_client_t *ue, int quiet)
         ue_event_destroy(ev);
         cJSON_Delete(j);
     }
+    if (stopping)
+        fprintf(stderr, "ue-track: stopped by signal after %d lines; the rest of stdin is unread\n",
+                lineno);
+    else if (ferror(stdin) && errno != EINTR)
+        fprintf(stderr, "ue-track: reading stdin: %s\n", strerror(errno));
     free(line);
     return failures;
+}
+
+/* Events the client gave up on (failed for good, or dropped): they are in no topic and not in
+ * the spool, so the run lost them. Returns how many, after saying so on stderr. */
+static int64_t report_losses(ue_client_t *ue)
+{
+    int64_t failed = ue_stat(ue, UE_STAT_FAILED);
+    int64_t dropped = ue_stat(ue, UE_STAT_DROPPED_QUEUE_FULL) +
+                      ue_stat(ue, UE_STAT_DROPPED_SPOOL_FULL) +
+                      ue_stat(ue, UE_STAT_DROPPED_SPOOL_AGE);
+    if (failed + dropped > 0)
+        fprintf(stderr,
+                "ue-track: %" PRId64 " events lost: %" PRId64 " failed for good, %" PRId64
+                " dropped (see the statistics)\n",
+                failed + dropped, failed, dropped);
+    return failed + dropped;
 }
 
 int main(int argc, char **argv)
@@ -116,7 +154,8 @@ int main(int argc, char **argv)
     const char *bootstrap = getenv("KAFKA_BOOTSTRAP"), *spool = "ue-spool", *type = NULL,
                *user = NULL;
     const char *props[64];
-    int nprops = 0, quiet = 0, c, failures = 0;
+    int nprops = 0, quiet = 0, c;
+    int64_t failures = 0;
     char errstr[512];
     ue_conf_t *conf = ue_conf_new();
 
@@ -148,6 +187,10 @@ int main(int argc, char **argv)
         ue_conf_destroy(conf);
         return 1;
     }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal; /* no SA_RESTART: a blocked read of stdin returns */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     if (type) {
         ue_event_t *ev = ue_event_new(type);
         if (!ev) {
@@ -176,6 +219,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "ue-track: %lld event(s) not acknowledged yet: they stay in the spool "
                 "%s, and the next ue-track with this spool sends them\n", (long long)waiting,
                 spool);
+    failures += report_losses(ue);
     if (!quiet) {
         ue_stats_json(ue, errstr, sizeof(errstr));
         fprintf(stderr, "%s\n", errstr);

@@ -139,7 +139,9 @@ static int kafka_send(ue__transport_t *t, ue__record_t *rec, char *errstr, size_
     if (!err)
         return UE__SEND_OK;
     rd_kafka_headers_destroy(hdrs);
-    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+    if (err == RD_KAFKA_RESP_ERR__FATAL)
+        kt->fatal = 1; /* before its error event was served: the record waits all the same */
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL || err == RD_KAFKA_RESP_ERR__FATAL)
         return UE__SEND_FULL;
     ue__errstr(errstr, errstr_size, "%s", rd_kafka_err2str(err));
     return UE__SEND_FAILED;

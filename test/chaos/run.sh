@@ -392,9 +392,11 @@ producer_losses() {
   while IFS= read -r line; do fail "$line"; done <"$WORK/producer-losses"
 }
 
-# The sum of the latest complete sample of kind $1 (test/chaos/watch.c), -1 when none is.
+# The sum of the latest complete sample of kind $1 (test/chaos/watch.c) taken at or after
+# time $2 (ms, default 0), -1 when none is.
 latest() {
-  tac "$L/samples.tsv" | awk -v k="$1" '$2 == k && $3 !~ /-1/ {
+  tac "$L/samples.tsv" | awk -v k="$1" -v since="${2:-0}" '$1 < since { exit }
+    $2 == k && $3 !~ /-1/ {
       n = split($3, v, ","); s = 0; for (i = 1; i <= n; i++) s += v[i]; print s; found = 1; exit
     } END { if (!found) print -1 }'
 }
@@ -403,16 +405,17 @@ latest() {
 # all of them and both tables hold as many rows, or until nothing moved for CHAOS_STALL_S
 # seconds: a hang. Fewer raw records than tracked events were lost before Kafka.
 wait_drained() {
-  local tracked=$1 raw enr pgr chr sig last_sig="" since
+  local tracked=$1 raw enr pgr chr sig last_sig="" since after
   since=$(now_ms)
-  raw=$(latest raw)
-  ((raw >= tracked)) ||
-    fail "the raw topics hold $raw records of $tracked tracked events: lost before Kafka"
+  after=$((since + 1000)) # samples from then on were taken after the last delivery
   while true; do
     check_daemons
-    raw=$(latest raw) enr=$(latest enrich) pgr=$(latest pg_rows) chr=$(latest ch_rows)
+    raw=$(latest raw "$after") enr=$(latest enrich "$after")
+    pgr=$(latest pg_rows "$after") chr=$(latest ch_rows "$after")
     if ((raw >= 0 && pgr >= raw && chr >= raw && enr >= raw)); then
       note "drained: raw $raw, enrich committed $enr, postgres $pgr rows, clickhouse $chr rows"
+      ((raw >= tracked)) ||
+        fail "the raw topics hold $raw records of $tracked tracked events: lost before Kafka"
       return 0
     fi
     sig="$enr $pgr $chr"

@@ -9,11 +9,12 @@
  * transaction commits); enriched: the enriched topic's high watermarks (aborted records and
  * markers count too); pg, ch: where each sink stands per partition of the enriched topic, from
  * the warehouse's whs_offsets; pg_rows, ch_rows: count(*) of the tables. t_ms: when the values
- * were read (Unix ms). -1: that partition's leader did not answer.
+ * were read (Unix ms). -1: not known then (a partition's leader, the group coordinator or the
+ * warehouse did not answer); that is a sample too, so a stall while a server is down shows.
  *
  * Each kind is sampled by its own thread, so a query that blocks while a broker or a server is
- * down delays only its own kind: a kind that cannot be read prints nothing, and a gap in its
- * lines is a gap in what is known, not a stall of the pipeline.
+ * down delays only its own kind: its lines then come late, a gap in what is known, which
+ * report.py does not take for a stall of the pipeline.
  */
 #include "chaos.h"
 
@@ -100,11 +101,10 @@ static void *committed_loop(void *opaque)
     while (!stop) {
         int64_t t = chaos_now_ms();
         rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_copy(s->parts);
-        if (rd_kafka_committed(s->rk, q, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-            for (int i = 0; i < q->cnt; i++)
-                v[i] = q->elems[i].offset >= 0 ? q->elems[i].offset : 0;
-            emit(s->kind, v, q->cnt);
-        }
+        int ok = rd_kafka_committed(s->rk, q, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int i = 0; i < q->cnt; i++)
+            v[i] = !ok ? -1 : q->elems[i].offset >= 0 ? q->elems[i].offset : 0;
+        emit(s->kind, v, q->cnt); /* -1: the coordinator did not answer */
         rd_kafka_topic_partition_list_destroy(q);
         nap(t);
     }
@@ -117,18 +117,23 @@ static void *warehouse_loop(void *opaque)
 {
     sampler_t *s = opaque;
     int64_t *v = calloc((size_t)s->nparts + 1, sizeof(int64_t));
+    int64_t *unknown = malloc(((size_t)s->nparts + 1) * sizeof(int64_t));
+    for (int i = 0; i <= s->nparts; i++)
+        unknown[i] = -1;
     char rows_kind[32];
     snprintf(rows_kind, sizeof(rows_kind), "%s_rows", s->kind);
     while (!stop) {
         int64_t t = chaos_now_ms();
         if (chaos_wh_offsets(s->wh, s->topic, v, s->nparts) == 0)
             emit(s->kind, v, s->nparts);
+        else
+            emit(s->kind, unknown, s->nparts); /* the server is down: that is a sample too */
         int64_t rows = chaos_wh_count(s->wh);
-        if (rows >= 0)
-            emit(rows_kind, &rows, 1);
+        emit(rows_kind, &rows, 1);
         nap(t);
     }
     free(v);
+    free(unknown);
     return NULL;
 }
 

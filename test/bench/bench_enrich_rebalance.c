@@ -22,7 +22,8 @@
  *     commit time of A) + the 20 ms the watch needs to see it;
  *   - for the tasks that moved (to B at the join, from the killed B to its successor): the
  *     time from the event to the first commit on their partitions after the new owner said
- *     it has them (restore included), the longest over the moved tasks.
+ *     it has them (restore included), the longest over the moved tasks (after the last kill:
+ *     up to when the group has committed the whole stream, its backlog included).
  *
  * The same before the join (A alone) gives the steady state. Streams runs twice: without and
  * with one standby replica; both sides with static membership (group.instance.id) and a 10 s
@@ -92,7 +93,7 @@ typedef struct scenario {
     member_t m[3]; /* A, B, B restarted */
     int nm;
     char dirs[2][64]; /* Streams state of A and of B (B restarted finds its own) */
-    int64_t join, restart, kill, stop;
+    int64_t join, restart, kill, stop, covered;
     int64_t watch_longest; /* the watch's longest interval between two looks, up to stop */
     watch_t w;
     int ok;
@@ -173,13 +174,13 @@ static void run_scenario(const bench_t *b, scenario_t *sc, const bench_strings_t
     pthread_join(feed.thread, NULL);
     watch_ends(&sc->w);
     int64_t deadline = bench_now_ns() + INT64_C(120000000000);
-    int covered = 0;
-    while (!covered && sc->m[0].pid && bench_now_ns() < deadline)
-        covered = watch_step(&sc->w, sc->m, 1, WATCH_MS) == sc->w.parts->cnt;
+    while (!sc->covered && sc->m[0].pid && bench_now_ns() < deadline)
+        if (watch_step(&sc->w, sc->m, 1, WATCH_MS) == sc->w.parts->cnt)
+            sc->covered = sc->w.last_ns;
     member_stop(&sc->m[0]);
-    sc->ok = covered && sc->m[0].ok;
+    sc->ok = sc->covered && sc->m[0].ok;
     fprintf(stderr, "    %ld events tracked; %s\n", feed.sent,
-            !covered       ? "the group did not commit them all within 120 s"
+            !sc->covered   ? "the group did not commit them all within 120 s"
             : !sc->m[0].ok ? "a failed"
                            : "all committed");
     for (int i = 0; i < 2 && sc->streams; i++)
@@ -206,28 +207,32 @@ static int owner_at(const scenario_t *sc, int task, int64_t ns)
 }
 
 /* The longest time input partition @p i went without a commit, of the gaps that overlap
- * [from, to]; a partition still waiting at @p to counts up to it. */
-static int64_t longest_gap(const watch_t *w, int i, int64_t from, int64_t to)
+ * [from, to]; a partition still waiting at @p to counts up to it. @p end: when it ended. */
+static int64_t longest_gap(const watch_t *w, int i, int64_t from, int64_t to, int64_t *end)
 {
     int64_t prev = from, longest = 0;
     for (int k = 0; k < w->moves[i].n && prev < to; k++) {
         int64_t t = w->moves[i].ns[k];
         if (t > from && t - prev > longest)
-            longest = t - prev;
+            longest = t - prev, *end = t;
         prev = t;
     }
-    return prev < to && to - prev > longest ? to - prev : longest;
+    if (prev < to && to - prev > longest)
+        longest = to - prev, *end = to;
+    return longest;
 }
 
 typedef struct stall {
     int stayed, moved, unowned;
-    int missing;  /* moved tasks that did not commit again before the next event */
-    int64_t gap;  /* longest gap on the partitions of tasks that stayed */
+    int missing; /* moved tasks that did not commit again before the next event */
+    int64_t gap; /* longest gap on the partitions of tasks that stayed */
+    int64_t gap_end;
     int64_t flow; /* the event -> moved tasks committing again, the longest */
 } stall_t;
 
-/* What happened between @p from (an event) and @p to (the next). */
-static stall_t analyse(const scenario_t *sc, int64_t from, int64_t to)
+/* What happened between @p from (an event) and @p to (the next); moved tasks may commit
+ * again up to @p flow_to (the last event's tasks: after the stream stopped, from the backlog). */
+static stall_t analyse(const scenario_t *sc, int64_t from, int64_t to, int64_t flow_to)
 {
     stall_t st = {0};
     const watch_t *w = &sc->w;
@@ -240,8 +245,9 @@ static stall_t analyse(const scenario_t *sc, int64_t from, int64_t to)
         if (before == after) {
             st.stayed++;
             for (int t = 0; t < BENCH_TYPES; t++) {
-                int64_t g = longest_gap(w, t * PARTITIONS + p, from, to);
-                st.gap = g > st.gap ? g : st.gap;
+                int64_t end, g = longest_gap(w, t * PARTITIONS + p, from, to, &end);
+                if (g > st.gap)
+                    st.gap = g, st.gap_end = end;
             }
             continue;
         }
@@ -250,13 +256,14 @@ static stall_t analyse(const scenario_t *sc, int64_t from, int64_t to)
          * Streams: once its thread lists it active) is the new owner's: the old owner's last
          * came before it gave the task up (a revoked task commits first) or died. */
         int64_t released = member_released_at(&sc->m[before], p, from), flow = -1;
+        after = owner_at(sc, p, flow_to);
         int64_t took = after < 0 ? -1 : member_took_at(&sc->m[after], p, from);
         for (int t = 0; took >= 0 && t < BENCH_TYPES; t++) {
             const int64_t *ns = w->moves[t * PARTITIONS + p].ns;
             int n = w->moves[t * PARTITIONS + p].n, k = 0;
             while (k < n && ns[k] <= took)
                 k++;
-            if (k == n || ns[k] > to) {
+            if (k == n || ns[k] > flow_to) {
                 flow = -1;
                 break;
             }
@@ -340,12 +347,15 @@ static void rows(const bench_t *b, scenario_t *sc[3])
             continue;
         int64_t at[4] = {sc[i]->join, sc[i]->restart, sc[i]->kill, sc[i]->stop};
         fprintf(stderr, "  %s, A alone:\n", sc[i]->run);
-        steady[i] = analyse(sc[i], steady_from(sc[i]), sc[i]->join);
+        steady[i] = analyse(sc[i], steady_from(sc[i]), sc[i]->join, sc[i]->join);
         for (int e = 0; e < 3; e++) {
             fprintf(stderr, "  %s, %s:\n", sc[i]->run, events[e]);
-            st[e][i] = analyse(sc[i], at[e], at[e + 1]);
-            fprintf(stderr, "    %d tasks stayed, longest gap %.0f ms\n", st[e][i].stayed,
-                    MS(st[e][i].gap));
+            st[e][i] = analyse(sc[i], at[e], at[e + 1], e == 2 ? sc[i]->covered - 1 : at[e + 1]);
+            fprintf(stderr,
+                    "    %d tasks stayed, longest gap %.0f ms, from %.0f to %.0f ms after "
+                    "the event\n",
+                    st[e][i].stayed, MS(st[e][i].gap), MS(st[e][i].gap_end - st[e][i].gap - at[e]),
+                    MS(st[e][i].gap_end - at[e]));
         }
     }
     /* One commit interval: a transaction lasts txn.max.ms, then commits; the watch sees it up

@@ -62,8 +62,8 @@ static inline void member_on_log(int level, const char *msg, void *opaque)
         fflush(stdout);
         return;
     }
-    if (level <= 4)
-        fprintf(stderr, "    member: %s\n", msg);
+    if (level <= 4 || getenv("UE_BENCH_DEBUG"))
+        fprintf(stderr, "    member %.3f: %s\n", (double)bench_now_ns() / 1e9, msg);
 }
 
 static inline void member_on_txn(enr_err_t result, int64_t events, int64_t txn_ms,

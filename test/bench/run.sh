@@ -10,7 +10,7 @@
 # Environment: UE_BENCH_EVENTS (500000), UE_BENCH_TRACK_EVENTS (200000), UE_BENCH_REPS (5);
 # bench_enrich's UE_BENCH_ENRICH_EVENTS (200000) and UE_BENCH_ENRICH_SETTINGS (see its header);
 # bench_enrich_scale (1 and 2 processors) and bench_enrich_rebalance (joins and kills under a
-# steady stream, UE_BENCH_REBALANCE_RATE 20000/s) run the same Streams peer in member mode.
+# steady stream, UE_BENCH_REBALANCE_RATE 5000/s) run the same Streams peer in member mode.
 # bench_enrich's Kafka Streams peer is built first by test/bench/streams/build.sh (Maven, offline
 # after the first build); without it, the enrich table shows only the plain librdkafka peer.
 set -euo pipefail

@@ -23,7 +23,7 @@
  * Member mode, one of several instances of one application (bench_enrich_scale and
  * bench_enrich_rebalance): it cannot know when the group is done, so it runs until its stdin
  * closes (the parent watches the group's committed offsets), prints "TASKS <ns> <partitions>"
- * whenever its active tasks change (System.nanoTime() is CLOCK_MONOTONIC on Linux, the C side's
+ * whenever its active tasks change (a task's processor initialised or closed) (System.nanoTime() is CLOCK_MONOTONIC on Linux, the C side's
  * clock) and at the end "MEMBER <processed> <written> <first record ns> <cpu s> <VmHWM kB>".
  *        StreamsPeer --member INSTANCE_ID STANDBYS RECOVERY_LAG BOOTSTRAP APP_ID OUTPUT_TOPIC
  *        COMMIT_MS MAX_POLL_RECORDS STATE_DIR INPUT_TOPIC...
@@ -67,8 +67,6 @@ import org.apache.kafka.streams.processor.api.Processor;
 import org.apache.kafka.streams.processor.api.ProcessorContext;
 import org.apache.kafka.streams.processor.api.Record;
 import org.apache.kafka.streams.processor.api.RecordMetadata;
-import org.apache.kafka.streams.ThreadMetadata;
-import org.apache.kafka.streams.TaskMetadata;
 import org.apache.kafka.streams.state.KeyValueStore;
 import org.apache.kafka.streams.state.Stores;
 import org.apache.kafka.streams.state.WindowStore;
@@ -127,11 +125,20 @@ public final class StreamsPeer {
         private WindowStore<Bytes, Long> dedup;
         private KeyValueStore<String, byte[]> sessions;
 
+        private int task = -1;
+
         @Override
         public void init(ProcessorContext<byte[], byte[]> context) {
             ctx = context;
             dedup = context.getStateStore("dedup");
             sessions = context.getStateStore("sessions");
+            task = context.taskId().partition();
+            taskChange(task, true);
+        }
+
+        @Override
+        public void close() {
+            taskChange(task, false);
         }
 
         @Override
@@ -274,23 +281,28 @@ public final class StreamsPeer {
         return streams;
     }
 
-    /* Partitions of the active tasks of this instance: task 0_p reads partition p of every
-     * input topic, like a libenrich task. */
-    static String activeTasks(KafkaStreams streams) {
-        TreeSet<Integer> parts = new TreeSet<>();
-        for (ThreadMetadata t : streams.metadataForLocalThreads())
-            for (TaskMetadata task : t.activeTasks())
-                parts.add(task.taskId().partition());
+    /* Member mode: the active tasks of this instance, by partition (task 0_p reads partition p
+     * of every input topic, like a libenrich task). A task's processor is initialised once its
+     * stores are restored, just before it processes (libenrich reports a task at the same
+     * point), and closed once it is revoked and committed. */
+    static volatile boolean member;
+    static final TreeSet<Integer> tasks = new TreeSet<>();
+
+    static synchronized void taskChange(int task, boolean add) {
+        if (!member || (add ? !tasks.add(task) : !tasks.remove(task)))
+            return;
         StringBuilder b = new StringBuilder();
-        for (int p : parts)
+        for (int p : tasks)
             b.append(b.length() > 0 ? "," : "").append(p);
-        return b.length() > 0 ? b.toString() : "-";
+        System.out.printf("TASKS %d %s%n", System.nanoTime(), b.length() > 0 ? b : "-");
+        System.out.flush();
     }
 
     /* args after --member: INSTANCE_ID STANDBYS RECOVERY_LAG BOOTSTRAP APP_ID OUTPUT_TOPIC
      * COMMIT_MS MAX_POLL_RECORDS STATE_DIR INPUT_TOPIC... */
     static void member(String[] args) throws Exception {
         total = Long.MAX_VALUE; /* no last record: the parent says when to stop */
+        member = true;
         Properties p = props(args[3], args[4], Integer.parseInt(args[6]),
                 Integer.parseInt(args[7]), args[8]);
         p.put(StreamsConfig.mainConsumerPrefix(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG), args[0]);
@@ -315,22 +327,16 @@ public final class StreamsPeer {
         });
         reader.setDaemon(true);
         reader.start();
-        String tasks = "";
         while (!eof.get()) {
             KafkaStreams.State st = streams.state();
             if (st == KafkaStreams.State.ERROR || st == KafkaStreams.State.NOT_RUNNING) {
                 System.err.printf("StreamsPeer %s: state %s%n", args[0], st);
                 System.exit(1);
             }
-            String now = activeTasks(streams);
-            if (!now.equals(tasks)) {
-                System.out.printf("TASKS %d %s%n", System.nanoTime(), now);
-                System.out.flush();
-                tasks = now;
-            }
             Thread.sleep(10);
         }
         long cpu1 = cpuNs(), hwm = vmHwmKb();
+        member = false; /* closing the tasks below is not a change the parent should see */
         System.out.printf("MEMBER %d %d %d %.6f %d%n", processed,
                 processed - dropped - undecodable, cpu0Ns < 0 ? 0 : t0Ns,
                 cpu0Ns < 0 ? 0.0 : (cpu1 - cpu0Ns) / 1e9, hwm);

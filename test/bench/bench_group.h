@@ -116,6 +116,12 @@ static inline int member_enrich(char **argv)
     double p50 = n ? bench_median(c.commit_ms, (int)n) : 0;
     long long consumed = enr_stat(p, ENR_STAT_CONSUMED), enriched = enr_stat(p, ENR_STAT_ENRICHED);
     long long aborts = enr_stat(p, ENR_STAT_TXN_ABORTS);
+    fprintf(stderr,
+            "    member %s: %lld rebalance callbacks took %lld ms in all; %lld changelog "
+            "records restored\n",
+            argv[5], (long long)enr_stat(p, ENR_STAT_REBALANCES),
+            (long long)enr_stat(p, ENR_STAT_REBALANCE_MS),
+            (long long)enr_stat(p, ENR_STAT_RESTORE_RECORDS));
     enr_err_t err = enr_processor_destroy(p, 30000);
     printf("MEMBER %lld %lld %lld %.6f %ld %lld %ld %.1f\n", consumed, enriched, (long long)t0,
            t0 ? (double)(c1 - c0) / 1e9 : 0.0, proc_status_kb("VmHWM"), aborts, c.commits, p50);

@@ -28,35 +28,14 @@
  * UE_BENCH_ONLY ("enrich", "plain", "streams": profiling),
  * KAFKA_BOOTSTRAP (required: the processor needs transactions and a group coordinator).
  */
-#include "bench_util.h"
-#include "enrich.h"
-#include "enriched.pb-c.h"
+#include "bench_enrich.h"
 
-#include <ftw.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 
 #define MAX_SETTINGS 8
 #define GOAL_SPEED 5.0 /* issue goal: >= 5x Kafka Streams' events/s and events per CPU-s */
 #define GOAL_RSS 0.10  /* ... at <= 1/10 of its memory */
 #define DEADLINE_NS INT64_C(300000000000)
-
-static const char *const ips[] = {"81.2.69.142", "2001:db8:1::7", "203.0.113.9", "89.160.20.112"};
-static const char *const uas[] = {
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/120.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
-    "Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_2) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.2 Safari/605.1.15",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-};
-
-typedef struct setting {
-    long txn_events, txn_ms, batch;
-} setting_t;
 
 /* What one measured process reports. */
 typedef struct result {
@@ -68,30 +47,6 @@ typedef struct result {
     double commit_ms;     /* enrich: wall time of the steps that committed */
 } result_t;
 
-/* ---- small things ---------------------------------------------------------------------------- */
-
-static long proc_status_kb(const char *field)
-{
-    char line[256];
-    long kb = -1;
-    size_t n = strlen(field);
-    FILE *f = fopen("/proc/self/status", "r");
-    while (f && fgets(line, sizeof(line), f))
-        if (!strncmp(line, field, n) && line[n] == ':')
-            kb = strtol(line + n + 1, NULL, 10);
-    if (f)
-        fclose(f);
-    return kb;
-}
-
-static int64_t rusage_cpu_ns(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ((int64_t)ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000 +
-           ((int64_t)ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
-}
-
 /* The child's one line on stdout; the parent parses it. */
 static void print_result(long n, int64_t t0, int64_t t1, int64_t c0, int64_t c1, long base_kb,
                          long extra, int64_t commit_ns)
@@ -102,66 +57,12 @@ static void print_result(long n, int64_t t0, int64_t t1, int64_t c0, int64_t c1,
     fflush(stdout);
 }
 
-static void input_regex(char *out, size_t n, const char *prefix)
-{
-    snprintf(out, n, "^%s\\.ev\\..*", prefix); /* the prefix has no regex metacharacters */
-}
-
-static void input_topic(char *out, size_t n, const char *prefix, int type)
-{
-    snprintf(out, n, "%s.ev.%s", prefix, bench_types[type]);
-}
-
 /* ---- the enrich child ------------------------------------------------------------------------ */
-
-static void enr_set(enr_conf_t *conf, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void enr_set(enr_conf_t *conf, const char *name, const char *fmt, ...)
-{
-    char value[512], errstr[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(value, sizeof(value), fmt, ap);
-    va_end(ap);
-    if (enr_conf_set(conf, name, value, errstr, sizeof(errstr)) != ENR_CONF_OK)
-        bench_die(name, errstr);
-}
-
-/* UE_BENCH_ENRICH_CONF: "key=value,..." added to every enrich run (experiments). */
-static void extra_conf(enr_conf_t *conf)
-{
-    const char *v = getenv("UE_BENCH_ENRICH_CONF");
-    char buf[1024], *save = NULL;
-    snprintf(buf, sizeof(buf), "%s", v ? v : "");
-    for (char *kv = strtok_r(buf, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-        char *eq = strchr(kv, '=');
-        if (!eq)
-            bench_die("UE_BENCH_ENRICH_CONF", kv);
-        *eq = '\0';
-        enr_set(conf, kv, "%s", eq + 1);
-    }
-}
 
 static enr_processor_t *enrich_new(const char *prefix, const char *run, const setting_t *s)
 {
-    char errstr[512], regex[300];
-    enr_conf_t *conf = enr_conf_new();
-    input_regex(regex, sizeof(regex), prefix);
-    enr_set(conf, "kafka.bootstrap.servers", "%s", bench_bootstrap());
-    enr_set(conf, "group.id", "%s.%s", prefix, run);
-    enr_set(conf, "input.topics", "%s", regex);
-    enr_set(conf, "output.topic", "%s.%s.enriched", prefix, run);
-    enr_set(conf, "dead_letter.topic", "%s.%s.dlq", prefix, run);
-    enr_set(conf, "aggregates.topic", "%s.%s.agg", prefix, run);
-    enr_set(conf, "alerts.topic", "%s.%s.alerts", prefix, run);
-    enr_set(conf, "profile.topic", "%s.profiles", prefix);
-    enr_set(conf, "stages", "dedup,clock,useragent,profile,session,window,anomaly");
-    enr_set(conf, "txn.max.events", "%ld", s->txn_events);
-    enr_set(conf, "txn.max.ms", "%ld", s->txn_ms);
-    enr_set(conf, "batch.max.events", "%ld", s->batch);
-    extra_conf(conf);
-    enr_processor_t *p = enr_processor_new(conf, errstr, sizeof(errstr));
+    char errstr[512];
+    enr_processor_t *p = enr_processor_new(enrich_conf(prefix, run, s), errstr, sizeof(errstr));
     if (!p)
         bench_die("enr_processor_new", errstr);
     return p;
@@ -316,70 +217,19 @@ static int child_plain(char **argv)
 
 /* ---- the input, not timed -------------------------------------------------------------------- */
 
-static void produce_profiles(const char *prefix, const bench_strings_t *s)
-{
-    static const char *const plans[] = {"free", "pro", "team"};
-    char topic[300];
-    uint8_t buf[256];
-    bench_dr_t dr = {0};
-    rd_kafka_t *rk = bench_raw_new(&dr, NULL);
-    snprintf(topic, sizeof(topic), "%s.profiles", prefix);
-    for (int u = 0; u < BENCH_USERS; u++) {
-        Userevents__UserProfile p = USEREVENTS__USER_PROFILE__INIT;
-        p.user_id = (char *)s->users[u];
-        p.plan = (char *)plans[u % 3];
-        p.country = u % 2 ? "GB" : "SE";
-        size_t len = userevents__user_profile__pack(&p, buf);
-        if (rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic),
-                              RD_KAFKA_V_KEY(p.user_id, strlen(p.user_id)),
-                              RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                              RD_KAFKA_V_END))
-            bench_die("profiles", "produce failed");
-    }
-    rd_kafka_flush(rk, 60000);
-    if (dr.ok != BENCH_USERS)
-        bench_die("profiles", "not delivered");
-    rd_kafka_destroy(rk);
-}
-
-/* N events through libuserevents onto "<prefix>.ev.<type>": keyed by user, 3 types. */
-static void produce_input(long n, const bench_strings_t *s)
-{
-    char qmax[32];
-    snprintf(qmax, sizeof(qmax), "%ld", n + 16);
-    const char *extra[] = {"queue.max.events", qmax, "queue.max.bytes", "1073741824", NULL};
-    ue_client_t *c = bench_sdk_new("enr.ev", extra);
-    ue_event_t *ev = ue_event_new("x");
-    for (long i = 0; i < n; i++) {
-        long user = (i / BENCH_TYPES) % BENCH_USERS;
-        ue_event_reset(ev, bench_types[i % BENCH_TYPES]);
-        ue_event_set_user_id(ev, s->users[user]);
-        ue_event_set_context(ev, "ip", ips[(user + i) % 4]);
-        ue_event_set_context(ev, "user_agent", uas[user % 4]);
-        ue_event_prop_string(ev, "path", s->paths[i % BENCH_PATHS]);
-        ue_event_prop_double(ev, "amount", 9.99 + (double)(i % 100));
-        if (ue_track(c, ev) != UE_OK)
-            bench_die("input", "ue_track failed");
-    }
-    ue_event_destroy(ev);
-    if (ue_flush(c, 300000) != UE_OK || ue_stat(c, UE_STAT_DELIVERED) != n)
-        bench_die("input", "events not delivered within 300 s");
-    ue_client_destroy(c);
-}
-
 /* Input, profile and every run's output topics, so no run waits for a topic to appear. */
 static void create_topics(const char *prefix, int nset)
 {
     static char names[4 + MAX_SETTINGS * 5 + 1][256];
-    static const char *const outs[] = {"enriched", "dlq", "agg", "alerts"};
+    char run[32];
     int k = 0;
     for (int t = 0; t < BENCH_TYPES; t++)
         input_topic(names[k++], sizeof(names[0]), prefix, t);
     snprintf(names[k++], sizeof(names[0]), "%s.profiles", prefix);
     snprintf(names[k++], sizeof(names[0]), "%s.plain.out", prefix);
     for (int i = 0; i < nset; i++) {
-        for (int o = 0; o < 4; o++)
-            snprintf(names[k++], sizeof(names[0]), "%s.enrich%d.%s", prefix, i, outs[o]);
+        snprintf(run, sizeof(run), "enrich%d", i);
+        k = enrich_topics(names, k, prefix, run);
         snprintf(names[k++], sizeof(names[0]), "%s.streams%d.out", prefix, i);
     }
     bench_create_topics(names, k);
@@ -442,23 +292,16 @@ static result_t run_child(const char *exe, const char *kind, const char *prefix,
                                       ns, a, b, c, NULL});
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
 /* The Kafka Streams peer in its own JVM; commit.interval.ms = txn.max.ms. */
 static result_t run_streams(const char *jar_dir, const char *prefix, const char *run, long n,
                             const setting_t *s)
 {
     char cp[PATH_MAX * 2 + 64], xmx[64], app[300], out[300], ns[32], ms[32], batch[32];
     char in[BENCH_TYPES][256], dir[] = "/tmp/ue-bench-streams.XXXXXX";
-    const char *heap = getenv("UE_BENCH_STREAMS_XMX");
     if (!mkdtemp(dir))
         bench_die("mkdtemp", "cannot create the Streams state directory");
     snprintf(cp, sizeof(cp), "%s/classes:%s/lib/*", jar_dir, jar_dir);
-    snprintf(xmx, sizeof(xmx), "-Xmx%s", heap && *heap ? heap : "256m");
+    snprintf(xmx, sizeof(xmx), "-Xmx%s", streams_heap());
     snprintf(app, sizeof(app), "%s.%s", prefix, run);
     snprintf(out, sizeof(out), "%s.%s.out", prefix, run);
     snprintf(ns, sizeof(ns), "%ld", n);
@@ -471,7 +314,7 @@ static result_t run_streams(const char *jar_dir, const char *prefix, const char 
     result_t r =
         spawn(run, (char *const[]){"java", xmx, "-cp", cp, "StreamsPeer", (char *)bench_bootstrap(),
                                    app, out, ns, ms, batch, dir, in[0], in[1], in[2], NULL});
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    rm_tree(dir);
     if (r.ok && r.extra) { /* every input event is unique and valid: it must write them all */
         fprintf(stderr, "bench: Streams peer dropped %ld events\n", r.extra);
         r.ok = 0;
@@ -546,16 +389,6 @@ static int parse_settings(setting_t *out)
     return n;
 }
 
-/* BUILD/bench/streams beside this binary, when test/bench/streams/build.sh built it. */
-static int streams_dir(char *out, size_t n, const char *exe)
-{
-    char cls[PATH_MAX * 2 + 64];
-    const char *slash = strrchr(exe, '/');
-    snprintf(out, n, "%.*s/streams", slash ? (int)(slash - exe) : 1, slash ? exe : ".");
-    snprintf(cls, sizeof(cls), "%s/classes/StreamsPeer.class", out);
-    return access(cls, R_OK) == 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc >= 9 && !strcmp(argv[1], "--child") && !strcmp(argv[2], "enrich"))
@@ -570,19 +403,18 @@ int main(int argc, char **argv)
     setting_t set[MAX_SETTINGS];
     int nset = parse_settings(set);
     char exe[PATH_MAX], prefix[128], jars[PATH_MAX + 16], run[32];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (len <= 0 || n < BENCH_TYPES || nset < 1)
-        bench_die("bench_enrich", "bad UE_BENCH_ENRICH_EVENTS / _SETTINGS or no /proc/self/exe");
-    exe[len] = '\0';
+    if (n < BENCH_TYPES || nset < 1)
+        bench_die("bench_enrich", "bad UE_BENCH_ENRICH_EVENTS or UE_BENCH_ENRICH_SETTINGS");
+    self_exe(exe, sizeof(exe));
     int have_streams = streams_dir(jars, sizeof(jars), exe);
     static bench_strings_t s;
     bench_strings_init(&s);
-    snprintf(prefix, sizeof(prefix), "%s-enr", bench_run_prefix());
+    enr_bench_prefix(prefix, sizeof(prefix), "enr");
 
     fprintf(stderr, "  input: %ld events on %s.ev.{type} (not timed)\n", n, prefix);
     create_topics(prefix, nset);
     produce_profiles(prefix, &s);
-    produce_input(n, &s);
+    produce_input("enr", n, &s);
 
     result_t plain = {0}, enrich[MAX_SETTINGS] = {{0}}, streams[MAX_SETTINGS] = {{0}};
     if (bench_selected("plain"))
@@ -629,7 +461,7 @@ int main(int argc, char **argv)
                "stores, JVM -Xmx%s started cold (JIT warm-up inside its clock); it parses, "
                "dedups, sessionizes and writes %ld events but does not parse user agents, join "
                "profiles, aggregate windows or score anomalies\n",
-               getenv("UE_BENCH_STREAMS_XMX") ? getenv("UE_BENCH_STREAMS_XMX") : "256m", n);
+               streams_heap(), n);
     printf("NOTE\tenrich: plain = librdkafka consume (read_committed) -> idempotent produce, "
            "bytes copied, no transactions: the floor\n");
     return rc;

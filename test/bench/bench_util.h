@@ -192,9 +192,10 @@ static inline void bench_wait_leaders(rd_kafka_t *rk, char (*names)[256], int n)
     }
 }
 
-/* Creates @p n topics with the broker's default partitions and replication, and waits for
- * their leaders. With the mock cluster topics appear on first use: nothing to do. */
-static inline void bench_create_topics(char (*names)[256], int n)
+/* Creates @p n topics with @p partitions each (-1: the broker's default) and the default
+ * replication, and waits for their leaders. With the mock cluster topics appear on first use:
+ * nothing to do. */
+static inline void bench_create_topics_p(char (*names)[256], int n, int partitions)
 {
     char errstr[512];
     if (!bench_bootstrap())
@@ -206,7 +207,7 @@ static inline void bench_create_topics(char (*names)[256], int n)
         bench_die("admin client", errstr);
     rd_kafka_NewTopic_t **nt = calloc((size_t)n, sizeof(*nt));
     for (int i = 0; i < n; i++)
-        if (!(nt[i] = rd_kafka_NewTopic_new(names[i], -1, -1, errstr, sizeof(errstr))))
+        if (!(nt[i] = rd_kafka_NewTopic_new(names[i], partitions, -1, errstr, sizeof(errstr))))
             bench_die(names[i], errstr);
     rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, nt, (size_t)n, NULL, q);
@@ -225,6 +226,11 @@ static inline void bench_create_topics(char (*names)[256], int n)
     free(nt);
     bench_wait_leaders(rk, names, n);
     rd_kafka_destroy(rk);
+}
+
+static inline void bench_create_topics(char (*names)[256], int n)
+{
+    bench_create_topics_p(names, n, -1);
 }
 
 /*

@@ -8,7 +8,9 @@
 # stays 0; only a broken run (a benchmark that fails, drops or loses events) exits non-zero.
 #
 # Environment: UE_BENCH_EVENTS (500000), UE_BENCH_TRACK_EVENTS (200000), UE_BENCH_REPS (5);
-# bench_enrich's UE_BENCH_ENRICH_EVENTS (200000) and UE_BENCH_ENRICH_SETTINGS (see its header).
+# bench_enrich's UE_BENCH_ENRICH_EVENTS (200000) and UE_BENCH_ENRICH_SETTINGS (see its header);
+# bench_enrich_scale (1 and 2 processors) and bench_enrich_rebalance (joins and kills under a
+# steady stream, UE_BENCH_REBALANCE_RATE 5000/s) run the same Streams peer in member mode.
 # bench_enrich's Kafka Streams peer is built first by test/bench/streams/build.sh (Maven, offline
 # after the first build); without it, the enrich table shows only the plain librdkafka peer.
 set -euo pipefail
@@ -57,6 +59,26 @@ if grep -q "^EROW" "$out"; then
   erow "----------------" "------" "-------------" "----" "----" "-----" "----------------" "-------"
   while IFS=$'\t' read -r tag name fig ks ratio goal meets plain pratio; do
     if [[ $tag == EROW ]]; then erow "$name" "$fig" "$ks" "$ratio" "$goal" "$meets" "$plain" "$pratio"; fi
+  done <"$out"
+fi
+if grep -q "^SROW" "$out"; then
+  srow() { printf '%-44s %16s %16s %7s  %-8s %s\n' "$@"; }
+  echo
+  echo "libenrich scales out: 1 and 2 processors of one group vs Kafka Streams with 1 and 2 instances"
+  srow "processors: figure" "enrich" "Kafka Streams" "e/KS" "goal" "meets"
+  srow "------------------" "------" "-------------" "----" "----" "-----"
+  while IFS=$'\t' read -r tag name fig ks ratio goal meets; do
+    if [[ $tag == SROW ]]; then srow "$name" "$fig" "$ks" "$ratio" "$goal" "$meets"; fi
+  done <"$out"
+fi
+if grep -q "^RROW" "$out"; then
+  rrow() { printf '%-48s %18s %18s %18s  %-10s %s\n' "$@"; }
+  echo
+  echo "libenrich rebalances vs Kafka Streams (2 members, a steady stream): commits seen from outside"
+  rrow "event: figure" "enrich" "Kafka Streams" "KS, 1 standby" "goal" "meets"
+  rrow "-------------" "------" "-------------" "-------------" "----" "-----"
+  while IFS=$'\t' read -r tag name e ks sb goal meets; do
+    if [[ $tag == RROW ]]; then rrow "$name" "$e" "$ks" "$sb" "$goal" "$meets"; fi
   done <"$out"
 fi
 while IFS=$'\t' read -r tag note; do

@@ -19,6 +19,16 @@
  *
  * Usage: StreamsPeer BOOTSTRAP APP_ID OUTPUT_TOPIC EVENTS COMMIT_MS MAX_POLL_RECORDS STATE_DIR
  *        INPUT_TOPIC... ; prints "RESULT <events> <wall s> <cpu s> <VmHWM kB> -1 <dropped>".
+ *
+ * Member mode, one of several instances of one application (bench_enrich_scale and
+ * bench_enrich_rebalance): it cannot know when the group is done, so it runs until its stdin
+ * closes (the parent watches the group's committed offsets), prints "TASKS <ns> <partitions>"
+ * whenever its active tasks change (a task's processor initialised or closed) (System.nanoTime() is CLOCK_MONOTONIC on Linux, the C side's
+ * clock) and at the end "MEMBER <processed> <written> <first record ns> <cpu s> <VmHWM kB>".
+ *        StreamsPeer --member INSTANCE_ID STANDBYS RECOVERY_LAG BOOTSTRAP APP_ID OUTPUT_TOPIC
+ *        COMMIT_MS MAX_POLL_RECORDS STATE_DIR INPUT_TOPIC...
+ * INSTANCE_ID is the consumer's group.instance.id (static membership, as libenrich's
+ * instance.id); RECOVERY_LAG is acceptable.recovery.lag, -1 for Streams' default.
  */
 import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
@@ -37,6 +47,8 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.HashSet;
+import java.util.TreeSet;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -113,11 +125,20 @@ public final class StreamsPeer {
         private WindowStore<Bytes, Long> dedup;
         private KeyValueStore<String, byte[]> sessions;
 
+        private int task = -1;
+
         @Override
         public void init(ProcessorContext<byte[], byte[]> context) {
             ctx = context;
             dedup = context.getStateStore("dedup");
             sessions = context.getStateStore("sessions");
+            task = context.taskId().partition();
+            taskChange(task, true);
+        }
+
+        @Override
+        public void close() {
+            taskChange(task, false);
         }
 
         @Override
@@ -238,17 +259,7 @@ public final class StreamsPeer {
         return sum;
     }
 
-    public static void main(String[] args) throws Exception {
-        if (args.length < 8) {
-            System.err.println("usage: StreamsPeer BOOTSTRAP APP_ID OUTPUT_TOPIC EVENTS "
-                    + "COMMIT_MS MAX_POLL_RECORDS STATE_DIR INPUT_TOPIC...");
-            System.exit(2);
-        }
-        String bootstrap = args[0], appId = args[1], output = args[2], stateDir = args[6];
-        total = Long.parseLong(args[3]);
-        int commitMs = Integer.parseInt(args[4]), maxPoll = Integer.parseInt(args[5]);
-        List<String> inputs = Arrays.asList(args).subList(7, args.length);
-
+    static KafkaStreams start(List<String> inputs, String output, Properties p) {
         StreamsBuilder builder = new StreamsBuilder();
         builder.addStateStore(Stores.windowStoreBuilder(
                 Stores.persistentWindowStore("dedup", Duration.ofMillis(DEDUP_WINDOW_MS),
@@ -261,15 +272,97 @@ public final class StreamsPeer {
         builder.stream(inputs, Consumed.with(Serdes.ByteArray(), Serdes.ByteArray()))
                 .process(Enrich::new, "dedup", "sessions")
                 .to(output, Produced.with(Serdes.ByteArray(), Serdes.ByteArray()));
-
-        Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap));
-        KafkaStreams streams =
-                new KafkaStreams(builder.build(), props(bootstrap, appId, commitMs, maxPoll, stateDir));
+        KafkaStreams streams = new KafkaStreams(builder.build(), p);
         streams.setUncaughtExceptionHandler(e -> {
             e.printStackTrace();
             return StreamsUncaughtExceptionHandler.StreamThreadExceptionResponse.SHUTDOWN_CLIENT;
         });
         streams.start();
+        return streams;
+    }
+
+    /* Member mode: the active tasks of this instance, by partition (task 0_p reads partition p
+     * of every input topic, like a libenrich task). A task's processor is initialised once its
+     * stores are restored, just before it processes (libenrich reports a task at the same
+     * point), and closed once it is revoked and committed. */
+    static volatile boolean member;
+    static final TreeSet<Integer> tasks = new TreeSet<>();
+
+    static synchronized void taskChange(int task, boolean add) {
+        if (!member || (add ? !tasks.add(task) : !tasks.remove(task)))
+            return;
+        StringBuilder b = new StringBuilder();
+        for (int p : tasks)
+            b.append(b.length() > 0 ? "," : "").append(p);
+        System.out.printf("TASKS %d %s%n", System.nanoTime(), b.length() > 0 ? b : "-");
+        System.out.flush();
+    }
+
+    /* args after --member: INSTANCE_ID STANDBYS RECOVERY_LAG BOOTSTRAP APP_ID OUTPUT_TOPIC
+     * COMMIT_MS MAX_POLL_RECORDS STATE_DIR INPUT_TOPIC... */
+    static void member(String[] args) throws Exception {
+        total = Long.MAX_VALUE; /* no last record: the parent says when to stop */
+        member = true;
+        Properties p = props(args[3], args[4], Integer.parseInt(args[6]),
+                Integer.parseInt(args[7]), args[8]);
+        p.put(StreamsConfig.mainConsumerPrefix(ConsumerConfig.GROUP_INSTANCE_ID_CONFIG), args[0]);
+        p.put(StreamsConfig.NUM_STANDBY_REPLICAS_CONFIG, Integer.parseInt(args[1]));
+        if (Long.parseLong(args[2]) >= 0)
+            p.put(StreamsConfig.ACCEPTABLE_RECOVERY_LAG_CONFIG, Long.parseLong(args[2]));
+        /* libenrich's group settings: a member gone for good loses its tasks after 10 s. */
+        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG), 10000);
+        p.put(StreamsConfig.consumerPrefix(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG), 2000);
+
+        KafkaStreams streams =
+                start(Arrays.asList(args).subList(9, args.length), args[5], p);
+        AtomicBoolean eof = new AtomicBoolean();
+        Thread reader = new Thread(() -> {
+            try {
+                while (System.in.read() >= 0) {
+                }
+            } catch (IOException e) {
+                /* a closed stdin is the signal too */
+            }
+            eof.set(true);
+        });
+        reader.setDaemon(true);
+        reader.start();
+        while (!eof.get()) {
+            KafkaStreams.State st = streams.state();
+            if (st == KafkaStreams.State.ERROR || st == KafkaStreams.State.NOT_RUNNING) {
+                System.err.printf("StreamsPeer %s: state %s%n", args[0], st);
+                System.exit(1);
+            }
+            Thread.sleep(10);
+        }
+        long cpu1 = cpuNs(), hwm = vmHwmKb();
+        member = false; /* closing the tasks below is not a change the parent should see */
+        System.out.printf("MEMBER %d %d %d %.6f %d%n", processed,
+                processed - dropped - undecodable, cpu0Ns < 0 ? 0 : t0Ns,
+                cpu0Ns < 0 ? 0.0 : (cpu1 - cpu0Ns) / 1e9, hwm);
+        System.out.flush();
+        streams.close(Duration.ofSeconds(30));
+        System.exit(0);
+    }
+
+    public static void main(String[] args) throws Exception {
+        if (args.length >= 12 && args[0].equals("--member")) {
+            member(Arrays.copyOfRange(args, 1, args.length));
+            return;
+        }
+        if (args.length < 8) {
+            System.err.println("usage: StreamsPeer BOOTSTRAP APP_ID OUTPUT_TOPIC EVENTS "
+                    + "COMMIT_MS MAX_POLL_RECORDS STATE_DIR INPUT_TOPIC...");
+            System.exit(2);
+        }
+        String bootstrap = args[0], appId = args[1], stateDir = args[6];
+        total = Long.parseLong(args[3]);
+        int commitMs = Integer.parseInt(args[4]), maxPoll = Integer.parseInt(args[5]);
+        List<String> inputs = Arrays.asList(args).subList(7, args.length);
+
+        Admin admin = Admin.create(Map.of(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap));
+        KafkaStreams streams =
+                start(inputs, args[2], props(bootstrap, appId, commitMs, maxPoll, stateDir));
 
         long deadline = System.nanoTime() + 300_000_000_000L;
         Set<String> inputSet = new HashSet<>(inputs);

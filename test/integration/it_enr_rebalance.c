@@ -204,6 +204,7 @@ static int consumed_reached(void *arg)
 
 static void test_rebalances_mid_stream_lose_nothing(void **state)
 {
+    tu_trace_crashes();
     (void)state;
     char topic[128];
     for (int t = 0; t < 2; t++) { /* the stream starts at once, on 3 partitions each */
@@ -258,6 +259,7 @@ static enr_verdict_t stall_stage(void *state, enr_event_t *ev, enr_ctx_t *ctx, v
 
 static void test_processor_past_max_poll_interval_loses_nothing(void **state)
 {
+    tu_trace_crashes();
     (void)state;
     char topic[128], group[128], errstr[512];
     snprintf(topic, sizeof(topic), "%s.slow.raw", in.prefix);

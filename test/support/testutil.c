@@ -3,7 +3,10 @@
  */
 #include "testutil.h"
 
+#include <execinfo.h>
 #include <ftw.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +37,38 @@ void tu_rmrf(const char *path)
 {
     if (path)
         nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Runs in the crashing thread; the rest of the process is in an unknown state, so it only
+ * forks, waits and writes. */
+static void print_stacks(int sig)
+{
+    static const char banner[] = "\n=== crashed: every thread's stack ===\n";
+    char pid[16];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    (void)!write(2, banner, sizeof(banner) - 1);
+    pid_t gdb = fork();
+    if (gdb == 0) {
+        dup2(2, 1);
+        execlp("gdb", "gdb", "-q", "-batch", "-p", pid, "-ex", "thread apply all bt", (char *)NULL);
+        _exit(127);
+    }
+    int status = 127 << 8;
+    if (gdb > 0)
+        waitpid(gdb, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        void *frames[64];
+        backtrace_symbols_fd(frames, backtrace(frames, 64), 2);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+void tu_trace_crashes(void)
+{
+    static const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+        signal(fatal[i], print_stacks);
 }
 
 ue_conf_t *tu_conf(const char *const *kv)

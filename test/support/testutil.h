@@ -21,6 +21,14 @@ ue_conf_t *tu_conf(const char *const *kv);
 /* Waits until @p cond(@p arg) is true or @p timeout_ms passes; returns the last result. */
 int tu_wait_until(int (*cond)(void *arg), void *arg, int timeout_ms);
 
+/*
+ * On a crash or an abort (a failed assert, librdkafka's too), prints every thread's stack
+ * (gdb when installed, else glibc's backtrace) and lets the process die. cmocka catches
+ * SIGSEGV per test and goes on with threads of the failed test still running, which hides
+ * where it happened: call this at the start of a test that runs threads.
+ */
+void tu_trace_crashes(void);
+
 /* ---- helpers of the unit tests that run a client (added with test/unit/) ---------------- */
 
 /* A log callback that discards everything: an unreachable broker makes librdkafka chatty. */

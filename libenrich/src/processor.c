@@ -93,6 +93,8 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     p->in_callback = 1;
     if (!all) {
         enr__processor_fail(p, ENR_ERR_KAFKA_FATAL, "out of memory in a rebalance");
+    } else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS && p->closing) {
+        enr__assignment_change(p, all, 1); /* only to close: see enr_processor_destroy() */
     } else if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         enr__tasks_take(p, ids, n); /* restores each from its changelog partition */
         enr__owned_change(p, all, 1);

@@ -75,6 +75,7 @@ struct enr_processor_s {
     int64_t txn_events;
     int64_t commit_started_ms;   /* when the commit (or abort) of the open transaction began */
     int in_callback;             /* inside the rebalance callback: no recursive commit */
+    int closing;                 /* destroy waits for a first assignment: take no task */
     enr_err_t fatal;             /* set once the processor cannot go on */
     char last_error[512];        /* why: enr_processor_last_error() */
     int produce_failed;          /* a record of the open transaction was refused: abort it */

@@ -135,6 +135,29 @@ void enr_stop(enr_processor_t *p)
         atomic_store(&p->stop, 1);
 }
 
+/* librdkafka before 2.3.0 (Debian's is 2.0.2) aborts on an assert when a cooperative-sticky
+ * consumer is destroyed after the group answered its JoinGroup and before its first
+ * assignment: the assignor's state is still NULL (librdkafka #4312, fixed by #4381). A member
+ * id says the join may have got that far: poll until the first assignment, taken only to be
+ * given back, or until a rebalance must have ended. */
+#define FIRST_ASSIGNMENT_WAIT_MS 15000
+
+static void await_first_assignment(enr_processor_t *p)
+{
+    char *member = rd_kafka_memberid(p->consumer);
+    int joining = member && *member && !atomic_load(&p->stats[ENR_STAT_REBALANCES]);
+    rd_kafka_mem_free(p->consumer, member);
+    if (!joining)
+        return;
+    p->closing = 1;
+    int64_t deadline = ue__mono_ms() + FIRST_ASSIGNMENT_WAIT_MS;
+    while (!atomic_load(&p->stats[ENR_STAT_REBALANCES]) && ue__mono_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, 100);
+        if (m) /* nothing is assigned yet: at most an error event */
+            rd_kafka_message_destroy(m);
+    }
+}
+
 enr_err_t enr_processor_destroy(enr_processor_t *p, int timeout_ms)
 {
     if (!p)
@@ -144,8 +167,10 @@ enr_err_t enr_processor_destroy(enr_processor_t *p, int timeout_ms)
     enr_err_t rc = p->fatal;
     if (p->in_txn && !p->fatal)
         rc = enr__txn_commit(p, timeout_ms > 0 ? timeout_ms : 1);
-    if (p->consumer)
+    if (p->consumer) {
+        await_first_assignment(p);
         rd_kafka_consumer_close(p->consumer); /* leave the group now, not after a timeout */
+    }
     enr_conf_t *conf = p->conf;
     enr__processor_free(p);
     enr_conf_destroy(conf);

@@ -68,16 +68,36 @@ typedef struct runner {
     enr_err_t rc;
     int running;
     char assigned[256]; /* the last "tasks assigned: ..." log line */
+    char instance[16];
+    int64_t restored;   /* from the last "restored N changelog record(s)" line */
+    struct {
+        char tasks[64];  /* "2,1,0" */
+        int64_t records; /* what restoring them read */
+    } restores[16];
+    int nrestores;
 } runner_t;
 
-/* Keeps the processor's last "tasks assigned" line (its thread; read after it stopped). */
+/* Keeps the processor's last "tasks assigned" line and what each assignment restored (the
+ * processor's thread writes them; the test reads them once it stopped). */
 static void keep_assigned(int level, const char *message, void *opaque)
 {
     runner_t *r = opaque;
     const char *at = strstr(message, "tasks assigned: ");
-    (void)level;
-    if (at)
-        snprintf(r->assigned, sizeof(r->assigned), "%s", at + 16);
+    const char *restored = strstr(message, ": restored ");
+    if (getenv("IT_VERBOSE"))
+        fprintf(stderr, "  %s [%d] %s\n", r->instance, level, message);
+    if (restored)
+        r->restored = atoll(restored + 11);
+    if (!at)
+        return;
+    snprintf(r->assigned, sizeof(r->assigned), "%s", at + 16);
+    size_t len = strcspn(at + 16, ";");
+    if (strncmp(at + 16, "none", 4) && r->nrestores < 16) {
+        snprintf(r->restores[r->nrestores].tasks, sizeof(r->restores[0].tasks), "%.*s", (int)len,
+                 at + 16);
+        r->restores[r->nrestores++].records = r->restored;
+    }
+    r->restored = 0;
 }
 
 static void *run_thread(void *arg)
@@ -105,7 +125,7 @@ static enr_conf_t *conf_for(const char *group, const char *instance, const char 
     snprintf(kv[n++], 300, "session.gap.ms=60000");
     snprintf(kv[n++], 300, "window.size.ms=%d", WINDOW_MS);
     snprintf(kv[n++], 300, "window.idle.timeout.ms=0");
-    snprintf(kv[n++], 300, "log.level=notice");
+    snprintf(kv[n++], 300, "log.level=info"); /* the restore lines; keep_assigned() */
     enr_conf_t *conf = enr_conf_new();
     for (size_t i = 0; i < n; i++) {
         char *eq = strchr(kv[i], '=');
@@ -120,6 +140,9 @@ static void start_on(runner_t *r, const char *group, const char *instance, const
 {
     char errstr[512];
     enr_conf_t *conf = conf_for(group, instance, input);
+    snprintf(r->instance, sizeof(r->instance), "%s", instance);
+    r->nrestores = 0;
+    r->restored = 0;
     enr_conf_set_log_cb(conf, keep_assigned, r);
     r->p = enr_processor_new(conf, errstr, sizeof(errstr));
     if (!r->p)
@@ -393,6 +416,7 @@ static void wait_enriched(enr_processor_t *p, size_t n)
 
 static void test_processors_join_and_leave_each_event_once(void **state)
 {
+    tu_trace_crashes();
     (void)state;
     char topic[128];
     snprintf(topic, sizeof(topic), "%s.all", in.prefix);
@@ -483,6 +507,7 @@ static pid_t spawn_enrichd(const char *group, const char *instance, const char *
 
 static void test_zombie_is_fenced_and_nothing_appears_twice(void **state)
 {
+    tu_trace_crashes();
     (void)state;
     char input[128], log[256];
     snprintf(input, sizeof(input), "%s.z", in.prefix);
@@ -579,9 +604,11 @@ static int total_enriched(void *arg)
     return sum >= w->at_least;
 }
 
-/* Guarantee: a processor that restarts reads only its own tasks' changelog partitions. */
+/* Guarantees: a processor that restarts within the session timeout gets its own tasks back
+ * and nothing moves (static membership), and it reads only their changelog partitions. */
 static void test_restart_restores_only_its_own_tasks(void **state)
 {
+    tu_trace_crashes();
     (void)state;
     if (!in.n)
         skip(); /* needs the input of the join-and-leave test */
@@ -590,29 +617,39 @@ static void test_restart_restores_only_its_own_tasks(void **state)
     start(&r[1], "share", "C");
     wait_total_t w = {r, 2, (int64_t)EVENTS + PARTITIONS};
     assert_true(tu_wait_until(total_enriched, &w, 120000));
-    stop(&r[1]);
+    wait_tasks_t half = {r[1].p, PARTITIONS / 2}; /* A may have done it all before C joined */
+    assert_true(tu_wait_until(tasks_are, &half, 60000));
+    stop(&r[1]); /* its last commit flushes its tasks' state: counted after it */
 
     char changelog[128];
     const char *topics[] = {changelog};
     snprintf(changelog, sizeof(changelog), "%s.share.changelog", in.prefix);
-    int64_t per[PARTITIONS] = {0}, total = 0;
+    int64_t per[PARTITIONS] = {0}, total = 0, share = 0;
     it_read(topics, 1, 1, 30000, count_partition, per);
     for (int i = 0; i < PARTITIONS; i++)
         total += per[i];
+    int a_assignments = r[0].nrestores;
 
     start(&r[1], "share", "C"); /* the same instance.id: its own tasks come back */
     wait_tasks_t wt = {r[1].p, PARTITIONS / 2};
     assert_true(tu_wait_until(tasks_are, &wt, 60000));
-    int64_t read = enr_stat(r[1].p, ENR_STAT_RESTORE_RECORDS), share = 0;
-    char list[256];
-    snprintf(list, sizeof(list), "%s", r[1].assigned);
-    for (char *t = strtok(list, ","); t; t = strtok(NULL, ","))
-        share += per[atoi(t)];
-    print_message("restarted processor: tasks %s, read %lld changelog records: its partitions "
-                  "hold %lld of %lld\n", r[1].assigned, (long long)read, (long long)share,
-                  (long long)total);
+    int64_t read = enr_stat(r[1].p, ENR_STAT_RESTORE_RECORDS);
     stop(&r[1]);
     stop(&r[0]);
+
+    char list[64];
+    snprintf(list, sizeof(list), "%s", r[1].nrestores ? r[1].restores[0].tasks : "");
+    for (char *t = strtok(list, ","); t; t = strtok(NULL, ","))
+        share += per[atoi(t)];
+    print_message("restarted processor: %d assignment(s), tasks %s, read %lld changelog records: "
+                  "their partitions hold %lld of %lld; the other took %d task assignment(s) "
+                  "meanwhile\n",
+                  r[1].nrestores, r[1].nrestores ? r[1].restores[0].tasks : "none",
+                  (long long)read, (long long)share, (long long)total,
+                  r[0].nrestores - a_assignments);
+    assert_int_equal(r[0].nrestores, a_assignments); /* nothing moved */
+    assert_int_equal(r[1].nrestores, 1);
+    assert_int_equal(r[1].restores[0].records, share);
     assert_int_equal(read, share);
     assert_true(share < total);
 }
@@ -699,6 +736,7 @@ static void set_rates(enr_conf_t *conf)
  * judged on all of them: the alerts are those one pipeline gives over the whole input. */
 static void test_type_rates_are_judged_on_every_task(void **state)
 {
+    tu_trace_crashes();
     (void)state;
     char topic[128], errstr[512];
     snprintf(topic, sizeof(topic), "%s.rates", in.prefix);
@@ -778,6 +816,7 @@ static void test_type_rates_are_judged_on_every_task(void **state)
  * must win), and the first stops with ENR_ERR_FENCED and a reason that says why. */
 static void test_same_instance_id_fences_the_older_with_the_reason(void **state)
 {
+    tu_trace_crashes();
     (void)state;
     char input[128];
     snprintf(input, sizeof(input), "%s.dup.in", in.prefix);
@@ -817,6 +856,7 @@ static void assert_refused(enr_conf_t *conf, const char *const *words)
 
 static void test_misconfiguration_is_refused_with_the_reason(void **state)
 {
+    tu_trace_crashes();
     (void)state;
     char a[128], b[128], input[256], changelog[128];
     snprintf(a, sizeof(a), "%s.bad.a", in.prefix);

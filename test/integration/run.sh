@@ -4,7 +4,8 @@
 #   test/kafka.sh run -- test/postgres.sh run -- test/clickhouse.sh run -- the tests
 # A service already given (KAFKA_BOOTSTRAP, POSTGRES_URL, CLICKHOUSE_URL) is used as it is; the
 # tests that stop a server then skip what they cannot stop. A test whose service is missing
-# fails, it never passes silently.
+# fails, it never passes silently. Every test runs even when one fails; the failed are named
+# at the end.
 #
 # Usage: test/integration/run.sh [BUILD_DIR]     (make integration builds what it needs)
 # Environment: WHS_IT_EVENTS (20000), WHS_IT_KILLS (5), WHS_IT_FILTER (e.g. '*sqlite*').
@@ -16,4 +17,6 @@ tests=("$build"/test/it_*)
 [[ ${#tests[@]} -gt 0 ]] || { echo "run.sh: no integration tests in $build/test" >&2; exit 1; }
 export UE_BUILD_DIR=$build
 exec test/kafka.sh run -- test/postgres.sh run -- test/clickhouse.sh run -- \
-  bash -c 'set -e; for t in "$@"; do echo "== $t"; "$t"; done' _ "${tests[@]}"
+  bash -c 'failed=(); for t in "$@"; do echo "== $t"; "$t" || failed+=("$t"); done
+           [[ ${#failed[@]} -eq 0 ]] || { echo "run.sh: FAILED: ${failed[*]}" >&2; exit 1; }' \
+  _ "${tests[@]}"

@@ -223,6 +223,8 @@ void enr__processor_free(enr_processor_t *p)
         rd_kafka_destroy(p->consumer);
     if (p->profiles)
         rd_kafka_destroy(p->profiles);
+    if (p->restorer)
+        rd_kafka_destroy(p->restorer);
     if (p->producer)
         rd_kafka_destroy(p->producer);
     enr__tasks_free(p);

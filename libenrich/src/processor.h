@@ -53,6 +53,7 @@ struct enr_processor_s {
     rd_kafka_t *consumer;        /* the group consumer: repartition topic + input topics */
     rd_kafka_queue_t *queue;     /* its message queue */
     rd_kafka_t *producer;        /* transactional: outputs, changelog, offsets */
+    rd_kafka_t *restorer;        /* reads changelog partitions when tasks are restored */
     rd_kafka_t *profiles;        /* consumer of the profile topic (no group); may be NULL */
     rd_kafka_queue_t *profiles_queue;
     enr_pipeline_t *pipe;        /* the stages as configured: checked at start, owns the

@@ -22,6 +22,7 @@ static rd_kafka_t *reader_new(enr_processor_t *p, char *errstr, size_t errstr_si
     snprintf(group, sizeof(group), "%s-reader", p->conf->s.group_id);
     rd_kafka_conf_set(conf, "group.id", group, NULL, 0); /* required, never joined */
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", NULL, 0);
+    rd_kafka_conf_set(conf, "auto.offset.reset", "earliest", NULL, 0); /* whole, whatever set */
     rd_kafka_conf_set(conf, "fetch.wait.max.ms", "10", NULL, 0); /* the end, found at once */
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
     if (!rk)
@@ -127,35 +128,56 @@ static int ensure_topic(enr_processor_t *p, const char *topic, int compact, char
     return 0;
 }
 
-int enr__topics_ensure(enr_processor_t *p, char *errstr, size_t errstr_size)
+/* The restorer is kept from one restore to the next: a new consumer spent about 0.5 s
+ * connecting and fetching metadata, inside the rebalance callback, while every task waited. */
+static rd_kafka_t *restorer(enr_processor_t *p, char *errstr, size_t errstr_size)
 {
-    return ensure_topic(p, p->changelog_topic, 1, errstr, errstr_size) ||
-                   ensure_topic(p, p->repartition_topic, 0, errstr, errstr_size)
-               ? -1
-               : 0;
+    if (!p->restorer)
+        p->restorer = reader_new(p, errstr, errstr_size);
+    return p->restorer;
 }
 
-/* Reads @p rk's assignment to the end, handing each record to @p apply. */
-static int read_to_end(rd_kafka_t *rk, int partitions, int timeout_ms,
-                       void (*apply)(void *, const rd_kafka_message_t *), void *opaque,
-                       const ue__logger_t *log)
+int enr__topics_ensure(enr_processor_t *p, char *errstr, size_t errstr_size)
+{
+    if (ensure_topic(p, p->changelog_topic, 1, errstr, errstr_size) ||
+        ensure_topic(p, p->repartition_topic, 0, errstr, errstr_size) ||
+        !restorer(p, errstr, errstr_size))
+        return -1;
+    /* The restorer connects and learns where the changelog's partitions live now, not in the
+     * first rebalance callback (that cost its first restore 0.5 s). */
+    int64_t lo, hi;
+    rd_kafka_query_watermark_offsets(p->restorer, p->changelog_topic, 0, &lo, &hi, 10000);
+    return 0;
+}
+
+/* Reads @p parts (assigned to @p rk, all of one topic) to their end, handing each record to
+ * @p apply. Each partition's end counts once: a reader that is assigned again (the restorer)
+ * must not take a second end of one partition for the end of another. */
+static int read_to_end(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
+                       int timeout_ms, void (*apply)(void *, const rd_kafka_message_t *),
+                       void *opaque, const ue__logger_t *log)
 {
     int at_end = 0;
+    char *ended = calloc((size_t)parts->cnt + 1, 1);
     int64_t deadline = ue__mono_ms() + timeout_ms;
-    while (at_end < partitions && ue__mono_ms() < deadline) {
+    while (ended && at_end < parts->cnt && ue__mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m)
             continue;
-        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-            at_end++;
-        else if (!m->err)
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            for (int i = 0; i < parts->cnt; i++)
+                if (parts->elems[i].partition == m->partition && !ended[i])
+                    ended[i] = 1, at_end++;
+        } else if (!m->err) {
             apply(opaque, m);
-        else
+        } else {
             ue__log(log, UE_LOG_WARNING, "reading %s: %s", rd_kafka_topic_name(m->rkt),
                     rd_kafka_message_errstr(m));
+        }
         rd_kafka_message_destroy(m);
     }
-    return at_end < partitions ? -1 : 0;
+    free(ended);
+    return at_end < parts->cnt ? -1 : 0;
 }
 
 /* The tasks being restored, found by partition. */
@@ -186,28 +208,29 @@ int enr__tasks_restore(enr_processor_t *p, enr__task_t *const *tasks, int n, cha
     for (int i = 0; i < n; i++)
         if (enr__task_rebuild(tasks[i], errstr, errstr_size))
             return -1;
-    rd_kafka_t *rk = reader_new(p, errstr, errstr_size);
+    if (n == 0)
+        return 0;
+    rd_kafka_t *rk = restorer(p, errstr, errstr_size);
     if (!rk)
         return -1;
-    /* One reader for them all, and only the partitions that hold something: an empty one
-     * would cost a fetch wait to say so. */
+    /* Only the partitions that hold something: an empty one would cost a fetch wait to say
+     * so. */
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
     for (int i = 0; i < n; i++) {
         int64_t lo = 0, hi = 1;
         rd_kafka_query_watermark_offsets(rk, p->changelog_topic, tasks[i]->id, &lo, &hi, 10000);
-        if (hi > lo)
+        if (hi > lo) /* from lo, not BEGINNING: that lookup waited 0.5 s for a leader */
             rd_kafka_topic_partition_list_add(parts, p->changelog_topic, tasks[i]->id)->offset =
-                RD_KAFKA_OFFSET_BEGINNING;
+                lo;
     }
     restoring_t r = {tasks, n};
     int rc = 0;
     if (parts->cnt > 0) {
         rd_kafka_assign(rk, parts);
-        rc = read_to_end(rk, parts->cnt, 120000, apply_changelog, &r, &p->log);
+        rc = read_to_end(rk, parts, 120000, apply_changelog, &r, &p->log);
+        rd_kafka_assign(rk, NULL);
     }
     rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_consumer_close(rk);
-    rd_kafka_destroy(rk);
     if (rc) {
         ue__errstr(errstr, errstr_size, "changelog %s: not read to its end in time",
                    p->changelog_topic);
@@ -255,8 +278,11 @@ void enr__profiles_poll(enr_processor_t *p, int to_end)
     if (!rd_kafka_assignment(p->profiles, &assigned) && assigned->cnt == 0) {
         /* Not assigned yet (the topic may not exist yet): try again. */
         int parts = assign_all(p->profiles, p->conf->s.profile_topic);
-        if (parts && to_end)
-            read_to_end(p->profiles, parts, 30000, apply_profile, p, &p->log);
+        rd_kafka_topic_partition_list_t *now = NULL;
+        if (parts && to_end && !rd_kafka_assignment(p->profiles, &now))
+            read_to_end(p->profiles, now, 30000, apply_profile, p, &p->log);
+        if (now)
+            rd_kafka_topic_partition_list_destroy(now);
     } else {
         rd_kafka_message_t *m;
         while ((m = rd_kafka_consumer_poll(p->profiles, 0))) {

@@ -220,8 +220,17 @@ docs-links:
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run.sh $(FUZZ_TARGETS)
-#   make chaos              the whole pipeline under faults (test/chaos/run.sh; CHAOS_EVENTS,
-#                           CHAOS_SECONDS); build/chaos/ue-chaos is its verifier
+$(BUILD)/obj/test/chaos/%.o: test/chaos/%.c | $(GEN_H)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) -I$(BUILD)/gen $(DEP_CFLAGS) \
+	    -MMD -MP -c $< -o $@
+
+$(CHAOS_BIN): $(CHAOS_OBJ) $(patsubst $(BUILD)/gen/%.c,$(BUILD)/obj/gen/%.o,$(GEN_C))
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS)
+
+chaos: all $(CHAOS_BIN)
+	test/chaos/run.sh --build $(BUILD)
 
 bench: all $(BENCH_BIN)
 	test/bench/run.sh $(BUILD)

@@ -46,7 +46,9 @@ extern "C" {
 /** Version of the EnrichedEvent this library writes (EnrichedEvent.enrich_version). */
 #define ENR_OUTPUT_VERSION 1
 
+/** @brief The version of the library linked at run time, as ENR_VERSION. */
 ENR_API int enr_version(void);
+/** @brief The same as text ("0.1.0"): a static string. */
 ENR_API const char *enr_version_str(void);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -74,7 +76,9 @@ typedef enum enr_err {
                                        than fencing; enr_processor_last_error() says which */
 } enr_err_t;
 
+/** @brief A sentence for @p err: a static string, also for a code this version does not know. */
 ENR_API const char *enr_err2str(enr_err_t err);
+/** @brief The constant's name ("ENR_ERR_FENCED"), "ENR_ERR_UNKNOWN" for an unknown code. */
 ENR_API const char *enr_err2name(enr_err_t err);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -102,12 +106,16 @@ ENR_API const char *enr_event_context(const enr_event_t *ev, const char *field);
 
 /** @brief Reads a property. @returns ENR_OK, or ENR_ERR_INVALID_ARG if absent/other type. */
 ENR_API enr_err_t enr_event_get_string(const enr_event_t *ev, const char *key, const char **out);
+/** @brief Reads an integer property, as enr_event_get_string(). */
 ENR_API enr_err_t enr_event_get_int(const enr_event_t *ev, const char *key, int64_t *out);
+/** @brief Reads a floating-point property, as enr_event_get_string(). */
 ENR_API enr_err_t enr_event_get_double(const enr_event_t *ev, const char *key, double *out);
 
 /** @brief Sets (adds or replaces) a property of the event. Strings are copied. */
 ENR_API enr_err_t enr_event_set_string(enr_event_t *ev, const char *key, const char *value);
+/** @brief Sets an integer property, as enr_event_set_string(). */
 ENR_API enr_err_t enr_event_set_int(enr_event_t *ev, const char *key, int64_t value);
+/** @brief Sets a floating-point property, as enr_event_set_string(). */
 ENR_API enr_err_t enr_event_set_double(enr_event_t *ev, const char *key, double value);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -146,9 +154,15 @@ typedef void(enr_destroy_fn)(void *state, void *opaque);
  * @returns the stage, owned by the caller until enr_conf_add_stage().
  */
 ENR_API enr_stage_t *enr_stage_new(const char *name, enr_process_fn *process, void *opaque);
+/** @brief Sets the stage's optional callbacks, each before enr_conf_add_stage(); NULL
+ *         removes one. Without init the state is NULL; without restore the stage's changelog
+ *         entries are not read back. */
 ENR_API void enr_stage_set_init(enr_stage_t *stage, enr_init_fn *init);
+/** @copydoc enr_stage_set_init */
 ENR_API void enr_stage_set_flush(enr_stage_t *stage, enr_flush_fn *flush);
+/** @copydoc enr_stage_set_init */
 ENR_API void enr_stage_set_restore(enr_stage_t *stage, enr_restore_fn *restore);
+/** @copydoc enr_stage_set_init */
 ENR_API void enr_stage_set_destroy(enr_stage_t *stage, enr_destroy_fn *destroy);
 /** @brief Frees a stage not handed to a conf. NULL is a no-op. */
 ENR_API void enr_stage_destroy(enr_stage_t *stage);
@@ -178,7 +192,10 @@ typedef enum enr_conf_res {
     ENR_CONF_UNKNOWN = -2,
 } enr_conf_res_t;
 
+/** @brief A configuration with every default. @returns NULL when out of memory. */
 ENR_API enr_conf_t *enr_conf_new(void);
+/** @brief Frees a configuration no processor took (enr_processor_new() takes it, also when it
+ *         fails). NULL is a no-op. */
 ENR_API void enr_conf_destroy(enr_conf_t *conf);
 
 /**
@@ -189,6 +206,11 @@ ENR_API void enr_conf_destroy(enr_conf_t *conf);
  */
 ENR_API enr_conf_res_t enr_conf_set(enr_conf_t *conf, const char *name, const char *value,
                                     char *errstr, size_t errstr_size);
+/**
+ * @brief Reads a property as text into @p dest (NULL: only the size), as rd_kafka_conf_get():
+ *        *@p dest_size is set to the size needed, terminating NUL included; a smaller buffer
+ *        gets the text cut. @returns ENR_CONF_OK, or ENR_CONF_UNKNOWN for an unknown key.
+ */
 ENR_API enr_conf_res_t enr_conf_get(const enr_conf_t *conf, const char *name, char *dest,
                                     size_t *dest_size);
 
@@ -200,6 +222,8 @@ ENR_API enr_err_t enr_conf_add_stage(enr_conf_t *conf, enr_stage_t *stage);
 
 /** Log callback: level 3 error .. 7 debug. Runs on the thread that logs. */
 typedef void(enr_log_cb_t)(int level, const char *message, void *opaque);
+/** @brief Sends the library's and librdkafka's log lines to @p cb (NULL: stderr, the default).
+ *         Secrets never appear in them. */
 ENR_API void enr_conf_set_log_cb(enr_conf_t *conf, enr_log_cb_t *cb, void *opaque);
 
 /* ------------------------------------------------------------------------------------------ */
@@ -215,6 +239,7 @@ typedef struct enr_pipeline_s enr_pipeline_t;
  */
 ENR_API enr_pipeline_t *enr_pipeline_new(const enr_conf_t *conf, char *errstr,
                                          size_t errstr_size);
+/** @brief Frees the pipeline and its stages' state. NULL is a no-op. */
 ENR_API void enr_pipeline_destroy(enr_pipeline_t *pipe);
 
 /**
@@ -317,8 +342,11 @@ typedef enum enr_stat {
     ENR_STAT__CNT
 } enr_stat_t;
 
+/** @brief One counter of a processor, from any thread. @returns -1 for NULL or an unknown one. */
 ENR_API int64_t enr_stat(enr_processor_t *p, enr_stat_t which);
+/** @brief One counter of a pipeline (its thread only). @returns -1 for NULL or an unknown one. */
 ENR_API int64_t enr_pipeline_stat(enr_pipeline_t *pipe, enr_stat_t which);
+/** @brief The counter's name in metrics ("txn_commits"): static; NULL for an unknown one. */
 ENR_API const char *enr_stat_name(enr_stat_t which);
 
 /* ------------------------------------------------------------------------------------------ */

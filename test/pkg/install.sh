@@ -69,7 +69,10 @@ grep -qx "libdir=/usr/lib/$triplet" "$s/usr/lib/$triplet/pkgconfig/libuserevents
 [[ $(stat -c %a "$s/etc/userevents/ue-collector.keys") == 600 ]] ||
   fail "ue-collector.keys is not root-only"
 echo "edited=1" >>"$s/etc/userevents/whsinkd.env"
-make -s BUILD="$BUILD" "${deb[@]}" install | grep -q "keeping .*/whsinkd.env" ||
+# Captured first: grep -q on the pipe would stop reading at its match, and make, still writing,
+# died of SIGPIPE now and then.
+again=$(make -s BUILD="$BUILD" "${deb[@]}" install)
+grep -q "keeping .*/whsinkd.env" <<<"$again" ||
   fail "a second install did not keep the edited whsinkd.env"
 make -s BUILD="$BUILD" "${deb[@]}" uninstall >/dev/null
 left=$(cd "$s" && find . -type f -o -type l)

@@ -34,7 +34,7 @@
 extern "C" {
 #endif
 
-#if defined(__GNUC__)
+#if defined(__GNUC__) && !defined(ENR_STATIC_ONLY)
 #define ENR_API __attribute__((visibility("default")))
 #else
 #define ENR_API
@@ -194,6 +194,9 @@ typedef enum enr_conf_res {
 
 /** @brief A configuration with every default. @returns NULL when out of memory. */
 ENR_API enr_conf_t *enr_conf_new(void);
+/** @brief A copy of @p conf, custom stages and callbacks included (the stages' opaque
+ *         pointers are shared). @returns NULL for NULL or when out of memory. */
+ENR_API enr_conf_t *enr_conf_dup(const enr_conf_t *conf);
 /** @brief Frees a configuration no processor took (enr_processor_new() takes it, also when it
  *         fails). NULL is a no-op. */
 ENR_API void enr_conf_destroy(enr_conf_t *conf);
@@ -213,6 +216,16 @@ ENR_API enr_conf_res_t enr_conf_set(enr_conf_t *conf, const char *name, const ch
  */
 ENR_API enr_conf_res_t enr_conf_get(const enr_conf_t *conf, const char *name, char *dest,
                                     size_t *dest_size);
+
+/**
+ * @brief Every property and its value, as name/value pairs: the settings of CONFIGURATION.md,
+ *        then librdkafka's as "kafka.consumer.<name>" and "kafka.producer.<name>". Secrets
+ *        (passwords, keys, tokens) read "[redacted]". *@p cntp is the number of strings.
+ * @returns an array freed with enr_conf_dump_free(), or NULL (with *@p cntp 0).
+ */
+ENR_API const char **enr_conf_dump(const enr_conf_t *conf, size_t *cntp);
+/** @brief Frees what enr_conf_dump() returned. */
+ENR_API void enr_conf_dump_free(const char **arr, size_t cnt);
 
 /**
  * @brief Adds a custom stage, which "stages" may then name. Takes ownership of @p stage,
@@ -348,6 +361,13 @@ ENR_API int64_t enr_stat(enr_processor_t *p, enr_stat_t which);
 ENR_API int64_t enr_pipeline_stat(enr_pipeline_t *pipe, enr_stat_t which);
 /** @brief The counter's name in metrics ("txn_commits"): static; NULL for an unknown one. */
 ENR_API const char *enr_stat_name(enr_stat_t which);
+
+/**
+ * @brief Writes every counter as one JSON object ({"consumed":12,...}) into @p buf.
+ * @returns the length the whole JSON needs (excluding the NUL), like snprintf(); the output is
+ *          truncated when that is >= @p size. Any thread.
+ */
+ENR_API size_t enr_stats_json(enr_processor_t *p, char *buf, size_t size);
 
 /* ------------------------------------------------------------------------------------------ */
 /* Monitoring: what a metrics endpoint needs besides the counters                             */

@@ -21,6 +21,19 @@ int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaqu
     return 0; /* librdkafka frees its own buffer */
 }
 
+static int64_t stat_of(void *p, int i)
+{
+    return enr_stat(p, (enr_stat_t)i);
+}
+
+size_t enr_stats_json(enr_processor_t *p, char *buf, size_t size)
+{
+    const char *names[ENR_STAT__CNT];
+    for (int i = 0; i < ENR_STAT__CNT; i++)
+        names[i] = enr_stat_name((enr_stat_t)i);
+    return ue__stats_json(names, ENR_STAT__CNT, stat_of, p, buf, size);
+}
+
 size_t enr_kafka_stats_json(enr_processor_t *p, char *buf, size_t size)
 {
     return p ? ue__kstats_copy(&p->kstats, buf, size) : 0;

@@ -240,6 +240,28 @@ static void test_enr_monitor_stats_json_truncates_like_snprintf(void **state)
     assert_int_equal(enr_kafka_stats_json(NULL, small, sizeof(small)), 0);
 }
 
+/* enr_stats_json(): every counter, each equal to enr_stat(), truncated like snprintf. */
+static void test_enr_monitor_counters_as_json_equal_enr_stat(void **state)
+{
+    run_t *r = *state;
+    char json[2048], small[16];
+    size_t len = enr_stats_json(r->p, json, sizeof(json));
+    assert_int_equal(len, strlen(json));
+    cJSON *root = cJSON_Parse(json);
+    assert_non_null(root);
+    assert_int_equal(cJSON_GetArraySize(root), ENR_STAT__CNT);
+    for (int i = 0; i < ENR_STAT__CNT; i++) {
+        const cJSON *v = cJSON_GetObjectItem(root, enr_stat_name((enr_stat_t)i));
+        assert_non_null(v);
+        assert_int_equal((int64_t)v->valuedouble, enr_stat(r->p, (enr_stat_t)i));
+    }
+    assert_int_equal((int64_t)cJSON_GetObjectItem(root, "consumed")->valuedouble, N_EVENTS);
+    cJSON_Delete(root);
+    assert_int_equal(enr_stats_json(r->p, small, sizeof(small)), len);
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+    assert_int_equal(enr_stats_json(r->p, NULL, 0), len); /* only measures */
+}
+
 static void test_enr_monitor_counts_leaderless_partitions_of_its_topics_only(void **state)
 {
     run_t *r = *state;
@@ -279,6 +301,7 @@ int main(void)
         cmocka_unit_test(test_enr_monitor_txn_cb_refuses_recursive_calls),
         cmocka_unit_test(test_enr_monitor_stats_json_measures_lag_from_the_commit),
         cmocka_unit_test(test_enr_monitor_stats_json_truncates_like_snprintf),
+        cmocka_unit_test(test_enr_monitor_counters_as_json_equal_enr_stat),
         cmocka_unit_test(test_enr_monitor_counts_leaderless_partitions_of_its_topics_only),
     };
     const struct CMUnitTest tests[] = {

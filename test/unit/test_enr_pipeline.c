@@ -247,6 +247,67 @@ static void test_custom_stage_runs_in_configured_order(void **state)
     enr_conf_destroy(conf);
 }
 
+/* enr_conf_dup(): the copy has the settings and custom stages, and lives on its own. */
+static void test_conf_dup_carries_settings_and_custom_stages(void **state)
+{
+    (void)state;
+    char errstr[256], value[64];
+    size_t size = sizeof(value);
+    int calls = 0;
+    enr_conf_t *conf = conf_with("clock,tagger");
+    assert_int_equal(enr_conf_add_stage(conf, enr_stage_new("tagger", tagger, &calls)), ENR_OK);
+    assert_int_equal(enr_conf_set(conf, "group.id", "one", errstr, sizeof(errstr)), ENR_CONF_OK);
+    enr_conf_t *dup = enr_conf_dup(conf);
+    assert_non_null(dup);
+    assert_int_equal(enr_conf_set(dup, "group.id", "two", errstr, sizeof(errstr)), ENR_CONF_OK);
+    assert_int_equal(enr_conf_get(conf, "group.id", value, &size), ENR_CONF_OK);
+    assert_string_equal(value, "one");
+    enr_conf_destroy(conf); /* the copy owns its own stages and strings */
+    size = sizeof(value);
+    assert_int_equal(enr_conf_get(dup, "group.id", value, &size), ENR_CONF_OK);
+    assert_string_equal(value, "two");
+    enr_pipeline_t *pipe = pipeline(dup); /* "tagger" resolves: the stage was copied */
+    size_t len;
+    uint8_t *buf = encode(3, "purchase", "u9", T0, 0, &len);
+    userevents__enriched_event__free_unpacked(run(pipe, buf, len, T0, ENR_KEEP), NULL);
+    assert_int_equal(calls, 1);
+    free(buf);
+    enr_pipeline_destroy(pipe);
+    enr_conf_destroy(dup);
+    assert_null(enr_conf_dup(NULL));
+}
+
+/* enr_conf_dump(): every setting by name, librdkafka's per client, secrets never shown. */
+static void test_conf_dump_lists_everything_but_secrets(void **state)
+{
+    (void)state;
+    char errstr[256];
+    enr_conf_t *conf = conf_with("clock");
+    assert_int_equal(enr_conf_set(conf, "group.id", "g7", errstr, sizeof(errstr)), ENR_CONF_OK);
+    assert_int_equal(enr_conf_set(conf, "kafka.sasl.password", "hunter2", errstr, sizeof(errstr)),
+                     ENR_CONF_OK);
+    size_t cnt = 0;
+    const char **arr = enr_conf_dump(conf, &cnt);
+    assert_non_null(arr);
+    assert_true(cnt > 20 && cnt % 2 == 0);
+    int group = 0, passwords = 0, producer = 0;
+    for (size_t i = 0; i < cnt; i += 2) {
+        assert_non_null(arr[i]);
+        assert_non_null(arr[i + 1]);
+        assert_null(strstr(arr[i + 1], "hunter2"));
+        group += !strcmp(arr[i], "group.id") && !strcmp(arr[i + 1], "g7");
+        passwords += strstr(arr[i], "sasl.password") && !strcmp(arr[i + 1], "[redacted]");
+        producer += !strcmp(arr[i], "kafka.producer.transaction.timeout.ms");
+    }
+    assert_int_equal(group, 1);
+    assert_int_equal(passwords, 2); /* the consumer's and the producer's */
+    assert_int_equal(producer, 1);
+    enr_conf_dump_free(arr, cnt);
+    assert_null(enr_conf_dump(NULL, &cnt));
+    assert_int_equal(cnt, 0);
+    enr_conf_destroy(conf);
+}
+
 static void test_configuration_errors_are_clear(void **state)
 {
     (void)state;
@@ -319,6 +380,8 @@ int main(void)
         cmocka_unit_test(test_pipeline_drops_a_repeated_event_id),
         cmocka_unit_test(test_pipeline_fails_bad_records_with_a_reason),
         cmocka_unit_test(test_custom_stage_runs_in_configured_order),
+        cmocka_unit_test(test_conf_dup_carries_settings_and_custom_stages),
+        cmocka_unit_test(test_conf_dump_lists_everything_but_secrets),
         cmocka_unit_test(test_configuration_errors_are_clear),
         cmocka_unit_test(test_flush_emits_the_closed_windows),
     };

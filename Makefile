@@ -3,6 +3,7 @@
 #   make                    libraries (static + shared) and examples
 #   make unit [TESTS=spool] cmocka unit tests (one area with TESTS=<name>)
 #   make test               unit tests, the same under ASan/UBSan, then integration tests
+#   make programs-check     the daemons' exit statuses for what no retry heals (no server needed)
 #                           against a real Kafka broker (started by test/kafka.sh)
 #   make bench              benchmarks, each beside its peer measured in the same run
 #   make install PREFIX=/usr/local   libraries, headers (include/userevents/), pkg-config files,
@@ -189,11 +190,16 @@ test-san:
 integration: all $(ITEST_BIN)
 	test/integration/run.sh $(BUILD)
 
-test: all docs-check docs-links pkg-check unit test-san integration
+test: all docs-check docs-links pkg-check programs-check unit test-san integration
 
 # Each shared library needs only its own packages (readelf -d NEEDED); make install and
 # uninstall lay out and remove what a packager expects, and the README's example builds against
 # the installed copy with pkg-config alone.
+# The daemons' exit statuses and messages for what no retry heals (test/programs/).
+.PHONY: programs-check
+programs-check: all
+	test/programs/exit_codes.sh $(BUILD)
+
 .PHONY: pkg-check
 pkg-check: all
 	test/pkg/check_deps.sh $(BUILD)

@@ -187,16 +187,26 @@ static int sleep_unless_stopping(int ms)
     return stopping;
 }
 
-/* Creates the sink, retrying while the warehouse (or anything else) is not there yet. */
-static whs_sink_t *create(whs_conf_t *conf)
+/* Creates the sink, retrying while the warehouse is not reachable yet; what waiting cannot
+ * heal (a path that cannot be made, a schema refused, a Kafka client that cannot be created)
+ * ends at once: NULL with *@p exit_code 2 (1 when out of memory, 0 when stopped). */
+static whs_sink_t *create(whs_conf_t *conf, int *exit_code)
 {
     char errstr[512];
+    *exit_code = 0;
     for (int wait_ms = 500; !stopping; wait_ms = wait_ms < 30000 ? wait_ms * 2 : 30000) {
-        whs_conf_t *copy = whs_conf_dup(conf); /* whs_sink_new() takes it on success */
-        whs_sink_t *sink = copy ? whs_sink_new(copy, errstr, sizeof(errstr)) : NULL;
-        if (sink)
+        whs_conf_t *copy = whs_conf_dup(conf); /* whs_sink_open() takes it on success */
+        whs_sink_t *sink = NULL;
+        whs_err_t rc = copy ? whs_sink_open(copy, &sink, errstr, sizeof(errstr)) : WHS_ERR_NOMEM;
+        if (rc == WHS_OK)
             return sink;
         whs_conf_destroy(copy);
+        if (rc != WHS_ERR_WAREHOUSE) {
+            fprintf(stderr, "whsinkd: cannot start (%s): %s\n", whs_err2name(rc),
+                    copy ? errstr : "out of memory");
+            *exit_code = rc == WHS_ERR_NOMEM ? 1 : 2;
+            return NULL;
+        }
         fprintf(stderr, "whsinkd: cannot start yet (retrying in %d ms): %s\n", wait_ms, errstr);
         sleep_unless_stopping(wait_ms);
     }
@@ -332,10 +342,15 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    whs_sink_t *sink = create(conf);
+    int exit_code = 0;
+    whs_sink_t *sink = create(conf, &exit_code);
     whs_conf_destroy(conf);
-    if (!sink)
-        return stopping ? 0 : 1;
+    if (!sink) {
+        metrics_stop(metrics);
+        metrics_destroy(metrics);
+        sink_metrics_destroy(sm);
+        return exit_code;
+    }
     the_sink = sink;
     sink_metrics_attach(sm, sink);
     if (stopping)

@@ -92,6 +92,9 @@ typedef enum whs_err {
     WHS_ERR_KAFKA = 4,              /**< the Kafka cluster reported an error */
     WHS_ERR_DEAD_LETTER = 5,        /**< a dead letter could not be delivered */
     WHS_ERR_KAFKA_FATAL = 6,        /**< librdkafka raised a fatal error: the sink must stop */
+    WHS_ERR_WAREHOUSE_FATAL = 7,    /**< the warehouse refused for a reason waiting does not
+                                         heal (a path that cannot be made, a file that cannot be
+                                         opened, a schema it rejects): whs_sink_open() */
 } whs_err_t;
 
 /** @brief A short English description of @p err. Static storage, never NULL. */
@@ -216,6 +219,19 @@ WHS_API void whs_conf_set_log_cb(whs_conf_t *conf, whs_log_cb_t *cb, void *opaqu
  *          a daemon retries whs_sink_new() with a backoff).
  */
 WHS_API whs_sink_t *whs_sink_new(whs_conf_t *conf, char *errstr, size_t errstr_size);
+
+/**
+ * @brief whs_sink_new() that also says whether trying again can help, so a daemon retries only
+ *        what may heal. On success *@p out is the sink and @p conf is taken; on failure *@p out
+ *        is NULL, the caller still owns @p conf, and @p errstr says why.
+ * @returns WHS_OK; WHS_ERR_WAREHOUSE when the warehouse is not reachable yet or timed out
+ *          (retry with a backoff); WHS_ERR_WAREHOUSE_FATAL when it refused for good;
+ *          WHS_ERR_CONF_INVALID for a required setting missing ("warehouse.url",
+ *          "kafka.bootstrap.servers"); WHS_ERR_KAFKA_INIT when a Kafka client could not be
+ *          created; WHS_ERR_NOMEM; WHS_ERR_INVALID_ARG for NULL @p conf or @p out.
+ */
+WHS_API whs_err_t whs_sink_open(whs_conf_t *conf, whs_sink_t **out, char *errstr,
+                                size_t errstr_size);
 
 /**
  * @brief Closes the sink if whs_close() was not called (deadline "shutdown.timeout.ms"),

@@ -18,6 +18,7 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -85,8 +86,15 @@ static whs__be_rc_t sqlite_open(const whs__be_conf_t *conf, whs__backend_t **out
     int fd = s->path[0] != ':' && strncmp(s->path, "file:", 5)
                  ? open(s->path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640)
                  : -1;
-    if (fd >= 0)
+    if (fd >= 0) {
         close(fd);
+    } else if (s->path[0] != ':' && strncmp(s->path, "file:", 5) &&
+               (errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == EROFS ||
+                errno == ELOOP)) { /* no directory, no permission, a symlink: waiting won't do */
+        ue__errstr(err, err_size, "sqlite %s: %s", s->path, strerror(errno));
+        free(s);
+        return WHS__BE_FATAL;
+    }
     int rc = sqlite3_open_v2(
         s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     whs__be_rc_t r = rc == SQLITE_OK ? WHS__BE_OK : fail(s, rc, "open", err, err_size);

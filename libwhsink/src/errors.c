@@ -25,6 +25,7 @@ static const struct {
     {WHS_ERR_KAFKA, "WHS_ERR_KAFKA", "Kafka error"},
     {WHS_ERR_DEAD_LETTER, "WHS_ERR_DEAD_LETTER", "dead letter could not be delivered"},
     {WHS_ERR_KAFKA_FATAL, "WHS_ERR_KAFKA_FATAL", "fatal Kafka client error"},
+    {WHS_ERR_WAREHOUSE_FATAL, "WHS_ERR_WAREHOUSE_FATAL", "the warehouse refused for good"},
 };
 
 const char *whs_err2str(whs_err_t err)

@@ -274,7 +274,9 @@ static void writer_done(void *opaque)
 }
 
 /* Opens the warehouse, brings its schema up to date and starts the writer on it. */
-static int open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
+/* WHS_OK, WHS_ERR_WAREHOUSE (may heal: not reachable yet), WHS_ERR_WAREHOUSE_FATAL (will not:
+ * a path that cannot be made, a schema refused) or WHS_ERR_NOMEM. */
+static whs_err_t open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
 {
     whs__be_conf_t bc = {
         .url = s->s->warehouse_url,
@@ -292,9 +294,11 @@ static int open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
     char masked[512];
     int added = 0;
     whs__url_mask(s->s->warehouse_url, masked, sizeof(masked));
-    if (whs__backend_open(&bc, &s->be, errstr, errstr_size) != WHS__BE_OK ||
-        s->be->ops->ensure_schema(s->be, &added, errstr, errstr_size) != WHS__BE_OK)
-        return -1;
+    whs__be_rc_t rc = whs__backend_open(&bc, &s->be, errstr, errstr_size);
+    if (rc == WHS__BE_OK)
+        rc = s->be->ops->ensure_schema(s->be, &added, errstr, errstr_size);
+    if (rc != WHS__BE_OK)
+        return rc == WHS__BE_RETRY ? WHS_ERR_WAREHOUSE : WHS_ERR_WAREHOUSE_FATAL;
     whs__stat_add(s, WHS_STAT_COLUMNS_ADDED, added);
     ue__log(&s->log, UE_LOG_INFO, "warehouse %s, table %s ready (%d columns added)", masked,
             s->s->table, added);
@@ -312,7 +316,7 @@ static int open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
     };
     if (!(s->writer = whs__writer_new(&wc))) {
         ue__errstr(errstr, errstr_size, "cannot start the writer thread");
-        return -1;
+        return WHS_ERR_NOMEM;
     }
     int group_by = s->be->ops->group_by;
     whs__batch_init(&s->batches[0], group_by);
@@ -322,11 +326,11 @@ static int open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
     return 0;
 }
 
-static int start(whs_sink_t *s, char *errstr, size_t errstr_size)
+static whs_err_t start(whs_sink_t *s, char *errstr, size_t errstr_size)
 {
     if (!s->s->warehouse_url) {
         ue__errstr(errstr, errstr_size, "warehouse.url is not set");
-        return -1;
+        return WHS_ERR_CONF_INVALID;
     }
     whs__schema_init(&s->schema, s->conf->promote, s->conf->npromote);
     whs__mapper_init(&s->mapper, &s->schema, s->s);
@@ -334,17 +338,18 @@ static int start(whs_sink_t *s, char *errstr, size_t errstr_size)
     size_t size = sizeof(bootstrap);
     if (rd_kafka_conf_get(s->conf->kconf, "bootstrap.servers", bootstrap, &size) || !*bootstrap) {
         ue__errstr(errstr, errstr_size, "kafka.bootstrap.servers is not set");
-        return -1;
+        return WHS_ERR_CONF_INVALID;
     }
     ue__random_bytes(&s->batch_seq, sizeof(s->batch_seq));
     s->batch_seq &= ~(uint64_t)0xffffffff; /* the low half counts batches */
     if (s->s->dead_letter_topic && !(s->dl = whs__dl_new(s->conf->kconf, s->s->dead_letter_topic,
                                                          &s->log, errstr, errstr_size)))
-        return -1;
-    if (open_warehouse(s, errstr, errstr_size))
-        return -1;
+        return WHS_ERR_KAFKA_INIT;
+    whs_err_t rc = open_warehouse(s, errstr, errstr_size);
+    if (rc != WHS_OK)
+        return rc;
     whs__batch_reset(s->cur, ++s->batch_seq);
-    return whs__consumer_start(s, errstr, errstr_size);
+    return whs__consumer_start(s, errstr, errstr_size) ? WHS_ERR_KAFKA_INIT : WHS_OK;
 }
 
 /* Frees what start() made; @p s->conf stays. */
@@ -366,27 +371,38 @@ static void teardown(whs_sink_t *s)
     whs__mapper_free(&s->mapper);
 }
 
-whs_sink_t *whs_sink_new(whs_conf_t *conf, char *errstr, size_t errstr_size)
+whs_err_t whs_sink_open(whs_conf_t *conf, whs_sink_t **out, char *errstr, size_t errstr_size)
 {
-    if (!conf) {
-        ue__errstr(errstr, errstr_size, "conf must not be NULL");
-        return NULL;
+    if (out)
+        *out = NULL;
+    if (!conf || !out) {
+        ue__errstr(errstr, errstr_size, "conf and out must not be NULL");
+        return WHS_ERR_INVALID_ARG;
     }
     whs_sink_t *s = calloc(1, sizeof(*s));
     if (!s) {
         ue__errstr(errstr, errstr_size, "out of memory");
-        return NULL;
+        return WHS_ERR_NOMEM;
     }
     s->conf = conf;
     s->s = &conf->s;
     s->log = (ue__logger_t){whs__conf_log_level(conf), "whsink", conf->log_cb, conf->log_opaque};
     ue__kstats_init(&s->kstats);
-    if (start(s, errstr, errstr_size)) {
+    whs_err_t rc = start(s, errstr, errstr_size);
+    if (rc != WHS_OK) {
         teardown(s);
         ue__kstats_free(&s->kstats);
         free(s);
-        return NULL; /* the caller still owns conf */
+        return rc; /* the caller still owns conf */
     }
+    *out = s;
+    return WHS_OK;
+}
+
+whs_sink_t *whs_sink_new(whs_conf_t *conf, char *errstr, size_t errstr_size)
+{
+    whs_sink_t *s = NULL;
+    whs_sink_open(conf, &s, errstr, errstr_size);
     return s;
 }
 

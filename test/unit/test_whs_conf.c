@@ -298,6 +298,44 @@ static void test_whs_sink_new_refuses_incomplete_conf(void **state)
     assert_int_equal(whs_sink_destroy(NULL), WHS_OK);
 }
 
+static void quiet(int level, const char *message, void *opaque)
+{
+    (void)level, (void)message, (void)opaque; /* nothing listens at 127.0.0.1:1 */
+}
+
+/* whs_sink_open() says whether waiting can help: a daemon retries only that. */
+static void test_whs_sink_open_says_what_may_heal(void **state)
+{
+    (void)state;
+    char errstr[512];
+    whs_sink_t *sink = (whs_sink_t *)&errstr; /* set to NULL on failure */
+    whs_conf_t *conf = whs_conf_new();
+    whs_conf_set_log_cb(conf, quiet, NULL);
+    assert_int_equal(whs_sink_open(conf, &sink, errstr, sizeof(errstr)), WHS_ERR_CONF_INVALID);
+    assert_null(sink);
+    assert_int_equal(set(conf, "kafka.bootstrap.servers", "127.0.0.1:1", errstr), WHS_CONF_OK);
+    static const struct {
+        const char *url, *says;
+        whs_err_t rc;
+    } cases[] = {
+        {"sqlite:/nonexistent-dir/x.db", "/nonexistent-dir/x.db", WHS_ERR_WAREHOUSE_FATAL},
+        {"file:/proc/nope", "/proc/nope", WHS_ERR_WAREHOUSE_FATAL},
+        {"postgresql://127.0.0.1:1/db", "127.0.0.1:1", WHS_ERR_WAREHOUSE}, /* nobody listens */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(set(conf, "warehouse.url", cases[i].url, errstr), WHS_CONF_OK);
+        assert_int_equal(whs_sink_open(conf, &sink, errstr, sizeof(errstr)), cases[i].rc);
+        assert_null(sink);
+        if (!strstr(errstr, cases[i].says))
+            fail_msg("%s: \"%s\" does not say where", cases[i].url, errstr);
+    }
+    whs_conf_destroy(conf); /* still ours after every failed whs_sink_open() */
+    assert_int_equal(whs_sink_open(NULL, &sink, errstr, sizeof(errstr)), WHS_ERR_INVALID_ARG);
+    conf = whs_conf_new();
+    assert_int_equal(whs_sink_open(conf, NULL, errstr, sizeof(errstr)), WHS_ERR_INVALID_ARG);
+    whs_conf_destroy(conf);
+}
+
 static void test_whs_err_names(void **state)
 {
     (void)state;
@@ -305,7 +343,7 @@ static void test_whs_err_names(void **state)
     assert_string_equal(whs_err2name(WHS_OK), "WHS_OK");
     assert_string_equal(whs_err2name((whs_err_t)12345), "WHS_ERR_UNKNOWN");
     assert_string_equal(whs_err2str((whs_err_t)12345), "unknown error");
-    for (int e = -9; e <= 6; e++)
+    for (int e = -9; e <= 7; e++)
         assert_string_not_equal(whs_err2str((whs_err_t)e), "unknown error");
     assert_int_equal(whs_version(), WHS_VERSION);
     assert_string_equal(whs_stat_name(WHS_STAT_ROWS_LOADED), "rows_loaded");
@@ -330,6 +368,7 @@ int main(void)
         cmocka_unit_test(test_whs_conf_dump_masks_secrets),
         cmocka_unit_test(test_whs_conf_dup_is_deep),
         cmocka_unit_test(test_whs_sink_new_refuses_incomplete_conf),
+        cmocka_unit_test(test_whs_sink_open_says_what_may_heal),
         cmocka_unit_test(test_whs_err_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

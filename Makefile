@@ -3,8 +3,8 @@
 #   make                    libraries (static + shared) and examples
 #   make unit [TESTS=spool] cmocka unit tests (one area with TESTS=<name>)
 #   make test               unit tests, the same under ASan/UBSan, then integration tests
-#   make programs-check     the daemons' exit statuses for what no retry heals (no server needed)
 #                           against a real Kafka broker (started by test/kafka.sh)
+#   make programs-check     the daemons' exit statuses for what no retry heals (no server needed)
 #   make bench              benchmarks, each beside its peer measured in the same run
 #   make install PREFIX=/usr/local   libraries, headers (include/userevents/), pkg-config files,
 #                           the daemons with man pages, systemd units, example configuration

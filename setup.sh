@@ -25,6 +25,7 @@ packages=(
   clang-format                 # make format-check (.clang-format), git clang-format
   maven                        # fetches the real Kafka broker from Maven Central (test/kafka.sh)
   curl python3 python3-venv    # python3-venv: the Python binding's tests install it in a venv
+  openssl                      # makes the collector's HTTPS test certificate at test time
   prometheus                   # promtool checks the alert rules; a real Prometheus scrapes in a test
 )
 

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define MAX_KEYS 1024
 #define KEY_MIN 16  /* shorter keys can be guessed */
@@ -93,6 +94,15 @@ int take_token(api_key_t *k);
 int add_key(collector_t *col, const char *key, double rate, double burst, char *why,
             size_t why_size);
 int load_keys(collector_t *col, const char *path);
+/* -1 (said on stderr) when the file @p f at @p path is open to group or others. */
+int file_private(FILE *f, const char *path);
+
+/* tls.c: the certificate chain and private key HTTPS serves, PEM, read whole. */
+typedef struct tls_files {
+    char *cert, *key; /* NUL-terminated; NULL when HTTPS is off */
+} tls_files_t;
+int tls_load(tls_files_t *t, const char *cert_path, const char *key_path);
+void tls_free(tls_files_t *t);
 
 /* json_scan.c: bounds of a JSON body, counted byte by byte as it arrives (see the file). */
 #define JSCAN_MAX_DEPTH 32

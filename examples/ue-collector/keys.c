@@ -117,7 +117,7 @@ static int key_line(collector_t *col, char **tok, int n, char *why, size_t size)
 }
 
 /* The file must be the owner's alone: anyone who can read it can send as any of its keys. */
-static int file_private(FILE *f, const char *path)
+int file_private(FILE *f, const char *path)
 {
     struct stat st;
     if (fstat(fileno(f), &st)) {

@@ -122,6 +122,8 @@ static void usage(FILE *out)
         "      --metrics-listen ADDR  address of that port (default 127.0.0.1)\n"
         "      --public-metrics       serve GET /metrics on the public port too (it names the\n"
         "                             brokers: off by default)\n"
+        "      --tls-cert FILE        serve HTTPS with this PEM certificate chain ...\n"
+        "      --tls-key FILE         ... and this PEM private key (mode 600 or 400)\n"
         "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type};\n"
         "                             VALUE may be env:NAME or @FILE (for secrets:\n"
         "                             -X kafka.sasl.password=env:KAFKA_PASSWORD)\n"
@@ -178,7 +180,7 @@ static int add_keys(collector_t *col, const char *const *keys, int nkeys,
 
 /* Everything the command line sets, before it is copied into the collector. */
 typedef struct options {
-    const char *bootstrap, *listen, *spool, *metrics_listen;
+    const char *bootstrap, *listen, *spool, *metrics_listen, *tls_cert, *tls_key;
     long long port, drain_ms, max_conn, rate, burst, max_body, max_decoded, max_event, max_events,
         ack_ms, metrics_port, max_parse, max_inflight, per_ip, threads, header_ms, request_ms,
         idle_ms, max_skew_ms, max_age_ms;
@@ -207,7 +209,9 @@ enum {
     IDLE_TIMEOUT,
     PUBLIC_METRICS,
     MAX_SKEW,
-    MAX_AGE
+    MAX_AGE,
+    TLS_CERT,
+    TLS_KEY
 };
 
 /* clang-format off */
@@ -225,6 +229,7 @@ static const struct option OPTIONS[] = {
     {"header-timeout-ms", 1, 0, HEADER_TIMEOUT}, {"request-timeout-ms", 1, 0, REQUEST_TIMEOUT},
     {"idle-timeout-ms", 1, 0, IDLE_TIMEOUT}, {"public-metrics", 0, 0, PUBLIC_METRICS},
     {"max-clock-skew-ms", 1, 0, MAX_SKEW}, {"max-event-age-ms", 1, 0, MAX_AGE},
+    {"tls-cert", 1, 0, TLS_CERT}, {"tls-key", 1, 0, TLS_KEY},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -285,6 +290,8 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
         case 'b': o->bootstrap = optarg; break;
         case 'l': o->listen = optarg; break;
         case METRICS_LISTEN: o->metrics_listen = optarg; break;
+        case TLS_CERT: o->tls_cert = optarg; break;
+        case TLS_KEY: o->tls_key = optarg; break;
         case 's': o->spool = optarg; break;
         case NO_FSYNC: bad = set_conf(conf, "spool.fsync", "false"); break;
         case 'k':
@@ -381,7 +388,8 @@ static void raise_fd_limit(long long max_conn)
 
 /* epoll in a pool of threads rather than a thread per connection: idle connections cost a
  * descriptor and a little memory, not a thread. */
-static struct MHD_Daemon *start_http(const options_t *o, collector_t *col)
+static struct MHD_Daemon *start_http(const options_t *o, collector_t *col,
+                                      const tls_files_t *tls)
 {
     struct sockaddr_storage ss = {0};
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
@@ -399,6 +407,14 @@ static struct MHD_Daemon *start_http(const options_t *o, collector_t *col)
         return NULL;
     }
     raise_fd_limit(o->max_conn);
+    /* HTTPS: the same daemon, with GnuTLS doing the handshake on the pool's threads. */
+    struct MHD_OptionItem https[] = {
+        {tls->cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, tls->cert},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, tls->key},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (tls->cert)
+        flags |= MHD_USE_TLS;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)o->port, NULL, NULL, on_request, col, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, col,
@@ -406,7 +422,7 @@ static struct MHD_Daemon *start_http(const options_t *o, collector_t *col)
         (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)((o->idle_ms + 999) / 1000), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_END);
+        MHD_OPTION_ARRAY, https, MHD_OPTION_END);
     if (!d)
         fprintf(stderr, "ue-collector: cannot listen on %s port %lld\n", o->listen, o->port);
     return d;
@@ -570,7 +586,10 @@ int main(int argc, char **argv)
                    .max_age_ms = 30LL * 86400000};
     ue_conf_t *conf = default_conf();
     sigset_t stop;
+    tls_files_t tls;
     int sig, rc = conf ? parse_args(argc, argv, &o, &col, conf) : -1;
+    if (!rc && tls_load(&tls, o.tls_cert, o.tls_key))
+        rc = -1;
     if (rc) {
         ue_conf_destroy(conf);
         return rc > 0 ? 0 : 2;
@@ -605,14 +624,15 @@ int main(int argc, char **argv)
         return 1;
     }
     sdk_metrics_attach(col.sdk, col.ue);
-    struct MHD_Daemon *d = conns_start(&col) ? NULL : start_http(&o, &col);
+    struct MHD_Daemon *d = conns_start(&col) ? NULL : start_http(&o, &col, &tls);
     if (!d) {
         metrics_stop(col.metrics);
         ue_client_destroy(col.ue);
         return 1;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
-    printf("ue-collector: listening on %s port %u\n", o.listen, info ? info->port : 0);
+    printf("ue-collector: listening on %s port %u%s\n", o.listen, info ? info->port : 0,
+           tls.cert ? " (HTTPS)" : "");
     fflush(stdout);
     sigwait(&stop, &sig);
     fprintf(stderr, "ue-collector: %s: draining\n", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -624,5 +644,6 @@ int main(int argc, char **argv)
     sdk_metrics_destroy(col.sdk);
     fprintf(stderr, "ue-collector: stopped; %lld event(s) accepted\n",
             (long long)atomic_load(&col.events));
+    tls_free(&tls); /* after the daemon stopped: it reads them while it runs */
     return 0;
 }

@@ -68,6 +68,9 @@ const ue__prop_t ue__conf_props[] = {
     STR("http.api.key", http_api_key, 1000, "",
         "transport=http: API key, sent as \"Authorization: Bearer KEY\". Never logged; "
         "masked by ue_conf_dump()."),
+    STR("http.ca.location", http_ca_location, 4000, "",
+        "transport=http: PEM file of the certificate authorities an https:// collector is "
+        "verified against (empty: the system's). Verification is never turned off."),
     INT("http.max.batch.bytes", http_max_batch_bytes, 1024, 256 << 20, "1048576",
         "transport=http: most bytes of events in one request (before zstd). A 413 answer halves "
         "it for the client's life and the same events go again in smaller requests; an event "

@@ -39,6 +39,7 @@ typedef struct ue__settings {
     int log_level;                  /* index into "error,warning,notice,info,debug" */
     int transport;                  /* ue__transport_kind_t */
     char *http_url;
+    char *http_ca_location;         /* CA bundle for https:// (NULL or "": the system's) */
     char *http_api_key;             /* secret: masked by ue_conf_dump(), never logged */
     int64_t http_max_batch_bytes;
     int64_t http_backoff_base_ms;

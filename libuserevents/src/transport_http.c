@@ -448,6 +448,9 @@ static int setup_easy(http_transport_t *ht, const ue__settings_t *s)
 {
     long timeout = (long)s->http_timeout_ms;
     CURL *e = ht->easy;
+    if (s->http_ca_location && *s->http_ca_location &&
+        curl_easy_setopt(e, CURLOPT_CAINFO, s->http_ca_location))
+        return -1;
     return curl_easy_setopt(e, CURLOPT_URL, s->http_url) ||
            curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") ||
            curl_easy_setopt(e, CURLOPT_USERAGENT, "libuserevents/" UE__VERSION_STR) ||

@@ -1614,6 +1614,79 @@ static void test_collector_json_retry_keeps_event_ids(void **state)
     collector_cleanup(&col);
 }
 
+/* GET https://127.0.0.1:PORT/healthz trusting @p ca (NULL: the system's CAs only); the
+ * curl result, and the status in *@p status. */
+static CURLcode get_https(const collector_t *col, const char *scheme, const char *ca,
+                          long *status)
+{
+    char url[128];
+    reply_t *r = calloc(1, sizeof(*r));
+    CURL *e = curl_easy_init();
+    snprintf(url, sizeof(url), "%s://127.0.0.1:%d/healthz", scheme, col->port);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    if (ca)
+        curl_easy_setopt(e, CURLOPT_CAINFO, ca);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
+    CURLcode rc = curl_easy_perform(e);
+    *status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(e);
+    free(r);
+    return rc;
+}
+
+/* Guarantee: with --tls-cert and --tls-key the collector serves HTTPS only; the SDK's HTTP
+ * transport verifies it against http.ca.location and every event arrives once; a client that
+ * does not trust the certificate, or speaks plain HTTP, gets no answer. The certificate is
+ * made here, for 127.0.0.1. */
+static void test_collector_serves_https_the_sdk_verifies(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    char dir[512], cert[600], key[600], cmd[2048], url[128], errstr[512];
+    snprintf(dir, sizeof(dir), "%s", col.keys);
+    *strrchr(dir, '/') = '\0';
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 "
+             "-addext subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s' 2>/dev/null",
+             key, cert);
+    assert_int_equal(system(cmd), 0); /* openssl: setup.sh installs it */
+    assert_int_equal(chmod(key, 0600), 0);
+    const char *extra[] = {"--tls-cert", cert, "--tls-key", key, NULL};
+    collector_start(&col, 0, extra);
+
+    long status;
+    assert_int_equal(get_https(&col, "https", cert, &status), CURLE_OK);
+    assert_int_equal(status, 200);
+    assert_int_equal(get_https(&col, "https", NULL, &status), CURLE_PEER_FAILED_VERIFICATION);
+    assert_true(get_https(&col, "http", NULL, &status) != CURLE_OK || status != 200);
+
+    const char *kv[] = {"transport=http", "http.backoff.base.ms=20", "http.backoff.max.ms=500",
+                        "log.level=error", "spool.dir=", NULL};
+    ue_conf_t *conf = tu_conf(kv);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/v1/batch", col.port);
+    assert_int_equal(ue_conf_set(conf, "http.url", url, errstr, sizeof(errstr)), UE_CONF_OK);
+    assert_int_equal(ue_conf_set(conf, "http.api.key", KEY, errstr, sizeof(errstr)), UE_CONF_OK);
+    assert_int_equal(ue_conf_set(conf, "http.ca.location", cert, errstr, sizeof(errstr)),
+                     UE_CONF_OK);
+    ue_client_t *c = ue_client_new(conf, errstr, sizeof(errstr));
+    if (!c)
+        fail_msg("ue_client_new: %s", errstr);
+    tracked_t *t = tracked_new(300);
+    track_events(c, t, 300);
+    assert_int_equal(ue_flush(c, 60000), UE_OK);
+    ue_client_destroy(c);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+}
+
 /* Guarantee: a 400's reason is valid UTF-8 (it goes out in JSON), even when it quotes a key
  * that is not, or cuts a valid one inside a character (found by fuzz_collector_body). */
 static void test_collector_reasons_are_valid_utf8(void **state)
@@ -1675,6 +1748,7 @@ int main(void)
         cmocka_unit_test(test_collector_json_retry_keeps_event_ids),
         cmocka_unit_test(test_collector_refuses_event_times_out_of_bounds),
         cmocka_unit_test(test_collector_reasons_are_valid_utf8),
+        cmocka_unit_test(test_collector_serves_https_the_sdk_verifies),
     };
     const char *filter = getenv("UE_IT_FILTER"); /* a cmocka glob: "*slowloris*" */
     if (filter && *filter)

@@ -53,6 +53,9 @@ typedef struct collector {
     int64_t max_future_ms, max_past_ms; /* event times accepted around received_at */
     int ack_timeout_ms;
     int public_metrics; /* GET /metrics on the public port too (--public-metrics) */
+    /* --trusted-proxy: peers whose X-Forwarded-For names the client (canonical text) */
+    char trusted[16][INET6_ADDRSTRLEN];
+    int ntrusted;
     /* batch.c: batches are tracked one at a time, whole, while tracking is allowed; the
      * client's queue bounds (read at start) and the longest wait for room in it */
     pthread_mutex_t track_lock;
@@ -96,6 +99,9 @@ int add_key(collector_t *col, const char *key, double rate, double burst, char *
 int load_keys(collector_t *col, const char *path);
 /* -1 (said on stderr) when the file @p f at @p path is open to group or others. */
 int file_private(FILE *f, const char *path);
+
+/* http.c: @p text as a canonical IPv4 or IPv6 address into @p out; 0, or -1 if it is none. */
+int canonical_ip(const char *text, char out[INET6_ADDRSTRLEN]);
 
 /* tls.c: the certificate chain and private key HTTPS serves, PEM, read whole. */
 typedef struct tls_files {

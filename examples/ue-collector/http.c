@@ -74,7 +74,29 @@ static enum MHD_Result fail(collector_t *col, struct MHD_Connection *conn, int s
     return rc;
 }
 
-static void client_ip(struct MHD_Connection *conn, char *out, size_t size)
+int canonical_ip(const char *text, char out[INET6_ADDRSTRLEN])
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, text, addr) == 1)
+        return inet_ntop(AF_INET, addr, out, INET6_ADDRSTRLEN) ? 0 : -1;
+    if (inet_pton(AF_INET6, text, addr) == 1)
+        return inet_ntop(AF_INET6, addr, out, INET6_ADDRSTRLEN) ? 0 : -1;
+    return -1;
+}
+
+static int trusted(const collector_t *col, const char *ip)
+{
+    for (int i = 0; i < col->ntrusted; i++)
+        if (!strcmp(col->trusted[i], ip))
+            return 1;
+    return 0;
+}
+
+/* The client's address: the peer's, or, when the peer is a trusted proxy, the last address of
+ * X-Forwarded-For that is not one (each proxy appends the address it heard from; what comes
+ * before a trusted one was written by the client and proves nothing). */
+static void client_ip(const collector_t *col, struct MHD_Connection *conn, char *out,
+                      size_t size)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -84,6 +106,23 @@ static void client_ip(struct MHD_Connection *conn, char *out, size_t size)
         inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)size);
     else if (sa && sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out, (socklen_t)size);
+    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    if (!xff || !trusted(col, out) || strlen(xff) > 4096)
+        return;
+    char list[4097], ip[INET6_ADDRSTRLEN];
+    snprintf(list, sizeof(list), "%s", xff);
+    for (char *comma; *list;) {
+        comma = strrchr(list, ',');
+        char *item = comma ? comma + 1 : list;
+        item += strspn(item, " \t");
+        item[strcspn(item, " \t")] = '\0';
+        if (canonical_ip(item, ip)) /* not an address: stop at the peer's */
+            return;
+        snprintf(out, size, "%s", ip);
+        if (!trusted(col, ip) || !comma)
+            return;
+        *comma = '\0';
+    }
 }
 
 static const char *status_code(int status)
@@ -174,7 +213,7 @@ static enum MHD_Result handle_batch(collector_t *col, struct MHD_Connection *con
         budget_release(col, &rq->held);
         return fail(col, conn, status, status_code(status), err, status == 503 ? 1 : 0);
     }
-    client_ip(conn, st.ip, sizeof(st.ip));
+    client_ip(col, conn, st.ip, sizeof(st.ip));
     if (rq->json)
         st.user_agent = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
     const uint8_t *data = rq->encoding ? dec.data : rq->body;

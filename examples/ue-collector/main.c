@@ -124,6 +124,8 @@ static void usage(FILE *out)
         "                             brokers: off by default)\n"
         "      --tls-cert FILE        serve HTTPS with this PEM certificate chain ...\n"
         "      --tls-key FILE         ... and this PEM private key (mode 600 or 400)\n"
+        "      --trusted-proxy ADDR   a proxy (repeatable, up to 16) whose X-Forwarded-For\n"
+        "                             names the client address events are stamped with\n"
         "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type};\n"
         "                             VALUE may be env:NAME or @FILE (for secrets:\n"
         "                             -X kafka.sasl.password=env:KAFKA_PASSWORD)\n"
@@ -211,7 +213,8 @@ enum {
     MAX_SKEW,
     MAX_AGE,
     TLS_CERT,
-    TLS_KEY
+    TLS_KEY,
+    TRUSTED_PROXY
 };
 
 /* clang-format off */
@@ -230,6 +233,7 @@ static const struct option OPTIONS[] = {
     {"idle-timeout-ms", 1, 0, IDLE_TIMEOUT}, {"public-metrics", 0, 0, PUBLIC_METRICS},
     {"max-clock-skew-ms", 1, 0, MAX_SKEW}, {"max-event-age-ms", 1, 0, MAX_AGE},
     {"tls-cert", 1, 0, TLS_CERT}, {"tls-key", 1, 0, TLS_KEY},
+    {"trusted-proxy", 1, 0, TRUSTED_PROXY},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -292,6 +296,13 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
         case METRICS_LISTEN: o->metrics_listen = optarg; break;
         case TLS_CERT: o->tls_cert = optarg; break;
         case TLS_KEY: o->tls_key = optarg; break;
+        case TRUSTED_PROXY:
+            if ((bad = col->ntrusted == 16 || canonical_ip(optarg, col->trusted[col->ntrusted])))
+                fprintf(stderr, "ue-collector: --trusted-proxy: %s\n",
+                        col->ntrusted == 16 ? "at most 16" : "not an IP address");
+            else
+                col->ntrusted++;
+            break;
         case 's': o->spool = optarg; break;
         case NO_FSYNC: bad = set_conf(conf, "spool.fsync", "false"); break;
         case 'k':

@@ -1687,6 +1687,80 @@ static void test_collector_serves_https_the_sdk_verifies(void **state)
     collector_cleanup(&col);
 }
 
+/* POSTs one JSON click of user @p user from local address @p from with X-Forwarded-For
+ * @p xff; the status. */
+static long post_forwarded(const collector_t *col, const char *from, const char *user,
+                           const char *xff)
+{
+    char url[128], body[256], h_xff[256], iface[64];
+    struct curl_slist *hdrs = NULL;
+    reply_t *r = calloc(1, sizeof(*r));
+    CURL *e = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/batch", col->port);
+    snprintf(body, sizeof(body), "[{\"type\":\"click\",\"user_id\":\"%s\"}]", user);
+    snprintf(h_xff, sizeof(h_xff), "X-Forwarded-For: %s", xff);
+    snprintf(iface, sizeof(iface), "host!%s", from);
+    hdrs = curl_slist_append(hdrs, "X-API-Key: " KEY);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    hdrs = curl_slist_append(hdrs, h_xff);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_INTERFACE, iface);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    long status = 0;
+    if (curl_easy_perform(e) == CURLE_OK)
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(e);
+    free(r);
+    return status;
+}
+
+/* Guarantee: behind a load balancer the events carry the client's address, taken from
+ * X-Forwarded-For only when the peer is a --trusted-proxy, and then the last address no
+ * trusted proxy wrote; anyone else's header is ignored (it would let a client pick its own). */
+static void test_collector_takes_the_client_address_from_trusted_proxies(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    const char *extra[] = {"--trusted-proxy", "127.0.0.1", "--trusted-proxy", "::1", NULL};
+    collector_start(&col, 0, extra);
+    static const struct {
+        const char *from, *user, *xff, *want;
+    } cases[] = {
+        {"127.0.0.1", "xff-a", "6.6.6.6, 203.0.113.7", "203.0.113.7"}, /* the proxy's peer */
+        {"127.0.0.1", "xff-b", "198.51.100.9, 127.0.0.1", "198.51.100.9"}, /* two proxies */
+        {"127.0.0.3", "xff-c", "198.51.100.1", "127.0.0.3"}, /* not a proxy: ignored */
+        {"127.0.0.1", "xff-d", "not-an-address", "127.0.0.1"},
+    };
+    enum { N = sizeof(cases) / sizeof(cases[0]) };
+    for (size_t i = 0; i < N; i++)
+        assert_int_equal(post_forwarded(&col, cases[i].from, cases[i].user, cases[i].xff), 200);
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    char topic[200];
+    const char *names[] = {topic};
+    snprintf(topic, sizeof(topic), "%s.click", col.prefix);
+    it_msg_t *msgs;
+    size_t n = it_consume(names, 1, N, 60000, &msgs), found = 0;
+    for (size_t m = 0; m < n; m++)
+        for (size_t i = 0; i < N && msgs[m].ev; i++) {
+            if (strcmp(msgs[m].ev->user_id, cases[i].user))
+                continue;
+            const char *ip = msgs[m].ev->context ? msgs[m].ev->context->ip : "";
+            print_message("%s from %s, X-Forwarded-For \"%s\": ip %s\n", cases[i].user,
+                          cases[i].from, cases[i].xff, ip);
+            assert_string_equal(ip, cases[i].want);
+            found++;
+        }
+    it_msgs_free(msgs, n);
+    assert_int_equal(found, N);
+    collector_cleanup(&col);
+}
+
 /* Guarantee: a 400's reason is valid UTF-8 (it goes out in JSON), even when it quotes a key
  * that is not, or cuts a valid one inside a character (found by fuzz_collector_body). */
 static void test_collector_reasons_are_valid_utf8(void **state)
@@ -1749,6 +1823,7 @@ int main(void)
         cmocka_unit_test(test_collector_refuses_event_times_out_of_bounds),
         cmocka_unit_test(test_collector_reasons_are_valid_utf8),
         cmocka_unit_test(test_collector_serves_https_the_sdk_verifies),
+        cmocka_unit_test(test_collector_takes_the_client_address_from_trusted_proxies),
     };
     const char *filter = getenv("UE_IT_FILTER"); /* a cmocka glob: "*slowloris*" */
     if (filter && *filter)

@@ -2,6 +2,8 @@
  * backend_clickhouse.c - "clickhouse://[user[:password]@]host[:port]/db": ClickHouse over its
  * HTTP interface (libcurl, one kept-alive connection), JSONEachRow request bodies streamed
  * while they are produced, gzipped (clickhouse.compression; "auto" skips it on loopback).
+ * "clickhouse+https://...[?ca=FILE]" is the same over HTTPS (port 8443 by default), the
+ * server's certificate verified against FILE or the system's CAs: never not at all.
  *
  * The table is a MergeTree partitioned by day and ordered by (user_bucket, user_id,
  * event_time). ClickHouse has no transactions and a plain MergeTree never deduplicates, so
@@ -32,7 +34,8 @@ typedef struct ch_be {
     whs__backend_t base;
     whs__be_conf_t conf;
     CURL *curl;
-    char base_url[600]; /* http://host:port/?database=db */
+    char base_url[600]; /* http(s)://host:port/?database=db */
+    char ca[4096];      /* clickhouse+https://...?ca=FILE: the CAs the server is checked with */
     char db[128];
     char user[128], password[256];
     char where[300]; /* host:port/db, for messages */
@@ -126,7 +129,10 @@ static whs__be_rc_t perform(ch_be_t *c, char *err, size_t err_size)
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
         ue__errstr(err, err_size, "clickhouse %s: %s", c->where, curl_easy_strerror(cc));
-        return WHS__BE_RETRY;
+        /* A certificate that does not verify stays so: retrying would only hide it. */
+        return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE
+                   ? WHS__BE_FATAL
+                   : WHS__BE_RETRY;
     }
     if (status == 200)
         return WHS__BE_OK;
@@ -143,6 +149,18 @@ static whs__be_rc_t perform(ch_be_t *c, char *err, size_t err_size)
 static whs__be_rc_t query(ch_be_t *c, const char *sql, char *err, size_t err_size)
 {
     return request(c, sql, NULL, err, err_size);
+}
+
+/* The value of @p name in a URL query ("a=1&ca=/x.pem"), copied to @p out; "" when absent. */
+static void query_param(const char *query, const char *name, char *out, size_t size)
+{
+    size_t n = strlen(name);
+    out[0] = '\0';
+    for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+        if (!strncmp(p, name, n) && p[n] == '=') {
+            snprintf(out, size, "%.*s", (int)strcspn(p + n + 1, "&"), p + n + 1);
+            return;
+        }
 }
 
 static whs__be_rc_t ch_open(const whs__be_conf_t *conf, whs__backend_t **out, char *err,
@@ -163,9 +181,13 @@ static whs__be_rc_t ch_open(const whs__be_conf_t *conf, whs__backend_t **out, ch
                          strcmp(u.host, "::1") == 0 || strcmp(u.host, "[::1]") == 0);
     snprintf(c->db, sizeof(c->db), "%.127s",
              u.path[0] == '/' && u.path[1] ? u.path + 1 : "default");
-    snprintf(c->base_url, sizeof(c->base_url), "http://%s:%d/?database=%s", u.host,
-             u.port ? u.port : 8123, c->db);
-    snprintf(c->where, sizeof(c->where), "%.200s:%d/%.80s", u.host, u.port ? u.port : 8123, c->db);
+    int port = u.port ? u.port : u.tls ? 8443 : 8123;
+    snprintf(c->base_url, sizeof(c->base_url), "%s://%s:%d/?database=%s", u.tls ? "https" : "http",
+             u.host, port, c->db);
+    snprintf(c->where, sizeof(c->where), "%.200s:%d/%.80s", u.host, port, c->db);
+    query_param(u.query, "ca", c->ca, sizeof(c->ca)); /* verification itself is never off */
+    if (c->ca[0])
+        curl_easy_setopt(c->curl, CURLOPT_CAINFO, c->ca);
     curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, &c->resp);
     curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, (long)conf->timeout_ms);

@@ -30,9 +30,10 @@ const ue__prop_t whs__conf_props[] = {
     STR("warehouse.url", warehouse_url, 4000, "",
         "Where rows go (required): sqlite:PATH, file:DIR, postgres://[user[:password]@]host"
         "[:port]/db[?libpq-params], clickhouse://[user[:password]@]host[:port]/db (db an "
-        "identifier). Credentials (the password, and libpq parameters such as password= or "
-        "sslpassword=) are masked wherever the URL is shown. Files and SQLite databases are "
-        "created 0640."),
+        "identifier), clickhouse+https://...[?ca=FILE] (HTTPS, port 8443 by default, the "
+        "certificate verified against FILE or the system's CAs). Credentials (the password, "
+        "and libpq parameters such as password= or sslpassword=) are masked wherever the URL "
+        "is shown. Files and SQLite databases are created 0640."),
     STR("topic", topic, 249, "events.enriched",
         "Kafka topic to load; its values are userevents.EnrichedEvent (proto/enriched.proto)."),
     STR("table", table, WHS__NAME_MAX, "events",

@@ -123,13 +123,17 @@ int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_s
     if (!colon || slen >= sizeof(u->scheme)) {
         ue__errstr(errstr, errstr_size,
                    "warehouse.url: \"%s\" has no scheme "
-                   "(sqlite:, file:, postgres://, clickhouse://)",
+                   "(sqlite:, file:, postgres://, clickhouse://, clickhouse+https://)",
                    masked);
         return -1;
     }
     memcpy(u->scheme, url, slen);
     if (strcmp(u->scheme, "postgresql") == 0)
         strcpy(u->scheme, "postgres");
+    if (strcmp(u->scheme, "clickhouse+https") == 0) {
+        strcpy(u->scheme, "clickhouse");
+        u->tls = 1;
+    }
     int network = !strcmp(u->scheme, "postgres") || !strcmp(u->scheme, "clickhouse");
     int local = !strcmp(u->scheme, "sqlite") || !strcmp(u->scheme, "file");
     int rc = -1;
@@ -150,7 +154,7 @@ int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_s
         ue__errstr(errstr, errstr_size,
                    network || local ? "warehouse.url: \"%s\" is malformed"
                                     : "warehouse.url: unknown scheme in \"%s\" (sqlite:, "
-                                      "file:, postgres://, clickhouse://)",
+                                      "file:, postgres://, clickhouse://, clickhouse+https://)",
                    masked);
         return -1;
     }

@@ -8,7 +8,8 @@
 #include <stddef.h>
 
 typedef struct whs__url {
-    char scheme[16]; /* "sqlite", "postgres", "clickhouse", "file" */
+    char scheme[24]; /* "sqlite", "postgres", "clickhouse", "file" */
+    int tls;         /* "clickhouse+https://": the same backend over HTTPS */
     char user[128];
     char password[256];
     char host[256];

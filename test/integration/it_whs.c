@@ -50,13 +50,15 @@ static void on_dead_letter(const it_record_t *r, void *opaque)
 /* Proves: N events produced -> in the warehouse count(*) = N = count(distinct event_id), each
  * on its day (and, for files, in its day and bucket directory), with the right values; bad
  * records go to the dead-letter topic with a reason and do not stop the stream. */
-static void loads_every_event_once(const char *kind)
+static void loads_every_event_once_at(const char *kind, const char *url)
 {
     wh_t w;
     char topic[256], dlq[300];
     uint64_t n = events();
     wt_opts_t o = stream(n, 11);
     wh_init(&w, kind, "load");
+    if (url) /* the same server another way (HTTPS); checked through the plain one */
+        snprintf(w.url, sizeof(w.url), "%s", url);
     wh_topic(topic, sizeof(topic), kind, 3);
     wh_produce(topic, 0, n / 2, &o);
     wh_produce_garbage(topic, 3);
@@ -85,6 +87,11 @@ static void loads_every_event_once(const char *kind)
     assert_int_equal(d.records, 3);
     assert_int_equal(d.with_reason, 3);
     wh_free(&w);
+}
+
+static void loads_every_event_once(const char *kind)
+{
+    loads_every_event_once_at(kind, NULL);
 }
 
 static void test_whs_sqlite_loads_every_event_once(void **state)
@@ -183,6 +190,46 @@ static void test_whs_postgres_new_property_and_promoted_column(void **state)
     new_property_and_promoted_column("postgres");
 }
 
+/* The HTTPS URL of test/clickhouse.sh's server (CLICKHOUSE_HTTPS_URL, or UE_CH_DIR/https_url). */
+static const char *clickhouse_https_url(void)
+{
+    static char url[1024];
+    const char *env = getenv("CLICKHOUSE_HTTPS_URL"), *dir = getenv("UE_CH_DIR");
+    if (env && *env)
+        return env;
+    snprintf(url, sizeof(url), "%s/https_url", dir ? dir : "");
+    FILE *f = dir ? fopen(url, "r") : NULL;
+    if (!f || !fgets(url, sizeof(url), f))
+        fail_msg("no ClickHouse HTTPS URL: set CLICKHOUSE_HTTPS_URL or use "
+                 "test/integration/run.sh");
+    fclose(f);
+    url[strcspn(url, "\n")] = '\0';
+    return url;
+}
+
+/* Guarantee: clickhouse+https:// loads every event once over HTTPS, the server's certificate
+ * verified against ?ca=FILE; without a CA that trusts it the sink does not start, and says
+ * it is for good (WHS_ERR_WAREHOUSE_FATAL), not "retrying". */
+static void test_whs_clickhouse_over_https_verifies_the_server(void **state)
+{
+    (void)state;
+    const char *url = clickhouse_https_url();
+    loads_every_event_once_at("clickhouse", url);
+
+    char bare[1024], errstr[512];
+    snprintf(bare, sizeof(bare), "%.*s", (int)strcspn(url, "?"), url);
+    whs_conf_t *conf = whs_conf_new();
+    assert_int_equal(whs_conf_set(conf, "warehouse.url", bare, errstr, sizeof(errstr)), 0);
+    assert_int_equal(whs_conf_set(conf, "kafka.bootstrap.servers", it_bootstrap(), errstr,
+                                  sizeof(errstr)),
+                     0);
+    whs_sink_t *s = NULL;
+    assert_int_equal(whs_sink_open(conf, &s, errstr, sizeof(errstr)), WHS_ERR_WAREHOUSE_FATAL);
+    print_message("without the CA: %s\n", errstr);
+    assert_non_null(strstr(errstr, "certificate"));
+    whs_conf_destroy(conf);
+}
+
 static void test_whs_clickhouse_new_property_and_promoted_column(void **state)
 {
     (void)state;
@@ -252,6 +299,7 @@ int main(void)
         cmocka_unit_test(test_whs_sqlite_new_property_and_promoted_column),
         cmocka_unit_test(test_whs_postgres_new_property_and_promoted_column),
         cmocka_unit_test(test_whs_clickhouse_new_property_and_promoted_column),
+        cmocka_unit_test(test_whs_clickhouse_over_https_verifies_the_server),
         cmocka_unit_test(test_whs_file_new_property),
         cmocka_unit_test(test_whs_postgres_rebalance_two_sinks_exactly_once),
     };

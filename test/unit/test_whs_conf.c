@@ -132,6 +132,16 @@ static void test_whs_url_parts_and_mask(void **state)
     assert_int_equal(whs__url_parse("clickhouse://h/db", &u, NULL, 0), 0);
     assert_int_equal(u.port, 0);
     assert_string_equal(u.user, "");
+    assert_int_equal(u.tls, 0);
+    assert_int_equal(whs__url_parse("clickhouse+https://u:pw@h:8443/db?ca=/etc/ca.pem", &u,
+                                    NULL, 0),
+                     0);
+    assert_string_equal(u.scheme, "clickhouse"); /* the same backend ... */
+    assert_int_equal(u.tls, 1);                  /* ... over HTTPS */
+    assert_string_equal(u.password, "pw");
+    assert_string_equal(u.query, "ca=/etc/ca.pem");
+    whs__url_mask("clickhouse+https://u:pw@h/db", masked, sizeof(masked));
+    assert_string_equal(masked, "clickhouse+https://u:****@h/db");
     whs__url_mask("postgres://u:secret@h:1/db", masked, sizeof(masked));
     assert_string_equal(masked, "postgres://u:****@h:1/db");
     whs__url_mask("clickhouse://u@h/db", masked, sizeof(masked));

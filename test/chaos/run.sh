@@ -463,7 +463,8 @@ main() {
   note "bootstrap $KAFKA_BOOTSTRAP, postgres $POSTGRES_URL, clickhouse $CLICKHOUSE_URL"
   "$B/chaos/ue-chaos" topics -b "$KAFKA_BOOTSTRAP" --rf 3 --min-isr 2 \
     events.page_view:3 events.click:3 events.purchase:3 events.enriched:4 \
-    events.dead_letter:3 events.aggregates:1 events.alerts:1 chaos-enrich.changelog:1:compact \
+    events.dead_letter:3 events.aggregates:1 events.alerts:1 chaos-enrich.changelog:3:compact \
+    chaos-enrich.repartition:3 \
     users.profiles:1:compact 2>>"$L/services.log"
   test/kafka.sh topics --dir "$KDIR" 2>/dev/null | grep -v '^__' | sed 's/^/  topic /' >&2 || true
   "$B/chaos/ue-chaos" watch -b "$KAFKA_BOOTSTRAP" --raw "$RAW_TOPICS" --group chaos-enrich \

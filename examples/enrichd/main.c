@@ -22,10 +22,12 @@
 #include <time.h>
 
 static enr_processor_t *processor;
+static volatile sig_atomic_t stopping;
 
 static void on_signal(int sig)
 {
     (void)sig;
+    stopping = 1;
     enr_stop(processor); /* async-signal-safe: one atomic store */
 }
 
@@ -196,9 +198,10 @@ int main(int argc, char **argv)
         enrich_metrics_destroy(em);
         return 1;
     }
-    if (!(processor = enr_processor_new(conf, errstr, sizeof(errstr)))) {
-        fprintf(stderr, "enrichd: %s\n", errstr);
-        enr_conf_destroy(conf);
+    enr_conf_t *again = enr_conf_dup(conf); /* for a new processor after ENR_ERR_SELF_FENCED */
+    if (!again || !(processor = enr_processor_new(conf, errstr, sizeof(errstr)))) {
+        fprintf(stderr, "enrichd: %s\n", again ? errstr : "out of memory");
+        enr_conf_destroy(again);
         metrics_destroy(metrics);
         enrich_metrics_destroy(em);
         return 1;
@@ -212,6 +215,31 @@ int main(int argc, char **argv)
     long long last = now_ms();
     for (;;) {
         rc = enr_poll(processor, 100);
+        if (rc == ENR_ERR_SELF_FENCED && !stopping) {
+            /* Fenced by its own rejoin (librdkafka #3437): a new processor takes the tasks back;
+             * the old one's open transaction is aborted by the new one's start. */
+            fprintf(stderr, "enrichd: %s: starting a new processor\n",
+                    enr_processor_last_error(processor));
+            enrich_metrics_attach(em, NULL);
+            enr_processor_t *old = processor;
+            processor = NULL; /* a signal from here on stops the next one (stopping) */
+            enr_processor_destroy(old, 1000);
+            enr_conf_t *copy = enr_conf_dup(again);
+            processor = copy ? enr_processor_new(copy, errstr, sizeof(errstr)) : NULL;
+            if (!processor) {
+                fprintf(stderr, "enrichd: %s\n", copy ? errstr : "out of memory");
+                enr_conf_destroy(copy);
+                enr_conf_destroy(again);
+                metrics_stop(metrics);
+                metrics_destroy(metrics);
+                enrich_metrics_destroy(em);
+                return 1;
+            }
+            enrich_metrics_attach(em, processor);
+            if (stopping) /* a signal while it was being made */
+                enr_stop(processor);
+            continue;
+        }
         if (rc < 0)
             break;
         if (stats_ms > 0 && now_ms() - last >= stats_ms) {
@@ -219,6 +247,7 @@ int main(int argc, char **argv)
             last = now_ms();
         }
     }
+    enr_conf_destroy(again);
     log_stats(processor);
     enr_err_t err = rc == ENR_ERR_STOPPED ? ENR_OK : (enr_err_t)rc;
     if (err) /* the reason is librdkafka's own words: which step failed, and how */

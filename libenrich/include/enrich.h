@@ -74,6 +74,9 @@ typedef enum enr_err {
     ENR_ERR_KAFKA = 1,            /**< a Kafka error; see the message */
     ENR_ERR_KAFKA_FATAL = -14,    /**< a Kafka error the processor cannot go on after, other
                                        than fencing; enr_processor_last_error() says which */
+    ENR_ERR_SELF_FENCED = -15,    /**< after its group session timed out, the group fenced
+                                       this processor's own rejoin (librdkafka #3437): no other
+                                       instance runs; destroy it and create a new one */
 } enr_err_t;
 
 /** @brief A sentence for @p err: a static string, also for a code this version does not know. */

@@ -25,6 +25,8 @@ static const struct {
     {ENR_ERR_FENCED, "ENR_ERR_FENCED", "fenced: another instance uses this transactional id"},
     {ENR_ERR_KAFKA, "ENR_ERR_KAFKA", "Kafka error"},
     {ENR_ERR_KAFKA_FATAL, "ENR_ERR_KAFKA_FATAL", "fatal Kafka error: the processor stopped"},
+    {ENR_ERR_SELF_FENCED, "ENR_ERR_SELF_FENCED",
+     "fenced by its own rejoin after a session timeout: start a new processor"},
 };
 
 const char *enr_err2str(enr_err_t err)

@@ -141,6 +141,8 @@ enr_err_t enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *rea
 static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     enr_processor_t *p = rd_kafka_opaque(rk);
+    if (!strcmp(fac, "SESSTMOUT")) /* see consumer_error(): a fence that may be our own */
+        atomic_store(&p->session_lost_ms, ue__mono_ms());
     ue__log(&p->log, level, "rdkafka %s: %s", fac, buf);
 }
 

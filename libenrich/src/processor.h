@@ -81,6 +81,7 @@ struct enr_processor_s {
     char last_error[512];        /* why: enr_processor_last_error() */
     int produce_failed;          /* a record of the open transaction was refused: abort it */
     _Atomic int stop;
+    _Atomic int64_t session_lost_ms; /* when librdkafka last said the group session timed out */
     _Atomic int64_t stats[ENR_STAT__CNT];
     ue__kstats_t kstats;         /* the group consumer's latest librdkafka statistics */
 };

@@ -12,6 +12,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int64_t session_timeout_ms(const enr_processor_t *p)
+{
+    char v[32];
+    size_t n = sizeof(v);
+    return rd_kafka_conf_get(p->conf->consumer, "session.timeout.ms", v, &n) ? 45000 : atoll(v);
+}
+
 /* An error the consumer reports with a record: fatal ones (another process took this
  * instance.id) stop the processor with librdkafka's reason. */
 static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
@@ -22,14 +29,23 @@ static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
         ue__log(&p->log, UE_LOG_WARNING, "consume: %s", rd_kafka_message_errstr(m));
         return;
     }
-    char why[400], reason[512];
+    char why[400], reason[600];
     rd_kafka_resp_err_t err = rd_kafka_fatal_error(p->consumer, why, sizeof(why));
+    /* librdkafka (#3437, open) rejoins a static member whose session timed out with a new
+     * member id, and the group then fences the old one: its own. Within two sessions of a
+     * timeout, a fence is taken for that: nothing else runs, and a new processor continues. */
+    int64_t lost = atomic_load(&p->session_lost_ms);
+    int self = err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID && lost &&
+               ue__mono_ms() - lost < 2 * session_timeout_ms(p);
     snprintf(reason, sizeof(reason), "consumer: %s%s", why,
-             err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID
+             self ? " (after its session timed out: its own rejoin, librdkafka #3437; a new "
+                    "processor continues)"
+             : err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID
                  ? " (another processor runs with this instance.id)"
                  : "");
-    enr__processor_fail(p, err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID ? ENR_ERR_FENCED
-                                                                        : ENR_ERR_KAFKA_FATAL,
+    enr__processor_fail(p, self ? ENR_ERR_SELF_FENCED
+                           : err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID ? ENR_ERR_FENCED
+                                                                         : ENR_ERR_KAFKA_FATAL,
                         reason);
 }
 

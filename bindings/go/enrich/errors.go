@@ -27,6 +27,7 @@ const (
 	ErrFenced        ErrorCode = -13 // another instance took over the transactional id
 	ErrKafka         ErrorCode = 1   // a Kafka error
 	ErrKafkaFatal    ErrorCode = -14 // a fatal Kafka error other than fencing: the processor stopped
+	ErrSelfFenced    ErrorCode = -15 // fenced by its own rejoin after a session timeout: start a new one
 )
 
 // ErrClosed is returned by every call on a closed (or nil) Processor.

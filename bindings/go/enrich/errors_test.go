@@ -18,7 +18,7 @@ func TestErrorCodesHaveTheLibrarysNames(t *testing.T) {
 		enrich.ErrTimedOut: "ENR_ERR_TIMED_OUT", enrich.ErrTransport: "ENR_ERR_TRANSPORT",
 		enrich.ErrRecursiveCall: "ENR_ERR_RECURSIVE_CALL", enrich.ErrStopped: "ENR_ERR_STOPPED",
 		enrich.ErrFenced: "ENR_ERR_FENCED", enrich.ErrKafka: "ENR_ERR_KAFKA",
-		enrich.ErrKafkaFatal: "ENR_ERR_KAFKA_FATAL",
+		enrich.ErrKafkaFatal: "ENR_ERR_KAFKA_FATAL", enrich.ErrSelfFenced: "ENR_ERR_SELF_FENCED",
 	}
 	for code, name := range want {
 		if code.String() != name || code.Error() == "" || code.Error() == "unknown error" {

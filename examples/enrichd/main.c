@@ -212,14 +212,19 @@ int main(int argc, char **argv)
     fprintf(stderr, "enrichd: running (enrich %s)\n", enr_version_str());
 
     int rc = 0;
-    long long last = now_ms();
+    long long last = now_ms(), renewed[3] = {0};
     for (;;) {
         rc = enr_poll(processor, 100);
-        if (rc == ENR_ERR_SELF_FENCED && !stopping) {
-            /* Fenced by its own rejoin (librdkafka #3437): a new processor takes the tasks back;
-             * the old one's open transaction is aborted by the new one's start. */
-            fprintf(stderr, "enrichd: %s: starting a new processor\n",
-                    enr_processor_last_error(processor));
+        /* A fatal Kafka error (the transactional producer's, e.g. a broker lost mid-abort) or a
+         * fence by its own rejoin (librdkafka #3437) ends the processor, not the work: a new
+         * one fences what is left of it, restores its tasks and goes on from the last commit,
+         * as a restarted process would. Three within a minute: something is wrong for good. */
+        if ((rc == ENR_ERR_SELF_FENCED || rc == ENR_ERR_KAFKA_FATAL) && !stopping &&
+            now_ms() - renewed[2] > 60000) {
+            memmove(renewed + 1, renewed, 2 * sizeof(renewed[0]));
+            renewed[0] = now_ms();
+            fprintf(stderr, "enrichd: %s (%s): starting a new processor\n",
+                    enr_processor_last_error(processor), enr_err2name((enr_err_t)rc));
             enrich_metrics_attach(em, NULL);
             enr_processor_t *old = processor;
             processor = NULL; /* a signal from here on stops the next one (stopping) */

@@ -314,3 +314,23 @@ int ue__kafka_conf_set(struct rd_kafka_conf_s *kc, const char *name, const char 
     default: return UE__PROP_INVALID;
     }
 }
+
+size_t ue__dump_kafka(const char **arr, size_t i, const char **kdump, size_t kcnt,
+                      const char *prefix)
+{
+    for (size_t k = 0; k + 1 < kcnt; k += 2) {
+        char *key = malloc(strlen(prefix) + strlen(kdump[k]) + 1);
+        if (key)
+            strcat(strcpy(key, prefix), kdump[k]);
+        arr[i++] = key;
+        arr[i++] = strdup(ue__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
+    }
+    return i;
+}
+
+void ue__dump_free(const char **arr, size_t cnt)
+{
+    for (size_t i = 0; arr && i < cnt; i++)
+        free((void *)arr[i]);
+    free(arr);
+}

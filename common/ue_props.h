@@ -61,6 +61,14 @@ void ue__props_markdown(const ue__prop_t *table, FILE *out);
 /* 1 when a configuration key names a secret whose value must never be shown or logged. */
 int ue__prop_is_secret(const char *name);
 
+/* The *_conf_dump() calls: appends librdkafka's name/value pairs @p kdump (@p kcnt strings) to
+ * @p arr from index @p i as "<prefix><name>", secrets "[redacted]"; returns the new count. */
+size_t ue__dump_kafka(const char **arr, size_t i, const char **kdump, size_t kcnt,
+                      const char *prefix);
+
+/* Frees what a *_conf_dump() returned: @p cnt strings and the array. */
+void ue__dump_free(const char **arr, size_t cnt);
+
 /*
  * Writes {"name":value,...} of @p n counters, snprintf-like (returns the full length; @p buf
  * may be NULL to measure). @p get reads counter i of @p handle. The *_stats_json() calls.

@@ -46,20 +46,6 @@ static char *value_of(const enr_conf_t *conf, const ue__prop_t *p)
     return v;
 }
 
-/* Appends librdkafka's properties @p kdump as "<prefix><name>", secrets redacted. */
-static size_t add_kafka(const char **arr, size_t i, const char **kdump, size_t kcnt,
-                        const char *prefix)
-{
-    for (size_t k = 0; k + 1 < kcnt; k += 2) {
-        char *key = malloc(strlen(prefix) + strlen(kdump[k]) + 1);
-        if (key)
-            strcat(strcpy(key, prefix), kdump[k]);
-        arr[i++] = key;
-        arr[i++] = strdup(ue__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
-    }
-    return i;
-}
-
 const char **enr_conf_dump(const enr_conf_t *conf, size_t *cntp)
 {
     if (!conf || !cntp) {
@@ -76,8 +62,8 @@ const char **enr_conf_dump(const enr_conf_t *conf, size_t *cntp)
         arr[i++] = ue__prop_is_secret(p->name) ? strdup("[redacted]") : value_of(conf, p);
     }
     if (arr) {
-        i = add_kafka(arr, i, cdump, ccnt, "kafka.consumer.");
-        i = add_kafka(arr, i, pdump, pcnt, "kafka.producer.");
+        i = ue__dump_kafka(arr, i, cdump, ccnt, "kafka.consumer.");
+        i = ue__dump_kafka(arr, i, pdump, pcnt, "kafka.producer.");
     }
     rd_kafka_conf_dump_free(cdump, ccnt);
     rd_kafka_conf_dump_free(pdump, pcnt);
@@ -87,7 +73,5 @@ const char **enr_conf_dump(const enr_conf_t *conf, size_t *cntp)
 
 void enr_conf_dump_free(const char **arr, size_t cnt)
 {
-    for (size_t i = 0; arr && i < cnt; i++)
-        free((void *)arr[i]);
-    free(arr);
+    ue__dump_free(arr, cnt);
 }

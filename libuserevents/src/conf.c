@@ -242,9 +242,7 @@ const char **ue_conf_dump(const ue_conf_t *conf, size_t *cntp)
 
 void ue_conf_dump_free(const char **arr, size_t cnt)
 {
-    for (size_t i = 0; arr && i < cnt; i++)
-        free((void *)arr[i]);
-    free(arr);
+    ue__dump_free(arr, cnt);
 }
 
 void ue_conf_set_delivery_cb(ue_conf_t *conf, ue_delivery_cb_t *cb, void *opaque)

@@ -336,13 +336,8 @@ const char **whs_conf_dump(const whs_conf_t *conf, size_t *cntp)
         arr[i++] = strdup(p->name);
         arr[i++] = dump_value(conf, p);
     }
-    for (size_t k = 0; arr && k + 1 < kcnt; k += 2) {
-        char *key = malloc(strlen(kdump[k]) + 7);
-        if (key)
-            strcat(strcpy(key, "kafka."), kdump[k]);
-        arr[i++] = key;
-        arr[i++] = strdup(ue__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
-    }
+    if (arr)
+        i = ue__dump_kafka(arr, i, kdump, kcnt, "kafka.");
     rd_kafka_conf_dump_free(kdump, kcnt);
     *cntp = i;
     return arr;
@@ -350,9 +345,7 @@ const char **whs_conf_dump(const whs_conf_t *conf, size_t *cntp)
 
 void whs_conf_dump_free(const char **arr, size_t cnt)
 {
-    for (size_t i = 0; arr && i < cnt; i++)
-        free((void *)arr[i]);
-    free(arr);
+    ue__dump_free(arr, cnt);
 }
 
 void whs_conf_set_commit_cb(whs_conf_t *conf, whs_commit_cb_t *cb, void *opaque)

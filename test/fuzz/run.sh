@@ -64,10 +64,13 @@ fi
 INCLUDES=(-Icommon -Ilibuserevents/include -Ilibenrich/include -Ilibwhsink/include
           -Ilibuserevents/src -Iexamples/common -Ibuild/gen -Itest/fuzz -Itest/support)
 read -r -a DEP_CFLAGS <<<"$(pkg-config --cflags libcjson rdkafka 2>/dev/null)"
+# The version as the Makefile passes it (from the file VERSION): the libraries' sources need it.
+VERSION_FLAGS=(-DUE__VERSION_STR="\"$(make -s print-VERSION)\""
+               -DUE__VERSION_HEX="$(make -s print-VERSION_HEX)")
 BASE_FLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
-            -Wno-unused-parameter "${INCLUDES[@]}" "${DEP_CFLAGS[@]}")
+            -Wno-unused-parameter "${VERSION_FLAGS[@]}" "${INCLUDES[@]}" "${DEP_CFLAGS[@]}")
 SAN=address,undefined
-LIBS=(-lprotobuf-c -lzstd -lz -lcjson -lrdkafka -lpthread -lm)
+LIBS=(-lprotobuf-c -lzstd -lz -lcjson -lrdkafka -lgnutls -lpthread -lm)
 
 # What the targets reach: all of common/ (shared code such as ue_validate.c, which a fix may
 # call), the SDK's spool, record, event builder and configuration, libenrich's configuration
@@ -77,7 +80,7 @@ LIB_SRC=(common/*.c libuserevents/src/record.c libuserevents/src/spool*.c
          libuserevents/src/{conf,context,errors,event,event_encode}.c
          libenrich/src/{conf,stage,ua_parse}.c
          libwhsink/src/{buf,conf,datetime,json,row,url}.c
-         examples/ue-collector/{batch,body,event,event_json,event_pb}.c
+         examples/ue-collector/{batch,body,event,event_json,event_pb,json_scan}.c
          build/gen/userevents.pb-c.c build/gen/enriched.pb-c.c build/gen/collector.pb-c.c
          test/fuzz/fuzz_util.c)
 FUZZ_SRC=(test/fuzz/fuzz_spool_frames.c test/fuzz/fuzz_spool_dir.c test/fuzz/fuzz_event_decode.c

@@ -195,7 +195,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* As http.c does: a JSON body is scanned (events, nesting, parse cost) while decoded. */
     jscan_t scan;
     jscan_init(&scan, col.max_events, col.max_parse);
-    decoded_t dec = {.max = col.max_decoded, .col = &col, .held = &held, .scan = json ? &scan : NULL};
+    decoded_t dec = {
+        .max = col.max_decoded, .col = &col, .held = &held, .scan = json ? &scan : NULL};
     if (encoding) {
         int rc = (encoding == 1 ? gunzip : unzstd)(body, len, &dec);
         FUZZ_CHECK(rc == DEC_OK || rc == DEC_TOO_LARGE || rc == DEC_BAD || rc == DEC_REFUSED,

@@ -32,11 +32,13 @@ static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
     char why[400], reason[600];
     rd_kafka_resp_err_t err = rd_kafka_fatal_error(p->consumer, why, sizeof(why));
     /* librdkafka (#3437, open) rejoins a static member whose session timed out with a new
-     * member id, and the group then fences the old one: its own. Within two sessions of a
-     * timeout, a fence is taken for that: nothing else runs, and a new processor continues. */
-    int64_t lost = atomic_load(&p->session_lost_ms);
+     * member id, and the group then fences the old one: its own. The fence comes once the
+     * coordinator is back, which may take long (a broker restart: 17 s in make chaos, past two
+     * 6 s sessions). Within a minute (or two sessions, if longer) of a timeout, a fence is
+     * taken for that: nothing else runs, and a new processor continues. */
+    int64_t lost = atomic_load(&p->session_lost_ms), window = 2 * session_timeout_ms(p);
     int self = err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID && lost &&
-               ue__mono_ms() - lost < 2 * session_timeout_ms(p);
+               ue__mono_ms() - lost < (window > 60000 ? window : 60000);
     snprintf(reason, sizeof(reason), "consumer: %s%s", why,
              self ? " (after its session timed out: its own rejoin, librdkafka #3437; a new "
                     "processor continues)"

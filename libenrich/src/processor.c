@@ -9,6 +9,7 @@
  */
 #include "processor.h"
 #include "clock.h"
+#include "ue_kclose.h"
 #include "ue_props.h"
 #include "ue_time.h"
 
@@ -121,6 +122,11 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     free(ids);
 }
 
+int enr__consumer_close(enr_processor_t *p, int64_t deadline)
+{
+    return ue__consumer_close(p->consumer, on_rebalance, p, deadline);
+}
+
 /* The first reason is kept: a later error is a consequence of it. Every fatal code is
  * negative, so enr_poll() can never mistake one for a count of records. */
 enr_err_t enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason)
@@ -221,8 +227,8 @@ void enr__processor_free(enr_processor_t *p)
 {
     if (p->queue)
         rd_kafka_queue_destroy(p->queue);
-    if (p->consumer)
-        rd_kafka_destroy(p->consumer);
+    if (p->consumer) /* closed by enr__consumer_close() already, or left to the session */
+        rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     if (p->profiles)
         rd_kafka_destroy(p->profiles);
     if (p->restorer)

@@ -170,6 +170,11 @@ rd_kafka_conf_t *enr__kafka_conf(enr_processor_t *p, const rd_kafka_conf_t *base
  * enr_processor_last_error(); enr_poll() returns it from now on. Returns the first error. */
 enr_err_t enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason);
 
+/* Leaves the group (revocations served by the rebalance callback) by monotonic @p deadline;
+ * -1: not by then (the coordinator did not answer), the group moves the tasks after the
+ * session timeout. */
+int enr__consumer_close(enr_processor_t *p, int64_t deadline);
+
 /* Frees the clients and the pipeline (no commit, no group leave). */
 void enr__processor_free(enr_processor_t *p);
 

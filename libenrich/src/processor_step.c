@@ -183,11 +183,18 @@ enr_err_t enr_processor_destroy(enr_processor_t *p, int timeout_ms)
     if (p->in_callback)
         return ENR_ERR_RECURSIVE_CALL;
     enr_err_t rc = p->fatal;
+    int64_t deadline = ue__deadline_ms(timeout_ms > 0 ? timeout_ms : 1);
     if (p->in_txn && !p->fatal)
         rc = enr__txn_commit(p, timeout_ms > 0 ? timeout_ms : 1);
     if (p->consumer) {
         await_first_assignment(p);
-        rd_kafka_consumer_close(p->consumer); /* leave the group now, not after a timeout */
+        /* Leave the group now, not after a session timeout; a coordinator that does not
+         * answer costs the deadline (at least a second to try), never a hang. */
+        int64_t least = ue__mono_ms() + 1000;
+        if (enr__consumer_close(p, deadline > least ? deadline : least))
+            ue__log(&p->log, UE_LOG_WARNING,
+                    "close: the group was not left in time; its tasks move after "
+                    "session.timeout.ms");
     }
     enr_conf_t *conf = p->conf;
     enr__processor_free(p);

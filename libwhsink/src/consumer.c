@@ -10,6 +10,7 @@
  * warehouse either way. Both eager and cooperative rebalancing are handled.
  */
 #include "sink.h"
+#include "ue_kclose.h"
 #include "ue_time.h"
 #include "ue_uuid7.h"
 
@@ -146,6 +147,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         on_assign(s, parts, cooperative);
     else
         on_revoke(s, parts, cooperative);
+}
+
+int whs__consumer_close(whs_sink_t *s, int64_t deadline)
+{
+    return ue__consumer_close(s->rk, rebalance_cb, s, deadline);
 }
 
 void whs__consumer_reseek(whs_sink_t *s, int32_t partition)

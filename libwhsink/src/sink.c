@@ -257,7 +257,12 @@ whs_err_t whs_close(whs_sink_t *s, int timeout_ms)
                 s->cur->rows + s->spare->rows);
         whs__flush_abandon(s);
     }
-    rd_kafka_consumer_close(s->rk); /* revokes: nothing is left to flush */
+    /* Revokes (nothing is left to flush) and leaves the group; a coordinator that does not
+     * answer costs the deadline (at least a second to try), never a hang. */
+    if (whs__consumer_close(s, deadline > ue__mono_ms() + 1000 ? deadline : ue__mono_ms() + 1000))
+        ue__log(&s->log, UE_LOG_WARNING,
+                "close: the group was not left in time; it moves the partitions after "
+                "session.timeout.ms");
     whs__flush_service(s);
     s->closed = 1;
     return rc;

@@ -85,6 +85,9 @@ whs__pstate_t *whs__sink_part(whs_sink_t *s, int32_t partition);
 /* Creates the consumer and subscribes to the topic. 0 or -1 with the reason. */
 int whs__consumer_start(whs_sink_t *s, char *errstr, size_t errstr_size);
 
+/* Leaves the group (revocations served) by monotonic @p deadline; -1: not by then. */
+int whs__consumer_close(whs_sink_t *s, int64_t deadline);
+
 /* Reads where @p partition stands from the warehouse (retrying until it answers or the sink
  * stops) and resets its state there. 0, or -1 when stopped first. */
 int whs__consumer_resolve(whs_sink_t *s, int32_t partition, int64_t *start);

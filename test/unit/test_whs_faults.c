@@ -2,7 +2,8 @@
  * test_whs_faults.c - a real sink (whs_sink_t) on librdkafka's mock cluster, against faults
  * around its commit: the Kafka offset hint failing after the warehouse committed (the
  * warehouse is the source of truth: a restart resumes from it, nothing lost or loaded twice),
- * and the file backend meeting a full disk (a clear error, retries, every row once after space
+ * whs_close() with the broker hung (its deadline kept, nothing lost), and the file backend
+ * meeting a full disk (a clear error, retries, every row once after space
  * is freed; on a 64 KiB tmpfs, skipped when mounting is not permitted).
  */
 #include "testutil.h"
@@ -220,6 +221,53 @@ static void test_whs_offset_hint_failing_after_the_warehouse_commit_loses_and_re
     assert_int_equal(hint(fx), 300); /* and the hint caught up once it could */
 }
 
+/* ---- the broker hung when the sink closes - ----------------------------------------------- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Guarantee: whs_close() keeps its deadline with no broker to answer the group's leave
+ * (librdkafka 2.0.2's own close waits for the coordinator without one, #4519), and what
+ * was loaded stays loaded once: a sink started after the broker is back loads the rest,
+ * every row once. */
+static void test_whs_close_keeps_its_deadline_when_the_broker_hangs(void **state)
+{
+    fx_t *fx = *state;
+    char url[700], db[600];
+    snprintf(db, sizeof(db), "%s/wh.db", fx->dir);
+    snprintf(url, sizeof(url), "sqlite:%s", db);
+    produce(fx, 200, 0);
+    whs_sink_t *s = sink(fx, url);
+    load(s, 200, 20);
+    /* The broker still takes connections but answers nothing for 8 s: a hung broker (one
+     * that is down is noticed at once, and the close ends without it). */
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(fx->mc, 1, 8000), 0);
+    int64_t start = now_ms();
+    whs_err_t rc = whs_close(s, 2000);
+    int64_t closed = now_ms() - start;
+    assert_int_equal(whs_sink_destroy(s), WHS_OK);
+    int64_t destroyed = now_ms() - start;
+    print_message("broker hung: whs_close() %lld ms (%s), whs_sink_destroy() %lld ms more\n",
+                  (long long)closed, whs_err2name(rc), (long long)(destroyed - closed));
+    assert_true(closed < 2000 + 1500);
+    assert_true(destroyed < 8000 + 3000); /* librdkafka waits for the leave's answer */
+
+    assert_int_equal(rd_kafka_mock_broker_set_rtt(fx->mc, 1, 0), 0);
+    produce(fx, 100, 0);
+    s = sink(fx, url);
+    load(s, 100, 30);
+    assert_int_equal(whs_close(s, 5000), WHS_OK);
+    assert_int_equal(whs_sink_destroy(s), WHS_OK);
+    int64_t rows, distinct;
+    sqlite_counts(db, &rows, &distinct);
+    assert_int_equal(rows, 300);
+    assert_int_equal(distinct, 300);
+}
+
 /* ---- the file backend on a full disk ---------------------------------------------------- */
 
 static char *read_zst(const char *path)
@@ -317,6 +365,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_whs_offset_hint_failing_after_the_warehouse_commit_loses_and_repeats_nothing,
             setup, teardown),
+        cmocka_unit_test_setup_teardown(test_whs_close_keeps_its_deadline_when_the_broker_hangs,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_whs_file_backend_on_a_full_disk_retries_and_loses_nothing, setup, teardown),
     };

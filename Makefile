@@ -179,9 +179,13 @@ $(BUILD)/bench/%: $(BUILD)/obj/test/bench/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS)
 
+# Each test program has UNIT_TIMEOUT seconds; past them it has hung and test/support/watchdog.sh
+# prints its threads' stacks and fails it.
+UNIT_TIMEOUT ?= 600
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do \
-	    case "$$t" in *test_$(or $(TESTS),)*) echo "== $$t"; "$$t";; esac; \
+	    case "$$t" in *test_$(or $(TESTS),)*) echo "== $$t"; \
+	        test/support/watchdog.sh $(UNIT_TIMEOUT) "$$t";; esac; \
 	done
 
 test-san:

@@ -26,6 +26,7 @@ packages=(
   maven                        # fetches the real Kafka broker from Maven Central (test/kafka.sh)
   curl python3 python3-venv    # python3-venv: the Python binding's tests install it in a venv
   openssl                      # makes the collector's HTTPS test certificate at test time
+  gdb                          # a hung or crashed test prints its threads' stacks
   prometheus                   # promtool checks the alert rules; a real Prometheus scrapes in a test
 )
 

@@ -53,8 +53,9 @@ fi
 [[ -n ${KAFKA_BOOTSTRAP:-} ]] || { echo "run.sh: KAFKA_BOOTSTRAP is not set" >&2; exit 1; }
 rc=0
 log "pytest (Python $("$PY" -c 'import sys; print(sys.version.split()[0])'), broker $KAFKA_BOOTSTRAP)"
-# From bindings/python the tests import the installed package (src/ is not on sys.path).
-(cd bindings/python && "$PY" -m pytest -p no:cacheprovider -q ${PYTEST_ARGS:-} tests) || rc=1
+# From bindings/python the tests import the installed package (src/ is not on sys.path). A
+# pytest run past 15 minutes has hung (go test has its own 10-minute limit, with stacks).
+(cd bindings/python && "$ROOT/test/support/watchdog.sh" 900 "$PY" -m pytest -p no:cacheprovider -q ${PYTEST_ARGS:-} tests) || rc=1
 log "go test"
 (cd bindings/go && go test -count=1 ${GO_TEST_ARGS:-} ./...) || rc=1
 if [[ ${UE_BINDINGS_SKIP_RACE:-0} != 1 ]]; then

@@ -10,8 +10,10 @@
  */
 #include "whs_itwh.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -242,6 +244,21 @@ static void test_whs_file_new_property(void **state)
     new_property_and_promoted_column("file");
 }
 
+typedef struct closer {
+    pthread_t thread;
+    whs_sink_t *sink;
+    whs_err_t rc;
+    atomic_int done;
+} closer_t;
+
+static void *close_sink(void *arg)
+{
+    closer_t *c = arg;
+    c->rc = whs_close(c->sink, 30000);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
 /* Proves: two sinks in one group share the partitions; a second sink joining and the first
  * leaving mid-stream (rebalances: batches of revoked partitions committed or dropped, new
  * owners resuming from the warehouse's offsets) still load every event exactly once. */
@@ -275,7 +292,15 @@ static void test_whs_postgres_rebalance_two_sinks_exactly_once(void **state)
             (long long)whs_stat(a, WHS_STAT_ROWS_LOADED),
             (long long)whs_stat(b, WHS_STAT_ROWS_LOADED));
     assert_true(whs_stat(b, WHS_STAT_ROWS_LOADED) > 0); /* b really got partitions */
-    assert_int_equal(whs_close(a, 30000), WHS_OK);      /* leaves: b takes everything */
+    /* a leaves, b takes everything. a closes on its own thread while b is polled, as two
+     * processes would: a sink nobody polls answers no rebalance, and the group waits for
+     * it up to max.poll.interval.ms. */
+    closer_t c = {.sink = a};
+    assert_int_equal(pthread_create(&c.thread, NULL, close_sink, &c), 0);
+    while (!atomic_load(&c.done))
+        assert_true(whs_poll(b, 50) >= 0);
+    pthread_join(c.thread, NULL);
+    assert_int_equal(c.rc, WHS_OK);
     whs_sink_destroy(a);
     wh_wait_rows(&w, b, (int64_t)n, 120000, 1500);
     assert_int_equal(whs_close(b, 30000), WHS_OK);

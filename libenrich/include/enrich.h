@@ -331,7 +331,10 @@ ENR_API const char *enr_processor_last_error(enr_processor_t *p);
 /**
  * @brief Commits what was processed (within @p timeout_ms), leaves the group and frees the
  *        processor. Uncommitted work is aborted and will be redone by the next instance.
- *        NULL is a no-op.
+ *        Leaving the group takes what is left of the deadline, at least a second; a
+ *        coordinator that does not answer by then is left to the session timeout (librdkafka
+ *        may still wait for its answer, up to kafka.socket.timeout.ms, while it frees its
+ *        clients). NULL is a no-op.
  */
 ENR_API enr_err_t enr_processor_destroy(enr_processor_t *p, int timeout_ms);
 

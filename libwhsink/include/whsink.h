@@ -35,7 +35,9 @@
  * calls may be made from any thread, and whs_stop() from a signal handler. The library owns
  * one writer thread per sink (all warehouse I/O) plus librdkafka's threads. The commit and
  * error callbacks run on the caller's thread from inside whs_poll(), whs_flush() and
- * whs_close(); the log callback may run on any library thread.
+ * whs_close(); the log callback may run on any library thread. Sinks of one group in one
+ * process each need their own thread (or to be polled in turn): a sink nobody polls answers
+ * no rebalance, and the group waits for it up to kafka.max.poll.interval.ms.
  *
  * Strings are NUL-terminated UTF-8. Timeouts are milliseconds; -1 means no limit where a
  * function says so.
@@ -277,7 +279,10 @@ WHS_API whs_err_t whs_flush(whs_sink_t *sink, int timeout_ms);
  * @brief Stops cleanly within @p timeout_ms (-1: "shutdown.timeout.ms"): flushes what is
  *        batched, waits for the warehouse commit, commits the Kafka hint, leaves the group.
  *        What cannot be committed in time is dropped, never half-written: the next sink
- *        re-reads it from the offsets the warehouse holds.
+ *        re-reads it from the offsets the warehouse holds. Leaving the group takes what is
+ *        left of the deadline, at least a second; a coordinator that does not answer by then
+ *        does not hold whs_close() (librdkafka may still wait for its answer, up to
+ *        kafka.socket.timeout.ms, in whs_sink_destroy()).
  * @returns WHS_OK, WHS_ERR_TIMED_OUT (something was left for the next run),
  *          WHS_ERR_RECURSIVE_CALL or WHS_ERR_CLOSED (second call).
  */

@@ -43,6 +43,7 @@ typedef struct enr__task {
     enr_pipeline_t *pipe;
     enr__sink_t sink;         /* the stages' outputs into the open transaction, partition id */
     enr__merger_t *merger;    /* window partials of every task whose key hashes here */
+    struct enr__image *image; /* its committed state, to roll an abort back (image.h) */
     int64_t horizon_sent[2];    /* the window / anomaly horizon last broadcast */
     int64_t horizon_sent_ms[2]; /* when (monotonic) */
 } enr__task_t;
@@ -116,14 +117,20 @@ void enr__tasks_drop(enr_processor_t *p, const int32_t *ids, int n);
 void enr__task_process(enr_processor_t *p, const rd_kafka_message_t *m);
 /* Before a commit: every owned task's stages flush, window horizons go out. */
 void enr__tasks_flush(enr_processor_t *p);
-/* After an abort: every owned task restored from its changelog partition. 0 or -1. */
-int enr__tasks_reload(enr_processor_t *p, char *errstr, size_t errstr_size);
+/* After a commit: what the transaction wrote to each task's changelog is its committed state
+ * now (image.h). */
+void enr__tasks_committed(enr_processor_t *p);
+/* After an abort: every owned task back to its committed state, in memory from its image, or
+ * from its changelog partition when the image was lost to a lack of memory. 0 or -1. */
+int enr__tasks_roll_back(enr_processor_t *p, char *errstr, size_t errstr_size);
 void enr__tasks_free(enr_processor_t *p);
 /* The counters of every task, owned now or before, into @p sum[ENR_STAT__CNT]. */
 void enr__tasks_sum_stats(const enr_processor_t *p, int64_t *sum);
-/* Fresh stages and merger for @p t (state.c restores them); 0 or -1. */
-int enr__task_rebuild(enr__task_t *t, char *errstr, size_t errstr_size);
-/* Hands a record of @p t's changelog partition to its merger or its stages. */
+/* Fresh stages and merger for @p t: with @p from_image its committed state replayed into
+ * them, else an empty image and state.c restores them from the changelog. 0 or -1. */
+int enr__task_rebuild(enr__task_t *t, int from_image, char *errstr, size_t errstr_size);
+/* Hands a committed record of @p t's changelog partition (a restore reading it) to its image
+ * and to its merger or its stages. */
 void enr__task_apply_changelog(enr__task_t *t, const void *key, size_t key_len,
                                const void *value, size_t value_len);
 

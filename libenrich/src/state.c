@@ -206,7 +206,7 @@ int enr__tasks_restore(enr_processor_t *p, enr__task_t *const *tasks, int n, cha
 {
     int64_t started = ue__mono_ms(), before = atomic_load(&p->stats[ENR_STAT_RESTORE_RECORDS]);
     for (int i = 0; i < n; i++)
-        if (enr__task_rebuild(tasks[i], errstr, errstr_size))
+        if (enr__task_rebuild(tasks[i], 0, errstr, errstr_size))
             return -1;
     if (n == 0)
         return 0;

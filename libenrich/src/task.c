@@ -7,6 +7,7 @@
 #include "processor.h"
 #include "clock.h"
 #include "htab.h"
+#include "image.h"
 #include "merge.h"
 #include "stage_util.h"
 #include "ue_time.h"
@@ -42,6 +43,7 @@ static void sink_changelog(void *opaque, const char *stage, const void *key, siz
     buf[n] = '/';
     memcpy(buf + n + 1, key, key_len);
     enr__txn_produce(t->p, t->p->changelog_topic, t->id, buf, len, value, value_len, NULL);
+    enr__image_stage(t->image, buf, len, value, value_len); /* failing: roll back from Kafka */
     if (buf != small)
         free(buf);
 }
@@ -81,6 +83,7 @@ static void task_free(enr__task_t *t)
         return;
     enr_pipeline_destroy(t->pipe);
     enr__merger_free(t->merger);
+    enr__image_free(t->image);
     free(t);
 }
 
@@ -91,6 +94,10 @@ static enr__task_t *task_new(enr_processor_t *p, int32_t id)
         return NULL;
     t->p = p;
     t->id = id;
+    if (!(t->image = enr__image_new())) {
+        free(t);
+        return NULL;
+    }
     t->sink = (enr__sink_t){sink_emit, sink_changelog, sink_partial, t};
     t->horizon_sent[0] = t->horizon_sent[1] = INT64_MIN;
     return t;
@@ -146,17 +153,42 @@ void enr__tasks_free(enr_processor_t *p)
     p->tasks = NULL;
 }
 
-int enr__tasks_reload(enr_processor_t *p, char *errstr, size_t errstr_size)
+void enr__tasks_committed(enr_processor_t *p)
 {
-    enr__task_t **owned = calloc((size_t)p->ntasks + 1, sizeof(*owned));
-    int n = 0;
-    if (!owned)
-        return ue__errstr(errstr, errstr_size, "out of memory"), -1;
     for (int32_t i = 0; i < p->ntasks; i++)
         if (p->tasks[i])
-            owned[n++] = p->tasks[i];
-    int rc = enr__tasks_restore(p, owned, n, errstr, errstr_size);
-    free(owned);
+            enr__image_commit(p->tasks[i]->image);
+}
+
+int enr__tasks_roll_back(enr_processor_t *p, char *errstr, size_t errstr_size)
+{
+    enr__task_t **lost = calloc((size_t)p->ntasks + 1, sizeof(*lost));
+    int n = 0, rolled = 0;
+    size_t entries = 0;
+    int64_t started = ue__mono_ms();
+    if (!lost)
+        return ue__errstr(errstr, errstr_size, "out of memory"), -1;
+    for (int32_t i = 0; i < p->ntasks; i++) {
+        enr__task_t *t = p->tasks[i];
+        if (!t)
+            continue;
+        enr__image_discard(t->image);
+        if (!enr__image_ok(t->image)) {
+            lost[n++] = t;
+            continue;
+        }
+        if (enr__task_rebuild(t, 1, errstr, errstr_size)) {
+            free(lost);
+            return -1;
+        }
+        rolled++;
+        entries += enr__image_count(t->image);
+    }
+    if (rolled)
+        ue__log(&p->log, UE_LOG_INFO, "%d task(s) rolled back in memory: %zu entries in %lld ms",
+                rolled, entries, (long long)(ue__mono_ms() - started));
+    int rc = enr__tasks_restore(p, lost, n, errstr, errstr_size);
+    free(lost);
     return rc;
 }
 
@@ -232,9 +264,10 @@ void enr__task_process(enr_processor_t *p, const rd_kafka_message_t *m)
 /* ---- restore ----------------------------------------------------------------------------- */
 
 /* Hands a changelog record of the task's partition to the merger or the stages. */
-void enr__task_apply_changelog(enr__task_t *t, const void *key, size_t key_len,
-                               const void *value, size_t value_len)
+static void apply(void *opaque, const void *key, size_t key_len, const void *value,
+                  size_t value_len)
 {
+    enr__task_t *t = opaque;
     const char *k = key, *slash = memchr(k, '/', key_len);
     char stage[16];
     size_t n = slash ? (size_t)(slash - k) : 0;
@@ -249,18 +282,30 @@ void enr__task_apply_changelog(enr__task_t *t, const void *key, size_t key_len,
         ue__log(&t->p->log, UE_LOG_INFO, "changelog: a record of no configured stage; skipped");
 }
 
-/* Fresh stages and merger for @p t, its input partitions registered with its clock. */
-int enr__task_rebuild(enr__task_t *t, char *errstr, size_t errstr_size)
+void enr__task_apply_changelog(enr__task_t *t, const void *key, size_t key_len,
+                               const void *value, size_t value_len)
+{
+    enr__image_put(t->image, key, key_len, value, value_len); /* failing: from Kafka next time */
+    apply(t, key, key_len, value, value_len);
+}
+
+int enr__task_rebuild(enr__task_t *t, int from_image, char *errstr, size_t errstr_size)
 {
     enr_processor_t *p = t->p;
     enr_pipeline_t *pipe = enr__pipeline_new(p->conf, &t->sink, enr__pipeline_profiles(p->pipe),
                                              errstr, errstr_size);
     enr__merger_t *merger = pipe ? enr__merger_new(&pipe->s, p->ntasks) : NULL;
-    if (!merger) {
+    enr__image_t *image = merger && !from_image ? enr__image_new() : NULL;
+    if (!merger || (!from_image && !image)) {
+        enr__merger_free(merger);
         enr_pipeline_destroy(pipe);
         if (pipe)
             ue__errstr(errstr, errstr_size, "out of memory");
         return -1;
+    }
+    if (image) { /* the restore that follows fills it */
+        enr__image_free(t->image);
+        t->image = image;
     }
     if (t->pipe)
         task_stats(t, p->retired); /* what the old stages counted stays counted */
@@ -275,5 +320,7 @@ int enr__task_rebuild(enr__task_t *t, char *errstr, size_t errstr_size)
         if (strcmp(parts->elems[i].topic, p->repartition_topic))
             enr__clock_assign(pipe, parts->elems[i].topic, parts->elems[i].partition);
     rd_kafka_topic_partition_list_destroy(parts);
+    if (from_image)
+        enr__image_replay(t->image, apply, t);
     return 0;
 }

@@ -152,6 +152,7 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
     rd_kafka_error_t *err = send_and_commit(p, timeout_ms, &committing);
     if (!err) {
         p->in_txn = 0;
+        enr__tasks_committed(p);
         atomic_fetch_add(&p->stats[ENR_STAT_TXN_COMMITS], 1);
         report(p, ENR_OK);
         return ENR_OK;
@@ -235,9 +236,9 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
     atomic_fetch_add(&p->stats[ENR_STAT_TXN_ABORTS], 1);
     p->produce_failed = 0;
     char errstr[512];
-    if (enr__tasks_reload(p, errstr, sizeof(errstr))) {
+    if (enr__tasks_roll_back(p, errstr, sizeof(errstr))) {
         char fail[600];
-        snprintf(fail, sizeof(fail), "restore after abort: %s", errstr);
+        snprintf(fail, sizeof(fail), "roll back after abort: %s", errstr);
         return stop(p, ENR_ERR_KAFKA_FATAL, fail);
     }
     if (rewind_positions(p, errstr, sizeof(errstr)))

@@ -93,7 +93,9 @@ static inline int member_enrich(char **argv)
     setting_t s = {atol(argv[6]), atol(argv[7]), atol(argv[8])};
     enr_conf_t *conf = enrich_conf(argv[3], argv[4], &s);
     enr_set(conf, "instance.id", "%s", argv[5]);
-    enr_set(conf, "log.level", "notice");
+    /* UE_BENCH_DEBUG=info also shows each restore's size and time */
+    const char *debug = getenv("UE_BENCH_DEBUG");
+    enr_set(conf, "log.level", "%s", debug && !strcmp(debug, "info") ? "info" : "notice");
     enr_conf_set_log_cb(conf, member_on_log, &c);
     enr_conf_set_txn_cb(conf, member_on_txn, &c);
     enr_processor_t *p = enr_processor_new(conf, errstr, sizeof(errstr));

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NULL_VALUE UINT32_MAX      /* a staged delete */
-#define STAGED_KEEP (1u << 20)    /* a staging buffer grown past this is freed after use */
+#define NULL_VALUE UINT32_MAX  /* a staged delete */
+#define STAGED_KEEP (1u << 20) /* a staging buffer grown past this is freed after use */
 
 typedef struct entry {
     enr__hnode_t node; /* first: a node pointer is the entry */

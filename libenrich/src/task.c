@@ -4,11 +4,11 @@
  * and the sink that puts a task's outputs into the open transaction: its state to its own
  * changelog partition, window partials to the task that merges them (merge.c).
  */
-#include "processor.h"
 #include "clock.h"
 #include "htab.h"
 #include "image.h"
 #include "merge.h"
+#include "processor.h"
 #include "stage_util.h"
 #include "ue_time.h"
 
@@ -282,8 +282,8 @@ static void apply(void *opaque, const void *key, size_t key_len, const void *val
         ue__log(&t->p->log, UE_LOG_INFO, "changelog: a record of no configured stage; skipped");
 }
 
-void enr__task_apply_changelog(enr__task_t *t, const void *key, size_t key_len,
-                               const void *value, size_t value_len)
+void enr__task_apply_changelog(enr__task_t *t, const void *key, size_t key_len, const void *value,
+                               size_t value_len)
 {
     enr__image_put(t->image, key, key_len, value, value_len); /* failing: from Kafka next time */
     apply(t, key, key_len, value, value_len);

@@ -23,8 +23,8 @@ static void collect(void *opaque, const void *key, size_t key_len, const void *v
 {
     seen_t *s = opaque;
     size_t used = strlen(s->text);
-    snprintf(s->text + used, sizeof(s->text) - used, "%.*s=%.*s;", (int)key_len,
-             (const char *)key, (int)value_len, (const char *)value);
+    snprintf(s->text + used, sizeof(s->text) - used, "%.*s=%.*s;", (int)key_len, (const char *)key,
+             (int)value_len, (const char *)value);
 }
 
 static const char *replay(const enr__image_t *im, seen_t *s)

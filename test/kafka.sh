@@ -16,6 +16,11 @@
 # run exports KAFKA_BOOTSTRAP and UE_KAFKA_DIR to CMD; when KAFKA_BOOTSTRAP is
 # already set it just runs CMD against that cluster.
 #
+# Every node also listens with SASL_SSL (PLAIN over TLS, as managed clusters are
+# reached): its addresses in DIR/sasl_bootstrap, the certificate authority that
+# signed the brokers' certificates in DIR/tls/ca.pem, user "ue" with the password
+# in DIR/sasl_password (random, made at start with the certificates).
+#
 # Environment: KAFKA_VERSION (4.4.0), SCALA_VERSION (2.13), LOG4J_VERSION
 # (2.25.5), UE_CACHE_DIR (~/.cache/userevents), UE_KAFKA_JAVA (java on PATH),
 # UE_KAFKA_START_TIMEOUT (90 s), UE_KAFKA_KEEP=1 keeps run's temp dir.
@@ -56,7 +61,7 @@ join() {
 }
 
 usage() {
-  sed -n '5,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+  sed -n '5,26s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
   exit "${1:-2}"
 }
 
@@ -160,9 +165,10 @@ node_ids() {
 
 prop() { sed -n "s/^$2=//p" "$1" | tail -n 1; }
 
-# PLAINTEXT address of node $1, from its server.properties.
+# PLAINTEXT (or with $2, that listener's) address of node $1, from its server.properties.
 node_addr() {
-  prop "$DIR/node$1/server.properties" advertised.listeners | sed 's|^PLAINTEXT://||'
+  prop "$DIR/node$1/server.properties" advertised.listeners | tr , '\n' |
+    sed -n "s|^${2:-PLAINTEXT}://||p"
 }
 
 # Pid of node $1 if that process is alive and really is that node's broker;
@@ -181,10 +187,32 @@ running_ids() {
   return 0
 }
 
-bootstrap_of_all() {
+bootstrap_of_all() { # [LISTENER]
   local id out=()
-  for id in $(node_ids); do out+=("$(node_addr "$id")"); done
+  for id in $(node_ids); do out+=("$(node_addr "$id" "${1:-}")"); done
   join , "${out[@]}"
+}
+
+# The SASL_SSL listener's certificates (a CA and a broker certificate for 127.0.0.1, in a
+# PKCS12 keystore) and user password, made once per cluster directory.
+make_tls() {
+  local t=$DIR/tls
+  [[ -f $t/broker.p12 && -f $DIR/sasl_password ]] && return 0
+  rm -rf "$t" && mkdir -m 700 "$t"
+  local ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  {
+    openssl req -x509 "${ec[@]}" -days 7 -subj /CN=userevents-test-ca \
+      -keyout "$t/ca.key" -out "$t/ca.pem" &&
+      openssl req "${ec[@]}" -subj /CN=127.0.0.1 -keyout "$t/broker.key" -out "$t/broker.csr" &&
+      printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$t/san.ext" &&
+      openssl x509 -req -in "$t/broker.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" \
+        -CAcreateserial -days 7 -extfile "$t/san.ext" -out "$t/broker.pem" &&
+      openssl rand -hex 16 >"$t/keystore_password" &&
+      openssl pkcs12 -export -in "$t/broker.pem" -inkey "$t/broker.key" -name kafka \
+        -passout "file:$t/keystore_password" -out "$t/broker.p12" &&
+      openssl rand -hex 16 >"$DIR/sasl_password"
+  } >"$t/openssl.log" 2>&1 || { cat "$t/openssl.log" >&2; die "could not make the TLS certificates"; }
+  chmod 600 "$DIR/sasl_password"
 }
 
 show_log_tails() {
@@ -259,7 +287,7 @@ EOF
 }
 
 write_node_config() {
-  local id=$1 port=$2 cport=$3 voters=$4 n=$5 nd=$DIR/node$1
+  local id=$1 port=$2 cport=$3 sport=$4 voters=$5 n=$6 nd=$DIR/node$1
   local rf=1 isr=1
   if ((n >= 3)); then rf=3 isr=2; fi
   mkdir -p "$nd/data"
@@ -268,10 +296,15 @@ write_node_config() {
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport,SASL_SSL://127.0.0.1:$sport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port,SASL_SSL://127.0.0.1:$sport
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_ue="$(<"$DIR/sasl_password")";
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$DIR/tls/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$(<"$DIR/tls/keystore_password")
 controller.listener.names=CONTROLLER
 log.dirs=$nd/data
 
@@ -299,15 +332,16 @@ EOF
 
 start_once() {
   local n=$1 ports id voters=() cid
-  read -r -a ports <<<"$(pick_ports $((2 * n)))"
-  [[ ${#ports[@]} -eq $((2 * n)) ]] || die "could not pick $((2 * n)) free ports"
+  read -r -a ports <<<"$(pick_ports $((3 * n)))" # per node: plaintext, controller, SASL_SSL
+  [[ ${#ports[@]} -eq $((3 * n)) ]] || die "could not pick $((3 * n)) free ports"
   for ((id = 1; id <= n; id++)); do
-    voters+=("$id@127.0.0.1:${ports[2 * id - 1]}")
+    voters+=("$id@127.0.0.1:${ports[3 * id - 2]}")
   done
   cid=$("$JAVA" "${TOOL_JVM[@]}" -cp "$LIBS/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
   [[ -n $cid ]] || die "StorageTool random-uuid printed nothing"
   for ((id = 1; id <= n; id++)); do
-    write_node_config "$id" "${ports[2 * id - 2]}" "${ports[2 * id - 1]}" "$(join , "${voters[@]}")" "$n"
+    write_node_config "$id" "${ports[3 * id - 3]}" "${ports[3 * id - 2]}" "${ports[3 * id - 1]}" \
+      "$(join , "${voters[@]}")" "$n"
   done
   # Format all data dirs in parallel: each is a JVM start.
   local fpids=()
@@ -325,6 +359,7 @@ start_once() {
   done
   for ((id = 1; id <= n; id++)); do launch_node "$id"; done
   bootstrap_of_all >"$DIR/bootstrap"
+  bootstrap_of_all SASL_SSL >"$DIR/sasl_bootstrap"
   local ids
   mapfile -t ids < <(node_ids)
   wait_ready "${ids[@]}"
@@ -340,8 +375,9 @@ cmd_start() {
   prepare_probe
   local attempt t0=$SECONDS
   for attempt in 1 2 3; do
-    rm -rf "$DIR"/node* "$DIR/bootstrap"
+    rm -rf "$DIR"/node* "$DIR/bootstrap" "$DIR/sasl_bootstrap"
     write_log4j_config
+    make_tls
     log "starting $BROKERS-node KRaft cluster in $DIR"
     local rc=0
     start_once "$BROKERS" || rc=$?

@@ -204,9 +204,15 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     (void)rk;
     if (err == RD_KAFKA_RESP_ERR__FATAL)
         kt->fatal = 1; /* replaced at the next poll: see the top of the file */
-    /* Broker-down and similar are retried by librdkafka; the spool covers the outage. */
-    ue__log(kt->log, err == RD_KAFKA_RESP_ERR__FATAL ? UE_LOG_ERR : UE_LOG_INFO, "kafka: %s: %s",
-            rd_kafka_err2name(err), reason);
+    /* Broker-down and similar are retried by librdkafka; the spool covers the outage. A
+     * refused password or certificate is retried too, but heals only when someone fixes the
+     * configuration: the default log level must show it. */
+    int misconfigured = err == RD_KAFKA_RESP_ERR__AUTHENTICATION || err == RD_KAFKA_RESP_ERR__SSL ||
+                        err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+                        err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                        err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
+    ue__log(kt->log, err == RD_KAFKA_RESP_ERR__FATAL || misconfigured ? UE_LOG_ERR : UE_LOG_INFO,
+            "kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
 /* librdkafka's statistics ("kafka.statistics.interval.ms"), from rd_kafka_poll() on the

@@ -208,6 +208,7 @@ static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
     rd_kafka_conf_t *conf = enr__kafka_conf(p, p->conf->consumer);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_stats_cb(conf, enr__on_kafka_stats);
+    ue__fetch_kick_init(&p->fetch_kick, conf);
     if (rd_kafka_conf_set(conf, "group.id", p->conf->s.group_id, errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "group.instance.id", p->instance_id, errstr, errstr_size) ||
         !(p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size))) {
@@ -216,10 +217,6 @@ static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
     }
     p->queue = rd_kafka_queue_get_consumer(p->consumer);
     enr__owned_set(p, NULL);
-    char v[32];
-    size_t n = sizeof(v);
-    if (rd_kafka_conf_get(p->conf->consumer, "queued.min.messages", v, &n) == RD_KAFKA_CONF_OK)
-        p->queued_min = atoll(v);
     return enr__subscription_refresh(p, 10000, errstr, errstr_size) < 0 ? -1 : 0;
 }
 

@@ -10,6 +10,7 @@
 #define ENR_PROCESSOR_H
 
 #include "pipeline.h"
+#include "ue_fetch_kick.h"
 #include "ue_kstats.h"
 #include "ue_log.h"
 
@@ -69,9 +70,7 @@ struct enr_processor_s {
     enr__subscription_t sub;
     rd_kafka_topic_partition_list_t *owned; /* assigned partitions, offset: next to process */
     rd_kafka_topic_partition_t *owned_last; /* the entry of the last record (owned.c) */
-    int64_t queued_min;          /* the consumer's queued.min.messages */
-    int fetch_parked;            /* its queue reached queued_min: fetching has stopped */
-    int kick_next;               /* assigned partition the next fetch kick asks about */
+    ue__fetch_kick_t fetch_kick; /* wakes librdkafka 2.0's fetcher (ue_fetch_kick.h) */
     int in_txn;
     int64_t txn_started_ms;
     int64_t txn_events;

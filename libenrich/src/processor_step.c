@@ -51,31 +51,6 @@ static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
                         reason);
 }
 
-/* librdkafka before 2.1 decides whether to fetch again only on its broker thread's own I/O or
- * once a second: a consumer queue that reached queued.min.messages stays without new input for
- * up to a second after the stages have emptied it. So the prefetch would have to hold a second
- * of input (~50 MB at 100k events/s) to keep the stages busy. Instead, once the queue that was
- * full is nearly empty, ask a partition leader for its watermarks: the reply wakes that broker
- * thread, which fetches at once. Round-robin over the assignment reaches every leader. */
-static void fetch_kick(enr_processor_t *p, size_t low)
-{
-    int64_t queued = rd_kafka_queue_length(p->queue);
-    if (queued >= p->queued_min)
-        p->fetch_parked = 1;
-    if (!p->fetch_parked || queued > (int64_t)low)
-        return;
-    p->fetch_parked = 0;
-    rd_kafka_topic_partition_list_t *parts = NULL;
-    if (rd_kafka_assignment(p->consumer, &parts) || !parts)
-        return;
-    if (parts->cnt > 0) {
-        const rd_kafka_topic_partition_t *tp = &parts->elems[p->kick_next++ % parts->cnt];
-        int64_t lo, hi;
-        rd_kafka_query_watermark_offsets(p->consumer, tp->topic, tp->partition, &lo, &hi, 1000);
-    }
-    rd_kafka_topic_partition_list_destroy(parts);
-}
-
 static int txn_due(const enr_processor_t *p)
 {
     return p->in_txn && (p->txn_events >= p->conf->s.txn_max_events ||
@@ -124,8 +99,7 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
         }
         rd_kafka_message_destroy(m);
     }
-    if (p->queued_min > 0)
-        fetch_kick(p, max);
+    ue__fetch_kick(&p->fetch_kick, p->consumer, p->queue, (int64_t)max);
     if (txn_due(p))
         enr__txn_commit(p, 60000);
     rd_kafka_poll(p->producer, 0);

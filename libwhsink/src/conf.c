@@ -48,9 +48,10 @@ const ue__prop_t whs__conf_props[] = {
         "Most rows in one batch (one warehouse commit). While the writer is idle, a quarter of "
         "this (or of batch.max.bytes) is enough to commit: batches are big under load, prompt "
         "when the sink keeps up."),
-    INT("batch.max.bytes", batch_max_bytes, 65536, INT64_C(1) << 34, "33554432",
+    INT("batch.max.bytes", batch_max_bytes, 65536, INT64_C(1) << 34, "8388608",
         "Most bytes of rows in one batch. Memory stays near twice this (one batch being "
-        "written, one filling) plus librdkafka's fetch queue (kafka.queued.max.messages.kbytes)."),
+        "written, one filling) plus librdkafka's fetch queue (kafka.queued.max.messages.kbytes) "
+        "and about 20 MB of code and connections: near 64 MB at the defaults, at any backlog."),
     INT("batch.max.ms", batch_max_ms, 0, 3600000, "1000",
         "Longest a consumed record waits before its batch is committed."),
     STR("dead_letter.topic", dead_letter_topic, 249, "events.dead_letter",
@@ -104,11 +105,14 @@ static const char *const kafka_defaults[][2] = {
      * once, without a rebalance. */
     {"session.timeout.ms", "6000"},
     {"heartbeat.interval.ms", "2000"},
-    /* The prefetch is bounded by queued.max.messages.kbytes (64 MiB). librdkafka counts
-     * queued.min.messages over the one consumer queue of every partition, and once the queue
-     * has reached it, it looks again only at its broker thread's next wake-up (up to a second
-     * in 2.0): with the default 100000 a backlog stalled there while the writer idled. */
-    {"queued.min.messages", "1000000"},
+    /* A small prefetch, so that memory stays near 64 MB at any backlog: librdkafka's defaults
+     * (one fetch up to 50 MB compressed, 64 MiB queued) held 100+ MB of a backlog. librdkafka
+     * 2.0 fetches again only at its broker thread's next wake-up (up to a second) once the queue
+     * reached queued.min.messages: the sink wakes it when the queue runs low
+     * (ue_fetch_kick.h), which keeps the small prefetch as fast as a large one. */
+    {"queued.min.messages", "10000"},
+    {"queued.max.messages.kbytes", "8192"},
+    {"fetch.max.bytes", "1000000"},
     {"statistics.interval.ms", "5000"}, /* lag and broker health: whs_kafka_stats_json() */
     {NULL, NULL},
 };

@@ -237,6 +237,7 @@ int whs__consumer_start(whs_sink_t *s, char *errstr, size_t errstr_size)
     rd_kafka_conf_set_log_cb(kconf, log_cb);
     rd_kafka_conf_set_error_cb(kconf, error_cb);
     rd_kafka_conf_set_stats_cb(kconf, stats_cb);
+    ue__fetch_kick_init(&s->fetch_kick, kconf);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
     if (!s->rk) {
         rd_kafka_conf_destroy(kconf);

@@ -170,6 +170,7 @@ static int consume_burst(whs_sink_t *s, int wait_ms)
         fatal |= r < 0;
         n += r > 0 ? r : 0;
     }
+    ue__fetch_kick(&s->fetch_kick, s->rk, s->queue, BURST);
     if (got == 0)
         return -1;
     return fatal ? -2 : n;

@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "deadletter.h"
 #include "row.h"
+#include "ue_fetch_kick.h"
 #include "ue_kstats.h"
 #include "ue_log.h"
 #include "writer.h"
@@ -44,6 +45,7 @@ struct whs_sink_s {
     whs__writer_t *writer;
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /* the consumer queue: records, rebalances, errors */
+    ue__fetch_kick_t fetch_kick; /* wakes librdkafka 2.0's fetcher (ue_fetch_kick.h) */
 
     whs__pstate_t *parts; /* indexed by partition number */
     int32_t nparts;

@@ -43,8 +43,11 @@ int main(void)
            "`group.id=whsink`, `isolation.level=read_committed`, `enable.auto.commit=false`, "
            "`enable.auto.offset.store=false` (offsets live in the warehouse; the group's are "
            "committed after each warehouse commit as a hint), `auto.offset.reset=earliest`, "
-           "`enable.partition.eof=false`, `fetch.wait.max.ms=100`, `queued.min.messages=1000000` "
-           "(the prefetch stays bounded by `queued.max.messages.kbytes`); dead-letter producer "
+           "`enable.partition.eof=false`, `fetch.wait.max.ms=100`, `session.timeout.ms=6000`, "
+           "and a small prefetch so that memory stays near 64 MB at any backlog: "
+           "`fetch.max.bytes=1000000`, `queued.min.messages=10000`, "
+           "`queued.max.messages.kbytes=8192` (the sink wakes librdkafka 2.0's fetcher when its "
+           "queue runs low, so the small prefetch costs no throughput); dead-letter producer "
            "`enable.idempotence=true`, `message.timeout.ms=0`, `linger.ms=5`.\n\n");
     ue__props_markdown(whs__conf_props, stdout);
     return 0;

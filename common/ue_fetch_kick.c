@@ -1,0 +1,38 @@
+/*
+ * ue_fetch_kick.c - see ue_fetch_kick.h.
+ */
+#include "ue_fetch_kick.h"
+
+#include <stdlib.h>
+
+void ue__fetch_kick_init(ue__fetch_kick_t *k, const rd_kafka_conf_t *conf)
+{
+    char v[32];
+    size_t n = sizeof(v);
+    k->full = rd_kafka_conf_get(conf, "queued.min.messages", v, &n) == RD_KAFKA_CONF_OK
+                  ? atoll(v)
+                  : 0;
+    k->parked = 0;
+    k->next = 0;
+}
+
+void ue__fetch_kick(ue__fetch_kick_t *k, rd_kafka_t *rk, rd_kafka_queue_t *queue, int64_t low)
+{
+    if (k->full <= 0)
+        return;
+    int64_t queued = (int64_t)rd_kafka_queue_length(queue);
+    if (queued >= k->full)
+        k->parked = 1;
+    if (!k->parked || queued > low)
+        return;
+    k->parked = 0;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(rk, &parts) || !parts)
+        return;
+    if (parts->cnt > 0) {
+        const rd_kafka_topic_partition_t *tp = &parts->elems[k->next++ % (unsigned)parts->cnt];
+        int64_t lo, hi;
+        rd_kafka_query_watermark_offsets(rk, tp->topic, tp->partition, &lo, &hi, 1000);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+}

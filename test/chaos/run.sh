@@ -6,7 +6,8 @@
 # them again, freezes a sink past its session timeout (a zombie) and SIGTERMs a producer
 # mid-stream. Then build/chaos/ue-chaos verify, which links none of the project's libraries,
 # counts every tracked event at every stage, and the recovery time of each fault and the peak
-# memory of each daemon are printed.
+# memory of each daemon are printed. Last, a fresh enrichd and a fresh whsinkd each catch up the
+# whole run from its start, and their peak memory is printed beside the goal (64 MB).
 #
 # Usage:
 #   test/chaos/run.sh [--short] [--build DIR]
@@ -115,8 +116,8 @@ daemon_cmd() {
       -X "input.topics=$RAW_TOPICS" -X "kafka.consumer.session.timeout.ms=$SESSION"
       -X "kafka.consumer.heartbeat.interval.ms=$HEARTBEAT" -s 10000)
     ;;
-  pg1 | pg2) CMD=("$B/whsinkd" -w "$POSTGRES_URL" -g chaos-pg "${sink[@]}") ;;
-  ch) CMD=("$B/whsinkd" -w "$CLICKHOUSE_URL" -g chaos-ch "${sink[@]}") ;;
+  pg1 | pg2) CMD=("$B/whsinkd" -w "$POSTGRES_URL" -g chaos-pg -i "$1" "${sink[@]}") ;;
+  ch) CMD=("$B/whsinkd" -w "$CLICKHOUSE_URL" -g chaos-ch -i "$1" "${sink[@]}") ;;
   esac
 }
 
@@ -449,6 +450,58 @@ stop_daemons() {
   done
 }
 
+# ---- memory at a backlog: fresh daemons catch up the whole run -----------------------------
+
+# Peak memory while catching up a backlog (issue 9): once the run is verified, a fresh enrichd
+# (its own group and output topics) reads every raw record from the start, and a fresh whsinkd
+# (its own group and PostgreSQL table) loads every enriched event from the start, one at a time,
+# at their default settings; their VmHWM when caught up goes to backlog.txt beside the goal.
+BACKLOG_GOAL_MB=64
+catch_up() { # name, command to run until caught up, then its VmHWM into backlog.txt
+  local name=$1 done_cmd=$2 pid start kb end
+  shift 2
+  start=$(now_ms)
+  "$@" >>"$L/$name.log" 2>&1 &
+  pid=$!
+  end=$((start + 600000))
+  until eval "$done_cmd"; do
+    if ! kill -0 "$pid" 2>/dev/null || (($(now_ms) > end)); then
+      fail "$name did not catch up the backlog (see $L/$name.log)"
+      kill -KILL "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      return 0
+    fi
+    sleep 1
+  done
+  kb=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+  kill -TERM "$pid" && wait "$pid" || fail "$name exited with status $? on SIGTERM"
+  awk -v n="$name" -v kb="$kb" -v s="$((($(now_ms) - start) / 1000))" -v g="$BACKLOG_GOAL_MB" \
+    'BEGIN { printf "  %-8s peak %6.1f MB (goal %d MB: %s), caught up in %d s\n", n, kb / 1024,
+      g, kb / 1024 <= g ? "met" : "NOT met", s }' >>"$L/backlog.txt"
+}
+
+enrichd_consumed() { # the consumed counter of the last statistics line of log $1
+  local n
+  n=$(grep -o ' consumed=[0-9]*' "$1" 2>/dev/null | tail -n 1 | cut -d= -f2)
+  echo "${n:-0}"
+}
+
+backlog_memory() {
+  local raw=$1 rows=$2 b=chaos-backlog
+  note "backlog: a fresh enrichd reads $raw raw records, a fresh whsinkd loads $rows rows"
+  "$B/chaos/ue-chaos" topics -b "$KAFKA_BOOTSTRAP" --rf 3 --min-isr 2 "$b.enriched:4" \
+    "$b.dead_letter:3" "$b.aggregates:1" "$b.alerts:1" "$b.changelog:3:compact" \
+    "$b.repartition:3" 2>>"$L/services.log"
+  echo "peak memory catching up the whole run from the start, default settings" >"$L/backlog.txt"
+  catch_up enrichd-backlog "((\$(enrichd_consumed $L/enrichd-backlog.log) >= raw))" \
+    "$B/enrichd" -b "$KAFKA_BOOTSTRAP" -i backlog -X "group.id=$b" -X "input.topics=$RAW_TOPICS" \
+    -X "output.topic=$b.enriched" -X "dead_letter.topic=$b.dead_letter" \
+    -X "aggregates.topic=$b.aggregates" -X "alerts.topic=$b.alerts" -s 1000
+  catch_up whsinkd-backlog \
+    "((\$(psql -X -A -t \"$POSTGRES_URL\" -c 'SELECT count(*) FROM backlog' 2>/dev/null || echo 0) >= rows))" \
+    "$B/whsinkd" -w "$POSTGRES_URL" -g "$b" -X table=backlog -b "$KAFKA_BOOTSTRAP" -s 10
+}
+
 cleanup() {
   local p
   trap - EXIT
@@ -503,7 +556,8 @@ main() {
     >"$L/verify.txt" 2>>"$L/verify.log" || vrc=$?
   ((vrc == 0)) || fail "the verifier found lost, duplicated or unknown events (exit $vrc)"
   python3 test/chaos/report.py "$L" >"$L/report.txt" || fail "report.py failed"
-  cat "$L/verify.txt" "$L/report.txt"
+  backlog_memory "$(latest raw)" "$tracked"
+  cat "$L/verify.txt" "$L/report.txt" "$L/backlog.txt"
   if ((${#FAILURES[@]})); then
     printf '\nchaos: FAILED\n' >&2
     printf '  - %s\n' "${FAILURES[@]}" >&2

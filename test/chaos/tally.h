@@ -49,9 +49,12 @@ void tally_add(tally_t *t, const idmap_t *m, const uint8_t *id, int64_t seq, int
 void tally_free(tally_t *t);
 
 /* Prints the header, one stage's line, and its details; the line returns 0 when the stage
- * holds every seq exactly once and nothing else. @p raw locates missing seqs. */
+ * holds every seq exactly once and nothing else, or, with @p resends_ok (the raw topics),
+ * every seq at least once and its copies under the one id it was tracked with: the SDK sends
+ * again what a failed producer may have delivered, and libenrich's dedup drops the copies.
+ * @p raw locates missing seqs. */
 void tally_header(FILE *out);
-int tally_line(FILE *out, const tally_t *t, uint64_t tracked);
+int tally_line(FILE *out, const tally_t *t, uint64_t tracked, int resends_ok);
 void tally_details(FILE *out, const tally_t *t, const tally_t *raw);
 
 #endif

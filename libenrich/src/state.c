@@ -160,8 +160,13 @@ static int read_to_end(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *pa
     int at_end = 0;
     char *ended = calloc((size_t)parts->cnt + 1, 1);
     int64_t deadline = ue__mono_ms() + timeout_ms;
+    rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(rk);
+    ue__fetch_kick_t kick; /* a restore at fetch speed, not a queue's worth a second */
+    ue__fetch_kick_init(&kick, rd_kafka_conf(rk));
     while (ended && at_end < parts->cnt && ue__mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (queue)
+            ue__fetch_kick(&kick, rk, queue, 500);
         if (!m)
             continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -176,6 +181,8 @@ static int read_to_end(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *pa
         }
         rd_kafka_message_destroy(m);
     }
+    if (queue)
+        rd_kafka_queue_destroy(queue);
     free(ended);
     return at_end < parts->cnt ? -1 : 0;
 }

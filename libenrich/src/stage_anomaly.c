@@ -476,8 +476,10 @@ static int restore_value(akey_t *k, const void *value, size_t len)
     k->mean = enr__le_get_double(&r);
     k->var = enr__le_get_double(&r);
     uint64_t n = enr__le_get64(&r);
-    if (!r.ok || version != VALUE_VERSION || n > MAX_OPEN_BUCKETS || k->n_hist < 0 ||
-        (k->n_hist ? !enr__time_ok(k->next_start) : k->next_start != INT64_MIN) ||
+    /* No baseline yet may still have a next_start: a processor's task sends its buckets to
+     * the task that merges them (bucket_send()) and keeps no baseline of its own. */
+    int next_ok = k->next_start == INT64_MIN ? k->n_hist == 0 : enr__time_ok(k->next_start);
+    if (!r.ok || version != VALUE_VERSION || n > MAX_OPEN_BUCKETS || k->n_hist < 0 || !next_ok ||
         !isfinite(k->mean) || !isfinite(k->var) || (uint64_t)(r.end - r.p) != 16 * n)
         return -1;
     if (n && !(k->open = malloc(n * sizeof(*k->open))))

@@ -278,8 +278,10 @@ static void apply(void *opaque, const void *key, size_t key_len, const void *val
             ue__log(&t->p->log, UE_LOG_INFO, "changelog: an invalid %s record; skipped", stage);
         return;
     }
-    if (enr__pipeline_restore(t->pipe, key, key_len, value, value_len) < 0)
-        ue__log(&t->p->log, UE_LOG_INFO, "changelog: a record of no configured stage; skipped");
+    if (enr__pipeline_restore(t->pipe, key, key_len, value, value_len) < 0) /* name, no key */
+        ue__log(&t->p->log, UE_LOG_WARNING,
+                "changelog: a %.*s record that no configured stage takes; skipped",
+                (int)(slash ? (size_t)(slash - k) : 0), k);
 }
 
 void enr__task_apply_changelog(enr__task_t *t, const void *key, size_t key_len, const void *value,

@@ -164,8 +164,8 @@ static int set_kv(ue_conf_t *conf, const char *kv)
 
 /* The keys of --api-key flags (env:NAME, @FILE, or literal with a warning), at the global rate;
  * then the keys files. 0, or -1 after a message. */
-static int add_keys(collector_t *col, const char *const *keys, int nkeys,
-                    const char *const *files, int nfiles)
+static int add_keys(collector_t *col, const char *const *keys, int nkeys, const char *const *files,
+                    int nfiles)
 {
     int bad = 0;
     for (int i = 0; !bad && i < nkeys; i++) {
@@ -339,8 +339,9 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
         fprintf(stderr, "ue-collector: no broker: pass -b HOST:PORT or set KAFKA_BOOTSTRAP\n");
     /* One request at its caps must fit, or it would get 503 for ever. */
     if (!bad && o->max_body + o->max_decoded + o->max_parse > o->max_inflight) {
-        fprintf(stderr, "ue-collector: --max-inflight-bytes %lld cannot hold one request at its "
-                        "caps (--max-body + --max-decoded + --max-parse-bytes = %lld)\n",
+        fprintf(stderr,
+                "ue-collector: --max-inflight-bytes %lld cannot hold one request at its "
+                "caps (--max-body + --max-decoded + --max-parse-bytes = %lld)\n",
                 o->max_inflight, o->max_body + o->max_decoded + o->max_parse);
         bad = 1;
     }
@@ -392,15 +393,27 @@ static void raise_fd_limit(long long max_conn)
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < want)
-        fprintf(stderr, "ue-collector: warning: %llu file descriptors for --max-connections "
-                        "%lld (raise ulimit -n)\n",
+        fprintf(stderr,
+                "ue-collector: warning: %llu file descriptors for --max-connections "
+                "%lld (raise ulimit -n)\n",
                 (unsigned long long)rl.rlim_cur, max_conn);
+}
+
+/* Once draining, a new connection is closed as soon as it is accepted. Not
+ * MHD_quiesce_daemon(): with a thread pool on epoll, libmicrohttpd 0.9.75 races its workers
+ * to take the listening socket out of their epoll sets and aborts the process when it loses
+ * ("Failed to remove listen FD from epoll set", seen in it_collector). */
+static enum MHD_Result accept_unless_draining(void *cls, const struct sockaddr *addr,
+                                              socklen_t addrlen)
+{
+    (void)addr;
+    (void)addrlen;
+    return atomic_load(&((collector_t *)cls)->draining) ? MHD_NO : MHD_YES;
 }
 
 /* epoll in a pool of threads rather than a thread per connection: idle connections cost a
  * descriptor and a little memory, not a thread. */
-static struct MHD_Daemon *start_http(const options_t *o, collector_t *col,
-                                      const tls_files_t *tls)
+static struct MHD_Daemon *start_http(const options_t *o, collector_t *col, const tls_files_t *tls)
 {
     struct sockaddr_storage ss = {0};
     struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
@@ -427,13 +440,13 @@ static struct MHD_Daemon *start_http(const options_t *o, collector_t *col,
     if (tls->cert)
         flags |= MHD_USE_TLS;
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)o->port, NULL, NULL, on_request, col, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, col,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, col, MHD_OPTION_THREAD_POOL_SIZE,
-        (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_conn,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)((o->idle_ms + 999) / 1000), MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
-        MHD_OPTION_ARRAY, https, MHD_OPTION_END);
+        flags, (uint16_t)o->port, accept_unless_draining, col, on_request, col,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, col, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        col, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)o->max_conn, MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)((o->idle_ms + 999) / 1000),
+        MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u, MHD_OPTION_ARRAY, https, MHD_OPTION_END);
     if (!d)
         fprintf(stderr, "ue-collector: cannot listen on %s port %lld\n", o->listen, o->port);
     return d;
@@ -474,9 +487,9 @@ static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max
                                  "Connections closed for sending their request's headers or "
                                  "body too slowly.",
                                  NULL);
-    col->m_batch_events = metrics_histogram(m, "userevents_collector_batch_events",
-                                            "Events per accepted batch.", NULL,
-                                            METRICS_SIZE_BUCKETS, METRICS_SIZE_BUCKETS_N);
+    col->m_batch_events =
+        metrics_histogram(m, "userevents_collector_batch_events", "Events per accepted batch.",
+                          NULL, METRICS_SIZE_BUCKETS, METRICS_SIZE_BUCKETS_N);
     col->m_batch_seconds = metrics_histogram(
         m, "userevents_collector_request_duration_seconds",
         "POST /v1/batch from its headers to the answer (the events safe, for a 200).", NULL,
@@ -495,8 +508,7 @@ static int start_metrics(const options_t *o, collector_t *col, int64_t spool_max
     if (port < 0)
         fprintf(stderr, "ue-collector: %s\n", errstr);
     else
-        fprintf(stderr, "ue-collector: metrics on http://%s:%d/metrics\n", o->metrics_listen,
-                port);
+        fprintf(stderr, "ue-collector: metrics on http://%s:%d/metrics\n", o->metrics_listen, port);
     return port < 0 ? -1 : 0;
 }
 
@@ -528,10 +540,7 @@ static void read_queue_conf(collector_t *col, const ue_conf_t *conf)
  */
 static void drain(struct MHD_Daemon *d, collector_t *col, long long drain_ms)
 {
-    atomic_store(&col->draining, 1);
-    MHD_socket ls = MHD_quiesce_daemon(d);
-    if (ls != MHD_INVALID_SOCKET)
-        close(ls);
+    atomic_store(&col->draining, 1); /* new connections closed, new batches 503 */
     int64_t until = mono_ns() + drain_ms * 1000000;
     while (atomic_load(&col->active) > 0 && mono_ns() < until)
         usleep(10000);

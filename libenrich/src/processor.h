@@ -187,4 +187,8 @@ void enr__processor_free(enr_processor_t *p);
 /* Publishes the pipeline's counters for enr_stat() (any thread). */
 void enr__processor_publish_stats(enr_processor_t *p);
 
+/* A fence that follows the processor's own session timeout or a transaction open past
+ * transaction.timeout.ms: its own doing, not another instance (processor_step.c). */
+int enr__fence_is_own(const enr_processor_t *p);
+
 #endif

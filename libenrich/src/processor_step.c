@@ -19,6 +19,27 @@ static int64_t session_timeout_ms(const enr_processor_t *p)
     return rd_kafka_conf_get(p->conf->consumer, "session.timeout.ms", v, &n) ? 45000 : atoll(v);
 }
 
+/* librdkafka (#3437, open) rejoins a static member whose session timed out with a new member
+ * id, and the group then fences the old one: its own. The transaction coordinator likewise
+ * aborts a transaction left open past transaction.timeout.ms (a broker outage longer than it)
+ * and fences its producer. Such a fence comes once the coordinator is back, which may take
+ * long (a broker restart: 17 s in make chaos, past two 6 s sessions). Within a minute (or two
+ * sessions, if longer) of a session timeout, or with the transaction open that long, a fence
+ * is taken for the processor's own: nothing else runs, and a new processor continues. */
+int enr__fence_is_own(const enr_processor_t *p)
+{
+    int64_t now = ue__mono_ms(), lost = atomic_load(&p->session_lost_ms);
+    int64_t window = 2 * session_timeout_ms(p);
+    if (lost && now - lost < (window > 60000 ? window : 60000))
+        return 1;
+    char v[32];
+    size_t n = sizeof(v);
+    int64_t txn_timeout = rd_kafka_conf_get(p->conf->producer, "transaction.timeout.ms", v, &n)
+                              ? 60000
+                              : atoll(v);
+    return p->in_txn && now - p->txn_started_ms >= txn_timeout;
+}
+
 /* An error the consumer reports with a record: fatal ones (another process took this
  * instance.id) stop the processor with librdkafka's reason. */
 static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
@@ -31,14 +52,7 @@ static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
     }
     char why[400], reason[600];
     rd_kafka_resp_err_t err = rd_kafka_fatal_error(p->consumer, why, sizeof(why));
-    /* librdkafka (#3437, open) rejoins a static member whose session timed out with a new
-     * member id, and the group then fences the old one: its own. The fence comes once the
-     * coordinator is back, which may take long (a broker restart: 17 s in make chaos, past two
-     * 6 s sessions). Within a minute (or two sessions, if longer) of a timeout, a fence is
-     * taken for that: nothing else runs, and a new processor continues. */
-    int64_t lost = atomic_load(&p->session_lost_ms), window = 2 * session_timeout_ms(p);
-    int self = err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID && lost &&
-               ue__mono_ms() - lost < (window > 60000 ? window : 60000);
+    int self = err == RD_KAFKA_RESP_ERR_FENCED_INSTANCE_ID && enr__fence_is_own(p);
     snprintf(reason, sizeof(reason), "consumer: %s%s", why,
              self ? " (after its session timed out: its own rejoin, librdkafka #3437; a new "
                     "processor continues)"

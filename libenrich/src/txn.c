@@ -10,15 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ENR_ERR_FENCED only when librdkafka says another instance took over the transactional id;
- * every other error the processor cannot go on after is ENR_ERR_KAFKA_FATAL, its text kept. */
-static enr_err_t fatal_code(const rd_kafka_error_t *err)
+/* A fence: ENR_ERR_SELF_FENCED when it follows the processor's own session timeout or a
+ * transaction open past its timeout (enr__fence_is_own()), else ENR_ERR_FENCED (another instance
+ * took over the transactional id); every other error the processor cannot go on after is
+ * ENR_ERR_KAFKA_FATAL, its text kept. */
+static enr_err_t fatal_code(const enr_processor_t *p, const rd_kafka_error_t *err)
 {
     switch (rd_kafka_error_code(err)) {
     case RD_KAFKA_RESP_ERR__FENCED:
     case RD_KAFKA_RESP_ERR_PRODUCER_FENCED:
     case RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH:
-        return ENR_ERR_FENCED;
+        return enr__fence_is_own(p) ? ENR_ERR_SELF_FENCED : ENR_ERR_FENCED;
     default:
         return ENR_ERR_KAFKA_FATAL;
     }
@@ -37,7 +39,7 @@ int enr__txn_begin(enr_processor_t *p)
     if (err) {
         char why[512];
         snprintf(why, sizeof(why), "begin transaction: %s", rd_kafka_error_string(err));
-        enr__processor_fail(p, fatal_code(err), why);
+        enr__processor_fail(p, fatal_code(p, err), why);
         rd_kafka_error_destroy(err);
         return -1;
     }
@@ -163,7 +165,7 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
      * aborted: stop, and let the next instance's start settle it. */
     int abortable = rd_kafka_error_txn_requires_abort(err) ||
                     (rd_kafka_error_is_retriable(err) && !committing);
-    enr_err_t code = fatal_code(err);
+    enr_err_t code = fatal_code(p, err);
     rd_kafka_error_destroy(err);
     if (abortable)
         return enr__txn_abort(p, why);
@@ -229,7 +231,7 @@ enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
     if (err) {
         char fail[512];
         snprintf(fail, sizeof(fail), "abort: %s", rd_kafka_error_string(err));
-        enr_err_t code = fatal_code(err);
+        enr_err_t code = fatal_code(p, err);
         rd_kafka_error_destroy(err);
         return stop(p, code, fail);
     }

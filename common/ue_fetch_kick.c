@@ -2,16 +2,11 @@
  * ue_fetch_kick.c - see ue_fetch_kick.h.
  */
 #include "ue_fetch_kick.h"
-
-#include <stdlib.h>
+#include "ue_props.h"
 
 void ue__fetch_kick_init(ue__fetch_kick_t *k, const rd_kafka_conf_t *conf)
 {
-    char v[32];
-    size_t n = sizeof(v);
-    k->full = rd_kafka_conf_get(conf, "queued.min.messages", v, &n) == RD_KAFKA_CONF_OK
-                  ? atoll(v)
-                  : 0;
+    k->full = ue__kafka_conf_int(conf, "queued.min.messages", 0);
     k->parked = 0;
     k->next = 0;
 }

@@ -315,6 +315,13 @@ int ue__kafka_conf_set(struct rd_kafka_conf_s *kc, const char *name, const char 
     }
 }
 
+int64_t ue__kafka_conf_int(const struct rd_kafka_conf_s *kc, const char *name, int64_t dflt)
+{
+    char v[32];
+    size_t n = sizeof(v);
+    return rd_kafka_conf_get(kc, name, v, &n) == RD_KAFKA_CONF_OK ? atoll(v) : dflt;
+}
+
 size_t ue__dump_kafka(const char **arr, size_t i, const char **kdump, size_t kcnt,
                       const char *prefix)
 {

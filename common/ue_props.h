@@ -84,6 +84,10 @@ struct rd_kafka_conf_s;
 int ue__kafka_conf_set(struct rd_kafka_conf_s *kc, const char *name, const char *value,
                        char *errstr, size_t errstr_size);
 
+/* An integer librdkafka property as @p kc holds it (its default included), or @p dflt when
+ * librdkafka does not know the name. */
+int64_t ue__kafka_conf_int(const struct rd_kafka_conf_s *kc, const char *name, int64_t dflt);
+
 /* snprintf into an error buffer that may be NULL or zero-sized. */
 void ue__errstr(char *errstr, size_t size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

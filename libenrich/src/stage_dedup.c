@@ -3,8 +3,10 @@
  * turns the SDK's at-least-once delivery (a retry resends the same id) into exactly-once.
  *
  * The window: the ids seen, oldest first, in a ring of at most dedup.max.ids entries (id and
- * event time, 24 bytes) indexed by an open-addressing hash table (linear probing, 8-byte
- * slots: ring index + 32 hash bits, load <= 1/2, backward-shift deletion, no tombstones).
+ * event time, 24 bytes) indexed by an open-addressing hash table (linear probing, load <= 1/2,
+ * backward-shift deletion, no tombstones) of 4-byte slots: the ring index in the low bits, as
+ * many high bits of the id's hash as are left above it (12 at a million ids), so a probe
+ * rarely reads the ring. About 32-40 bytes per id in all.
  * An id is forgotten when it is the oldest and either the ring is full or its event time is
  * older than newest - dedup.window.ms (newest: the latest event time seen). Forgetting goes
  * in arrival order only, so an out-of-order id may be kept longer than the window, never less
@@ -51,10 +53,8 @@ typedef struct entry {
     int64_t t; /* event time when first seen */
 } entry_t;
 
-typedef struct slot {
-    uint32_t idx1; /* ring index + 1; 0: empty */
-    uint32_t tag;  /* low 32 bits of the id's hash; home slot = tag & mask */
-} slot_t;
+/* A table slot: 0 empty, else (tag << index_bits) | (ring index + 1). */
+typedef uint32_t slot_t;
 
 typedef struct chunk {
     uint64_t seq;
@@ -84,7 +84,8 @@ typedef struct dedup {
     size_t cap, head, count;
     uint64_t base; /* absolute position of ring[head] */
     slot_t *table;
-    size_t mask;
+    size_t mask;         /* slots - 1; an id's home slot is hash & mask */
+    unsigned index_bits; /* of a slot: enough for cap + 1 values; the rest is tag */
     int64_t newest;
     /* changelog */
     uint64_t flushed; /* absolute position up to which ids went to the changelog */
@@ -99,11 +100,20 @@ typedef struct dedup {
 
 /* ---- the window ---------------------------------------------------------------------------- */
 
-static uint32_t id_tag(const dedup_t *d, const uint8_t id[16])
+static uint64_t id_hash(const dedup_t *d, const uint8_t id[16])
 {
-    uint64_t h =
-        enr__mix64(enr__le_load64(id) ^ d->k0) ^ enr__mix64(enr__le_load64(id + 8) ^ d->k1);
-    return (uint32_t)(h ^ (h >> 32));
+    return enr__mix64(enr__le_load64(id) ^ d->k0) ^ enr__mix64(enr__le_load64(id + 8) ^ d->k1);
+}
+
+/* The slot bits above the index: the hash's top bits (the home slot uses its low bits). */
+static uint32_t hash_tag(const dedup_t *d, uint64_t h)
+{
+    return (uint32_t)(h >> (32 + d->index_bits));
+}
+
+static size_t slot_index(const dedup_t *d, slot_t s) /* ring index + 1 */
+{
+    return s & ((UINT32_C(1) << d->index_bits) - 1);
 }
 
 /* Ring index of the @p k-th oldest id. */
@@ -113,45 +123,46 @@ static size_t ring_at(const dedup_t *d, size_t k)
     return i >= d->cap ? i - d->cap : i;
 }
 
-static int table_has(const dedup_t *d, const uint8_t id[16], uint32_t tag)
+static int table_has(const dedup_t *d, const uint8_t id[16], uint64_t h)
 {
     if (!d->table)
         return 0;
-    for (size_t i = tag & d->mask; d->table[i].idx1; i = (i + 1) & d->mask)
-        if (d->table[i].tag == tag && !memcmp(d->ring[d->table[i].idx1 - 1].id, id, 16))
+    uint32_t tag = hash_tag(d, h);
+    for (size_t i = h & d->mask; d->table[i]; i = (i + 1) & d->mask)
+        if (d->table[i] >> d->index_bits == tag &&
+            !memcmp(d->ring[slot_index(d, d->table[i]) - 1].id, id, 16))
             return 1;
     return 0;
 }
 
-static void table_add(dedup_t *d, size_t ring_idx, uint32_t tag)
+static void table_add(dedup_t *d, size_t ring_idx, uint64_t h)
 {
-    size_t i = tag & d->mask;
-    while (d->table[i].idx1)
+    size_t i = h & d->mask;
+    while (d->table[i])
         i = (i + 1) & d->mask;
-    d->table[i].idx1 = (uint32_t)ring_idx + 1;
-    d->table[i].tag = tag;
+    d->table[i] = hash_tag(d, h) << d->index_bits | (slot_t)(ring_idx + 1);
 }
 
-/* Empties slot @p i, moving back later slots of its cluster that may use it (no tombstones). */
+/* Empties slot @p i, moving back later slots of its cluster that may use it (no tombstones).
+ * A slot keeps too few hash bits for its home: the id in the ring gives it again. */
 static void table_del(dedup_t *d, size_t i)
 {
-    for (size_t j = (i + 1) & d->mask; d->table[j].idx1; j = (j + 1) & d->mask) {
-        size_t home = d->table[j].tag & d->mask;
+    for (size_t j = (i + 1) & d->mask; d->table[j]; j = (j + 1) & d->mask) {
+        size_t home = id_hash(d, d->ring[slot_index(d, d->table[j]) - 1].id) & d->mask;
         if (((j - home) & d->mask) >= ((j - i) & d->mask)) { /* the hole is on its path */
             d->table[i] = d->table[j];
             i = j;
         }
     }
-    d->table[i].idx1 = 0;
+    d->table[i] = 0;
 }
 
 static void forget_oldest(dedup_t *d)
 {
-    uint32_t tag = id_tag(d, d->ring[d->head].id);
-    size_t i = tag & d->mask;
-    while (d->table[i].idx1 && d->table[i].idx1 != d->head + 1)
+    size_t i = id_hash(d, d->ring[d->head].id) & d->mask;
+    while (d->table[i] && slot_index(d, d->table[i]) != d->head + 1)
         i = (i + 1) & d->mask;
-    if (d->table[i].idx1)
+    if (d->table[i])
         table_del(d, i);
     d->head = d->head + 1 == d->cap ? 0 : d->head + 1;
     d->count--;
@@ -162,8 +173,13 @@ static void forget_oldest(dedup_t *d)
 static int resize(dedup_t *d, size_t cap)
 {
     size_t slots = 16;
+    unsigned index_bits = 1;
     while (slots < 2 * cap)
         slots *= 2;
+    while ((UINT64_C(1) << index_bits) <= cap) /* index + 1 goes up to cap */
+        index_bits++;
+    if (index_bits > 31)
+        return -1; /* dedup.max.ids keeps far below */
     entry_t *ring = malloc(cap * sizeof(*ring));
     slot_t *table = calloc(slots, sizeof(*table));
     if (!ring || !table) {
@@ -179,14 +195,15 @@ static int resize(dedup_t *d, size_t cap)
     d->table = table;
     d->cap = cap;
     d->mask = slots - 1;
+    d->index_bits = index_bits;
     d->head = 0;
     for (size_t k = 0; k < d->count; k++)
-        table_add(d, k, id_tag(d, ring[k].id));
+        table_add(d, k, id_hash(d, ring[k].id));
     return 0;
 }
 
 /* Appends an id, forgetting the oldest when full (or when out of memory to grow). */
-static void remember(dedup_t *d, const uint8_t id[16], int64_t t, uint32_t tag)
+static void remember(dedup_t *d, const uint8_t id[16], int64_t t, uint64_t h)
 {
     if (d->count == d->cap) {
         size_t cap = d->cap * 2 < RING_MIN ? RING_MIN : d->cap * 2;
@@ -201,7 +218,7 @@ static void remember(dedup_t *d, const uint8_t id[16], int64_t t, uint32_t tag)
     entry_t *e = &d->ring[ring_at(d, d->count)];
     memcpy(e->id, id, 16);
     e->t = t;
-    table_add(d, ring_at(d, d->count), tag);
+    table_add(d, ring_at(d, d->count), h);
     d->count++;
 }
 
@@ -272,7 +289,7 @@ static void finish_restore(dedup_t *d)
         size_t skip = c->seq == p->head_seq ? (size_t)first_base : 0;
         uint64_t start = d->base + d->count - skip;
         for (size_t k = skip; k < c->n; k++)
-            remember(d, c->v[k].id, c->v[k].t, id_tag(d, c->v[k].id));
+            remember(d, c->v[k].id, c->v[k].t, id_hash(d, c->v[k].id));
         d->chunks[d->ccount++] = (chunk_t){c->seq, start, d->base + d->count};
         if (c->seq >= d->next_seq)
             d->next_seq = c->seq + 1;
@@ -419,10 +436,10 @@ static enr_verdict_t dedup_process(void *state, enr_event_t *e, enr_ctx_t *ctx, 
         d->head_dirty = 1;
     }
     expire(d);
-    uint32_t tag = id_tag(d, id);
-    if (table_has(d, id, tag))
+    uint64_t h = id_hash(d, id);
+    if (table_has(d, id, h))
         return ENR_DROP;
-    remember(d, id, t, tag);
+    remember(d, id, t, h);
     return ENR_KEEP;
 }
 

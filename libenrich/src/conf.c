@@ -48,8 +48,16 @@ const ue__prop_t enr__conf_props[] = {
         "Stages in the order they run, built-in or added with enr_conf_add_stage()."),
     INT("txn.max.events", txn_max_events, 1, 10000000, "10000",
         "Most input events in one transaction."),
+    INT("txn.max.bytes", txn_max_bytes, 1024, INT64_C(1) << 31, "4194304",
+        "Most bytes (keys and values of outputs, state and partials) one transaction produces: "
+        "the producer holds them until the commit, so this bounds its memory when a backlog "
+        "fills every transaction at once."),
     INT("txn.max.ms", txn_max_ms, 1, 600000, "100",
         "Longest a transaction stays open: bounds end-to-end latency."),
+    INT("rollback.max.bytes", rollback_max_bytes, 0, INT64_C(1) << 40, "8388608",
+        "Memory the processor keeps to roll its tasks' state back in memory when a transaction "
+        "aborts (a copy of the committed state, task by task). A task whose state does not fit "
+        "rolls back by reading its changelog partition again. 0: always from the changelog."),
     INT("batch.max.events", batch_max_events, 1, 100000, "1000",
         "Most input records taken from the consumer in one step."),
     INT("input.max.bytes", input_max_bytes, 64, 64 << 20, "1000000",
@@ -65,7 +73,8 @@ const ue__prop_t enr__conf_props[] = {
     INT("dedup.window.ms", dedup_window_ms, 1000, INT64_C(1) << 40, "3600000",
         "An event id seen within this time (event time) is a duplicate."),
     INT("dedup.max.ids", dedup_max_ids, 1000, 100000000, "1000000",
-        "Most event ids remembered; the oldest are forgotten first."),
+        "Most event ids remembered per task (input partition); the oldest are forgotten "
+        "first. About 40 bytes each: a processor's window takes up to its tasks times this."),
     STR("profile.topic", profile_topic, "users.profiles",
         "Compacted topic of user profiles (key user id, value UserProfile)."),
     STR("geoip.database", geoip_database, "",

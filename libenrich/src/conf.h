@@ -26,6 +26,8 @@ typedef struct enr__settings {
     char *repartition_topic;
     char *stages;               /* comma-separated stage names, in order */
     int64_t txn_max_events;
+    int64_t txn_max_bytes;
+    int64_t rollback_max_bytes;
     int64_t txn_max_ms;
     int64_t batch_max_events;
     int64_t input_max_bytes;

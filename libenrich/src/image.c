@@ -3,11 +3,13 @@
  *
  * Entries sit in a hash table by key and on a list in the order of their last write, which is
  * the order a compacted changelog keeps. Staged writes are one append-only buffer of
- * [key length][value length or NULL_VALUE][key][value] records.
+ * [key length][value length or NULL_VALUE][key][value] records. What an image holds (entries
+ * with their headers, the staging buffer) is charged to its processor's budget.
  */
 #include "image.h"
 #include "htab.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,33 +26,75 @@ typedef struct entry {
 struct enr__image {
     enr__htab_t keys;
     entry_t *oldest, *newest;
-    size_t bytes;
+    size_t bytes; /* of keys and values */
     unsigned char *staged;
     size_t staged_len, staged_cap;
-    int failed; /* out of memory once: no longer the committed state */
+    enr__image_budget_t *budget; /* NULL: unlimited */
+    size_t held;                 /* charged to the budget */
+    int failed;                  /* out of memory or budget once: no longer the committed state */
 };
 
-enr__image_t *enr__image_new(void)
+enr__image_t *enr__image_new(enr__image_budget_t *budget)
 {
     enr__image_t *im = calloc(1, sizeof(*im));
     if (im && enr__htab_init(&im->keys)) {
         free(im);
         return NULL;
     }
+    if (im)
+        im->budget = budget;
     return im;
+}
+
+/* Frees the entries and the staging buffer, and returns their charge. */
+static void release(enr__image_t *im)
+{
+    for (entry_t *e = im->oldest, *next; e; e = next) {
+        next = e->next;
+        free(e);
+    }
+    im->oldest = im->newest = NULL;
+    enr__htab_free(&im->keys);
+    free(im->staged);
+    im->staged = NULL;
+    im->staged_len = im->staged_cap = 0;
+    im->bytes = 0;
+    if (im->budget)
+        im->budget->used -= im->held;
+    im->held = 0;
 }
 
 void enr__image_free(enr__image_t *im)
 {
     if (!im)
         return;
-    for (entry_t *e = im->oldest, *next; e; e = next) {
-        next = e->next;
-        free(e);
-    }
-    enr__htab_free(&im->keys);
-    free(im->staged);
+    release(im);
     free(im);
+}
+
+/* The image can no longer be the committed state: it lets go of its memory. Returns -1. */
+static int give_up(enr__image_t *im)
+{
+    release(im);
+    im->failed = 1;
+    return -1;
+}
+
+/* Charges @p n more bytes; 0, or -1 (and the image gives up) past the budget. */
+static int charge(enr__image_t *im, size_t n)
+{
+    im->held += n;
+    if (!im->budget)
+        return 0;
+    im->budget->used += n;
+    return im->budget->used > im->budget->max ? give_up(im) : 0;
+}
+
+static void uncharge(enr__image_t *im, size_t n)
+{
+    im->held -= n;
+    if (im->budget)
+        im->budget->used -= n;
 }
 
 static entry_t *find(const enr__image_t *im, uint64_t hash, const void *key, size_t key_len)
@@ -69,6 +113,7 @@ static void unlink_entry(enr__image_t *im, entry_t *e)
     *(e->prev ? &e->prev->next : &im->oldest) = e->next;
     *(e->next ? &e->next->prev : &im->newest) = e->prev;
     im->bytes -= e->key_len + e->value_len;
+    uncharge(im, sizeof(*e) + e->key_len + e->value_len);
     free(e);
 }
 
@@ -83,12 +128,12 @@ int enr__image_put(enr__image_t *im, const void *key, size_t key_len, const void
         unlink_entry(im, old);
     if (!value)
         return 0;
+    if (key_len >= NULL_VALUE || value_len >= NULL_VALUE ||
+        charge(im, sizeof(entry_t) + key_len + value_len))
+        return give_up(im);
     entry_t *e = malloc(sizeof(*e) + key_len + value_len);
-    if (!e || key_len >= NULL_VALUE || value_len >= NULL_VALUE) {
-        free(e);
-        im->failed = 1;
-        return -1;
-    }
+    if (!e)
+        return give_up(im);
     e->node.hash = hash;
     e->key_len = (uint32_t)key_len;
     e->value_len = (uint32_t)value_len;
@@ -110,19 +155,17 @@ int enr__image_stage(enr__image_t *im, const void *key, size_t key_len, const vo
     if (im->failed)
         return -1;
     size_t need = 2 * sizeof(uint32_t) + key_len + (value ? value_len : 0);
-    if (key_len >= NULL_VALUE || value_len >= NULL_VALUE) {
-        im->failed = 1;
-        return -1;
-    }
+    if (key_len >= NULL_VALUE || value_len >= NULL_VALUE)
+        return give_up(im);
     if (im->staged_len + need > im->staged_cap) {
         size_t cap = im->staged_cap ? im->staged_cap : 4096;
         while (cap < im->staged_len + need)
             cap *= 2;
-        unsigned char *grown = realloc(im->staged, cap);
-        if (!grown) {
-            im->failed = 1;
+        if (charge(im, cap - im->staged_cap))
             return -1;
-        }
+        unsigned char *grown = realloc(im->staged, cap);
+        if (!grown)
+            return give_up(im);
         im->staged = grown;
         im->staged_cap = cap;
     }
@@ -153,6 +196,7 @@ void enr__image_discard(enr__image_t *im)
 {
     im->staged_len = 0;
     if (im->staged_cap > STAGED_KEEP) { /* one big transaction does not keep its peak */
+        uncharge(im, im->staged_cap);
         free(im->staged);
         im->staged = NULL;
         im->staged_cap = 0;

@@ -16,12 +16,24 @@
 
 typedef struct enr__image enr__image_t;
 
-/* An empty image, or NULL when out of memory. */
-enr__image_t *enr__image_new(void);
+/*
+ * The memory the images of one processor may hold together. An image that would take it past
+ * max gives up (frees what it holds; enr__image_ok() says 0): that task rolls back from Kafka,
+ * which restores a partition at fetch speed. Small state rolls back in memory, large state
+ * does not hold a second copy of itself.
+ */
+typedef struct enr__image_budget {
+    size_t max;  /* bytes; SIZE_MAX: no limit */
+    size_t used; /* what the images hold now */
+} enr__image_budget_t;
+
+/* An empty image that draws on @p budget (shared, not owned; NULL: unlimited), or NULL when
+ * out of memory. */
+enr__image_t *enr__image_new(enr__image_budget_t *budget);
 void enr__image_free(enr__image_t *im);
 
 /* A committed record (a restore reading the changelog): it enters the image now. 0, or -1
- * when out of memory (the image is then unusable: enr__image_ok() says so). */
+ * when out of memory or over budget (the image is then unusable: enr__image_ok() says so). */
 int enr__image_put(enr__image_t *im, const void *key, size_t key_len, const void *value,
                    size_t value_len);
 
@@ -35,8 +47,8 @@ void enr__image_commit(enr__image_t *im);
 /* The open transaction aborted: its staged writes are forgotten. */
 void enr__image_discard(enr__image_t *im);
 
-/* 1 while the image holds the committed state; 0 after running out of memory (roll back from
- * the changelog instead). */
+/* 1 while the image holds the committed state; 0 after running out of memory or budget (roll
+ * back from the changelog instead). */
 int enr__image_ok(const enr__image_t *im);
 
 /* Hands every entry to @p apply, oldest last write first: what a restore of the compacted

@@ -253,6 +253,7 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
         return NULL;
     }
     p->conf = conf;
+    p->image_budget.max = (size_t)conf->s.rollback_max_bytes;
     ue__kstats_init(&p->kstats);
     p->log = enr__conf_logger(conf, "enrich");
     /* The stages and the topic patterns are checked before any connection, so a bad stage

@@ -9,6 +9,7 @@
 #ifndef ENR_PROCESSOR_H
 #define ENR_PROCESSOR_H
 
+#include "image.h"
 #include "pipeline.h"
 #include "ue_fetch_kick.h"
 #include "ue_kstats.h"
@@ -67,6 +68,7 @@ struct enr_processor_s {
     int32_t ntasks;              /* the input's partition count; 0 until an input topic exists */
     enr__task_t **tasks;         /* [ntasks], NULL where not owned */
     int64_t retired[ENR_STAT__CNT]; /* counters of tasks given away, so totals only grow */
+    enr__image_budget_t image_budget; /* what the tasks' images may hold (rollback.max.bytes) */
     enr__subscription_t sub;
     rd_kafka_topic_partition_list_t *owned; /* assigned partitions, offset: next to process */
     rd_kafka_topic_partition_t *owned_last; /* the entry of the last record (owned.c) */
@@ -74,6 +76,7 @@ struct enr_processor_s {
     int in_txn;
     int64_t txn_started_ms;
     int64_t txn_events;
+    int64_t txn_bytes;           /* keys and values produced into the open transaction */
     int64_t commit_started_ms;   /* when the commit (or abort) of the open transaction began */
     int in_callback;             /* inside the rebalance callback: no recursive commit */
     int closing;                 /* destroy waits for a first assignment: take no task */

@@ -12,13 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int64_t session_timeout_ms(const enr_processor_t *p)
-{
-    char v[32];
-    size_t n = sizeof(v);
-    return rd_kafka_conf_get(p->conf->consumer, "session.timeout.ms", v, &n) ? 45000 : atoll(v);
-}
-
 /* librdkafka (#3437, open) rejoins a static member whose session timed out with a new member
  * id, and the group then fences the old one: its own. The transaction coordinator likewise
  * aborts a transaction left open past transaction.timeout.ms (a broker outage longer than it)
@@ -29,14 +22,10 @@ static int64_t session_timeout_ms(const enr_processor_t *p)
 int enr__fence_is_own(const enr_processor_t *p)
 {
     int64_t now = ue__mono_ms(), lost = atomic_load(&p->session_lost_ms);
-    int64_t window = 2 * session_timeout_ms(p);
+    int64_t window = 2 * ue__kafka_conf_int(p->conf->consumer, "session.timeout.ms", 45000);
     if (lost && now - lost < (window > 60000 ? window : 60000))
         return 1;
-    char v[32];
-    size_t n = sizeof(v);
-    int64_t txn_timeout = rd_kafka_conf_get(p->conf->producer, "transaction.timeout.ms", v, &n)
-                              ? 60000
-                              : atoll(v);
+    int64_t txn_timeout = ue__kafka_conf_int(p->conf->producer, "transaction.timeout.ms", 60000);
     return p->in_txn && now - p->txn_started_ms >= txn_timeout;
 }
 
@@ -68,6 +57,7 @@ static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
 static int txn_due(const enr_processor_t *p)
 {
     return p->in_txn && (p->txn_events >= p->conf->s.txn_max_events ||
+                         p->txn_bytes >= p->conf->s.txn_max_bytes ||
                          ue__mono_ms() - p->txn_started_ms >= p->conf->s.txn_max_ms);
 }
 
@@ -112,6 +102,8 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
             processed++;
         }
         rd_kafka_message_destroy(m);
+        if (txn_due(p))
+            break; /* its size, not the batch, bounds what the producer holds */
     }
     ue__fetch_kick(&p->fetch_kick, p->consumer, p->queue, (int64_t)max);
     if (txn_due(p))

@@ -94,7 +94,7 @@ static enr__task_t *task_new(enr_processor_t *p, int32_t id)
         return NULL;
     t->p = p;
     t->id = id;
-    if (!(t->image = enr__image_new())) {
+    if (!(t->image = enr__image_new(&p->image_budget))) {
         free(t);
         return NULL;
     }
@@ -297,7 +297,7 @@ int enr__task_rebuild(enr__task_t *t, int from_image, char *errstr, size_t errst
     enr_pipeline_t *pipe = enr__pipeline_new(p->conf, &t->sink, enr__pipeline_profiles(p->pipe),
                                              errstr, errstr_size);
     enr__merger_t *merger = pipe ? enr__merger_new(&pipe->s, p->ntasks) : NULL;
-    enr__image_t *image = merger && !from_image ? enr__image_new() : NULL;
+    enr__image_t *image = merger && !from_image ? enr__image_new(&p->image_budget) : NULL;
     if (!merger || (!from_image && !image)) {
         enr__merger_free(merger);
         enr_pipeline_destroy(pipe);

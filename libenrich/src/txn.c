@@ -47,6 +47,7 @@ int enr__txn_begin(enr_processor_t *p)
     p->txn_started_ms = ue__mono_ms();
     p->commit_started_ms = 0;
     p->txn_events = 0;
+    p->txn_bytes = 0;
     return 0;
 }
 
@@ -88,6 +89,7 @@ void enr__txn_produce(enr_processor_t *p, const char *topic, int32_t partition, 
             break;
         rd_kafka_poll(p->producer, 10); /* the producer queue drains as batches are acked */
     }
+    p->txn_bytes += (int64_t)(key_len + value_len);
     if (err) {
         /* The transaction cannot commit without this record: make the commit abort. */
         if (hdrs)

@@ -49,7 +49,7 @@ static void stage(enr__image_t *im, const char *k, const char *v)
 static void test_replay_is_the_compacted_changelog(void **state)
 {
     (void)state;
-    enr__image_t *im = enr__image_new();
+    enr__image_t *im = enr__image_new(NULL);
     seen_t s;
     put(im, "a", "1");
     put(im, "b", "2");
@@ -70,7 +70,7 @@ static void test_replay_is_the_compacted_changelog(void **state)
 static void test_commit_adds_and_discard_forgets_the_staged_writes(void **state)
 {
     (void)state;
-    enr__image_t *im = enr__image_new();
+    enr__image_t *im = enr__image_new(NULL);
     seen_t s;
     put(im, "user/1", "x");
     put(im, "user/2", "y");
@@ -97,7 +97,7 @@ static void test_commit_adds_and_discard_forgets_the_staged_writes(void **state)
 static void test_many_keys(void **state)
 {
     (void)state;
-    enr__image_t *im = enr__image_new();
+    enr__image_t *im = enr__image_new(NULL);
     char k[32], v[600];
     memset(v, 'v', sizeof(v) - 1);
     v[sizeof(v) - 1] = '\0';
@@ -122,12 +122,65 @@ static void test_many_keys(void **state)
     enr__image_free(im);
 }
 
+/* Guarantee: images of one processor hold at most their shared budget: the one that would go
+ * past it gives up (says it is no longer the committed state, so its task rolls back from
+ * Kafka) and returns what it held; the others keep their state; freeing returns the rest. */
+static void test_the_budget_bounds_the_images_together(void **state)
+{
+    (void)state;
+    enr__image_budget_t budget = {.max = 64 << 10, .used = 0};
+    enr__image_t *small = enr__image_new(&budget), *big = enr__image_new(&budget);
+    seen_t s;
+    char k[32], v[1000];
+    memset(v, 'v', sizeof(v) - 1);
+    v[sizeof(v) - 1] = '\0';
+    put(small, "a", "1");
+    size_t small_held = budget.used;
+    assert_true(small_held > 0);
+    int i = 0;
+    for (; i < 1000; i++) {
+        snprintf(k, sizeof(k), "big/%d", i);
+        if (enr__image_put(big, k, strlen(k), v, strlen(v)))
+            break;
+        assert_true(budget.used <= budget.max);
+    }
+    assert_true(i > 10 && i < 1000); /* it held what fitted, then gave up */
+    assert_false(enr__image_ok(big));
+    assert_int_equal(enr__image_count(big), 0);
+    assert_int_equal(budget.used, small_held); /* the big one returned everything */
+    assert_int_equal(enr__image_stage(big, "x", 1, "y", 1), -1); /* and stays given up */
+    assert_true(enr__image_ok(small));
+    assert_string_equal(replay(small, &s), "a=1;");
+
+    /* Staging counts too: a transaction too large for the budget gives up at commit time
+     * at the latest, never holding more than the budget. */
+    for (i = 0; i < 1000 && enr__image_ok(small); i++) {
+        snprintf(k, sizeof(k), "s/%d", i);
+        enr__image_stage(small, k, strlen(k), v, strlen(v));
+        assert_true(budget.used <= budget.max);
+    }
+    assert_false(enr__image_ok(small));
+    assert_int_equal(budget.used, 0);
+    enr__image_free(big);
+    enr__image_free(small);
+    assert_int_equal(budget.used, 0);
+
+    /* A budget of 0: no image holds anything (every rollback reads the changelog). */
+    budget.max = 0;
+    enr__image_t *none = enr__image_new(&budget);
+    assert_int_equal(enr__image_put(none, "a", 1, "1", 1), -1);
+    assert_false(enr__image_ok(none));
+    enr__image_free(none);
+    assert_int_equal(budget.used, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_replay_is_the_compacted_changelog),
         cmocka_unit_test(test_commit_adds_and_discard_forgets_the_staged_writes),
         cmocka_unit_test(test_many_keys),
+        cmocka_unit_test(test_the_budget_bounds_the_images_together),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

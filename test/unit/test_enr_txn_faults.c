@@ -30,6 +30,7 @@
 #include "enrich.h"
 #include "enriched.pb-c.h"
 #include "processor.h"
+#include "ue_time.h"
 #include "userevents.pb-c.h"
 
 #include <librdkafka/rdkafka.h>
@@ -93,14 +94,22 @@ typedef struct fx {
     int offsets_refused;        /* emulated group commits the mock refused: see on_txn() */
     const char *session_timeout; /* the processor's session.timeout.ms; "4000" unless set */
     const char *stages;          /* the processor's stages; "clock" unless set */
+    const char *rollback_max_bytes; /* the processor's rollback.max.bytes; its default unless set */
+    const char *txn_max_bytes;      /* set: txn.max.bytes this, txn.max.events and .ms large */
+    int64_t most_txn_events;        /* of a committed transaction */
+    int rolled_in_memory, restores; /* abort rollbacks from the image; changelog restores */
     enr_err_t last_result;
 } fx_t;
 
 /* ---- the cluster and its input -------------------------------------------------------- */
 
+/* Counts how each rollback went (the processor logs both at info), and prints the log with
+ * FT_VERBOSE. */
 static void quiet(int level, const char *message, void *opaque)
 {
-    (void)opaque;
+    fx_t *fx = opaque;
+    fx->rolled_in_memory += strstr(message, "rolled back in memory") != NULL;
+    fx->restores += strstr(message, "changelog record(s) in") != NULL;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     if (getenv("FT_VERBOSE"))
@@ -236,7 +245,7 @@ static void on_txn(enr_err_t result, int64_t events, int64_t txn_ms, int64_t com
                    void *opaque)
 {
     fx_t *fx = opaque;
-    (void)events, (void)txn_ms, (void)commit_ms;
+    (void)txn_ms, (void)commit_ms;
     fx->last_result = result;
     close_ranges(fx, result == ENR_OK);
     if (result == ENR_ERR_KAFKA)
@@ -246,6 +255,8 @@ static void on_txn(enr_err_t result, int64_t events, int64_t txn_ms, int64_t com
     if (result != ENR_OK)
         return;
     fx->commits++;
+    if (events > fx->most_txn_events)
+        fx->most_txn_events = events;
     rd_kafka_topic_partition_list_t *offsets = enr__owned_offsets(fx->p);
     /* A coordinator that just moved may not know the (static) member yet: the next commit's
      * offsets cover these, as a broker's would. */
@@ -286,19 +297,19 @@ static void start_processor(fx_t *fx)
         {"transactional.id", TXN_ID},
         {"input.topics", IN_TOPIC},
         {"stages", fx->stages ? fx->stages : "clock"},
-        {"txn.max.events", "20"},
-        {"txn.max.ms", "200"},
+        {"txn.max.events", fx->txn_max_bytes ? "1000" : "20"},
+        {"txn.max.ms", fx->txn_max_bytes ? "3000" : "200"},
+        {"txn.max.bytes", fx->txn_max_bytes ? fx->txn_max_bytes : "4194304"},
         {"batch.max.events", "10"},
-        {"log.level", getenv("FT_DEBUG")     ? "debug"
-                      : getenv("FT_VERBOSE") ? "info"
-                                             : "error"},
+        {"rollback.max.bytes", fx->rollback_max_bytes ? fx->rollback_max_bytes : "8388608"},
+        {"log.level", getenv("FT_DEBUG") ? "debug" : "info"},
     };
     for (size_t i = 0; i < sizeof(kv) / sizeof(kv[0]); i++)
         if (enr_conf_set(conf, kv[i][0], kv[i][1], errstr, sizeof(errstr)) != ENR_CONF_OK)
             fail_msg("%s: %s", kv[i][0], errstr);
     if (getenv("FT_DEBUG")) /* librdkafka's debug contexts, e.g. FT_DEBUG=cgrp,eos */
         enr_conf_set(conf, "kafka.debug", getenv("FT_DEBUG"), errstr, sizeof(errstr));
-    enr_conf_set_log_cb(conf, quiet, NULL);
+    enr_conf_set_log_cb(conf, quiet, fx);
     enr_conf_set_txn_cb(conf, on_txn, fx);
     fx->p = enr_processor_new(conf, errstr, sizeof(errstr));
     if (!fx->p)
@@ -492,6 +503,40 @@ static void test_abortable_errors_abort_and_the_redo_is_exactly_once(void **stat
     fx_t *fx = *state;
     fx->stages = "dedup,clock"; /* each redo passes the dedup state of the last commit */
     run_faults(fx, list, sizeof(list) / sizeof(list[0]));
+    assert_true(fx->rolled_in_memory >= 5); /* the state fits rollback.max.bytes */
+    assert_int_equal(fx->restores, 1);      /* the first take of the tasks only */
+}
+
+/* The same when no state fits rollback.max.bytes: every abort restores the tasks from their
+ * changelog partitions instead of the in-memory image. Without dedup: the mock cluster does not
+ * filter aborted transactions for read_committed readers (its Fetch lists none), so the
+ * restore would read the aborted attempt's ids back and drop the redo as duplicates; a real
+ * broker does filter them (make chaos meets this path whenever state outgrows the budget). */
+static void test_abortable_errors_redone_from_the_changelog_are_exactly_once(void **state)
+{
+    static const scenario_t *const list[] = {&produce_abortable, &add_offsets_abortable,
+                                             &end_txn_abortable};
+    fx_t *fx = *state;
+    fx->rollback_max_bytes = "0";
+    run_faults(fx, list, sizeof(list) / sizeof(list[0]));
+    assert_true(fx->restores >= 1 + 3); /* (a task with no state at all still rolls back in
+                                         * memory: an empty image costs nothing) */
+}
+
+/* txn.max.bytes ends a transaction by what it produced, not by its events or age: with 1 KiB
+ * (an enriched event here is ~100 bytes) the 120 events go in transactions of ~10 events each,
+ * committed at once rather than after txn.max.ms; each exactly once. */
+static void test_transactions_end_at_txn_max_bytes(void **state)
+{
+    fx_t *fx = *state;
+    fx->txn_max_bytes = "1024";
+    start_processor(fx);
+    int64_t started = ue__mono_ms();
+    finish(fx);
+    assert_true(fx->commits >= 6);
+    assert_true(fx->most_txn_events < 20);           /* 1 KiB, and at most one event past it */
+    assert_true(ue__mono_ms() - started < 3000 * 6); /* not one transaction per txn.max.ms */
+    assert_exactly_once(fx);
 }
 
 /* Fenced twice, then refused the transactional id: each instance stops with its reason. */
@@ -667,6 +712,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_abortable_errors_abort_and_the_redo_is_exactly_once,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_abortable_errors_redone_from_the_changelog_are_exactly_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_transactions_end_at_txn_max_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_fatal_errors_stop_with_the_reason_and_a_restart_continues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_coordinators_moving_mid_run_cost_no_abort, setup,

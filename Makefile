@@ -18,7 +18,7 @@
 #                           CHAOS_SECONDS); build/chaos/ue-chaos is its verifier
 #   make docs               regenerate CONFIGURATION.md from the configuration table
 #   make format-check [FORMAT_BASE=main]   C lines within 100 columns (+ clang-format on changes)
-#   make fuzz [FUZZ_SECONDS=60] [FUZZ_TARGETS=fuzz_conf]   libFuzzer targets (test/fuzz/run.sh)
+#   make fuzz [FUZZ_SECONDS=60 | FUZZ_RUNS=10000000] [FUZZ_TARGETS=fuzz_conf]   libFuzzer targets
 
 .DEFAULT_GOAL := all
 
@@ -225,11 +225,10 @@ format-check:
 docs-links:
 	@test/docs/check_links.sh
 
-# Every libFuzzer target (or those FUZZ_TARGETS names) for FUZZ_SECONDS each; run.sh builds
-# them itself, with clang, into build/fuzz/.
-FUZZ_SECONDS ?= 60
+# Every libFuzzer target (or those FUZZ_TARGETS names) for FUZZ_SECONDS each (60 unless set),
+# or for FUZZ_RUNS executions each; run.sh builds them itself, with clang, into build/fuzz/.
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) test/fuzz/run.sh $(FUZZ_TARGETS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_RUNS=$(FUZZ_RUNS) test/fuzz/run.sh $(FUZZ_TARGETS)
 $(BUILD)/obj/test/chaos/%.o: test/chaos/%.c | $(GEN_H)
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(SAN_FLAGS) -I$(BUILD)/gen $(DEP_CFLAGS) \

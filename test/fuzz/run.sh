@@ -13,6 +13,8 @@
 #
 # Environment:
 #   FUZZ_SECONDS     seconds per target (default 60)
+#   FUZZ_RUNS        executions per target instead (the long run: FUZZ_RUNS=10000000); a
+#                    target still stops after FUZZ_SECONDS if that is set, else after 4 hours
 #   FUZZ_MAX_LEN     largest input, bytes (default 16384)
 #   FUZZ_NESTING_MAX_LEN  largest input of fuzz_pb_nesting (default 65536: deep enough raw
 #                    nesting to overflow a stack, were the decoder's depth check missing)
@@ -51,7 +53,16 @@ for arg in "$@"; do
     esac
 done
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
-FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+FUZZ_RUNS=${FUZZ_RUNS:-}
+if [ -n "$FUZZ_RUNS" ]; then
+    FUZZ_SECONDS=${FUZZ_SECONDS:-14400}
+    BUDGET="$FUZZ_RUNS executions (at most ${FUZZ_SECONDS}s)"
+    LIMIT=(-runs="$FUZZ_RUNS" -max_total_time="$FUZZ_SECONDS")
+else
+    FUZZ_SECONDS=${FUZZ_SECONDS:-60}
+    BUDGET="${FUZZ_SECONDS}s"
+    LIMIT=(-max_total_time="$FUZZ_SECONDS")
+fi
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-16384}
 FUZZ_NESTING_MAX_LEN=${FUZZ_NESTING_MAX_LEN:-65536}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
@@ -215,11 +226,11 @@ for t in "${TARGETS[@]}"; do
     log="$OUT/$t.log"
     mkdir -p "$artifacts"
     corpus_dirs "$short"
-    echo "== $t for ${FUZZ_SECONDS}s (log: $log)"
+    echo "== $t for $BUDGET (log: $log)"
     rc=0
     max_len=$FUZZ_MAX_LEN
     [ "$t" = fuzz_pb_nesting ] && max_len=$FUZZ_NESTING_MAX_LEN
-    "$OUT/$t" -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" \
+    "$OUT/$t" "${LIMIT[@]}" -timeout="$FUZZ_TIMEOUT" \
         -max_len="$max_len" -rss_limit_mb=2560 -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "${DIRS[@]}" >"$log" 2>&1 || rc=$?
     execs=$(last_stat 'stat::number_of_executed_units:' "$log")
@@ -243,6 +254,6 @@ for t in "${TARGETS[@]}"; do
     echo "$line"
 done
 
-echo "== fuzz summary (${FUZZ_SECONDS}s per target)"
+echo "== fuzz summary ($BUDGET per target)"
 printf '%s\n' "${summary[@]}"
 exit $failed

@@ -11,8 +11,8 @@
  */
 #include "collector.h"
 #include "collector.pb-c.h"
-#include "ue_pbdecode.h"
-#include "ue_validate.h"
+#include "uc_pbdecode.h"
+#include "uc_validate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,11 +107,11 @@ static int decode_batch(collector_t *col, const uint8_t *data, size_t len, int j
         snprintf(err, errsz, "more than %zu events in one batch", col->max_events);
         return 413;
     }
-    b->pb = (Userevents__EventBatch *)ue__pb_unpack(&userevents__event_batch__descriptor, NULL,
-                                                    len, data, UE__PB_MAX_DEPTH, &rc);
+    b->pb = (Userevents__EventBatch *)uc__pb_unpack(&userevents__event_batch__descriptor, NULL,
+                                                    len, data, UC__PB_MAX_DEPTH, &rc);
     if (!b->pb) {
         snprintf(err, errsz, "not a userevents.EventBatch (proto/collector.proto): %s",
-                 ue__pb_strerror(rc));
+                 uc__pb_strerror(rc));
         return 400;
     }
     b->n = b->pb->n_events;
@@ -126,11 +126,11 @@ static int decode_batch(collector_t *col, const uint8_t *data, size_t len, int j
             return 413;
         }
         /* Checked first: protobuf-c's recursion on deep nesting overflows this thread's stack. */
-        b->events[i] = (Userevents__Event *)ue__pb_unpack(&userevents__event__descriptor, NULL,
-                                                          e->len, e->data, UE__PB_MAX_DEPTH, &rc);
+        b->events[i] = (Userevents__Event *)uc__pb_unpack(&userevents__event__descriptor, NULL,
+                                                          e->len, e->data, UC__PB_MAX_DEPTH, &rc);
         if (!b->events[i]) {
             snprintf(err, errsz, "events[%zu]: not a userevents.Event: %s", i,
-                     ue__pb_strerror(rc));
+                     uc__pb_strerror(rc));
             return 400;
         }
     }
@@ -148,7 +148,7 @@ static void utf8_scrub(char *s)
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
         size_t n = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-        if (n <= len - i && ue__utf8_valid(s + i, n)) {
+        if (n <= len - i && uc__utf8_valid(s + i, n)) {
             i += n;
             continue;
         }

@@ -31,7 +31,7 @@ int utf8_ok(const char *s)
 
 /*
  * The event's type, through ue_event_reset(): valid ([A-Za-z0-9._-]), and not one of the
- * pipeline's own topics (the SDK's reserved list, common/ue_validate.c). 0 or -1 with @p err.
+ * pipeline's own topics (the SDK's reserved list, common/uc_validate.c). 0 or -1 with @p err.
  */
 int set_type(ue_event_t *ev, const char *type, char *err, size_t errsz)
 {

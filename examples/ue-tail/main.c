@@ -7,7 +7,7 @@
  * Reads from the beginning and stops when every partition is at its end (or after --max).
  * A debugging aid that decodes the schema in proto/ with the generated protobuf-c code.
  */
-#include "ue_pbdecode.h"
+#include "uc_pbdecode.h"
 #include "userevents.pb-c.h"
 
 #include <getopt.h>
@@ -194,8 +194,8 @@ int main(int argc, char **argv)
             eof_streak++;
         } else if (!m->err) {
             eof_streak = 0;
-            Userevents__Event *ev = (Userevents__Event *)ue__pb_unpack(
-                &userevents__event__descriptor, NULL, m->len, m->payload, UE__PB_MAX_DEPTH, NULL);
+            Userevents__Event *ev = (Userevents__Event *)uc__pb_unpack(
+                &userevents__event__descriptor, NULL, m->len, m->payload, UC__PB_MAX_DEPTH, NULL);
             if (!ev || ev->event_id.len != 16) {
                 undecodable++;
             } else if (count) {

@@ -3,7 +3,7 @@
  */
 #include "clock.h"
 #include "le.h"
-#include "ue_time.h"
+#include "uc_time.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,7 +32,7 @@ static enr__part_clock_t *find(enr_pipeline_t *pipe, const char *topic, size_t t
         return NULL;
     enr__part_clock_t *c = &pipe->clocks[pipe->nclocks++];
     *c = (enr__part_clock_t){.topic = name, .partition = partition, .newest_ms = INT64_MIN,
-                             .active_ms = ue__mono_ms()};
+                             .active_ms = uc__mono_ms()};
     return c;
 }
 
@@ -41,7 +41,7 @@ void enr__clock_advance(enr_pipeline_t *pipe, const char *topic, int32_t partiti
     enr__part_clock_t *c = find(pipe, topic ? topic : "", topic ? strlen(topic) : 0, partition);
     if (!c)
         return;
-    c->active_ms = ue__mono_ms();
+    c->active_ms = uc__mono_ms();
     if (t > c->newest_ms) {
         c->newest_ms = t;
         c->dirty = 1;
@@ -52,12 +52,12 @@ void enr__clock_assign(enr_pipeline_t *pipe, const char *topic, int32_t partitio
 {
     enr__part_clock_t *c = find(pipe, topic, strlen(topic), partition);
     if (c)
-        c->active_ms = ue__mono_ms(); /* idleness counts from the assignment */
+        c->active_ms = uc__mono_ms(); /* idleness counts from the assignment */
 }
 
 int64_t enr__pipeline_event_clock(const enr_pipeline_t *pipe)
 {
-    int64_t now = ue__mono_ms(), idle = pipe->s.window_idle_ms;
+    int64_t now = uc__mono_ms(), idle = pipe->s.window_idle_ms;
     int64_t low = INT64_MAX, high = INT64_MIN;
     for (size_t i = 0; i < pipe->nclocks; i++) {
         const enr__part_clock_t *c = &pipe->clocks[i];

@@ -10,15 +10,15 @@
 #define S(field) offsetof(enr__settings_t, field)
 #define INT(name, field, min, max, def, doc)                                                       \
     {                                                                                              \
-        name, UE__PROP_INT, S(field), min, max, def, NULL, doc                                     \
+        name, UC__PROP_INT, S(field), min, max, def, NULL, doc                                     \
     }
 #define DBL(name, field, min, max, def, doc)                                                       \
     {                                                                                              \
-        name, UE__PROP_DOUBLE, S(field), min, max, def, NULL, doc                                  \
+        name, UC__PROP_DOUBLE, S(field), min, max, def, NULL, doc                                  \
     }
-#define STR(name, field, def, doc) {name, UE__PROP_STR, S(field), 0, 1000, def, NULL, doc}
+#define STR(name, field, def, doc) {name, UC__PROP_STR, S(field), 0, 1000, def, NULL, doc}
 
-const ue__prop_t enr__conf_props[] = {
+const uc__prop_t enr__conf_props[] = {
     STR("group.id", group_id, "enrich", "Consumer group of the raw topics: the processors "
         "of one group share its input partitions (tasks) and their state."),
     STR("instance.id", instance_id, "",
@@ -91,7 +91,7 @@ const ue__prop_t enr__conf_props[] = {
         "An input partition without events for this long (processing time, counted from its "
         "assignment) no longer holds the watermark back. 0: never (windows then wait for "
         "every partition)."),
-    {"anomaly.key", UE__PROP_ENUM, S(anomaly_key), 0, 0, "type", "type,user",
+    {"anomaly.key", UC__PROP_ENUM, S(anomaly_key), 0, 0, "type", "type,user",
      "What anomaly rates are kept per: the event type or the user."},
     INT("anomaly.window.ms", anomaly_window_ms, 1000, INT64_C(1) << 40, "60000",
         "Window over which a rate is measured (event time)."),
@@ -103,7 +103,7 @@ const ue__prop_t enr__conf_props[] = {
         "Windows of history a key needs before it can alert."),
     INT("anomaly.max.keys", anomaly_max_keys, 1, 10000000, "100000",
         "Most keys tracked; the least recently seen are forgotten first."),
-    {"log.level", UE__PROP_ENUM, S(log_level), 0, 0, "warning", "error,warning,notice,info,debug",
+    {"log.level", UC__PROP_ENUM, S(log_level), 0, 0, "warning", "error,warning,notice,info,debug",
      "Least severe level logged."},
     {NULL, 0, 0, 0, 0, NULL, NULL, NULL},
 };
@@ -144,11 +144,11 @@ static const char *const producer_defaults[][2] = {
     {NULL, NULL},
 };
 
-ue__logger_t enr__conf_logger(const enr_conf_t *conf, const char *prefix)
+uc__logger_t enr__conf_logger(const enr_conf_t *conf, const char *prefix)
 {
-    static const int levels[] = {UE_LOG_ERR, UE_LOG_WARNING, UE_LOG_NOTICE, UE_LOG_INFO,
-                                 UE_LOG_DEBUG};
-    return (ue__logger_t){.level = levels[conf->s.log_level],
+    static const int levels[] = {UC_LOG_ERR, UC_LOG_WARNING, UC_LOG_NOTICE, UC_LOG_INFO,
+                                 UC_LOG_DEBUG};
+    return (uc__logger_t){.level = levels[conf->s.log_level],
                           .prefix = prefix,
                           .fn = conf->log_cb,
                           .opaque = conf->log_opaque};
@@ -167,7 +167,7 @@ enr_conf_t *enr_conf_new(void)
         return NULL;
     conf->consumer = rd_kafka_conf_new();
     conf->producer = rd_kafka_conf_new();
-    if (!conf->consumer || !conf->producer || ue__props_init(enr__conf_props, &conf->s)) {
+    if (!conf->consumer || !conf->producer || uc__props_init(enr__conf_props, &conf->s)) {
         enr_conf_destroy(conf);
         return NULL;
     }
@@ -180,7 +180,7 @@ void enr_conf_destroy(enr_conf_t *conf)
 {
     if (!conf)
         return;
-    ue__props_free(enr__conf_props, &conf->s);
+    uc__props_free(enr__conf_props, &conf->s);
     if (conf->consumer)
         rd_kafka_conf_destroy(conf->consumer);
     if (conf->producer)
@@ -196,14 +196,14 @@ void enr_conf_destroy(enr_conf_t *conf)
 static enr_conf_res_t kafka_set(rd_kafka_conf_t *kc, const char *name, const char *value,
                                 char *errstr, size_t errstr_size)
 {
-    return (enr_conf_res_t)ue__kafka_conf_set(kc, name, value, errstr, errstr_size);
+    return (enr_conf_res_t)uc__kafka_conf_set(kc, name, value, errstr, errstr_size);
 }
 
 enr_conf_res_t enr_conf_set(enr_conf_t *conf, const char *name, const char *value,
                             char *errstr, size_t errstr_size)
 {
     if (!conf || !name || !value) {
-        ue__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
+        uc__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
         return ENR_CONF_INVALID;
     }
     if (!strncmp(name, "kafka.consumer.", 15))
@@ -215,7 +215,7 @@ enr_conf_res_t enr_conf_set(enr_conf_t *conf, const char *name, const char *valu
         enr_conf_res_t rc = kafka_set(conf->consumer, name + 6, value, errstr, errstr_size);
         return rc ? rc : kafka_set(conf->producer, name + 6, value, errstr, errstr_size);
     }
-    return (enr_conf_res_t)ue__prop_set(enr__conf_props, &conf->s, name, value, errstr,
+    return (enr_conf_res_t)uc__prop_set(enr__conf_props, &conf->s, name, value, errstr,
                                         errstr_size);
 }
 
@@ -232,7 +232,7 @@ enr_conf_res_t enr_conf_get(const enr_conf_t *conf, const char *name, char *dest
         return rd_kafka_conf_get(conf->consumer, key, dest, dest_size) ? ENR_CONF_UNKNOWN
                                                                        : ENR_CONF_OK;
     }
-    return (enr_conf_res_t)ue__prop_get(enr__conf_props, &conf->s, name, dest, dest_size);
+    return (enr_conf_res_t)uc__prop_get(enr__conf_props, &conf->s, name, dest, dest_size);
 }
 
 enr_err_t enr_conf_add_stage(enr_conf_t *conf, enr_stage_t *stage)

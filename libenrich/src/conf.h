@@ -6,8 +6,8 @@
 #define ENR_CONF_H
 
 #include "enrich.h"
-#include "ue_log.h"
-#include "ue_props.h"
+#include "uc_log.h"
+#include "uc_props.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -61,9 +61,9 @@ struct enr_conf_s {
     void *txn_opaque;
 };
 
-extern const ue__prop_t enr__conf_props[];
+extern const uc__prop_t enr__conf_props[];
 
 /* The logger a conf describes (level and callback). */
-ue__logger_t enr__conf_logger(const enr_conf_t *conf, const char *prefix);
+uc__logger_t enr__conf_logger(const enr_conf_t *conf, const char *prefix);
 
 #endif

@@ -17,7 +17,7 @@ enr_conf_t *enr_conf_dup(const enr_conf_t *conf)
     dup->consumer = rd_kafka_conf_dup(conf->consumer);
     dup->producer = rd_kafka_conf_dup(conf->producer);
     dup->custom = NULL;
-    int failed = ue__props_dup_strings(enr__conf_props, &dup->s) || !dup->consumer ||
+    int failed = uc__props_dup_strings(enr__conf_props, &dup->s) || !dup->consumer ||
                  !dup->producer;
     enr_stage_t **tail = &dup->custom; /* the stages in the same order */
     for (const enr_stage_t *st = conf->custom; st && !failed; st = st->next) {
@@ -36,13 +36,13 @@ enr_conf_t *enr_conf_dup(const enr_conf_t *conf)
     return dup;
 }
 
-static char *value_of(const enr_conf_t *conf, const ue__prop_t *p)
+static char *value_of(const enr_conf_t *conf, const uc__prop_t *p)
 {
     size_t size = 0;
-    ue__prop_get(enr__conf_props, &conf->s, p->name, NULL, &size);
+    uc__prop_get(enr__conf_props, &conf->s, p->name, NULL, &size);
     char *v = malloc(size);
     if (v)
-        ue__prop_get(enr__conf_props, &conf->s, p->name, v, &size);
+        uc__prop_get(enr__conf_props, &conf->s, p->name, v, &size);
     return v;
 }
 
@@ -53,17 +53,17 @@ const char **enr_conf_dump(const enr_conf_t *conf, size_t *cntp)
             *cntp = 0;
         return NULL;
     }
-    size_t ccnt = 0, pcnt = 0, n = ue__props_count(enr__conf_props), i = 0;
+    size_t ccnt = 0, pcnt = 0, n = uc__props_count(enr__conf_props), i = 0;
     const char **cdump = rd_kafka_conf_dump(conf->consumer, &ccnt);
     const char **pdump = rd_kafka_conf_dump(conf->producer, &pcnt);
     const char **arr = calloc(n * 2 + ccnt + pcnt + 1, sizeof(*arr));
-    for (const ue__prop_t *p = enr__conf_props; arr && p->name; p++) {
+    for (const uc__prop_t *p = enr__conf_props; arr && p->name; p++) {
         arr[i++] = strdup(p->name);
-        arr[i++] = ue__prop_is_secret(p->name) ? strdup("[redacted]") : value_of(conf, p);
+        arr[i++] = uc__prop_is_secret(p->name) ? strdup("[redacted]") : value_of(conf, p);
     }
     if (arr) {
-        i = ue__dump_kafka(arr, i, cdump, ccnt, "kafka.consumer.");
-        i = ue__dump_kafka(arr, i, pdump, pcnt, "kafka.producer.");
+        i = uc__dump_kafka(arr, i, cdump, ccnt, "kafka.consumer.");
+        i = uc__dump_kafka(arr, i, pdump, pcnt, "kafka.producer.");
     }
     rd_kafka_conf_dump_free(cdump, ccnt);
     rd_kafka_conf_dump_free(pdump, pcnt);
@@ -73,5 +73,5 @@ const char **enr_conf_dump(const enr_conf_t *conf, size_t *cntp)
 
 void enr_conf_dump_free(const char **arr, size_t cnt)
 {
-    ue__dump_free(arr, cnt);
+    uc__dump_free(arr, cnt);
 }

@@ -21,7 +21,7 @@ static const struct {
     CTX_FIELD("user_agent", user_agent),
 };
 
-void enr__event_init(enr_event_t *e, Userevents__Event *ev, ue__arena_t *arena)
+void enr__event_init(enr_event_t *e, Userevents__Event *ev, uc__arena_t *arena)
 {
     Userevents__EnrichedEvent out = USEREVENTS__ENRICHED_EVENT__INIT;
     Userevents__Geo geo = USEREVENTS__GEO__INIT;
@@ -40,7 +40,7 @@ void enr__event_init(enr_event_t *e, Userevents__Event *ev, ue__arena_t *arena)
 
 char *enr__event_strdup(enr_event_t *e, const char *s)
 {
-    char *copy = ue__arena_strdup(e->arena, s ? s : "");
+    char *copy = uc__arena_strdup(e->arena, s ? s : "");
     return copy ? copy : (char *)"";
 }
 

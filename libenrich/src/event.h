@@ -8,7 +8,7 @@
 
 #include "enriched.pb-c.h"
 #include "enrich.h"
-#include "ue_arena.h"
+#include "uc_arena.h"
 #include "userevents.pb-c.h"
 
 struct enr_event_s {
@@ -17,11 +17,11 @@ struct enr_event_s {
     Userevents__Geo geo;
     Userevents__UserAgentInfo ua;
     Userevents__SessionInfo session;
-    ue__arena_t *arena;
+    uc__arena_t *arena;
 };
 
 /* Prepares @p e around the decoded @p ev (clears every enrichment). */
-void enr__event_init(enr_event_t *e, Userevents__Event *ev, ue__arena_t *arena);
+void enr__event_init(enr_event_t *e, Userevents__Event *ev, uc__arena_t *arena);
 
 /* A string copied into the event's arena ("" when out of memory). */
 char *enr__event_strdup(enr_event_t *e, const char *s);

@@ -21,7 +21,7 @@
 #include "merge.h"
 #include "le.h"
 #include "stage_util.h"
-#include "ue_time.h"
+#include "uc_time.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,7 +87,7 @@ enr__merger_t *enr__merger_new(const enr__settings_t *s, int32_t ntasks)
     mg->m[WINDOWS] = (merged_t){.state_name = "_merge", .horizon_name = "_mergeh",
                                 .lateness = s->window_lateness_ms};
     mg->m[RATES] = (merged_t){.state_name = "_mergea", .horizon_name = "_mergeah"};
-    int64_t now = ue__mono_ms();
+    int64_t now = uc__mono_ms();
     if (merged_init(&mg->m[WINDOWS], enr__stage_window_new(s), ntasks, now) ||
         merged_init(&mg->m[RATES], enr__stage_anomaly_new(s), ntasks, now)) {
         enr__merger_free(mg);
@@ -132,7 +132,7 @@ int enr__merger_apply(enr__merger_t *mg, const void *key, size_t key_len, const 
     uint8_t kind;
     if (enr__horizon_decode(value, value_len, &kind, &h) == 0) {
         merged_t *m = &mg->m[kind == ENR__HORIZON_WINDOW ? WINDOWS : RATES];
-        horizon_set(m, mg->ntasks, task_of(key, key_len), h, ue__mono_ms());
+        horizon_set(m, mg->ntasks, task_of(key, key_len), h, uc__mono_ms());
         return 0;
     }
     if (!key || !value || !value_len)
@@ -146,7 +146,7 @@ int enr__merger_apply(enr__merger_t *mg, const void *key, size_t key_len, const 
 /* The event time up to which every task not idle has closed its windows (or buckets). */
 static int64_t watermark(const merged_t *m, int32_t ntasks, int64_t idle)
 {
-    int64_t now = ue__mono_ms(), low = INT64_MAX, high = INT64_MIN;
+    int64_t now = uc__mono_ms(), low = INT64_MAX, high = INT64_MIN;
     for (int32_t i = 0; i < ntasks; i++) {
         if (m->horizon[i] > high)
             high = m->horizon[i];
@@ -205,7 +205,7 @@ int enr__merger_restore(enr__merger_t *mg, const char *stage, const void *key, s
         if (value_len != 8)
             return -1;
         horizon_set(m, mg->ntasks, task_of(key, key_len), (int64_t)enr__le_load64(value),
-                    ue__mono_ms());
+                    uc__mono_ms());
         return 0;
     }
     return -1;

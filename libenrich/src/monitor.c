@@ -17,7 +17,7 @@ static const char *const internal_topics[] = {"__consumer_offsets", "__transacti
 int enr__on_kafka_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
     (void)rk;
-    ue__kstats_store(&((enr_processor_t *)opaque)->kstats, json, json_len);
+    uc__kstats_store(&((enr_processor_t *)opaque)->kstats, json, json_len);
     return 0; /* librdkafka frees its own buffer */
 }
 
@@ -31,12 +31,12 @@ size_t enr_stats_json(enr_processor_t *p, char *buf, size_t size)
     const char *names[ENR_STAT__CNT];
     for (int i = 0; i < ENR_STAT__CNT; i++)
         names[i] = enr_stat_name((enr_stat_t)i);
-    return ue__stats_json(names, ENR_STAT__CNT, stat_of, p, buf, size);
+    return uc__stats_json(names, ENR_STAT__CNT, stat_of, p, buf, size);
 }
 
 size_t enr_kafka_stats_json(enr_processor_t *p, char *buf, size_t size)
 {
-    return p ? ue__kstats_copy(&p->kstats, buf, size) : 0;
+    return p ? uc__kstats_copy(&p->kstats, buf, size) : 0;
 }
 
 /* 1 when @p topic is one the processor reads or writes (see enr_under_replicated_partitions). */
@@ -96,7 +96,7 @@ int enr_under_replicated_partitions(enr_processor_t *p, int timeout_ms)
     const rd_kafka_metadata_t *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(p->consumer, 1, NULL, &md, timeout_ms);
     if (err) {
-        ue__log(&p->log, UE_LOG_INFO, "metadata: %s", rd_kafka_err2str(err));
+        uc__log(&p->log, UC_LOG_INFO, "metadata: %s", rd_kafka_err2str(err));
         return err == RD_KAFKA_RESP_ERR__TIMED_OUT ? ENR_ERR_TIMED_OUT : ENR_ERR_KAFKA;
     }
     regex_t patterns[MAX_INPUTS];

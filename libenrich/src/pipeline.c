@@ -4,7 +4,7 @@
 #include "pipeline.h"
 #include "clock.h"
 #include "event.h"
-#include "ue_validate.h"
+#include "uc_validate.h"
 #include "userevents.h"
 
 #include <stdio.h>
@@ -51,12 +51,12 @@ static int add_stage(enr_pipeline_t *pipe, const enr_conf_t *conf, const char *n
 {
     stage_slot_t *slot = &pipe->stages[pipe->nstages];
     if (pipe->nstages == ENR__MAX_STAGES) {
-        ue__errstr(errstr, errstr_size, "stages: more than %d", ENR__MAX_STAGES);
+        uc__errstr(errstr, errstr_size, "stages: more than %d", ENR__MAX_STAGES);
         return -1;
     }
     int builtin = find_stage(conf, &pipe->s, name, &slot->def);
     if (builtin < 0) {
-        ue__errstr(errstr, errstr_size, "stages: unknown stage \"%s\"", name);
+        uc__errstr(errstr, errstr_size, "stages: unknown stage \"%s\"", name);
         return -1;
     }
     if (builtin && !strcmp(name, "clock"))
@@ -68,7 +68,7 @@ static int add_stage(enr_pipeline_t *pipe, const enr_conf_t *conf, const char *n
         slot->borrowed = 1;
     } else if (slot->def.init &&
                slot->def.init(&slot->state, slot->def.opaque, why, sizeof(why))) {
-        ue__errstr(errstr, errstr_size, "stage %s: %s", name, why);
+        uc__errstr(errstr, errstr_size, "stage %s: %s", name, why);
         return -1;
     }
     if (!strcmp(name, "profile"))
@@ -93,13 +93,13 @@ enr_pipeline_t *enr__pipeline_new(const enr_conf_t *conf, const enr__sink_t *sin
 {
     enr_pipeline_t *pipe = calloc(1, sizeof(*pipe));
     if (!pipe) {
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     pipe->s = conf->s;
-    ue__props_dup_strings(enr__conf_props, &pipe->s);
+    uc__props_dup_strings(enr__conf_props, &pipe->s);
     pipe->sink = sink ? *sink : (enr__sink_t){ignore_emit, ignore_changelog, NULL, NULL};
-    ue__arena_init(&pipe->arena, NULL, 0);
+    uc__arena_init(&pipe->arena, NULL, 0);
 
     char *list = strdup(pipe->s.stages ? pipe->s.stages : ""), *save = NULL;
     int rc = list ? 0 : -1;
@@ -117,7 +117,7 @@ enr_pipeline_t *enr__pipeline_new(const enr_conf_t *conf, const enr__sink_t *sin
 enr_pipeline_t *enr_pipeline_new(const enr_conf_t *conf, char *errstr, size_t errstr_size)
 {
     if (!conf) {
-        ue__errstr(errstr, errstr_size, "conf must not be NULL");
+        uc__errstr(errstr, errstr_size, "conf must not be NULL");
         return NULL;
     }
     return enr__pipeline_new(conf, NULL, NULL, errstr, errstr_size);
@@ -130,9 +130,9 @@ void enr_pipeline_destroy(enr_pipeline_t *pipe)
     for (size_t i = 0; i < pipe->nstages; i++)
         if (pipe->stages[i].def.destroy && !pipe->stages[i].borrowed)
             pipe->stages[i].def.destroy(pipe->stages[i].state, pipe->stages[i].def.opaque);
-    ue__props_free(enr__conf_props, &pipe->s);
+    uc__props_free(enr__conf_props, &pipe->s);
     enr__clock_free(pipe);
-    ue__arena_free(&pipe->arena);
+    uc__arena_free(&pipe->arena);
     free(pipe->out);
     free(pipe);
 }

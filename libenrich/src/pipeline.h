@@ -8,7 +8,7 @@
 
 #include "conf.h"
 #include "stage.h"
-#include "ue_arena.h"
+#include "uc_arena.h"
 
 typedef struct stage_slot {
     enr_stage_t def; /* a copy: the pipeline does not depend on the conf's lifetime */
@@ -23,7 +23,7 @@ struct enr_pipeline_s {
     int has_clock; /* the built-in clock stage is in the chain: it sets event time */
     void *profiles;
     enr__sink_t sink;
-    ue__arena_t arena;
+    uc__arena_t arena;
     struct enr__part_clock *clocks; /* event time per input partition: the watermark */
     size_t nclocks, clocks_cap;
     int64_t stats[ENR_STAT__CNT];

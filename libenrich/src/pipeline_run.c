@@ -7,8 +7,8 @@
 #include "event.h"
 #include "pipeline.h"
 #include "stage_clock.h"
-#include "ue_pbdecode.h"
-#include "ue_validate.h"
+#include "uc_pbdecode.h"
+#include "uc_validate.h"
 #include "userevents.h"
 
 #include <inttypes.h>
@@ -18,7 +18,7 @@
 
 static int str_ok(const char *s)
 {
-    return !s || ue__utf8_valid(s, strlen(s));
+    return !s || uc__utf8_valid(s, strlen(s));
 }
 
 /* The first invalid string field of @p ev, or NULL. */
@@ -48,25 +48,25 @@ static Userevents__Event *decode(const enr_pipeline_t *pipe, const void *value, 
                                  char *reason, size_t reason_size)
 {
     if (len > (size_t)pipe->s.input_max_bytes) {
-        ue__errstr(reason, reason_size, "oversized: %zu bytes > input.max.bytes", len);
+        uc__errstr(reason, reason_size, "oversized: %zu bytes > input.max.bytes", len);
         return NULL;
     }
     int err;
-    Userevents__Event *ev = (Userevents__Event *)ue__pb_unpack(
-        &userevents__event__descriptor, NULL, len, value, UE__PB_MAX_DEPTH, &err);
+    Userevents__Event *ev = (Userevents__Event *)uc__pb_unpack(
+        &userevents__event__descriptor, NULL, len, value, UC__PB_MAX_DEPTH, &err);
     const char *bad = NULL;
     if (!ev)
-        ue__errstr(reason, reason_size, "undecodable: not a userevents.Event: %s",
-                   ue__pb_strerror(err));
+        uc__errstr(reason, reason_size, "undecodable: not a userevents.Event: %s",
+                   uc__pb_strerror(err));
     else if (ev->schema_version > UE_SCHEMA_VERSION)
-        ue__errstr(reason, reason_size, "unknown schema version %u (newest known: %d)",
+        uc__errstr(reason, reason_size, "unknown schema version %u (newest known: %d)",
                    ev->schema_version, UE_SCHEMA_VERSION);
     else if (ev->event_id.len != 16)
-        ue__errstr(reason, reason_size, "invalid event id: %zu bytes", ev->event_id.len);
-    else if (!ue__event_type_valid(ev->type, ev->type ? strlen(ev->type) : 0))
-        ue__errstr(reason, reason_size, "invalid event type");
+        uc__errstr(reason, reason_size, "invalid event id: %zu bytes", ev->event_id.len);
+    else if (!uc__event_type_valid(ev->type, ev->type ? strlen(ev->type) : 0))
+        uc__errstr(reason, reason_size, "invalid event type");
     else if ((bad = invalid_utf8_field(ev)))
-        ue__errstr(reason, reason_size, "invalid UTF-8 in %s", bad);
+        uc__errstr(reason, reason_size, "invalid UTF-8 in %s", bad);
     else
         return ev;
     if (ev)
@@ -89,7 +89,7 @@ static enr_verdict_t run_stages(enr_pipeline_t *pipe, enr_event_t *e, char *reas
             return v;
         }
         if (v != ENR_KEEP) {
-            ue__errstr(reason, reason_size, "stage %s: %s", st->def.name,
+            uc__errstr(reason, reason_size, "stage %s: %s", st->def.name,
                        ctx.reason[0] ? ctx.reason : "failed");
             return ENR_FAIL;
         }
@@ -124,7 +124,7 @@ static int too_far_ahead(enr_pipeline_t *pipe, const enr_event_t *e, char *reaso
     /* t > received > 0: the difference cannot overflow. */
     if (received <= 0 || t <= received || t - received <= pipe->s.time_max_future_ms)
         return 0;
-    ue__errstr(reason, reason_size,
+    uc__errstr(reason, reason_size,
                "event time %" PRId64 " is %" PRId64 " ms after its receive time %" PRId64
                " (time.max.future.ms %" PRId64 ")",
                t, t - received, received, pipe->s.time_max_future_ms);
@@ -140,7 +140,7 @@ enr_verdict_t enr__pipeline_run(enr_pipeline_t *pipe, const void *value, size_t 
     Userevents__Event *ev = decode(pipe, value, len, reason, reason_size);
     if (!ev)
         return ENR_FAIL;
-    ue__arena_reset(&pipe->arena);
+    uc__arena_reset(&pipe->arena);
     enr__event_init(&e, ev, &pipe->arena);
     e.out.received_at_ms = src->timestamp_ms;
     e.out.source_topic = enr__event_strdup(&e, src->topic);
@@ -156,7 +156,7 @@ enr_verdict_t enr__pipeline_run(enr_pipeline_t *pipe, const void *value, size_t 
         enr__clock_advance(pipe, src->topic, src->partition,
                            enr__clock_capped_ms(&e, e.out.corrected_timestamp_ms));
         if (encode(pipe, &e, out_len)) {
-            ue__errstr(reason, reason_size, "out of memory");
+            uc__errstr(reason, reason_size, "out of memory");
             v = ENR_FAIL;
         }
         *out = pipe->out;
@@ -222,7 +222,7 @@ enr_verdict_t enr_pipeline_process(enr_pipeline_t *pipe, const void *event, size
     enr__source_t src = {.topic = "", .partition = -1, .offset = -1,
                          .timestamp_ms = received_at_ms};
     if (!pipe || (!event && event_len) || !out || !out_len) {
-        ue__errstr(reason, reason_size, "invalid argument");
+        uc__errstr(reason, reason_size, "invalid argument");
         return ENR_FAIL;
     }
     *out = NULL;
@@ -232,7 +232,7 @@ enr_verdict_t enr_pipeline_process(enr_pipeline_t *pipe, const void *event, size
                                         &len, reason, reason_size);
     if (v == ENR_KEEP) {
         if (!(*out = malloc(len ? len : 1))) {
-            ue__errstr(reason, reason_size, "out of memory");
+            uc__errstr(reason, reason_size, "out of memory");
             return ENR_FAIL;
         }
         memcpy(*out, enriched, len);

@@ -9,9 +9,9 @@
  */
 #include "processor.h"
 #include "clock.h"
-#include "ue_kclose.h"
-#include "ue_props.h"
-#include "ue_time.h"
+#include "uc_kclose.h"
+#include "uc_props.h"
+#include "uc_time.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +46,7 @@ void enr__assignment_change(enr_processor_t *p, rd_kafka_topic_partition_list_t 
         }
     }
     if (error) {
-        ue__log(&p->log, UE_LOG_ERR, "%s: %s", add ? "assign" : "unassign",
+        uc__log(&p->log, UC_LOG_ERR, "%s: %s", add ? "assign" : "unassign",
                 rd_kafka_error_string(error));
         rd_kafka_error_destroy(error);
     }
@@ -79,7 +79,7 @@ static void log_tasks(enr_processor_t *p, const char *what, const int32_t *ids, 
     int owned = 0;
     for (int32_t i = 0; i < p->ntasks; i++)
         owned += p->tasks[i] != NULL;
-    ue__log(&p->log, UE_LOG_NOTICE, "tasks %s: %s; %d of %d owned", what, n ? list : "none",
+    uc__log(&p->log, UC_LOG_NOTICE, "tasks %s: %s; %d of %d owned", what, n ? list : "none",
             owned, (int)p->ntasks);
 }
 
@@ -90,7 +90,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     int32_t *ids = malloc(((size_t)parts->cnt + 1) * sizeof(*ids));
     int n = 0;
     rd_kafka_topic_partition_list_t *all = ids ? tasks_of(p, parts, ids, &n) : NULL;
-    int64_t started = ue__mono_ms();
+    int64_t started = uc__mono_ms();
     p->in_callback = 1;
     if (!all) {
         enr__processor_fail(p, ENR_ERR_KAFKA_FATAL, "out of memory in a rebalance");
@@ -116,7 +116,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     }
     p->in_callback = 0;
     atomic_fetch_add(&p->stats[ENR_STAT_REBALANCES], 1);
-    atomic_fetch_add(&p->stats[ENR_STAT_REBALANCE_MS], ue__mono_ms() - started);
+    atomic_fetch_add(&p->stats[ENR_STAT_REBALANCE_MS], uc__mono_ms() - started);
     if (all)
         rd_kafka_topic_partition_list_destroy(all);
     free(ids);
@@ -124,14 +124,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 int enr__consumer_close(enr_processor_t *p, int64_t deadline)
 {
-    return ue__consumer_close(p->consumer, on_rebalance, p, deadline);
+    return uc__consumer_close(p->consumer, on_rebalance, p, deadline);
 }
 
 /* The first reason is kept: a later error is a consequence of it. Every fatal code is
  * negative, so enr_poll() can never mistake one for a count of records. */
 enr_err_t enr__processor_fail(enr_processor_t *p, enr_err_t err, const char *reason)
 {
-    ue__log(&p->log, UE_LOG_ERR, "%s: the processor stops (%s)", reason, enr_err2name(err));
+    uc__log(&p->log, UC_LOG_ERR, "%s: the processor stops (%s)", reason, enr_err2name(err));
     if (!p->fatal) {
         p->fatal = err;
         size_t n = strnlen(reason, sizeof(p->last_error) - 1); /* cut, never overflowed */
@@ -148,8 +148,8 @@ static void kafka_log(const rd_kafka_t *rk, int level, const char *fac, const ch
 {
     enr_processor_t *p = rd_kafka_opaque(rk);
     if (!strcmp(fac, "SESSTMOUT")) /* see consumer_error(): a fence that may be our own */
-        atomic_store(&p->session_lost_ms, ue__mono_ms());
-    ue__log(&p->log, level, "rdkafka %s: %s", fac, buf);
+        atomic_store(&p->session_lost_ms, uc__mono_ms());
+    uc__log(&p->log, level, "rdkafka %s: %s", fac, buf);
 }
 
 rd_kafka_conf_t *enr__kafka_conf(enr_processor_t *p, const rd_kafka_conf_t *base)
@@ -194,7 +194,7 @@ static int open_producer(enr_processor_t *p, char *errstr, size_t errstr_size)
     /* Fences an earlier instance with the same id and aborts what it left open. */
     rd_kafka_error_t *err = rd_kafka_init_transactions(p->producer, 60000);
     if (err) {
-        ue__errstr(errstr, errstr_size, "init transactions: %s", rd_kafka_error_string(err));
+        uc__errstr(errstr, errstr_size, "init transactions: %s", rd_kafka_error_string(err));
         rd_kafka_error_destroy(err);
         return -1;
     }
@@ -208,7 +208,7 @@ static int open_consumer(enr_processor_t *p, char *errstr, size_t errstr_size)
     rd_kafka_conf_t *conf = enr__kafka_conf(p, p->conf->consumer);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_stats_cb(conf, enr__on_kafka_stats);
-    ue__fetch_kick_init(&p->fetch_kick, conf);
+    uc__fetch_kick_init(&p->fetch_kick, conf);
     if (rd_kafka_conf_set(conf, "group.id", p->conf->s.group_id, errstr, errstr_size) ||
         rd_kafka_conf_set(conf, "group.instance.id", p->instance_id, errstr, errstr_size) ||
         !(p->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size))) {
@@ -241,7 +241,7 @@ void enr__processor_free(enr_processor_t *p)
     enr__subscription_free(p);
     if (p->owned)
         rd_kafka_topic_partition_list_destroy(p->owned);
-    ue__kstats_free(&p->kstats);
+    uc__kstats_free(&p->kstats);
     free(p);
 }
 
@@ -249,12 +249,12 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
 {
     enr_processor_t *p = conf ? calloc(1, sizeof(*p)) : NULL;
     if (!p) {
-        ue__errstr(errstr, errstr_size, conf ? "out of memory" : "conf must not be NULL");
+        uc__errstr(errstr, errstr_size, conf ? "out of memory" : "conf must not be NULL");
         return NULL;
     }
     p->conf = conf;
     p->image_budget.max = (size_t)conf->s.rollback_max_bytes;
-    ue__kstats_init(&p->kstats);
+    uc__kstats_init(&p->kstats);
     p->log = enr__conf_logger(conf, "enrich");
     /* The stages and the topic patterns are checked before any connection, so a bad stage
      * list, GeoIP file or regex fails at once instead of after the broker round trips. */
@@ -264,11 +264,11 @@ enr_processor_t *enr_processor_new(enr_conf_t *conf, char *errstr, size_t errstr
         enr__profiles_open(p, errstr, errstr_size) ||
         open_consumer(p, errstr, errstr_size)) {
         if (!p->transactional_id)
-            ue__errstr(errstr, errstr_size, "out of memory");
+            uc__errstr(errstr, errstr_size, "out of memory");
         enr__processor_free(p);
         return NULL;
     }
-    ue__log(&p->log, UE_LOG_NOTICE, "processor %s (group %s) started: %s -> %s",
+    uc__log(&p->log, UC_LOG_NOTICE, "processor %s (group %s) started: %s -> %s",
             p->instance_id, conf->s.group_id, conf->s.input_topics, conf->s.output_topic);
     return p;
 }

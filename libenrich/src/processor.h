@@ -11,9 +11,9 @@
 
 #include "image.h"
 #include "pipeline.h"
-#include "ue_fetch_kick.h"
-#include "ue_kstats.h"
-#include "ue_log.h"
+#include "uc_fetch_kick.h"
+#include "uc_kstats.h"
+#include "uc_log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
@@ -52,7 +52,7 @@ typedef struct enr__task {
 
 struct enr_processor_s {
     enr_conf_t *conf;
-    ue__logger_t log;
+    uc__logger_t log;
     rd_kafka_t *consumer;        /* the group consumer: repartition topic + input topics */
     rd_kafka_queue_t *queue;     /* its message queue */
     rd_kafka_t *producer;        /* transactional: outputs, changelog, offsets */
@@ -72,7 +72,7 @@ struct enr_processor_s {
     enr__subscription_t sub;
     rd_kafka_topic_partition_list_t *owned; /* assigned partitions, offset: next to process */
     rd_kafka_topic_partition_t *owned_last; /* the entry of the last record (owned.c) */
-    ue__fetch_kick_t fetch_kick; /* wakes librdkafka 2.0's fetcher (ue_fetch_kick.h) */
+    uc__fetch_kick_t fetch_kick; /* wakes librdkafka 2.0's fetcher (uc_fetch_kick.h) */
     int in_txn;
     int64_t txn_started_ms;
     int64_t txn_events;
@@ -86,7 +86,7 @@ struct enr_processor_s {
     _Atomic int stop;
     _Atomic int64_t session_lost_ms; /* when librdkafka last said the group session timed out */
     _Atomic int64_t stats[ENR_STAT__CNT];
-    ue__kstats_t kstats;         /* the group consumer's latest librdkafka statistics */
+    uc__kstats_t kstats;         /* the group consumer's latest librdkafka statistics */
 };
 
 /* txn.c */

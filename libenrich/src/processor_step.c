@@ -4,8 +4,8 @@
  * transaction is due; stop, destroy, statistics.
  */
 #include "processor.h"
-#include "ue_props.h"
-#include "ue_time.h"
+#include "uc_props.h"
+#include "uc_time.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -21,11 +21,11 @@
  * is taken for the processor's own: nothing else runs, and a new processor continues. */
 int enr__fence_is_own(const enr_processor_t *p)
 {
-    int64_t now = ue__mono_ms(), lost = atomic_load(&p->session_lost_ms);
-    int64_t window = 2 * ue__kafka_conf_int(p->conf->consumer, "session.timeout.ms", 45000);
+    int64_t now = uc__mono_ms(), lost = atomic_load(&p->session_lost_ms);
+    int64_t window = 2 * uc__kafka_conf_int(p->conf->consumer, "session.timeout.ms", 45000);
     if (lost && now - lost < (window > 60000 ? window : 60000))
         return 1;
-    int64_t txn_timeout = ue__kafka_conf_int(p->conf->producer, "transaction.timeout.ms", 60000);
+    int64_t txn_timeout = uc__kafka_conf_int(p->conf->producer, "transaction.timeout.ms", 60000);
     return p->in_txn && now - p->txn_started_ms >= txn_timeout;
 }
 
@@ -36,7 +36,7 @@ static void consumer_error(enr_processor_t *p, const rd_kafka_message_t *m)
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
         return;
     if (m->err != RD_KAFKA_RESP_ERR__FATAL) {
-        ue__log(&p->log, UE_LOG_WARNING, "consume: %s", rd_kafka_message_errstr(m));
+        uc__log(&p->log, UC_LOG_WARNING, "consume: %s", rd_kafka_message_errstr(m));
         return;
     }
     char why[400], reason[600];
@@ -58,7 +58,7 @@ static int txn_due(const enr_processor_t *p)
 {
     return p->in_txn && (p->txn_events >= p->conf->s.txn_max_events ||
                          p->txn_bytes >= p->conf->s.txn_max_bytes ||
-                         ue__mono_ms() - p->txn_started_ms >= p->conf->s.txn_max_ms);
+                         uc__mono_ms() - p->txn_started_ms >= p->conf->s.txn_max_ms);
 }
 
 int enr_poll(enr_processor_t *p, int timeout_ms)
@@ -82,7 +82,7 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
     /* An open transaction waits for input only until it is due, not past it (nor spins). */
     int wait = timeout_ms;
     if (p->in_txn) {
-        int64_t left = p->txn_started_ms + p->conf->s.txn_max_ms - ue__mono_ms();
+        int64_t left = p->txn_started_ms + p->conf->s.txn_max_ms - uc__mono_ms();
         wait = left <= 0 ? 0 : left < wait || wait < 0 ? (int)left : wait;
     }
     /* One record per call, never librdkafka 2.0's batch API: that one could advance the
@@ -105,7 +105,7 @@ int enr_poll(enr_processor_t *p, int timeout_ms)
         if (txn_due(p))
             break; /* its size, not the batch, bounds what the producer holds */
     }
-    ue__fetch_kick(&p->fetch_kick, p->consumer, p->queue, (int64_t)max);
+    uc__fetch_kick(&p->fetch_kick, p->consumer, p->queue, (int64_t)max);
     if (txn_due(p))
         enr__txn_commit(p, 60000);
     rd_kafka_poll(p->producer, 0);
@@ -148,8 +148,8 @@ static void await_first_assignment(enr_processor_t *p)
     if (!joining)
         return;
     p->closing = 1;
-    int64_t deadline = ue__mono_ms() + FIRST_ASSIGNMENT_WAIT_MS;
-    while (!atomic_load(&p->stats[ENR_STAT_REBALANCES]) && ue__mono_ms() < deadline) {
+    int64_t deadline = uc__mono_ms() + FIRST_ASSIGNMENT_WAIT_MS;
+    while (!atomic_load(&p->stats[ENR_STAT_REBALANCES]) && uc__mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, 100);
         if (m) /* nothing is assigned yet: at most an error event */
             rd_kafka_message_destroy(m);
@@ -163,16 +163,16 @@ enr_err_t enr_processor_destroy(enr_processor_t *p, int timeout_ms)
     if (p->in_callback)
         return ENR_ERR_RECURSIVE_CALL;
     enr_err_t rc = p->fatal;
-    int64_t deadline = ue__deadline_ms(timeout_ms > 0 ? timeout_ms : 1);
+    int64_t deadline = uc__deadline_ms(timeout_ms > 0 ? timeout_ms : 1);
     if (p->in_txn && !p->fatal)
         rc = enr__txn_commit(p, timeout_ms > 0 ? timeout_ms : 1);
     if (p->consumer) {
         await_first_assignment(p);
         /* Leave the group now, not after a session timeout; a coordinator that does not
          * answer costs the deadline (at least a second to try), never a hang. */
-        int64_t least = ue__mono_ms() + 1000;
+        int64_t least = uc__mono_ms() + 1000;
         if (enr__consumer_close(p, deadline > least ? deadline : least))
-            ue__log(&p->log, UE_LOG_WARNING,
+            uc__log(&p->log, UC_LOG_WARNING,
                     "close: the group was not left in time; its tasks move after "
                     "session.timeout.ms");
     }

@@ -73,7 +73,7 @@ int enr__anomaly_merge(void *state, const void *key, size_t key_len, const void 
 /* The profile stage's table, fed by the processor's profile consumer or by tests. */
 /*
  * Upserts the profile of @p user_id (NULL: the profile's own user_id field) from its encoded
- * value, bytes from the profile topic decoded with ue__pb_unpack(); @p len 0 deletes it.
+ * value, bytes from the profile topic decoded with uc__pb_unpack(); @p len 0 deletes it.
  * 0, or -1 with why in @p reason (may be NULL).
  */
 int enr__profile_put(void *profile_state, const char *user_id, const void *value, size_t len,

@@ -531,7 +531,7 @@ static int anomaly_init(void **state, void *opaque, char *errstr, size_t errstr_
     astate_t *st = calloc(1, sizeof(*st));
     if (!st || enr__htab_init(&st->keys)) {
         free(st);
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return -1;
     }
     st->s = opaque;

@@ -33,7 +33,7 @@
 #include "le.h"
 #include "stage.h"
 #include "stage_clock.h"
-#include "ue_time.h"
+#include "uc_time.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -557,8 +557,8 @@ static void random_keys(dedup_t *d)
 {
     uint64_t k[2];
     if (getrandom(k, sizeof(k), GRND_NONBLOCK) != (ssize_t)sizeof(k)) {
-        k[0] = (uint64_t)ue__mono_ns() ^ (uint64_t)(uintptr_t)d;
-        k[1] = enr__mix64((uint64_t)ue__wall_ms() ^ k[0]);
+        k[0] = (uint64_t)uc__mono_ns() ^ (uint64_t)(uintptr_t)d;
+        k[1] = enr__mix64((uint64_t)uc__wall_ms() ^ k[0]);
     }
     d->k0 = k[0];
     d->k1 = k[1];
@@ -570,7 +570,7 @@ static int dedup_init(void **state, void *opaque, char *errstr, size_t errstr_si
     dedup_t *d = calloc(1, sizeof(*d));
     if (!d || !s) {
         free(d);
-        ue__errstr(errstr, errstr_size, s ? "out of memory" : "no settings");
+        uc__errstr(errstr, errstr_size, s ? "out of memory" : "no settings");
         return -1;
     }
     d->max_ids = s->dedup_max_ids > 0 ? (size_t)s->dedup_max_ids : 1;

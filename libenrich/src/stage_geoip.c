@@ -22,7 +22,7 @@
 #include "event.h"
 #include "htab.h"
 #include "stage.h"
-#include "ue_validate.h"
+#include "uc_validate.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,7 +69,7 @@ static ref_t get_ref(MMDB_entry_s *entry, const char *const *path)
     MMDB_entry_data_s d;
     ref_t r = {"", 0};
     if (MMDB_aget_value(entry, &d, path) == MMDB_SUCCESS && d.has_data &&
-        d.type == MMDB_DATA_TYPE_UTF8_STRING && ue__utf8_valid(d.utf8_string, d.data_size)) {
+        d.type == MMDB_DATA_TYPE_UTF8_STRING && uc__utf8_valid(d.utf8_string, d.data_size)) {
         r.p = d.utf8_string;
         r.len = d.data_size;
     }
@@ -129,7 +129,7 @@ static const record_t *record_of(geoip_t *g, MMDB_entry_s *entry)
 /* @p r as a NUL-terminated string in the event's arena ("" when out of memory). */
 static char *copy(enr_event_t *e, ref_t r)
 {
-    char *s = r.len ? ue__arena_alloc(e->arena, (size_t)r.len + 1) : NULL;
+    char *s = r.len ? uc__arena_alloc(e->arena, (size_t)r.len + 1) : NULL;
     if (!s)
         return (char *)"";
     memcpy(s, r.p, r.len);
@@ -197,17 +197,17 @@ static int geoip_init(void **state, void *opaque, char *errstr, size_t errstr_si
         return 0; /* geo-IP off */
     geoip_t *g = calloc(1, sizeof(*g));
     if (!g) {
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return -1;
     }
     errno = 0;
     int rc = MMDB_open(path, MMDB_MODE_MMAP, &g->db);
     if (rc != MMDB_SUCCESS) {
         if ((rc == MMDB_FILE_OPEN_ERROR || rc == MMDB_IO_ERROR) && errno)
-            ue__errstr(errstr, errstr_size, "geoip.database \"%s\": %s: %s", path,
+            uc__errstr(errstr, errstr_size, "geoip.database \"%s\": %s: %s", path,
                        MMDB_strerror(rc), strerror(errno));
         else
-            ue__errstr(errstr, errstr_size, "geoip.database \"%s\": %s", path, MMDB_strerror(rc));
+            uc__errstr(errstr, errstr_size, "geoip.database \"%s\": %s", path, MMDB_strerror(rc));
         free(g);
         return -1;
     }

@@ -16,8 +16,8 @@
 #include "event.h"
 #include "htab.h"
 #include "stage.h"
-#include "ue_pbdecode.h"
-#include "ue_validate.h"
+#include "uc_pbdecode.h"
+#include "uc_validate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +45,10 @@ static profile_t *find(const profiles_t *ps, const char *key, size_t len, uint64
 
 static int str_ok(const char *s)
 {
-    return !s || ue__utf8_valid(s, strlen(s));
+    return !s || uc__utf8_valid(s, strlen(s));
 }
 
-/* Recursion bounded by the decoder: ue__pb_unpack() refused a profile nested deeper. */
+/* Recursion bounded by the decoder: uc__pb_unpack() refused a profile nested deeper. */
 static int value_ok(const Userevents__Value *v)
 {
     if (!v)
@@ -120,22 +120,22 @@ int enr__profile_put(void *profile_state, const char *user_id, const void *value
 {
     profiles_t *ps = profile_state;
     if (!ps) {
-        ue__errstr(reason, reason_size, "no profile stage");
+        uc__errstr(reason, reason_size, "no profile stage");
         return -1;
     }
     if (!value || len == 0) {
         if (!user_id || !*user_id) {
-            ue__errstr(reason, reason_size, "a deletion without a user id");
+            uc__errstr(reason, reason_size, "a deletion without a user id");
             return -1;
         }
         profile_delete(ps, user_id);
         return 0;
     }
     int err;
-    Userevents__UserProfile *p = (Userevents__UserProfile *)ue__pb_unpack(
-        &userevents__user_profile__descriptor, NULL, len, value, UE__PB_MAX_DEPTH, &err);
+    Userevents__UserProfile *p = (Userevents__UserProfile *)uc__pb_unpack(
+        &userevents__user_profile__descriptor, NULL, len, value, UC__PB_MAX_DEPTH, &err);
     if (!p) {
-        ue__errstr(reason, reason_size, "not a userevents.UserProfile: %s", ue__pb_strerror(err));
+        uc__errstr(reason, reason_size, "not a userevents.UserProfile: %s", uc__pb_strerror(err));
         return -1;
     }
     const char *key = user_id && *user_id ? user_id : p->user_id;
@@ -145,7 +145,7 @@ int enr__profile_put(void *profile_state, const char *user_id, const void *value
     else if (!profile_ok(p) || !str_ok(key))
         bad = "invalid UTF-8";
     if (bad) {
-        ue__errstr(reason, reason_size, "profile refused: %s", bad);
+        uc__errstr(reason, reason_size, "profile refused: %s", bad);
         userevents__user_profile__free_unpacked(p, NULL);
         return -1;
     }
@@ -153,14 +153,14 @@ int enr__profile_put(void *profile_state, const char *user_id, const void *value
         char *copy = strdup(key);
         if (!copy) {
             userevents__user_profile__free_unpacked(p, NULL);
-            ue__errstr(reason, reason_size, "out of memory");
+            uc__errstr(reason, reason_size, "out of memory");
             return -1;
         }
         p->user_id = copy; /* freed by free_unpacked, which frees every non-default string */
         key = copy;
     }
     if (profile_store(ps, key, p)) {
-        ue__errstr(reason, reason_size, "out of memory");
+        uc__errstr(reason, reason_size, "out of memory");
         return -1;
     }
     return 0;
@@ -192,7 +192,7 @@ static int profile_init(void **state, void *opaque, char *errstr, size_t errstr_
     profiles_t *ps = calloc(1, sizeof(*ps));
     if (!ps || enr__htab_init(&ps->table)) {
         free(ps);
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return -1;
     }
     *state = ps;

@@ -392,7 +392,7 @@ static int session_init(void **state, void *opaque, char *errstr, size_t errstr_
     sessions_t *ss = calloc(1, sizeof(*ss));
     if (!ss || !s || enr__htab_init(&ss->users)) {
         free(ss);
-        ue__errstr(errstr, errstr_size, s ? "out of memory" : "no settings");
+        uc__errstr(errstr, errstr_size, s ? "out of memory" : "no settings");
         return -1;
     }
     ss->gap = s->session_gap_ms > 0 ? s->session_gap_ms : 0;

@@ -448,7 +448,7 @@ static int window_init(void **state, void *opaque, char *errstr, size_t errstr_s
     wstate_t *st = calloc(1, sizeof(*st));
     if (!st || enr__htab_init(&st->open)) {
         free(st);
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return -1;
     }
     st->s = opaque;

@@ -5,8 +5,8 @@
  */
 #include "processor.h"
 #include "clock.h"
-#include "ue_props.h"
-#include "ue_time.h"
+#include "uc_props.h"
+#include "uc_time.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -81,7 +81,7 @@ static int create_topic(enr_processor_t *p, const char *topic, int partitions, i
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
     int rc = -1;
     if (!ev) {
-        ue__errstr(errstr, errstr_size, "%s: no answer to create", topic);
+        uc__errstr(errstr, errstr_size, "%s: no answer to create", topic);
     } else {
         size_t cnt;
         const rd_kafka_topic_result_t **res =
@@ -89,7 +89,7 @@ static int create_topic(enr_processor_t *p, const char *topic, int partitions, i
         rd_kafka_resp_err_t err =
             cnt ? rd_kafka_topic_result_error(res[0]) : rd_kafka_event_error(ev);
         if (err && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-            ue__errstr(errstr, errstr_size, "%s: %s", topic, rd_kafka_err2str(err));
+            uc__errstr(errstr, errstr_size, "%s: %s", topic, rd_kafka_err2str(err));
         else
             rc = 0;
         rd_kafka_event_destroy(ev);
@@ -107,7 +107,7 @@ static int ensure_topic(enr_processor_t *p, const char *topic, int compact, char
 {
     int n = partition_count(p->producer, topic);
     if (n < 0) {
-        ue__errstr(errstr, errstr_size, "%s: the cluster did not answer", topic);
+        uc__errstr(errstr, errstr_size, "%s: the cluster did not answer", topic);
         return -1;
     }
     if (n == 0 && create_topic(p, topic, p->ntasks, compact, errstr, errstr_size))
@@ -118,7 +118,7 @@ static int ensure_topic(enr_processor_t *p, const char *topic, int compact, char
         n = partition_count(p->producer, topic);
     }
     if (n != p->ntasks) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    "%s has %d partitions, but the input topics have %d (one per task): "
                    "delete it or name another with %s",
                    topic, n, (int)p->ntasks,
@@ -155,18 +155,18 @@ int enr__topics_ensure(enr_processor_t *p, char *errstr, size_t errstr_size)
  * must not take a second end of one partition for the end of another. */
 static int read_to_end(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *parts,
                        int timeout_ms, void (*apply)(void *, const rd_kafka_message_t *),
-                       void *opaque, const ue__logger_t *log)
+                       void *opaque, const uc__logger_t *log)
 {
     int at_end = 0;
     char *ended = calloc((size_t)parts->cnt + 1, 1);
-    int64_t deadline = ue__mono_ms() + timeout_ms;
+    int64_t deadline = uc__mono_ms() + timeout_ms;
     rd_kafka_queue_t *queue = rd_kafka_queue_get_consumer(rk);
-    ue__fetch_kick_t kick; /* a restore at fetch speed, not a queue's worth a second */
-    ue__fetch_kick_init(&kick, rd_kafka_conf(rk));
-    while (ended && at_end < parts->cnt && ue__mono_ms() < deadline) {
+    uc__fetch_kick_t kick; /* a restore at fetch speed, not a queue's worth a second */
+    uc__fetch_kick_init(&kick, rd_kafka_conf(rk));
+    while (ended && at_end < parts->cnt && uc__mono_ms() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (queue)
-            ue__fetch_kick(&kick, rk, queue, 500);
+            uc__fetch_kick(&kick, rk, queue, 500);
         if (!m)
             continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -176,7 +176,7 @@ static int read_to_end(rd_kafka_t *rk, const rd_kafka_topic_partition_list_t *pa
         } else if (!m->err) {
             apply(opaque, m);
         } else {
-            ue__log(log, UE_LOG_WARNING, "reading %s: %s", rd_kafka_topic_name(m->rkt),
+            uc__log(log, UC_LOG_WARNING, "reading %s: %s", rd_kafka_topic_name(m->rkt),
                     rd_kafka_message_errstr(m));
         }
         rd_kafka_message_destroy(m);
@@ -211,7 +211,7 @@ static void apply_changelog(void *opaque, const rd_kafka_message_t *m)
 int enr__tasks_restore(enr_processor_t *p, enr__task_t *const *tasks, int n, char *errstr,
                        size_t errstr_size)
 {
-    int64_t started = ue__mono_ms(), before = atomic_load(&p->stats[ENR_STAT_RESTORE_RECORDS]);
+    int64_t started = uc__mono_ms(), before = atomic_load(&p->stats[ENR_STAT_RESTORE_RECORDS]);
     for (int i = 0; i < n; i++)
         if (enr__task_rebuild(tasks[i], 0, errstr, errstr_size))
             return -1;
@@ -239,13 +239,13 @@ int enr__tasks_restore(enr_processor_t *p, enr__task_t *const *tasks, int n, cha
     }
     rd_kafka_topic_partition_list_destroy(parts);
     if (rc) {
-        ue__errstr(errstr, errstr_size, "changelog %s: not read to its end in time",
+        uc__errstr(errstr, errstr_size, "changelog %s: not read to its end in time",
                    p->changelog_topic);
         return -1;
     }
-    ue__log(&p->log, UE_LOG_INFO, "%d task(s): restored %lld changelog record(s) in %lld ms", n,
+    uc__log(&p->log, UC_LOG_INFO, "%d task(s): restored %lld changelog record(s) in %lld ms", n,
             (long long)(atomic_load(&p->stats[ENR_STAT_RESTORE_RECORDS]) - before),
-            (long long)(ue__mono_ms() - started));
+            (long long)(uc__mono_ms() - started));
     return 0;
 }
 
@@ -263,7 +263,7 @@ static void apply_profile(void *opaque, const rd_kafka_message_t *m)
                          sizeof(reason)) == 0)
         atomic_fetch_add(&p->stats[ENR_STAT_PROFILE_UPDATES], 1);
     else /* the user's events go on without a profile; the producer has a bug to fix */
-        ue__log(&p->log, UE_LOG_WARNING, "%s [%" PRId32 "] offset %" PRId64 ": %s",
+        uc__log(&p->log, UC_LOG_WARNING, "%s [%" PRId32 "] offset %" PRId64 ": %s",
                 rd_kafka_topic_name(m->rkt), m->partition, m->offset, reason);
 }
 

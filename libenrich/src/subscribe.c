@@ -14,7 +14,7 @@
  */
 #include "processor.h"
 #include "clock.h"
-#include "ue_time.h"
+#include "uc_time.h"
 
 #include <regex.h>
 #include <stdlib.h>
@@ -53,17 +53,17 @@ int enr__subscription_init(enr_processor_t *p, char *errstr, size_t errstr_size)
     sub->current = rd_kafka_topic_partition_list_new(4);
     char *list = strdup(p->conf->s.input_topics ? p->conf->s.input_topics : ""), *save = NULL;
     if (!list)
-        return ue__errstr(errstr, errstr_size, "out of memory"), -1;
+        return uc__errstr(errstr, errstr_size, "out of memory"), -1;
     int rc = 0;
     for (char *t = strtok_r(list, ", ", &save); t && !rc; t = strtok_r(NULL, ", ", &save)) {
         if (t[0] != '^') {
             rd_kafka_topic_partition_list_add(sub->names, t, RD_KAFKA_PARTITION_UA);
         } else if (sub->npatterns == ENR__MAX_PATTERNS) {
-            ue__errstr(errstr, errstr_size, "input.topics: more than %d regexes",
+            uc__errstr(errstr, errstr_size, "input.topics: more than %d regexes",
                        ENR__MAX_PATTERNS);
             rc = -1;
         } else if (regcomp(&sub->patterns[sub->npatterns], t, REG_EXTENDED | REG_NOSUB)) {
-            ue__errstr(errstr, errstr_size, "input.topics: invalid regex \"%s\"", t);
+            uc__errstr(errstr, errstr_size, "input.topics: invalid regex \"%s\"", t);
             rc = -1;
         } else {
             sub->npatterns++;
@@ -71,7 +71,7 @@ int enr__subscription_init(enr_processor_t *p, char *errstr, size_t errstr_size)
     }
     free(list);
     if (!rc && sub->npatterns == 0 && sub->names->cnt == 0) {
-        ue__errstr(errstr, errstr_size, "input.topics names no topic");
+        uc__errstr(errstr, errstr_size, "input.topics names no topic");
         rc = -1;
     }
     return rc;
@@ -145,13 +145,13 @@ static int check_copartitioned(const rd_kafka_topic_partition_list_t *l, int32_t
         if (t->partition == (want ? want : first->partition))
             continue;
         if (want)
-            ue__errstr(errstr, errstr_size,
+            uc__errstr(errstr, errstr_size,
                        "input topic %s has %d partitions, the processors' tasks are %d: the "
                        "raw topics must keep the partition count they started with (each "
                        "user's events, and state, live in one partition number)",
                        t->topic, (int)t->partition, (int)want);
         else
-            ue__errstr(errstr, errstr_size,
+            uc__errstr(errstr, errstr_size,
                        "input topics are not co-partitioned: %s has %d partitions, %s has %d "
                        "(every raw topic needs the same count: a user's events of every type "
                        "share one partition number, one task)",
@@ -176,7 +176,7 @@ static int start_tasks(enr_processor_t *p, const rd_kafka_topic_partition_list_t
     p->ntasks = l->elems[0].partition;
     p->tasks = calloc((size_t)p->ntasks, sizeof(*p->tasks));
     if (!p->tasks)
-        return ue__errstr(errstr, errstr_size, "out of memory"), -1;
+        return uc__errstr(errstr, errstr_size, "out of memory"), -1;
     if (enr__topics_ensure(p, errstr, errstr_size))
         return -1;
     /* The group assigns the repartition topic's partitions: partition p brings task p, and
@@ -186,8 +186,8 @@ static int start_tasks(enr_processor_t *p, const rd_kafka_topic_partition_list_t
     rd_kafka_resp_err_t err = rd_kafka_subscribe(p->consumer, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     if (err)
-        return ue__errstr(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err)), -1;
-    ue__log(&p->log, UE_LOG_NOTICE, "%d task(s): %d input topic(s), %s%s", (int)p->ntasks,
+        return uc__errstr(errstr, errstr_size, "subscribe: %s", rd_kafka_err2str(err)), -1;
+    uc__log(&p->log, UC_LOG_NOTICE, "%d task(s): %d input topic(s), %s%s", (int)p->ntasks,
             l->cnt, l->elems[0].topic, l->cnt > 1 ? ", ..." : "");
     return 0;
 }
@@ -200,7 +200,7 @@ static void assign_new_topics(enr_processor_t *p, const rd_kafka_topic_partition
         const char *topic = l->elems[i].topic;
         if (has_topic(p->sub.current, topic))
             continue;
-        ue__log(&p->log, UE_LOG_NOTICE, "new input topic %s", topic);
+        uc__log(&p->log, UC_LOG_NOTICE, "new input topic %s", topic);
         for (int32_t t = 0; t < p->ntasks; t++)
             if (p->tasks[t]) {
                 rd_kafka_topic_partition_list_add(add, topic, t);
@@ -218,7 +218,7 @@ int enr__subscription_refresh(enr_processor_t *p, int timeout_ms, char *errstr,
                               size_t errstr_size)
 {
     enr__subscription_t *sub = &p->sub;
-    int64_t now = ue__mono_ms();
+    int64_t now = uc__mono_ms();
     if (now < sub->next_refresh_ms)
         return 0;
     rd_kafka_topic_partition_list_t *l = matching_topics(p, timeout_ms);

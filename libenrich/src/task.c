@@ -10,7 +10,7 @@
 #include "merge.h"
 #include "processor.h"
 #include "stage_util.h"
-#include "ue_time.h"
+#include "uc_time.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,7 +60,7 @@ static void sink_partial(void *opaque, const void *key, size_t key_len, const vo
         enr__txn_produce(p, p->repartition_topic, to, key, key_len, value, value_len, NULL);
         return;
     }
-    int64_t now = ue__mono_ms(), h;
+    int64_t now = uc__mono_ms(), h;
     uint8_t kind;
     if (enr__horizon_decode(value, value_len, &kind, &h))
         return;
@@ -165,9 +165,9 @@ int enr__tasks_roll_back(enr_processor_t *p, char *errstr, size_t errstr_size)
     enr__task_t **lost = calloc((size_t)p->ntasks + 1, sizeof(*lost));
     int n = 0, rolled = 0;
     size_t entries = 0;
-    int64_t started = ue__mono_ms();
+    int64_t started = uc__mono_ms();
     if (!lost)
-        return ue__errstr(errstr, errstr_size, "out of memory"), -1;
+        return uc__errstr(errstr, errstr_size, "out of memory"), -1;
     for (int32_t i = 0; i < p->ntasks; i++) {
         enr__task_t *t = p->tasks[i];
         if (!t)
@@ -185,8 +185,8 @@ int enr__tasks_roll_back(enr_processor_t *p, char *errstr, size_t errstr_size)
         entries += enr__image_count(t->image);
     }
     if (rolled)
-        ue__log(&p->log, UE_LOG_INFO, "%d task(s) rolled back in memory: %zu entries in %lld ms",
-                rolled, entries, (long long)(ue__mono_ms() - started));
+        uc__log(&p->log, UC_LOG_INFO, "%d task(s) rolled back in memory: %zu entries in %lld ms",
+                rolled, entries, (long long)(uc__mono_ms() - started));
     int rc = enr__tasks_restore(p, lost, n, errstr, errstr_size);
     free(lost);
     return rc;
@@ -225,7 +225,7 @@ static void dead_letter(enr_processor_t *p, const rd_kafka_message_t *m, const c
     rd_kafka_header_add(h, "ue-source-offset", -1, offset, -1);
     enr__txn_produce(p, p->conf->s.dead_letter_topic, RD_KAFKA_PARTITION_UA, m->key, m->key_len,
                      m->payload, m->len, h);
-    ue__log(&p->log, UE_LOG_INFO, "dead letter %s/%s@%s: %s", rd_kafka_topic_name(m->rkt),
+    uc__log(&p->log, UC_LOG_INFO, "dead letter %s/%s@%s: %s", rd_kafka_topic_name(m->rkt),
             partition, offset, reason);
 }
 
@@ -238,7 +238,7 @@ void enr__task_process(enr_processor_t *p, const rd_kafka_message_t *m)
     p->txn_events++;
     if (!strcmp(topic, p->repartition_topic)) {
         if (enr__merger_apply(t->merger, m->key, m->key_len, m->payload, m->len))
-            ue__log(&p->log, UE_LOG_WARNING, "%s/%d@%lld: not a window partial; skipped", topic,
+            uc__log(&p->log, UC_LOG_WARNING, "%s/%d@%lld: not a window partial; skipped", topic,
                     (int)m->partition, (long long)m->offset);
         return;
     }
@@ -275,11 +275,11 @@ static void apply(void *opaque, const void *key, size_t key_len, const void *val
         memcpy(stage, k, n);
         stage[n] = '\0';
         if (enr__merger_restore(t->merger, stage, slash + 1, key_len - n - 1, value, value_len))
-            ue__log(&t->p->log, UE_LOG_INFO, "changelog: an invalid %s record; skipped", stage);
+            uc__log(&t->p->log, UC_LOG_INFO, "changelog: an invalid %s record; skipped", stage);
         return;
     }
     if (enr__pipeline_restore(t->pipe, key, key_len, value, value_len) < 0) /* name, no key */
-        ue__log(&t->p->log, UE_LOG_WARNING,
+        uc__log(&t->p->log, UC_LOG_WARNING,
                 "changelog: a %.*s record that no configured stage takes; skipped",
                 (int)(slash ? (size_t)(slash - k) : 0), k);
 }
@@ -302,7 +302,7 @@ int enr__task_rebuild(enr__task_t *t, int from_image, char *errstr, size_t errst
         enr__merger_free(merger);
         enr_pipeline_destroy(pipe);
         if (pipe)
-            ue__errstr(errstr, errstr_size, "out of memory");
+            uc__errstr(errstr, errstr_size, "out of memory");
         return -1;
     }
     if (image) { /* the restore that follows fills it */

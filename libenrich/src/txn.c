@@ -5,7 +5,7 @@
  * rewinds the stages and the consumer to the last commit, as if the aborted work never ran.
  */
 #include "processor.h"
-#include "ue_time.h"
+#include "uc_time.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +44,7 @@ int enr__txn_begin(enr_processor_t *p)
         return -1;
     }
     p->in_txn = 1;
-    p->txn_started_ms = ue__mono_ms();
+    p->txn_started_ms = uc__mono_ms();
     p->commit_started_ms = 0;
     p->txn_events = 0;
     p->txn_bytes = 0;
@@ -59,7 +59,7 @@ static void report(enr_processor_t *p, enr_err_t result)
     enr_txn_cb_t *cb = p->conf->txn_cb;
     if (!cb)
         return;
-    int64_t now = ue__mono_ms();
+    int64_t now = uc__mono_ms();
     int64_t started = p->commit_started_ms ? p->commit_started_ms : now;
     int was_inside = p->in_callback;
     p->in_callback = 1;
@@ -94,7 +94,7 @@ void enr__txn_produce(enr_processor_t *p, const char *topic, int32_t partition, 
         /* The transaction cannot commit without this record: make the commit abort. */
         if (hdrs)
             rd_kafka_headers_destroy(hdrs);
-        ue__log(&p->log, UE_LOG_ERR, "produce to %s: %s", topic, rd_kafka_err2str(err));
+        uc__log(&p->log, UC_LOG_ERR, "produce to %s: %s", topic, rd_kafka_err2str(err));
         p->produce_failed = 1;
     }
 }
@@ -107,7 +107,7 @@ static int again(enr_processor_t *p, rd_kafka_error_t **err, int tries, const ch
 {
     if (!*err || !rd_kafka_error_is_retriable(*err) || tries >= TRIES)
         return 0;
-    ue__log(&p->log, UE_LOG_WARNING, "%s: %s; retrying", what, rd_kafka_error_string(*err));
+    uc__log(&p->log, UC_LOG_WARNING, "%s: %s; retrying", what, rd_kafka_error_string(*err));
     rd_kafka_error_destroy(*err);
     *err = NULL;
     return 1;
@@ -147,7 +147,7 @@ enr_err_t enr__txn_commit(enr_processor_t *p, int timeout_ms)
 {
     if (!p->in_txn)
         return ENR_OK;
-    p->commit_started_ms = ue__mono_ms();
+    p->commit_started_ms = uc__mono_ms();
     enr__tasks_flush(p);
     if (p->produce_failed)
         return enr__txn_abort(p, "a record could not be produced");
@@ -198,7 +198,7 @@ static int rewind_positions(enr_processor_t *p, char *errstr, size_t errstr_size
     }
     rd_kafka_resp_err_t err;
     for (int tries = 1; (err = read_committed(p, assigned)) && tries < TRIES; tries++)
-        ue__log(&p->log, UE_LOG_WARNING, "rewind: committed offsets: %s; retrying",
+        uc__log(&p->log, UC_LOG_WARNING, "rewind: committed offsets: %s; retrying",
                 rd_kafka_err2str(err));
     rd_kafka_error_t *error = NULL;
     if (!err) {
@@ -211,7 +211,7 @@ static int rewind_positions(enr_processor_t *p, char *errstr, size_t errstr_size
             err = assigned->elems[i].err;
     }
     if (err || error)
-        ue__errstr(errstr, errstr_size, "rewind after abort: %s",
+        uc__errstr(errstr, errstr_size, "rewind after abort: %s",
                    error ? rd_kafka_error_string(error) : rd_kafka_err2str(err));
     if (error)
         rd_kafka_error_destroy(error);
@@ -221,9 +221,9 @@ static int rewind_positions(enr_processor_t *p, char *errstr, size_t errstr_size
 
 enr_err_t enr__txn_abort(enr_processor_t *p, const char *why)
 {
-    ue__log(&p->log, UE_LOG_WARNING, "aborting the transaction (%s); redoing it", why);
+    uc__log(&p->log, UC_LOG_WARNING, "aborting the transaction (%s); redoing it", why);
     if (!p->commit_started_ms)
-        p->commit_started_ms = ue__mono_ms();
+        p->commit_started_ms = uc__mono_ms();
     rd_kafka_error_t *err;
     int tries = 0;
     do /* an abort that timed out goes on inside librdkafka: calling it again resumes it */

@@ -7,10 +7,10 @@
 #include "event.h"
 #include "transport_http.h"
 #include "transport_kafka.h"
-#include "ue_fork.h"
-#include "ue_props.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_fork.h"
+#include "uc_props.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,7 +22,7 @@ static _Thread_local ue_client_t *in_callback;
 
 static int forked(const ue_client_t *c)
 {
-    return c->fork_generation != ue__fork_generation();
+    return c->fork_generation != uc__fork_generation();
 }
 
 void ue__client_report(ue_client_t *c, const uint8_t *event_id, const char *type,
@@ -71,10 +71,10 @@ static void init_identity(ue_client_t *c)
         snprintf(c->anonymous_id, sizeof(c->anonymous_id), "%s", s->anonymous_id);
     } else {
         uint8_t id[16];
-        ue__random_bytes(id, sizeof(id));
+        uc__random_bytes(id, sizeof(id));
         id[6] = (id[6] & 0x0f) | 0x40; /* a random (v4) UUID */
         id[8] = (id[8] & 0x3f) | 0x80;
-        ue__uuid_format(id, c->anonymous_id);
+        uc__uuid_format(id, c->anonymous_id);
     }
     c->context = init;
     for (int i = 0; i < UE__CTX_CNT; i++) {
@@ -101,7 +101,7 @@ static int check_conf(const ue_conf_t *conf, char *errstr, size_t errstr_size)
         ue__http_url_valid(s->http_url, errstr, errstr_size))
         return -1;
     if (s->spool_dir && s->spool_segment_bytes > s->spool_max_bytes) {
-        ue__errstr(errstr, errstr_size, "spool.segment.bytes must not exceed spool.max.bytes");
+        uc__errstr(errstr, errstr_size, "spool.segment.bytes must not exceed spool.max.bytes");
         return -1;
     }
     return 0;
@@ -115,7 +115,7 @@ static int open_parts(ue_client_t *c, char *errstr, size_t errstr_size)
     if (ue__queue_init(&c->queue, (size_t)s->queue_max_events, (size_t)s->queue_max_bytes,
                        (ue__full_policy_t)s->queue_full_policy, (int)s->queue_block_timeout_ms,
                        keep_drops)) {
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return UE_ERR_NOMEM;
     }
     if (s->spool_dir) {
@@ -170,18 +170,18 @@ ue_client_t *ue_client_new(ue_conf_t *conf, char *errstr, size_t errstr_size)
     ue_client_t *c;
 
     if (!conf) {
-        ue__errstr(errstr, errstr_size, "conf must not be NULL");
+        uc__errstr(errstr, errstr_size, "conf must not be NULL");
         return NULL;
     }
     if (check_conf(conf, errstr, errstr_size))
         return NULL;
     if (!(c = calloc(1, sizeof(*c)))) {
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     c->conf = conf;
-    c->fork_generation = ue__fork_generation();
-    c->log = (ue__logger_t){.level = ue__conf_log_level(conf),
+    c->fork_generation = uc__fork_generation();
+    c->log = (uc__logger_t){.level = ue__conf_log_level(conf),
                             .prefix = "userevents",
                             .fn = conf->log_cb ? log_to_user : NULL,
                             .opaque = conf};
@@ -276,13 +276,13 @@ static int spooled_through(ue_client_t *c, uint64_t target)
 static ue_err_t wait_for(ue_client_t *c, int (*done)(ue_client_t *, uint64_t), uint64_t arg,
                          int timeout_ms)
 {
-    int64_t deadline = ue__deadline_ms(timeout_ms);
+    int64_t deadline = uc__deadline_ms(timeout_ms);
     ue_err_t rc = UE_OK;
     atomic_fetch_add(&c->flush_requests, 1);
     ue__queue_wakeup(&c->queue);
     pthread_mutex_lock(&c->wait_lock);
     while (!done(c, arg)) {
-        int left = ue__remaining_ms(deadline);
+        int left = uc__remaining_ms(deadline);
         if (left == 0) {
             rc = UE_ERR_TIMED_OUT;
             break;

@@ -9,7 +9,7 @@
 #include "queue.h"
 #include "spool.h"
 #include "transport.h"
-#include "ue_log.h"
+#include "uc_log.h"
 #include "userevents.pb-c.h"
 
 #include <pthread.h>
@@ -21,12 +21,12 @@ typedef struct ue__counter {
 
 struct ue_client_s {
     ue_conf_t *conf;
-    ue__logger_t log;
+    uc__logger_t log;
     ue__queue_t queue;
     ue__spool_t *spool;               /* NULL without spool.dir */
     ue__transport_t *transport;
     pthread_t thread;
-    uint32_t fork_generation;         /* ue__fork_generation() at creation */
+    uint32_t fork_generation;         /* uc__fork_generation() at creation */
 
     /* identity and defaults stamped by ue_track() */
     pthread_rwlock_t identity_lock;

@@ -12,13 +12,13 @@
 #define S(field) offsetof(ue__settings_t, field)
 #define INT(name, field, min, max, def, doc)                                                       \
     {                                                                                              \
-        name, UE__PROP_INT, S(field), min, max, def, NULL, doc                                     \
+        name, UC__PROP_INT, S(field), min, max, def, NULL, doc                                     \
     }
-#define STR(name, field, maxlen, def, doc) {name, UE__PROP_STR, S(field), 0, maxlen, def, NULL, doc}
+#define STR(name, field, maxlen, def, doc) {name, UC__PROP_STR, S(field), 0, maxlen, def, NULL, doc}
 #define CTX(i, name)                                                                               \
     STR("context." name, context[i], 1024, "", "Default context field \"" name "\" of every event.")
 
-const ue__prop_t ue__conf_props[] = {
+const uc__prop_t ue__conf_props[] = {
     STR("topic.template", topic_template, 200, "events.{type}",
         "Kafka topic of an event; {type} is replaced by the event type."),
     STR("anonymous.id", anonymous_id, 200, "",
@@ -28,7 +28,7 @@ const ue__prop_t ue__conf_props[] = {
         "Most events held in memory, waiting for the background thread."),
     INT("queue.max.bytes", queue_max_bytes, 1024, INT64_C(1) << 40, "67108864",
         "Most bytes of encoded events held in memory."),
-    {"queue.full.policy", UE__PROP_ENUM, S(queue_full_policy), 0, 0, "drop_newest",
+    {"queue.full.policy", UC__PROP_ENUM, S(queue_full_policy), 0, 0, "drop_newest",
      "drop_newest,drop_oldest,block",
      "What ue_track() does when the queue is full: refuse the new event, evict the oldest, or "
      "wait up to queue.block.timeout.ms. Every drop is counted."},
@@ -52,15 +52,15 @@ const ue__prop_t ue__conf_props[] = {
         "Events older than this are dropped from the spool (counted). 0: no age cap."),
     INT("spool.segment.bytes", spool_segment_bytes, 4096, 1 << 30, "4194304",
         "Size at which a spool segment file is closed and a new one started."),
-    {"spool.fsync", UE__PROP_BOOL, S(spool_fsync), 0, 0, "false", NULL,
+    {"spool.fsync", UC__PROP_BOOL, S(spool_fsync), 0, 0, "false", NULL,
      "fdatasync() after every spool write: survives power loss, not only process crashes."},
     INT("spool.compression.level", spool_compression_level, 1, 19, "1",
         "zstd level of spool frames."),
     INT("shutdown.timeout.ms", shutdown_timeout_ms, 0, 3600000, "10000",
         "How long ue_client_destroy() flushes before leaving the rest to the spool."),
-    {"log.level", UE__PROP_ENUM, S(log_level), 0, 0, "warning", "error,warning,notice,info,debug",
+    {"log.level", UC__PROP_ENUM, S(log_level), 0, 0, "warning", "error,warning,notice,info,debug",
      "Least severe level logged."},
-    {"transport", UE__PROP_ENUM, S(transport), 0, 0, "kafka", "kafka,http",
+    {"transport", UC__PROP_ENUM, S(transport), 0, 0, "kafka", "kafka,http",
      "Where events go: straight to Kafka (kafka.* keys), or as HTTP batches to a collector "
      "(http.* keys), which publishes them to Kafka."},
     STR("http.url", http_url, 4000, "",
@@ -105,8 +105,8 @@ static const char *const kafka_defaults[][2] = {
 
 int ue__conf_log_level(const ue_conf_t *conf)
 {
-    static const int levels[] = {UE_LOG_ERR, UE_LOG_WARNING, UE_LOG_NOTICE, UE_LOG_INFO,
-                                 UE_LOG_DEBUG};
+    static const int levels[] = {UC_LOG_ERR, UC_LOG_WARNING, UC_LOG_NOTICE, UC_LOG_INFO,
+                                 UC_LOG_DEBUG};
     return levels[conf->s.log_level];
 }
 
@@ -116,7 +116,7 @@ ue_conf_t *ue_conf_new(void)
     if (!conf)
         return NULL;
     conf->kconf = rd_kafka_conf_new();
-    if (!conf->kconf || ue__props_init(ue__conf_props, &conf->s)) {
+    if (!conf->kconf || uc__props_init(ue__conf_props, &conf->s)) {
         ue_conf_destroy(conf);
         return NULL;
     }
@@ -129,7 +129,7 @@ void ue_conf_destroy(ue_conf_t *conf)
 {
     if (!conf)
         return;
-    ue__props_free(ue__conf_props, &conf->s);
+    uc__props_free(ue__conf_props, &conf->s);
     if (conf->kconf)
         rd_kafka_conf_destroy(conf->kconf);
     free(conf);
@@ -142,7 +142,7 @@ ue_conf_t *ue_conf_dup(const ue_conf_t *conf)
         return NULL;
     *dup = *conf;
     dup->kconf = rd_kafka_conf_dup(conf->kconf);
-    if (ue__props_dup_strings(ue__conf_props, &dup->s) || !dup->kconf) {
+    if (uc__props_dup_strings(ue__conf_props, &dup->s) || !dup->kconf) {
         ue_conf_destroy(dup);
         return NULL;
     }
@@ -153,18 +153,18 @@ ue_conf_res_t ue_conf_set(ue_conf_t *conf, const char *name, const char *value, 
                           size_t errstr_size)
 {
     if (!conf || !name || !value) {
-        ue__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
+        uc__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
         return UE_CONF_INVALID;
     }
     if (strncmp(name, "kafka.", 6) == 0)
-        return (ue_conf_res_t)ue__kafka_conf_set(conf->kconf, name + 6, value, errstr,
+        return (ue_conf_res_t)uc__kafka_conf_set(conf->kconf, name + 6, value, errstr,
                                                  errstr_size);
     if (strncmp(name, "context.screen.", 15) == 0 && *value && ue__ctx_parse_number(value) < 0) {
-        ue__errstr(errstr, errstr_size, "%s: expected a whole number of pixels, got \"%s\"", name,
+        uc__errstr(errstr, errstr_size, "%s: expected a whole number of pixels, got \"%s\"", name,
                    value);
         return UE_CONF_INVALID;
     }
-    return (ue_conf_res_t)ue__prop_set(ue__conf_props, &conf->s, name, value, errstr,
+    return (ue_conf_res_t)uc__prop_set(ue__conf_props, &conf->s, name, value, errstr,
                                        errstr_size);
 }
 
@@ -177,7 +177,7 @@ ue_conf_res_t ue_conf_get(const ue_conf_t *conf, const char *name, char *dest, s
                    ? UE_CONF_OK
                    : UE_CONF_UNKNOWN;
     }
-    return (ue_conf_res_t)ue__prop_get(ue__conf_props, &conf->s, name, dest, dest_size);
+    return (ue_conf_res_t)uc__prop_get(ue__conf_props, &conf->s, name, dest, dest_size);
 }
 
 /* Appends a librdkafka dump as "kafka.<name>" pairs at arr[i], masking secrets and skipping
@@ -195,7 +195,7 @@ static size_t append_kafka(const char **arr, size_t i, size_t from, const char *
         if (name)
             strcat(strcpy(name, "kafka."), kdump[k]);
         arr[i++] = name;
-        arr[i++] = strdup(ue__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
+        arr[i++] = strdup(uc__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
     }
     return i;
 }
@@ -207,7 +207,7 @@ const char **ue_conf_dump(const ue_conf_t *conf, size_t *cntp)
             *cntp = 0;
         return NULL;
     }
-    size_t kcnt = 0, tcnt = 0, n = ue__props_count(ue__conf_props);
+    size_t kcnt = 0, tcnt = 0, n = uc__props_count(ue__conf_props);
     const char **kdump = rd_kafka_conf_dump(conf->kconf, &kcnt);
     /* acks, partitioner, message.timeout.ms live in librdkafka's default topic conf */
     rd_kafka_topic_conf_t *tconf = rd_kafka_conf_get_default_topic_conf(conf->kconf);
@@ -215,13 +215,13 @@ const char **ue_conf_dump(const ue_conf_t *conf, size_t *cntp)
     const char **arr = calloc(n * 2 + kcnt + tcnt + 1, sizeof(*arr));
     size_t i = 0;
 
-    for (const ue__prop_t *p = ue__conf_props; arr && p->name; p++) {
+    for (const uc__prop_t *p = ue__conf_props; arr && p->name; p++) {
         size_t size = 0;
-        ue__prop_get(ue__conf_props, &conf->s, p->name, NULL, &size);
+        uc__prop_get(ue__conf_props, &conf->s, p->name, NULL, &size);
         char *v = malloc(size);
         if (v)
-            ue__prop_get(ue__conf_props, &conf->s, p->name, v, &size);
-        if (v && *v && ue__prop_is_secret(p->name)) {
+            uc__prop_get(ue__conf_props, &conf->s, p->name, v, &size);
+        if (v && *v && uc__prop_is_secret(p->name)) {
             free(v);
             v = strdup("[redacted]");
         }
@@ -242,7 +242,7 @@ const char **ue_conf_dump(const ue_conf_t *conf, size_t *cntp)
 
 void ue_conf_dump_free(const char **arr, size_t cnt)
 {
-    ue__dump_free(arr, cnt);
+    uc__dump_free(arr, cnt);
 }
 
 void ue_conf_set_delivery_cb(ue_conf_t *conf, ue_delivery_cb_t *cb, void *opaque)

@@ -6,8 +6,8 @@
 #define UE_CONF_H
 
 #include "context.h"
-#include "ue_log.h"
-#include "ue_props.h"
+#include "uc_log.h"
+#include "uc_props.h"
 #include "userevents.h"
 
 #include <librdkafka/rdkafka.h>
@@ -58,7 +58,7 @@ struct ue_conf_s {
     void *log_opaque;
 };
 
-extern const ue__prop_t ue__conf_props[];
+extern const uc__prop_t ue__conf_props[];
 
 /* Syslog level of the "log.level" choice index. */
 int ue__conf_log_level(const ue_conf_t *conf);

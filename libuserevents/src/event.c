@@ -4,10 +4,10 @@
 #include "event.h"
 #include "context.h"
 #include "record.h"
-#include "ue_arena.h"
-#include "ue_time.h"
-#include "ue_validate.h"
-#include "ue_uuid7.h"
+#include "uc_arena.h"
+#include "uc_time.h"
+#include "uc_validate.h"
+#include "uc_uuid7.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -30,8 +30,8 @@ static void clear_fields(ue_event_t *ev)
 
 ue_event_t *ue_event_new(const char *type)
 {
-    if (!type || !ue__event_type_valid(type, strlen(type)) ||
-        ue__event_type_reserved(type, strlen(type)))
+    if (!type || !uc__event_type_valid(type, strlen(type)) ||
+        uc__event_type_reserved(type, strlen(type)))
         return NULL;
     ue_event_t *ev = malloc(sizeof(*ev) + FIRST_CHUNK);
     if (!ev)
@@ -40,7 +40,7 @@ ue_event_t *ue_event_new(const char *type)
     ev->props_cap = 0;
     ev->wire = NULL;
     ev->wire_cap = 0;
-    ue__arena_init(&ev->arena, &ev->first, FIRST_CHUNK);
+    uc__arena_init(&ev->arena, &ev->first, FIRST_CHUNK);
     if (ue_event_reset(ev, type) != UE_OK) {
         ue_event_destroy(ev);
         return NULL;
@@ -52,7 +52,7 @@ void ue_event_destroy(ue_event_t *ev)
 {
     if (!ev)
         return;
-    ue__arena_free(&ev->arena);
+    uc__arena_free(&ev->arena);
     free(ev->props);
     free(ev->wire);
     free(ev);
@@ -60,21 +60,21 @@ void ue_event_destroy(ue_event_t *ev)
 
 ue_err_t ue_event_reset(ue_event_t *ev, const char *type)
 {
-    if (!ev || !type || !ue__event_type_valid(type, strlen(type)))
+    if (!ev || !type || !uc__event_type_valid(type, strlen(type)))
         return UE_ERR_INVALID_ARG;
     /* Checked here, not per ue_track(): an event gets its type nowhere else. */
-    if (ue__event_type_reserved(type, strlen(type)))
+    if (uc__event_type_reserved(type, strlen(type)))
         return UE_ERR_TYPE_RESERVED;
-    ue__arena_reset(&ev->arena);
+    uc__arena_reset(&ev->arena);
     clear_fields(ev);
-    ev->pb.type = ue__arena_strdup(&ev->arena, type);
+    ev->pb.type = uc__arena_strdup(&ev->arena, type);
     return ev->pb.type ? UE_OK : UE_ERR_NOMEM;
 }
 
 /* Text the event carries must be UTF-8: protobuf strings are, and consumers refuse others. */
 static int text_ok(const char *s)
 {
-    return s && ue__utf8_valid(s, strlen(s));
+    return s && uc__utf8_valid(s, strlen(s));
 }
 
 static int key_ok(const char *key)
@@ -86,7 +86,7 @@ static ue_err_t set_string(ue_event_t *ev, char **field, const char *value)
 {
     if (!ev || !text_ok(value))
         return UE_ERR_INVALID_ARG;
-    char *copy = ue__arena_strdup(&ev->arena, value);
+    char *copy = uc__arena_strdup(&ev->arena, value);
     if (!copy)
         return UE_ERR_NOMEM;
     *field = copy;
@@ -144,7 +144,7 @@ ue_err_t ue_event_get_event_id(const ue_event_t *ev, uint8_t out[16])
 
 void ue_event_id_format(const uint8_t event_id[16], char out[37])
 {
-    ue__uuid_format(event_id, out);
+    uc__uuid_format(event_id, out);
 }
 
 /* The value slot of property @p key: an existing one (last wins) or a new entry. */
@@ -162,9 +162,9 @@ static Userevents__Value *prop_slot(ue_event_t *ev, const char *key)
         ev->props_cap = cap;
         ev->pb.properties = ev->props;
     }
-    Userevents__Event__PropertiesEntry *e = ue__arena_alloc(&ev->arena, sizeof(*e));
-    Userevents__Value *v = ue__arena_alloc(&ev->arena, sizeof(*v));
-    char *k = ue__arena_strdup(&ev->arena, key);
+    Userevents__Event__PropertiesEntry *e = uc__arena_alloc(&ev->arena, sizeof(*e));
+    Userevents__Value *v = uc__arena_alloc(&ev->arena, sizeof(*v));
+    char *k = uc__arena_strdup(&ev->arena, key);
     if (!e || !v || !k)
         return NULL;
     Userevents__Event__PropertiesEntry init = USEREVENTS__EVENT__PROPERTIES_ENTRY__INIT;
@@ -191,7 +191,7 @@ ue_err_t ue_event_prop_string(ue_event_t *ev, const char *key, const char *value
 {
     if (!ev || !key_ok(key) || !text_ok(value))
         return UE_ERR_INVALID_ARG;
-    char *copy = ue__arena_strdup(&ev->arena, value);
+    char *copy = uc__arena_strdup(&ev->arena, value);
     Userevents__Value *v = copy ? new_value(ev, key) : NULL;
     if (!v)
         return UE_ERR_NOMEM;
@@ -248,7 +248,7 @@ ue_err_t ue_event_set_context(ue_event_t *ev, const char *field, const char *val
             return UE_ERR_INVALID_ARG;
         *(uint32_t *)slot = (uint32_t)n;
     } else {
-        char *copy = ue__arena_strdup(&ev->arena, value);
+        char *copy = uc__arena_strdup(&ev->arena, value);
         if (!copy)
             return UE_ERR_NOMEM;
         *(char **)slot = copy;

@@ -7,8 +7,8 @@
 #ifndef UE_EVENT_H
 #define UE_EVENT_H
 
-#include "ue_arena.h"
-#include "ue_validate.h"
+#include "uc_arena.h"
+#include "uc_validate.h"
 #include "userevents.h"
 #include "userevents.pb-c.h"
 
@@ -27,8 +27,8 @@ struct ue_event_s {
     size_t props_cap;
     uint8_t *wire;                       /* encoding scratch, kept across resets */
     size_t wire_cap;
-    ue__arena_t arena;                   /* owns every string and entry of the event */
-    ue__arena_chunk_t first;             /* the arena's inline chunk; must stay last */
+    uc__arena_t arena;                   /* owns every string and entry of the event */
+    uc__arena_chunk_t first;             /* the arena's inline chunk; must stay last */
 };
 
 /*

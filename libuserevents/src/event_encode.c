@@ -1,15 +1,15 @@
 /*
  * event_encode.c - turning a built event into a record: stamp the event id (UUIDv7) and
  * timestamp, fill the client defaults the event lacks, and serialize it in one pass
- * (ue_event_pack.c, byte-identical to protobuf-c) into the event's reusable scratch buffer,
+ * (uc_event_pack.c, byte-identical to protobuf-c) into the event's reusable scratch buffer,
  * then copy it into the record (one allocation per event).
  */
 #include "context.h"
 #include "event.h"
 #include "record.h"
-#include "ue_event_pack.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_event_pack.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,7 +50,7 @@ static void merge_context(const ue_event_t *ev, const Userevents__Context *defau
 static const uint8_t *pack_scratch(ue_event_t *ev, size_t max_bytes, size_t *len, ue_err_t *err)
 {
     for (;;) {
-        uint8_t *p = ev->wire_cap ? ue__event_pack(&ev->pb, ev->wire, ev->wire_cap) : NULL;
+        uint8_t *p = ev->wire_cap ? uc__event_pack(&ev->pb, ev->wire, ev->wire_cap) : NULL;
         if (p) {
             *len = (size_t)(ev->wire + ev->wire_cap - p);
             if (*len <= max_bytes)
@@ -81,11 +81,11 @@ ue__record_t *ue__event_encode(ue_event_t *ev, const Userevents__Context *defaul
     Userevents__Context ctx;
 
     if (!ev->id_explicit) {
-        ue__uuid7_new(ev->event_id);
+        uc__uuid7_new(ev->event_id);
         ev->id_valid = 1;
     }
     if (!ev->timestamp_explicit)
-        ev->pb.timestamp_ms = ev->id_explicit ? ue__wall_ms() : ue__uuid7_time_ms(ev->event_id);
+        ev->pb.timestamp_ms = ev->id_explicit ? uc__wall_ms() : uc__uuid7_time_ms(ev->event_id);
     saved.timestamp_ms = ev->pb.timestamp_ms;
 
     ev->pb.event_id.len = 16;

@@ -2,7 +2,7 @@
  * queue.c - bounded MPSC queue of records (see queue.h).
  */
 #include "queue.h"
-#include "ue_time.h"
+#include "uc_time.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * record.c - allocation, sent_at stamping and spool serialization of records (see record.h).
  */
 #include "record.h"
-#include "ue_validate.h"
+#include "uc_validate.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -97,8 +97,8 @@ size_t ue__record_spool_read(const uint8_t *in, size_t len, ue__record_t **out)
     uint16_t type_len = get16(in), key_len = get16(in + 2);
     uint32_t payload_len = get32(in + 4);
     size_t total = (size_t)SPOOL_HDR + type_len + key_len + payload_len;
-    if (total > len || !ue__event_type_valid((const char *)in + SPOOL_HDR, type_len) ||
-        ue__event_type_reserved((const char *)in + SPOOL_HDR, type_len))
+    if (total > len || !uc__event_type_valid((const char *)in + SPOOL_HDR, type_len) ||
+        uc__event_type_reserved((const char *)in + SPOOL_HDR, type_len))
         return 0; /* a spool file must not choose the topic: the type passes ue_track's check */
     const char *type = (const char *)in + SPOOL_HDR;
     ue__record_t *r = ue__record_new(type, type_len, type + type_len, key_len, payload_len);

@@ -10,7 +10,7 @@
  * Memory stays bounded either way, and one user's events keep their order.
  */
 #include "client.h"
-#include "ue_time.h"
+#include "uc_time.h"
 
 #include <stdlib.h>
 
@@ -120,7 +120,7 @@ static void send_from_spool(ue_client_t *c)
     if (rc == 0)
         c->direct = 1;
     else
-        ue__log(&c->log, UE_LOG_ERR, "spool: a segment could not be read back; skipped");
+        uc__log(&c->log, UC_LOG_ERR, "spool: a segment could not be read back; skipped");
 }
 
 static void pump_spooled(ue_client_t *c, ue__record_t *batch, size_t n)
@@ -176,7 +176,7 @@ static void sync_spool(ue_client_t *c)
     ue__spool_drops_t drops = {0};
     ue__spool_sync(c->spool, &drops);
     if (drops.full || drops.expired) {
-        ue__log(&c->log, UE_LOG_WARNING,
+        uc__log(&c->log, UC_LOG_WARNING,
                 "spool: dropped %llu event(s) over spool.max.bytes, %llu over spool.max.age.ms",
                 (unsigned long long)drops.full, (unsigned long long)drops.expired);
         ue__snd_add(c, UE_STAT_DROPPED_SPOOL_FULL, (int64_t)drops.full);

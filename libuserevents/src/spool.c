@@ -2,7 +2,7 @@
  * spool.c - segments, sender cursor, acknowledgements and caps of the disk spool (spool.h).
  */
 #include "spool_internal.h"
-#include "ue_time.h"
+#include "uc_time.h"
 #include "userevents.h"
 
 #include <dirent.h>
@@ -179,7 +179,7 @@ static int open_active(ue__spool_t *sp)
     ue__spool_seg_name(sp->next_seq, "seg", name, sizeof(name));
     int fd = ue__spool_openat(sp, name, O_WRONLY | O_CREAT | O_APPEND);
     if (fd < 0) {
-        ue__log(sp->log, UE_LOG_ERR, "spool: cannot create %s/%s: %s", sp->dir, name,
+        uc__log(sp->log, UC_LOG_ERR, "spool: cannot create %s/%s: %s", sp->dir, name,
                 strerror(errno));
         return -1;
     }
@@ -252,7 +252,7 @@ int ue__spool_append(ue__spool_t *sp, ue__record_t *list, size_t n)
         (sp->opts.fsync && fdatasync(sp->active_fd))) {
         int e = errno;
         cut_failed_frame(sp, act);
-        ue__log(sp->log, UE_LOG_ERR, "spool: write to %s failed: %s", sp->dir, strerror(e));
+        uc__log(sp->log, UC_LOG_ERR, "spool: write to %s failed: %s", sp->dir, strerror(e));
         return -1;
     }
     uint64_t seq = sp->next_seq;
@@ -262,7 +262,7 @@ int ue__spool_append(ue__spool_t *sp, ue__record_t *list, size_t n)
     act->next_seq = seq;
     act->bytes += len;
     act->valid_bytes = act->bytes;
-    act->last_write_ms = ue__wall_ms();
+    act->last_write_ms = uc__wall_ms();
     sp->next_seq = seq;
     sp->pending += n;
     sp->total_bytes += len;
@@ -305,7 +305,7 @@ static void write_acks(ue__spool_t *sp)
             }
             if (s->ack_fd < 0 || write_all(s->ack_fd, (uint8_t *)&sp->acks[i],
                                            (j - i) * sizeof(uint64_t)))
-                ue__log(sp->log, UE_LOG_WARNING, "spool: cannot record acks: %s",
+                uc__log(sp->log, UC_LOG_WARNING, "spool: cannot record acks: %s",
                         strerror(errno));
             else if (sp->opts.fsync)
                 fdatasync(s->ack_fd);
@@ -319,7 +319,7 @@ static void write_acks(ue__spool_t *sp)
 
 int ue__spool_sync(ue__spool_t *sp, ue__spool_drops_t *drops)
 {
-    int64_t now = ue__wall_ms();
+    int64_t now = uc__wall_ms();
 
     write_acks(sp);
     for (size_t i = 0; i < sp->nsegs;) {

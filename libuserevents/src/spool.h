@@ -17,7 +17,7 @@
 #define UE_SPOOL_H
 
 #include "record.h"
-#include "ue_log.h"
+#include "uc_log.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -45,7 +45,7 @@ typedef struct ue__spool_drops {
  * A directory owned by another user, or writable by group or others, is UE_ERR_SPOOL; a
  * symbolic link in it is never followed.
  */
-int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const ue__logger_t *log,
+int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const uc__logger_t *log,
                    char *errstr, size_t errstr_size);
 
 /* Closes the spool; unacknowledged records stay on disk for the next process. NULL no-op. */

@@ -2,7 +2,7 @@
  * spool_frame.c - encoding, checking and scanning spool frames (see spool_frame.h).
  */
 #include "spool_frame.h"
-#include "ue_crc32c.h"
+#include "uc_crc32c.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +49,8 @@ int ue__frame_parse_hdr(const uint8_t *buf, size_t len, ue__frame_hdr_t *h)
 
 int ue__frame_check_crc(const uint8_t *hdr_buf, const uint8_t *payload, const ue__frame_hdr_t *h)
 {
-    uint32_t crc = ue__crc32c(0, hdr_buf + 4, 20);
-    crc = ue__crc32c(crc, payload, h->comp_len);
+    uint32_t crc = uc__crc32c(0, hdr_buf + 4, 20);
+    crc = uc__crc32c(crc, payload, h->comp_len);
     return crc == h->crc ? 0 : -1;
 }
 
@@ -73,8 +73,8 @@ size_t ue__frame_encode(ZSTD_CCtx *cctx, int level, const uint8_t *raw, size_t r
     put32(out + 8, (uint32_t)raw_len);
     put32(out + 12, count);
     put64(out + 16, first_seq);
-    uint32_t crc = ue__crc32c(0, out + 4, 20);
-    put32(out + 24, ue__crc32c(crc, out + UE__FRAME_HDR, comp));
+    uint32_t crc = uc__crc32c(0, out + 4, 20);
+    put32(out + 24, uc__crc32c(crc, out + UE__FRAME_HDR, comp));
     return UE__FRAME_HDR + comp;
 }
 

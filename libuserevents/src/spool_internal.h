@@ -28,7 +28,7 @@ struct ue__spool {
     ue__spool_opts_t opts;
     char *dir;            /* for messages: files are opened relative to dir_fd */
     int dir_fd;
-    const ue__logger_t *log;
+    const uc__logger_t *log;
     int lock_fd;
     segment_t *segs;      /* sorted by first_seq; the last one is active when active_fd >= 0 */
     size_t nsegs, segs_cap;

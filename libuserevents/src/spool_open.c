@@ -6,7 +6,7 @@
  * replayed.
  */
 #include "spool_internal.h"
-#include "ue_props.h"
+#include "uc_props.h"
 #include "userevents.h"
 
 #include <dirent.h>
@@ -99,7 +99,7 @@ static void load_acks(ue__spool_t *sp, segment_t *s)
     uint8_t *buf = read_file(sp, name, &len, &st);
     if (!buf) { /* none yet is usual; else every record of the segment is sent again */
         if (errno != ENOENT)
-            ue__log(sp->log, UE_LOG_WARNING, "spool: cannot read %s/%s: %s", sp->dir, name,
+            uc__log(sp->log, UC_LOG_WARNING, "spool: cannot read %s/%s: %s", sp->dir, name,
                     strerror(errno));
         return;
     }
@@ -128,7 +128,7 @@ static void load_segment(ue__spool_t *sp, uint64_t first, uint64_t *floor)
     uint8_t *buf = read_file(sp, name, &len, &st);
     segment_t *s = buf ? ue__spool_add_segment(sp, first) : NULL;
     if (!s) {
-        ue__log(sp->log, UE_LOG_WARNING, "spool: cannot read %s/%s: %s", sp->dir, name,
+        uc__log(sp->log, UC_LOG_WARNING, "spool: cannot read %s/%s: %s", sp->dir, name,
                 strerror(errno));
         free(buf);
         return;
@@ -140,7 +140,7 @@ static void load_segment(ue__spool_t *sp, uint64_t first, uint64_t *floor)
     free(buf);
     if (corrupt || st_scan.ignored) {
         sp->corrupt += (uint64_t)corrupt + st_scan.ignored;
-        ue__log(sp->log, UE_LOG_WARNING,
+        uc__log(sp->log, UC_LOG_WARNING,
                 "spool: %s/%s: skipped %d corrupt or torn region(s); %" PRIu64
                 " valid record(s) kept",
                 sp->dir, name, corrupt + (int)st_scan.ignored, s->records);
@@ -208,22 +208,22 @@ static int open_dir(ue__spool_t *sp, char *errstr, size_t errstr_size)
 {
     struct stat st;
     if (mkdir(sp->dir, 0700) != 0 && errno != EEXIST) {
-        ue__errstr(errstr, errstr_size, "spool: cannot create %s: %s", sp->dir, strerror(errno));
+        uc__errstr(errstr, errstr_size, "spool: cannot create %s: %s", sp->dir, strerror(errno));
         return UE_ERR_SPOOL;
     }
     sp->dir_fd = open(sp->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sp->dir_fd < 0 || fstat(sp->dir_fd, &st) != 0) {
-        ue__errstr(errstr, errstr_size, "spool: cannot open %s: %s", sp->dir, strerror(errno));
+        uc__errstr(errstr, errstr_size, "spool: cannot open %s: %s", sp->dir, strerror(errno));
         return UE_ERR_SPOOL;
     }
     if (st.st_uid != geteuid()) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    "spool: %s is owned by uid %u, not by this process's user (uid %u)", sp->dir,
                    (unsigned)st.st_uid, (unsigned)geteuid());
         return UE_ERR_SPOOL;
     }
     if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    "spool: %s is writable by group or others (mode %04o): make it the user's "
                    "alone (chmod go-w)",
                    sp->dir, (unsigned)(st.st_mode & 07777));
@@ -236,18 +236,18 @@ static int lock_dir(ue__spool_t *sp, char *errstr, size_t errstr_size)
 {
     sp->lock_fd = ue__spool_openat(sp, "LOCK", O_RDWR | O_CREAT);
     if (sp->lock_fd < 0) {
-        ue__errstr(errstr, errstr_size, "spool: cannot open %s/LOCK: %s", sp->dir,
+        uc__errstr(errstr, errstr_size, "spool: cannot open %s/LOCK: %s", sp->dir,
                    strerror(errno));
         return UE_ERR_SPOOL;
     }
     if (flock(sp->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        ue__errstr(errstr, errstr_size, "spool: %s is in use by another process", sp->dir);
+        uc__errstr(errstr, errstr_size, "spool: %s is in use by another process", sp->dir);
         return UE_ERR_SPOOL_LOCKED;
     }
     return 0;
 }
 
-int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const ue__logger_t *log,
+int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const uc__logger_t *log,
                    char *errstr, size_t errstr_size)
 {
     ue__spool_t *sp = calloc(1, sizeof(*sp));
@@ -256,7 +256,7 @@ int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const ue__lo
     *out = NULL;
     if (!sp || !(sp->dir = strdup(opts->dir))) {
         free(sp);
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return UE_ERR_NOMEM;
     }
     sp->opts = *opts;
@@ -273,14 +273,14 @@ int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const ue__lo
     sp->cctx = ZSTD_createCCtx();
     sp->dctx = ZSTD_createDCtx();
     if (!sp->cctx || !sp->dctx || scan_dir(sp)) {
-        ue__errstr(errstr, errstr_size, "spool: cannot read %s: %s", sp->dir, strerror(errno));
+        uc__errstr(errstr, errstr_size, "spool: cannot read %s: %s", sp->dir, strerror(errno));
         ue__spool_close(sp);
         return UE_ERR_SPOOL;
     }
     sp->next_seq = sp->nsegs ? sp->segs[sp->nsegs - 1].next_seq : 1;
     sp->unsent_seq = sp->nsegs ? sp->segs[0].first_seq : sp->next_seq;
     if (sp->replay_total)
-        ue__log(log, UE_LOG_NOTICE, "spool: %" PRIu64 " event(s) from %zu segment(s) to replay",
+        uc__log(log, UC_LOG_NOTICE, "spool: %" PRIu64 " event(s) from %zu segment(s) to replay",
                 sp->replay_total, sp->nsegs);
     *out = sp;
     return 0;

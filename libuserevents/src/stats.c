@@ -2,8 +2,8 @@
  * stats.c - statistics of a client: single counters and the JSON document of all of them.
  */
 #include "client.h"
-#include "ue_props.h"
-#include "ue_fork.h"
+#include "uc_props.h"
+#include "uc_fork.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -40,7 +40,7 @@ int64_t ue_stat(ue_client_t *c, ue_stat_t which)
     if (which == UE_STAT_QUEUED || which == UE_STAT_QUEUED_BYTES) {
         /* In a child after fork() the parent's threads are gone and may have held the lock
          * forever; nothing changes the queue there, so it is read without it. */
-        int lock = c->fork_generation == ue__fork_generation();
+        int lock = c->fork_generation == uc__fork_generation();
         if (lock)
             pthread_mutex_lock(&c->queue.lock);
         size_t v = which == UE_STAT_QUEUED ? c->queue.count : c->queue.bytes;
@@ -58,7 +58,7 @@ static int64_t stat_of(void *client, int i)
 
 size_t ue_stats_json(ue_client_t *c, char *buf, size_t size)
 {
-    return ue__stats_json(names, UE_STAT__CNT, stat_of, c, buf, size);
+    return uc__stats_json(names, UE_STAT__CNT, stat_of, c, buf, size);
 }
 
 size_t ue_kafka_stats_json(ue_client_t *c, char *buf, size_t size)
@@ -67,7 +67,7 @@ size_t ue_kafka_stats_json(ue_client_t *c, char *buf, size_t size)
         buf[0] = '\0';
     /* After fork() the transport belongs to the parent's threads (and maybe their lock). */
     if (!c || !c->transport || !c->transport->ops->stats_json ||
-        c->fork_generation != ue__fork_generation())
+        c->fork_generation != uc__fork_generation())
         return 0;
     return c->transport->ops->stats_json(c->transport, buf, size);
 }

@@ -21,9 +21,9 @@
  * key is only ever written into the request header, never logged.
  */
 #include "transport_http.h"
-#include "ue_props.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_props.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -42,7 +42,7 @@
 
 typedef struct http_transport {
     ue__transport_t base;
-    const ue__logger_t *log;
+    const uc__logger_t *log;
     CURLM *multi;
     CURL *easy;
     struct curl_slist *headers, *headers_expect; /* the API key lives only in these */
@@ -78,7 +78,7 @@ static void curl_init_once(void)
 int ue__http_url_valid(const char *url, char *errstr, size_t errstr_size)
 {
     if (!url || (strncasecmp(url, "http://", 7) && strncasecmp(url, "https://", 8))) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    "transport=http needs http.url, an http:// or https:// URL");
         return -1;
     }
@@ -86,7 +86,7 @@ int ue__http_url_valid(const char *url, char *errstr, size_t errstr_size)
     CURLUcode rc = u ? curl_url_set(u, CURLUPART_URL, url, 0) : CURLUE_OUT_OF_MEMORY;
     curl_url_cleanup(u);
     if (rc != CURLUE_OK) {
-        ue__errstr(errstr, errstr_size, "http.url: not a valid URL");
+        uc__errstr(errstr, errstr_size, "http.url: not a valid URL");
         return -1;
     }
     return 0;
@@ -171,7 +171,7 @@ static size_t frame_batch(http_transport_t *ht, size_t *raw_len)
     }
     if (reserve(&ht->raw, &ht->raw_cap, bytes))
         return 0;
-    int64_t now = ue__wall_ms();
+    int64_t now = uc__wall_ms();
     uint8_t *p = ht->raw;
     ue__record_t *r = ht->head;
     for (size_t i = 0; i < n; i++, r = r->next) {
@@ -188,17 +188,17 @@ static size_t frame_batch(http_transport_t *ht, size_t *raw_len)
 static void start_request(http_transport_t *ht)
 {
     size_t raw_len = 0, n;
-    if (ht->busy || ht->stopping || !ht->head || ue__mono_ms() < ht->retry_at)
+    if (ht->busy || ht->stopping || !ht->head || uc__mono_ms() < ht->retry_at)
         return;
     n = frame_batch(ht, &raw_len);
     if (!n || reserve(&ht->body, &ht->body_cap, ZSTD_compressBound(raw_len))) {
-        ht->retry_at = ue__mono_ms() + 100; /* out of memory: try again shortly */
+        ht->retry_at = uc__mono_ms() + 100; /* out of memory: try again shortly */
         return;
     }
     size_t z = ZSTD_compressCCtx(ht->zc, ht->body, ht->body_cap, ht->raw, raw_len, ZSTD_LEVEL);
     if (ZSTD_isError(z)) {
-        ue__log(ht->log, UE_LOG_ERR, "http: zstd: %s", ZSTD_getErrorName(z));
-        ht->retry_at = ue__mono_ms() + 100;
+        uc__log(ht->log, UC_LOG_ERR, "http: zstd: %s", ZSTD_getErrorName(z));
+        ht->retry_at = uc__mono_ms() + 100;
         return;
     }
     curl_easy_setopt(ht->easy, CURLOPT_HTTPHEADER,
@@ -208,7 +208,7 @@ static void start_request(http_transport_t *ht)
     ht->answer_len = 0;
     ht->curl_err[0] = '\0';
     if (curl_multi_add_handle(ht->multi, ht->easy) != CURLM_OK) {
-        ht->retry_at = ue__mono_ms() + 100;
+        ht->retry_at = uc__mono_ms() + 100;
         return;
     }
     ht->busy = 1;
@@ -278,8 +278,8 @@ static void retry_later(http_transport_t *ht, const char *reason, int64_t retry_
     if (delay < retry_after)
         delay = retry_after;
     ht->attempt++;
-    ht->retry_at = ue__mono_ms() + delay;
-    ue__log(ht->log, UE_LOG_INFO, "http: %s; %zu event(s) sent again in %lld ms (attempt %d)",
+    ht->retry_at = uc__mono_ms() + delay;
+    uc__log(ht->log, UC_LOG_INFO, "http: %s; %zu event(s) sent again in %lld ms (attempt %d)",
             reason, ht->req_n, (long long)delay, ht->attempt);
     if (!ht->base.on_retry)
         return;
@@ -305,12 +305,12 @@ static void on_answer(http_transport_t *ht, CURLcode rc, long status)
         report_head(ht, ht->req_n, UE_OK, "", 0);
     } else if (status == 413 && ht->req_n > 1) {
         ht->budget = ht->req_bytes / 2 > 0 ? ht->req_bytes / 2 : 1;
-        ue__log(ht->log, UE_LOG_NOTICE,
+        uc__log(ht->log, UC_LOG_NOTICE,
                 "http: 413 for %zu events in %zu bytes: split, requests now up to %zu bytes",
                 ht->req_n, ht->req_bytes, ht->budget);
     } else if (is_permanent(status)) {
         format_reason(ht, status, reason, sizeof(reason));
-        ue__log(ht->log, UE_LOG_WARNING, "http: %zu event(s) failed: %s", ht->req_n, reason);
+        uc__log(ht->log, UC_LOG_WARNING, "http: %zu event(s) failed: %s", ht->req_n, reason);
         report_head(ht, ht->req_n, UE_ERR_COLLECTOR, reason, 0);
     } else {
         format_reason(ht, status, reason, sizeof(reason));
@@ -343,7 +343,7 @@ static int finish_request(http_transport_t *ht)
 static void http_poll(ue__transport_t *t, int timeout_ms)
 {
     http_transport_t *ht = (http_transport_t *)t;
-    int64_t deadline = ue__mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = uc__mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     int running;
     for (;;) {
         start_request(ht);
@@ -352,7 +352,7 @@ static void http_poll(ue__transport_t *t, int timeout_ms)
             start_request(ht);
             curl_multi_perform(ht->multi, &running);
         }
-        int64_t now = ue__mono_ms();
+        int64_t now = uc__mono_ms();
         if (now >= deadline)
             return;
         int64_t wait = deadline - now;
@@ -370,12 +370,12 @@ static size_t http_in_flight(ue__transport_t *t)
 static void http_purge(ue__transport_t *t, int timeout_ms)
 {
     http_transport_t *ht = (http_transport_t *)t;
-    int64_t deadline = ue__mono_ms() + timeout_ms;
+    int64_t deadline = uc__mono_ms() + timeout_ms;
     int running;
     ht->stopping = 1;
     /* The request in flight may already be taken: wait for its answer, so it is not sent
      * again by the next process for nothing. */
-    while (ht->busy && ue__mono_ms() < deadline) {
+    while (ht->busy && uc__mono_ms() < deadline) {
         curl_multi_poll(ht->multi, NULL, 0, 10, NULL);
         curl_multi_perform(ht->multi, &running);
         finish_request(ht);
@@ -464,7 +464,7 @@ static int setup_easy(http_transport_t *ht, const ue__settings_t *s)
            curl_easy_setopt(e, CURLOPT_ERRORBUFFER, ht->curl_err);
 }
 
-ue__transport_t *ue__transport_http_new(const ue__settings_t *s, const ue__logger_t *log,
+ue__transport_t *ue__transport_http_new(const ue__settings_t *s, const uc__logger_t *log,
                                         ue__result_fn *on_result, ue__retry_fn *on_retry,
                                         void *owner, char *errstr, size_t errstr_size)
 {
@@ -473,7 +473,7 @@ ue__transport_t *ue__transport_http_new(const ue__settings_t *s, const ue__logge
     pthread_once(&curl_once, curl_init_once);
     http_transport_t *ht = calloc(1, sizeof(*ht));
     if (!ht) {
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     ht->base = (ue__transport_t){
@@ -483,7 +483,7 @@ ue__transport_t *ue__transport_http_new(const ue__settings_t *s, const ue__logge
     ht->backoff_base = s->http_backoff_base_ms;
     ht->backoff_max = s->http_backoff_max_ms;
     ht->retry_after_max = s->http_retry_after_max_ms;
-    ue__random_bytes(&ht->rng, sizeof(ht->rng));
+    uc__random_bytes(&ht->rng, sizeof(ht->rng));
     ht->rng |= 1; /* xorshift must not start at 0 */
     ht->multi = curl_multi_init();
     ht->easy = curl_easy_init();
@@ -492,7 +492,7 @@ ue__transport_t *ue__transport_http_new(const ue__settings_t *s, const ue__logge
     ht->headers_expect = make_headers(s->http_api_key, "Expect: 100-continue");
     if (!ht->multi || !ht->easy || !ht->zc || !ht->headers || !ht->headers_expect ||
         setup_easy(ht, s)) {
-        ue__errstr(errstr, errstr_size, "http transport: libcurl or zstd could not be set up");
+        uc__errstr(errstr, errstr_size, "http transport: libcurl or zstd could not be set up");
         http_destroy(&ht->base);
         return NULL;
     }

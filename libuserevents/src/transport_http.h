@@ -8,13 +8,13 @@
 
 #include "conf.h"
 #include "transport.h"
-#include "ue_log.h"
+#include "uc_log.h"
 
 /*
  * Creates the transport from the http.* settings of @p s (read now, not kept). NULL with
  * @p errstr on failure.
  */
-ue__transport_t *ue__transport_http_new(const ue__settings_t *s, const ue__logger_t *log,
+ue__transport_t *ue__transport_http_new(const ue__settings_t *s, const uc__logger_t *log,
                                         ue__result_fn *on_result, ue__retry_fn *on_retry,
                                         void *owner, char *errstr, size_t errstr_size);
 

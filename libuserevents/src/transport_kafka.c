@@ -12,9 +12,9 @@
  * had written.
  */
 #include "transport_kafka.h"
-#include "ue_kstats.h"
-#include "ue_props.h"
-#include "ue_time.h"
+#include "uc_kstats.h"
+#include "uc_props.h"
+#include "uc_time.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -35,9 +35,9 @@ typedef struct kafka_transport {
     int fatal;               /* rk raised a fatal error: replace it (sender thread only) */
     int64_t next_replace_ms; /* when to try making a replacement again */
     char *prefix, *suffix; /* the template around "{type}" */
-    const ue__logger_t *log;
+    const uc__logger_t *log;
     topic_slot_t topics[TOPIC_SLOTS];
-    ue__kstats_t stats;         /* the latest librdkafka statistics, for any thread */
+    uc__kstats_t stats;         /* the latest librdkafka statistics, for any thread */
 } kafka_transport_t;
 
 static int topic_char_ok(char c)
@@ -51,7 +51,7 @@ int ue__topic_template_valid(const char *template, char *errstr, size_t errstr_s
     const char *hole = strstr(template, "{type}");
     size_t fixed = strlen(template) - (hole ? 6 : 0);
     if (hole && strstr(hole + 6, "{type}")) {
-        ue__errstr(errstr, errstr_size, "topic.template: \"{type}\" may appear only once");
+        uc__errstr(errstr, errstr_size, "topic.template: \"{type}\" may appear only once");
         return -1;
     }
     for (const char *p = template; *p; p++) {
@@ -60,13 +60,13 @@ int ue__topic_template_valid(const char *template, char *errstr, size_t errstr_s
             continue;
         }
         if (!topic_char_ok(*p)) {
-            ue__errstr(errstr, errstr_size,
+            uc__errstr(errstr, errstr_size,
                        "topic.template: '%c' is not allowed in a Kafka topic name", *p);
             return -1;
         }
     }
     if (fixed + (hole ? 200 : 0) > 249 || fixed + (hole ? 1 : 0) == 0) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    "topic.template: topic names must be 1..249 characters (types may have 200)");
         return -1;
     }
@@ -121,10 +121,10 @@ static int kafka_send(ue__transport_t *t, ue__record_t *rec, char *errstr, size_
     if (!rkt) /* past TOPIC_SLOTS types: a reference for this send only (librdkafka shares it) */
         rkt = own = topic_new(kt, ue__record_type(rec));
     if (!rkt) {
-        ue__errstr(errstr, errstr_size, "no topic handle for type \"%s\"", ue__record_type(rec));
+        uc__errstr(errstr, errstr_size, "no topic handle for type \"%s\"", ue__record_type(rec));
         return UE__SEND_FAILED;
     }
-    size_t len = ue__record_stamp_sent_at(rec, ue__wall_ms());
+    size_t len = ue__record_stamp_sent_at(rec, uc__wall_ms());
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(2);
     if (rec->schema_version != 1)
         snprintf(version, sizeof(version), "%u", rec->schema_version);
@@ -143,7 +143,7 @@ static int kafka_send(ue__transport_t *t, ue__record_t *rec, char *errstr, size_
         kt->fatal = 1; /* before its error event was served: the record waits all the same */
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL || err == RD_KAFKA_RESP_ERR__FATAL)
         return UE__SEND_FULL;
-    ue__errstr(errstr, errstr_size, "%s", rd_kafka_err2str(err));
+    uc__errstr(errstr, errstr_size, "%s", rd_kafka_err2str(err));
     return UE__SEND_FAILED;
 }
 
@@ -193,9 +193,9 @@ static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char 
 {
     kafka_transport_t *kt = rd_kafka_opaque(rk);
     /* A broker that cannot be reached is routine for an SDK with a spool, not an error. */
-    if (!strcmp(fac, "FAIL") && level < UE_LOG_INFO)
-        level = UE_LOG_INFO;
-    ue__log(kt->log, level, "kafka %s: %s", fac, buf);
+    if (!strcmp(fac, "FAIL") && level < UC_LOG_INFO)
+        level = UC_LOG_INFO;
+    uc__log(kt->log, level, "kafka %s: %s", fac, buf);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -211,7 +211,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
                         err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
                         err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
                         err == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED;
-    ue__log(kt->log, err == RD_KAFKA_RESP_ERR__FATAL || misconfigured ? UE_LOG_ERR : UE_LOG_INFO,
+    uc__log(kt->log, err == RD_KAFKA_RESP_ERR__FATAL || misconfigured ? UC_LOG_ERR : UC_LOG_INFO,
             "kafka: %s: %s", rd_kafka_err2name(err), reason);
 }
 
@@ -220,13 +220,13 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static int on_stats(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
     (void)rk;
-    ue__kstats_store(&((kafka_transport_t *)opaque)->stats, json, json_len);
+    uc__kstats_store(&((kafka_transport_t *)opaque)->stats, json, json_len);
     return 0; /* librdkafka frees its own buffer */
 }
 
 static size_t kafka_stats_json(ue__transport_t *t, char *buf, size_t size)
 {
-    return ue__kstats_copy(&((kafka_transport_t *)t)->stats, buf, size);
+    return uc__kstats_copy(&((kafka_transport_t *)t)->stats, buf, size);
 }
 
 static void topics_free(kafka_transport_t *kt)
@@ -246,12 +246,12 @@ static void kafka_purge(ue__transport_t *t, int timeout_ms);
 static void replace_producer(kafka_transport_t *kt)
 {
     char errstr[512];
-    if (ue__mono_ms() < kt->next_replace_ms)
+    if (uc__mono_ms() < kt->next_replace_ms)
         return;
     if (kt->rk) {
         char why[512] = "";
         rd_kafka_fatal_error(kt->rk, why, sizeof(why));
-        ue__log(kt->log, UE_LOG_WARNING, "kafka: the producer failed for good (%s): its "
+        uc__log(kt->log, UC_LOG_WARNING, "kafka: the producer failed for good (%s): its "
                 "events are sent again by a new one", why);
         kafka_purge(&kt->base, 10000); /* every record reported back, to be sent again */
         topics_free(kt);
@@ -263,8 +263,8 @@ static void replace_producer(kafka_transport_t *kt)
     if (!kt->rk) {
         if (conf)
             rd_kafka_conf_destroy(conf);
-        ue__log(kt->log, UE_LOG_ERR, "kafka: no new producer yet: %s", conf ? errstr : "no memory");
-        kt->next_replace_ms = ue__mono_ms() + 1000;
+        uc__log(kt->log, UC_LOG_ERR, "kafka: no new producer yet: %s", conf ? errstr : "no memory");
+        kt->next_replace_ms = uc__mono_ms() + 1000;
         return;
     }
     kt->fatal = 0;
@@ -292,10 +292,10 @@ static void kafka_purge(ue__transport_t *t, int timeout_ms)
     if (!kt->rk)
         return;
     rd_kafka_purge(kt->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    int64_t deadline = ue__mono_ms() + timeout_ms;
+    int64_t deadline = uc__mono_ms() + timeout_ms;
     do /* in-flight requests report once they are answered or time out */
         rd_kafka_poll(kt->rk, 10);
-    while (rd_kafka_outq_len(kt->rk) > 0 && ue__mono_ms() < deadline);
+    while (rd_kafka_outq_len(kt->rk) > 0 && uc__mono_ms() < deadline);
 }
 
 static void kafka_destroy(ue__transport_t *t)
@@ -308,7 +308,7 @@ static void kafka_destroy(ue__transport_t *t)
         rd_kafka_conf_destroy(kt->kconf);
     free(kt->prefix);
     free(kt->suffix);
-    ue__kstats_free(&kt->stats);
+    uc__kstats_free(&kt->stats);
     free(kt);
 }
 
@@ -327,25 +327,25 @@ static const ue__transport_ops_t kafka_ops = {
 };
 
 ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *topic_template,
-                                         const ue__logger_t *log, ue__result_fn *on_result,
+                                         const uc__logger_t *log, ue__result_fn *on_result,
                                          void *owner, char *errstr, size_t errstr_size)
 {
     kafka_transport_t *kt = calloc(1, sizeof(*kt));
     const char *hole = strstr(topic_template, "{type}");
 
     if (!kt) {
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     kt->base = (ue__transport_t){.ops = &kafka_ops, .on_result = on_result, .owner = owner};
     kt->log = log;
-    ue__kstats_init(&kt->stats);
+    uc__kstats_init(&kt->stats);
     kt->prefix = hole ? strndup(topic_template, (size_t)(hole - topic_template))
                       : strdup(topic_template);
     kt->suffix = hole ? strdup(hole + 6) : NULL;
     if (!kt->prefix || (hole && !kt->suffix)) {
         kafka_destroy(&kt->base);
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     rd_kafka_conf_set_opaque(kconf, kt);
@@ -357,7 +357,7 @@ ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *top
     kt->rk = kt->kconf ? rd_kafka_new(RD_KAFKA_PRODUCER, kconf, errstr, errstr_size) : NULL;
     if (!kt->rk) {
         if (!kt->kconf)
-            ue__errstr(errstr, errstr_size, "out of memory");
+            uc__errstr(errstr, errstr_size, "out of memory");
         kafka_destroy(&kt->base);
         return NULL;
     }

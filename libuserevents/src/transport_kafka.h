@@ -6,7 +6,7 @@
 #define UE_TRANSPORT_KAFKA_H
 
 #include "transport.h"
-#include "ue_log.h"
+#include "uc_log.h"
 
 #include <librdkafka/rdkafka.h>
 
@@ -15,7 +15,7 @@
  * "{type}" at most once. NULL with @p errstr on failure.
  */
 ue__transport_t *ue__transport_kafka_new(rd_kafka_conf_t *kconf, const char *topic_template,
-                                         const ue__logger_t *log, ue__result_fn *on_result,
+                                         const uc__logger_t *log, ue__result_fn *on_result,
                                          void *owner, char *errstr, size_t errstr_size);
 
 /* 0 when @p template renders valid Kafka topic names for every valid type, else -1. */

@@ -33,7 +33,7 @@ whs__be_rc_t whs__backend_open(const whs__be_conf_t *conf, whs__backend_t **out,
     if (!ops) {
         whs__url_t u;
         if (whs__url_parse(conf->url, &u, err, err_size) == 0)
-            ue__errstr(err, err_size, "warehouse.url: no backend for scheme \"%s\"", u.scheme);
+            uc__errstr(err, err_size, "warehouse.url: no backend for scheme \"%s\"", u.scheme);
         return WHS__BE_FATAL;
     }
     whs__be_rc_t rc = ops->open(conf, out, err, err_size);

@@ -23,7 +23,7 @@
 
 #include "batch.h"
 #include "row.h"
-#include "ue_log.h"
+#include "uc_log.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -45,7 +45,7 @@ typedef struct whs__be_conf {
     int gzip;           /* ClickHouse: 1 gzip, 0 plain, -1 gzip unless loopback */
     int zstd_level;     /* file: */
     int fsync;          /* file: */
-    const ue__logger_t *log;
+    const uc__logger_t *log;
 } whs__be_conf_t;
 
 /* Records at or after the resume offset already in the warehouse: offsets lo..hi whose row

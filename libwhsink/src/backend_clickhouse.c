@@ -21,7 +21,7 @@
  */
 #include "backend.h"
 #include "json.h"
-#include "ue_time.h"
+#include "uc_time.h"
 #include "url.h"
 
 #include <curl/curl.h>
@@ -98,7 +98,7 @@ static whs__be_rc_t request(ch_be_t *c, const char *query, const whs__buf_t *bod
     if (body && c->conf.gzip && body->len > 0) {
         if (gzip_body(c, body)) {
             curl_free(esc);
-            ue__errstr(err, err_size, "clickhouse: gzip failed");
+            uc__errstr(err, err_size, "clickhouse: gzip failed");
             return WHS__BE_RETRY;
         }
         data = c->gz.data;
@@ -128,7 +128,7 @@ static whs__be_rc_t perform(ch_be_t *c, char *err, size_t err_size)
     long status = 0;
     curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
     if (cc != CURLE_OK) {
-        ue__errstr(err, err_size, "clickhouse %s: %s", c->where, curl_easy_strerror(cc));
+        uc__errstr(err, err_size, "clickhouse %s: %s", c->where, curl_easy_strerror(cc));
         /* A certificate that does not verify stays so: retrying would only hide it. */
         return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE
                    ? WHS__BE_FATAL
@@ -139,7 +139,7 @@ static whs__be_rc_t perform(ch_be_t *c, char *err, size_t err_size)
     int code = 0;
     const char *resp = c->resp.data ? c->resp.data : "";
     sscanf(resp, "Code: %d", &code);
-    ue__errstr(err, err_size, "clickhouse %s: HTTP %ld: %.*s", c->where, status,
+    uc__errstr(err, err_size, "clickhouse %s: HTTP %ld: %.*s", c->where, status,
                (int)strcspn(resp, "\n"), resp);
     if (data_error(code))
         return WHS__BE_DATA;
@@ -172,7 +172,7 @@ static whs__be_rc_t ch_open(const whs__be_conf_t *conf, whs__backend_t **out, ch
     ch_be_t *c = calloc(1, sizeof(*c));
     if (!c || !(c->curl = curl_easy_init())) {
         free(c);
-        ue__errstr(err, err_size, "clickhouse: out of memory");
+        uc__errstr(err, err_size, "clickhouse: out of memory");
         return WHS__BE_FATAL;
     }
     c->conf = *conf;
@@ -259,7 +259,7 @@ static whs__be_rc_t add_columns(ch_be_t *c, int *added, char *err, size_t err_si
                  sc->cols[i].name, ch_type(c, &sc->cols[i]));
         if ((rc = query(c, sql, err, err_size)) != WHS__BE_OK)
             return rc;
-        ue__log(c->conf.log, UE_LOG_NOTICE, "clickhouse: added column %s.%s", c->conf.table,
+        uc__log(c->conf.log, UC_LOG_NOTICE, "clickhouse: added column %s.%s", c->conf.table,
                 sc->cols[i].name);
         (*added)++;
     }
@@ -423,10 +423,10 @@ static whs__be_rc_t insert_rows(ch_be_t *c, const whs__group_t *g, size_t from, 
     curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, read_body);
     curl_easy_setopt(c->curl, CURLOPT_READDATA, &st);
     curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, headers);
-    int64_t t0 = ue__mono_ms();
+    int64_t t0 = uc__mono_ms();
     whs__be_rc_t rc = perform(c, err, err_size);
-    ue__log(c->conf.log, UE_LOG_DEBUG, "clickhouse: INSERT of %zu rows: %s in %lld ms", end - from,
-            whs__be_rc_name(rc), (long long)(ue__mono_ms() - t0));
+    uc__log(c->conf.log, UC_LOG_DEBUG, "clickhouse: INSERT of %zu rows: %s in %lld ms", end - from,
+            whs__be_rc_name(rc), (long long)(uc__mono_ms() - t0));
     curl_easy_setopt(c->curl, CURLOPT_READFUNCTION, NULL);
     curl_slist_free_all(headers);
     if (st.gzip)
@@ -445,7 +445,7 @@ static whs__be_rc_t ch_write(whs__backend_t *be, const whs__batch_t *b, const wh
         return WHS__BE_RETRY;
     int64_t stored = retry ? already_stored(c, g, from, n, present, &rc, err, err_size) : 0;
     if (rc == WHS__BE_OK && stored > 0)
-        ue__log(c->conf.log, UE_LOG_NOTICE,
+        uc__log(c->conf.log, UC_LOG_NOTICE,
                 "clickhouse: %lld of %zu rows were stored by an "
                 "earlier attempt",
                 (long long)stored, n);

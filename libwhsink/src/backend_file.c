@@ -52,7 +52,7 @@ typedef struct part_name {
 static whs__be_rc_t fail_errno(const char *what, const char *path, char *err, size_t err_size)
 {
     int e = errno;
-    ue__errstr(err, err_size, "file: %s %s: %s", what, path, strerror(e));
+    uc__errstr(err, err_size, "file: %s %s: %s", what, path, strerror(e));
     return e == ENOSPC || e == EIO || e == EAGAIN || e == EINTR || e == EDQUOT ? WHS__BE_RETRY
                                                                                : WHS__BE_FATAL;
 }
@@ -111,7 +111,7 @@ static whs__be_rc_t file_open(const whs__be_conf_t *conf, whs__backend_t **out, 
     file_be_t *f = calloc(1, sizeof(*f));
     if (!f || !(f->cctx = ZSTD_createCCtx())) {
         free(f);
-        ue__errstr(err, err_size, "file: out of memory");
+        uc__errstr(err, err_size, "file: out of memory");
         return WHS__BE_FATAL;
     }
     f->conf = *conf;
@@ -232,13 +232,13 @@ static whs__be_rc_t file_write(whs__backend_t *be, const whs__batch_t *b, const 
     char dir[4096], name[512], tmp[4700], final[4700];
     (void)retry; /* rewriting a file under the same name is harmless */
     if (from != 0 || n != g->n) {
-        ue__errstr(err, err_size, "file: a group is written whole");
+        uc__errstr(err, err_size, "file: a group is written whole");
         return WHS__BE_FATAL;
     }
     if (group_paths(f, b, g, dir, sizeof(dir), name, sizeof(name)) ||
         snprintf(tmp, sizeof(tmp), "%s/.tmp-%s", dir, name) >= (int)sizeof(tmp) ||
         snprintf(final, sizeof(final), "%s/%s", dir, name) >= (int)sizeof(final)) {
-        ue__errstr(err, err_size, "file: path too long below %s", f->root);
+        uc__errstr(err, err_size, "file: path too long below %s", f->root);
         return WHS__BE_FATAL;
     }
     if (mkdir_p(dir))
@@ -450,7 +450,7 @@ static whs__be_rc_t file_committed(whs__backend_t *be, int32_t partition, whs__r
     free(s.v);
     if (rc) {
         whs__resume_free(out);
-        ue__errstr(err, err_size, "file: out of memory");
+        uc__errstr(err, err_size, "file: out of memory");
         return WHS__BE_FATAL;
     }
     return WHS__BE_OK;

@@ -56,7 +56,7 @@ static whs__be_rc_t fail(pg_be_t *p, PGresult *r, const char *what, char *err, s
     const char *msg =
         r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : PQerrorMessage(p->conn);
     whs__be_rc_t rc = PQstatus(p->conn) != CONNECTION_OK ? WHS__BE_RETRY : classify(state);
-    ue__errstr(err, err_size, "postgres %s: %s: %s%s%.*s", p->where, what, state ? state : "",
+    uc__errstr(err, err_size, "postgres %s: %s: %s%s%.*s", p->where, what, state ? state : "",
                state ? " " : "", (int)strcspn(msg, "\n"), msg);
     if (state && !strcmp(state, "42P01"))
         p->ndays = 0; /* a partition we knew is gone: create again */
@@ -79,7 +79,7 @@ static whs__be_rc_t exec(pg_be_t *p, const char *sql, char *err, size_t err_size
 static void on_notice(void *opaque, const char *message)
 {
     pg_be_t *p = opaque;
-    ue__log(p->conf.log, UE_LOG_DEBUG, "postgres: %.*s", (int)strcspn(message, "\n"), message);
+    uc__log(p->conf.log, UC_LOG_DEBUG, "postgres: %.*s", (int)strcspn(message, "\n"), message);
 }
 
 /* Connects (or reconnects) and sets the session up. */
@@ -95,7 +95,7 @@ static whs__be_rc_t connect_pg(pg_be_t *p, char *err, size_t err_size)
     p->conn = PQconnectdbParams(keys, vals, 1);
     if (PQstatus(p->conn) != CONNECTION_OK) {
         const char *msg = PQerrorMessage(p->conn);
-        ue__errstr(err, err_size, "postgres %s: connect: %.*s", p->where, (int)strcspn(msg, "\n"),
+        uc__errstr(err, err_size, "postgres %s: connect: %.*s", p->where, (int)strcspn(msg, "\n"),
                    msg);
         return WHS__BE_RETRY;
     }
@@ -162,7 +162,7 @@ static whs__be_rc_t add_columns(pg_be_t *p, int *added, char *err, size_t err_si
         whs__be_rc_t rc = exec(p, sql, err, err_size);
         if (rc != WHS__BE_OK)
             return rc;
-        ue__log(p->conf.log, UE_LOG_NOTICE, "postgres: added column %s.%s", p->conf.table,
+        uc__log(p->conf.log, UC_LOG_NOTICE, "postgres: added column %s.%s", p->conf.table,
                 sc->cols[c].name);
         (*added)++;
     }
@@ -409,7 +409,7 @@ static whs__be_rc_t store_offset(pg_be_t *p, const whs__bpart_t *bp, char *err, 
     int changed = strcmp(PQcmdTuples(r), "1") == 0;
     PQclear(r);
     if (!changed) {
-        ue__errstr(err, err_size,
+        uc__errstr(err, err_size,
                    "postgres %s: partition %d is no longer at offset %lld: "
                    "another sink committed it",
                    p->where, bp->partition, (long long)bp->base);

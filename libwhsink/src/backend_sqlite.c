@@ -49,7 +49,7 @@ static whs__be_rc_t classify(int rc)
 
 static whs__be_rc_t fail(sqlite_be_t *s, int rc, const char *what, char *err, size_t err_size)
 {
-    ue__errstr(err, err_size, "sqlite %s: %s: %s", s->path, what,
+    uc__errstr(err, err_size, "sqlite %s: %s: %s", s->path, what,
                s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
     return classify(rc);
 }
@@ -91,7 +91,7 @@ static whs__be_rc_t sqlite_open(const whs__be_conf_t *conf, whs__backend_t **out
     } else if (s->path[0] != ':' && strncmp(s->path, "file:", 5) &&
                (errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == EROFS ||
                 errno == ELOOP)) { /* no directory, no permission, a symlink: waiting won't do */
-        ue__errstr(err, err_size, "sqlite %s: %s", s->path, strerror(errno));
+        uc__errstr(err, err_size, "sqlite %s: %s", s->path, strerror(errno));
         free(s);
         return WHS__BE_FATAL;
     }
@@ -132,7 +132,7 @@ static whs__be_rc_t add_columns(sqlite_be_t *s, int *added, char *err, size_t er
         whs__be_rc_t r = exec(s, sql, err, err_size);
         if (r != WHS__BE_OK)
             return r;
-        ue__log(s->conf.log, UE_LOG_NOTICE, "sqlite: added column %s.%s", s->conf.table,
+        uc__log(s->conf.log, UC_LOG_NOTICE, "sqlite: added column %s.%s", s->conf.table,
                 sc->cols[c].name);
         (*added)++;
     }
@@ -261,7 +261,7 @@ static whs__be_rc_t store_offset(sqlite_be_t *s, const whs__bpart_t *p, char *er
     if (rc != SQLITE_DONE)
         return fail(s, rc, "offsets", err, err_size);
     if (sqlite3_changes(s->db) != 1) {
-        ue__errstr(err, err_size,
+        uc__errstr(err, err_size,
                    "sqlite %s: partition %d moved past offset %lld by another "
                    "writer",
                    s->path, p->partition, (long long)p->base);

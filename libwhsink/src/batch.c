@@ -10,7 +10,7 @@
 void whs__batch_init(whs__batch_t *b, int group_by)
 {
     memset(b, 0, sizeof(*b));
-    ue__arena_init(&b->arena, NULL, 0);
+    uc__arena_init(&b->arena, NULL, 0);
     b->group_by = group_by;
 }
 
@@ -21,7 +21,7 @@ void whs__batch_free(whs__batch_t *b)
     free(b->groups);
     free(b->index);
     free(b->parts);
-    ue__arena_free(&b->arena);
+    uc__arena_free(&b->arena);
     memset(b, 0, sizeof(*b));
 }
 
@@ -38,7 +38,7 @@ void whs__batch_reset(whs__batch_t *b, uint64_t id)
     b->rows = b->bytes = b->records = 0;
     b->opened_ms = 0;
     b->id = id;
-    ue__arena_reset(&b->arena);
+    uc__arena_reset(&b->arena);
 }
 
 whs__bpart_t *whs__batch_find_part(whs__batch_t *b, int32_t partition)

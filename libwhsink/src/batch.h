@@ -11,7 +11,7 @@
 #define WHS_BATCH_H
 
 #include "row.h"
-#include "ue_arena.h"
+#include "uc_arena.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -37,7 +37,7 @@ typedef struct whs__bpart {
 } whs__bpart_t;
 
 typedef struct whs__batch {
-    ue__arena_t arena; /* rows and their strings */
+    uc__arena_t arena; /* rows and their strings */
     whs__group_t *groups;
     size_t ngroups, gcap;
     int32_t *index; /* open addressing over groups: group index + 1, 0 = empty */

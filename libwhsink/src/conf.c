@@ -15,18 +15,18 @@
 #define S(field) offsetof(whs__settings_t, field)
 #define INT(name, field, min, max, def, doc)                                                       \
     {                                                                                              \
-        name, UE__PROP_INT, S(field), min, max, def, NULL, doc                                     \
+        name, UC__PROP_INT, S(field), min, max, def, NULL, doc                                     \
     }
 #define STR(name, field, maxlen, def, doc)                                                         \
     {                                                                                              \
-        name, UE__PROP_STR, S(field), 0, maxlen, def, NULL, doc                                    \
+        name, UC__PROP_STR, S(field), 0, maxlen, def, NULL, doc                                    \
     }
 #define ENUM(name, field, def, choices, doc)                                                       \
     {                                                                                              \
-        name, UE__PROP_ENUM, S(field), 0, 0, def, choices, doc                                     \
+        name, UC__PROP_ENUM, S(field), 0, 0, def, choices, doc                                     \
     }
 
-const ue__prop_t whs__conf_props[] = {
+const uc__prop_t whs__conf_props[] = {
     STR("warehouse.url", warehouse_url, 4000, "",
         "Where rows go (required): sqlite:PATH, file:DIR, postgres://[user[:password]@]host"
         "[:port]/db[?libpq-params], clickhouse://[user[:password]@]host[:port]/db (db an "
@@ -84,7 +84,7 @@ const ue__prop_t whs__conf_props[] = {
          "on the loopback interface, where compressing only costs CPU)."),
     INT("file.compression.level", file_compression_level, 1, 19, "3",
         "zstd level of file: backend files."),
-    {"file.fsync", UE__PROP_BOOL, S(file_fsync), 0, 0, "true", NULL,
+    {"file.fsync", UC__PROP_BOOL, S(file_fsync), 0, 0, "true", NULL,
      "fsync() files and directories before a file: batch counts as committed."},
     ENUM("log.level", log_level, "warning", "error,warning,notice,info,debug",
          "Least severe level logged."),
@@ -109,7 +109,7 @@ static const char *const kafka_defaults[][2] = {
      * (one fetch up to 50 MB compressed, 64 MiB queued) held 100+ MB of a backlog. librdkafka
      * 2.0 fetches again only at its broker thread's next wake-up (up to a second) once the queue
      * reached queued.min.messages: the sink wakes it when the queue runs low
-     * (ue_fetch_kick.h), which keeps the small prefetch as fast as a large one. */
+     * (uc_fetch_kick.h), which keeps the small prefetch as fast as a large one. */
     {"queued.min.messages", "10000"},
     {"queued.max.messages.kbytes", "8192"},
     {"fetch.max.bytes", "1000000"},
@@ -119,8 +119,8 @@ static const char *const kafka_defaults[][2] = {
 
 int whs__conf_log_level(const whs_conf_t *conf)
 {
-    static const int levels[] = {UE_LOG_ERR, UE_LOG_WARNING, UE_LOG_NOTICE, UE_LOG_INFO,
-                                 UE_LOG_DEBUG};
+    static const int levels[] = {UC_LOG_ERR, UC_LOG_WARNING, UC_LOG_NOTICE, UC_LOG_INFO,
+                                 UC_LOG_DEBUG};
     return levels[conf->s.log_level];
 }
 
@@ -130,7 +130,7 @@ whs_conf_t *whs_conf_new(void)
     if (!conf)
         return NULL;
     conf->kconf = rd_kafka_conf_new();
-    if (!conf->kconf || ue__props_init(whs__conf_props, &conf->s)) {
+    if (!conf->kconf || uc__props_init(whs__conf_props, &conf->s)) {
         whs_conf_destroy(conf);
         return NULL;
     }
@@ -143,7 +143,7 @@ void whs_conf_destroy(whs_conf_t *conf)
 {
     if (!conf)
         return;
-    ue__props_free(whs__conf_props, &conf->s);
+    uc__props_free(whs__conf_props, &conf->s);
     if (conf->kconf)
         rd_kafka_conf_destroy(conf->kconf);
     free(conf);
@@ -156,7 +156,7 @@ whs_conf_t *whs_conf_dup(const whs_conf_t *conf)
         return NULL;
     *dup = *conf;
     dup->kconf = rd_kafka_conf_dup(conf->kconf);
-    if (ue__props_dup_strings(whs__conf_props, &dup->s) || !dup->kconf) {
+    if (uc__props_dup_strings(whs__conf_props, &dup->s) || !dup->kconf) {
         whs_conf_destroy(dup);
         return NULL;
     }
@@ -185,7 +185,7 @@ static int parse_one_promote(const char *item, size_t len, whs__promote_t *p, ch
     const char *colon = memchr(item, ':', len);
     size_t nlen = colon ? (size_t)(colon - item) : 0;
     if (!colon || nlen == 0 || nlen > WHS__NAME_MAX - 5) {
-        ue__errstr(errstr, errstr_size, "columns.promote: expected name:type, got \"%.*s\"",
+        uc__errstr(errstr, errstr_size, "columns.promote: expected name:type, got \"%.*s\"",
                    (int)len, item);
         return -1;
     }
@@ -193,7 +193,7 @@ static int parse_one_promote(const char *item, size_t len, whs__promote_t *p, ch
     p->name[nlen] = '\0';
     if (!whs__ident_valid(p->name) ||
         strspn(p->name, "abcdefghijklmnopqrstuvwxyz0123456789_") != nlen) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    "columns.promote: \"%s\" is not a lowercase name [a-z_][a-z0-9_]*", p->name);
         return -1;
     }
@@ -204,7 +204,7 @@ static int parse_one_promote(const char *item, size_t len, whs__promote_t *p, ch
             return 0;
         }
     }
-    ue__errstr(errstr, errstr_size,
+    uc__errstr(errstr, errstr_size,
                "columns.promote: type of \"%s\" must be string, int, double or bool, got "
                "\"%.*s\"",
                p->name, (int)tlen, colon + 1);
@@ -218,7 +218,7 @@ int whs__promote_parse(const char *list, whs__promote_t *out, char *errstr, size
         size_t len = strcspn(p, ",");
         if (len > 0) {
             if (n == WHS__PROMOTE_MAX) {
-                ue__errstr(errstr, errstr_size, "columns.promote: more than %d columns",
+                uc__errstr(errstr, errstr_size, "columns.promote: more than %d columns",
                            WHS__PROMOTE_MAX);
                 return -1;
             }
@@ -226,7 +226,7 @@ int whs__promote_parse(const char *list, whs__promote_t *out, char *errstr, size
                 return -1;
             for (int i = 0; i < n; i++) {
                 if (strcmp(out[i].name, out[n].name) == 0) {
-                    ue__errstr(errstr, errstr_size, "columns.promote: \"%s\" listed twice",
+                    uc__errstr(errstr, errstr_size, "columns.promote: \"%s\" listed twice",
                                out[n].name);
                     return -1;
                 }
@@ -248,11 +248,11 @@ static int check_shape(whs_conf_t *conf, const char *name, const char *value, ch
     }
     if ((strcmp(name, "topic") == 0 || (strcmp(name, "dead_letter.topic") == 0 && *value)) &&
         !topic_valid(value)) {
-        ue__errstr(errstr, errstr_size, "%s: \"%s\" is not a valid Kafka topic name", name, value);
+        uc__errstr(errstr, errstr_size, "%s: \"%s\" is not a valid Kafka topic name", name, value);
         return -1;
     }
     if (strcmp(name, "table") == 0 && !whs__ident_valid(value)) {
-        ue__errstr(errstr, errstr_size, "table: \"%s\" is not a name [A-Za-z_][A-Za-z0-9_]*",
+        uc__errstr(errstr, errstr_size, "table: \"%s\" is not a name [A-Za-z_][A-Za-z0-9_]*",
                    value);
         return -1;
     }
@@ -271,14 +271,14 @@ whs_conf_res_t whs_conf_set(whs_conf_t *conf, const char *name, const char *valu
                             size_t errstr_size)
 {
     if (!conf || !name || !value) {
-        ue__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
+        uc__errstr(errstr, errstr_size, "conf, name and value must not be NULL");
         return WHS_CONF_INVALID;
     }
     if (strncmp(name, "kafka.", 6) == 0)
-        return (whs_conf_res_t)ue__kafka_conf_set(conf->kconf, name + 6, value, errstr,
+        return (whs_conf_res_t)uc__kafka_conf_set(conf->kconf, name + 6, value, errstr,
                                                   errstr_size);
-    if (!ue__prop_find(whs__conf_props, name)) {
-        ue__errstr(errstr, errstr_size, "unknown configuration property \"%s\"", name);
+    if (!uc__prop_find(whs__conf_props, name)) {
+        uc__errstr(errstr, errstr_size, "unknown configuration property \"%s\"", name);
         return WHS_CONF_UNKNOWN;
     }
     /* Parse into a scratch copy first, so a refused value leaves the conf unchanged. */
@@ -287,8 +287,8 @@ whs_conf_res_t whs_conf_set(whs_conf_t *conf, const char *name, const char *valu
     memcpy(saved, conf->promote, sizeof(saved));
     if (check_shape(conf, name, value, errstr, errstr_size))
         return WHS_CONF_INVALID;
-    int rc = ue__prop_set(whs__conf_props, &conf->s, name, value, errstr, errstr_size);
-    if (rc != UE__PROP_OK) {
+    int rc = uc__prop_set(whs__conf_props, &conf->s, name, value, errstr, errstr_size);
+    if (rc != UC__PROP_OK) {
         memcpy(conf->promote, saved, sizeof(saved));
         conf->npromote = nsaved;
     }
@@ -304,18 +304,18 @@ whs_conf_res_t whs_conf_get(const whs_conf_t *conf, const char *name, char *dest
                    ? WHS_CONF_OK
                    : WHS_CONF_UNKNOWN;
     }
-    return (whs_conf_res_t)ue__prop_get(whs__conf_props, &conf->s, name, dest, dest_size);
+    return (whs_conf_res_t)uc__prop_get(whs__conf_props, &conf->s, name, dest, dest_size);
 }
 
 /* The value of property @p p as dump shows it (URL password masked); malloc'd. */
-static char *dump_value(const whs_conf_t *conf, const ue__prop_t *p)
+static char *dump_value(const whs_conf_t *conf, const uc__prop_t *p)
 {
     size_t size = 0;
-    ue__prop_get(whs__conf_props, &conf->s, p->name, NULL, &size);
+    uc__prop_get(whs__conf_props, &conf->s, p->name, NULL, &size);
     char *v = malloc(size);
     if (!v)
         return NULL;
-    ue__prop_get(whs__conf_props, &conf->s, p->name, v, &size);
+    uc__prop_get(whs__conf_props, &conf->s, p->name, v, &size);
     if (strcmp(p->name, "warehouse.url") == 0) {
         char *masked = malloc(size + 8);
         if (masked)
@@ -333,15 +333,15 @@ const char **whs_conf_dump(const whs_conf_t *conf, size_t *cntp)
             *cntp = 0;
         return NULL;
     }
-    size_t kcnt = 0, n = ue__props_count(whs__conf_props), i = 0;
+    size_t kcnt = 0, n = uc__props_count(whs__conf_props), i = 0;
     const char **kdump = rd_kafka_conf_dump(conf->kconf, &kcnt);
     const char **arr = calloc(n * 2 + kcnt + 1, sizeof(*arr));
-    for (const ue__prop_t *p = whs__conf_props; arr && p->name; p++) {
+    for (const uc__prop_t *p = whs__conf_props; arr && p->name; p++) {
         arr[i++] = strdup(p->name);
         arr[i++] = dump_value(conf, p);
     }
     if (arr)
-        i = ue__dump_kafka(arr, i, kdump, kcnt, "kafka.");
+        i = uc__dump_kafka(arr, i, kdump, kcnt, "kafka.");
     rd_kafka_conf_dump_free(kdump, kcnt);
     *cntp = i;
     return arr;
@@ -349,7 +349,7 @@ const char **whs_conf_dump(const whs_conf_t *conf, size_t *cntp)
 
 void whs_conf_dump_free(const char **arr, size_t cnt)
 {
-    ue__dump_free(arr, cnt);
+    uc__dump_free(arr, cnt);
 }
 
 void whs_conf_set_commit_cb(whs_conf_t *conf, whs_commit_cb_t *cb, void *opaque)

@@ -5,8 +5,8 @@
 #ifndef WHS_CONF_H
 #define WHS_CONF_H
 
-#include "ue_log.h"
-#include "ue_props.h"
+#include "uc_log.h"
+#include "uc_props.h"
 #include "whsink.h"
 
 #include <librdkafka/rdkafka.h>
@@ -69,7 +69,7 @@ struct whs_conf_s {
     void *log_opaque;
 };
 
-extern const ue__prop_t whs__conf_props[];
+extern const uc__prop_t whs__conf_props[];
 
 /* Syslog level of the "log.level" choice index. */
 int whs__conf_log_level(const whs_conf_t *conf);

@@ -10,9 +10,9 @@
  * warehouse either way. Both eager and cooperative rebalancing are handled.
  */
 #include "sink.h"
-#include "ue_kclose.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_kclose.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,9 +27,9 @@ static void sleep_backoff(whs_sink_t *s, int attempt)
     if (ceiling > s->s->retry_backoff_max_ms)
         ceiling = s->s->retry_backoff_max_ms;
     uint32_t r;
-    ue__random_bytes(&r, sizeof(r));
-    int64_t until = ue__mono_ms() + (ceiling > 1 ? (int64_t)(r % (uint32_t)ceiling) : 1);
-    while (!atomic_load(&s->stop) && ue__mono_ms() < until) {
+    uc__random_bytes(&r, sizeof(r));
+    int64_t until = uc__mono_ms() + (ceiling > 1 ? (int64_t)(r % (uint32_t)ceiling) : 1);
+    while (!atomic_load(&s->stop) && uc__mono_ms() < until) {
         struct timespec step = {0, 20 * 1000000};
         nanosleep(&step, NULL);
     }
@@ -51,7 +51,7 @@ int whs__consumer_resolve(whs_sink_t *s, int32_t partition, int64_t *start)
             ps->expect = r.next_offset < 0 ? 0 : r.next_offset;
             *start = r.next_offset;
             if (r.nskips)
-                ue__log(&s->log, UE_LOG_NOTICE,
+                uc__log(&s->log, UC_LOG_NOTICE,
                         "partition %d: resuming at %lld with %zu "
                         "ranges already loaded past it",
                         partition, (long long)r.next_offset, r.nskips);
@@ -109,7 +109,7 @@ static void on_assign(whs_sink_t *s, rd_kafka_topic_partition_list_t *parts, int
 
 static void on_revoke(whs_sink_t *s, rd_kafka_topic_partition_list_t *parts, int cooperative)
 {
-    int64_t deadline = ue__mono_ms() + s->s->rebalance_timeout_ms;
+    int64_t deadline = uc__mono_ms() + s->s->rebalance_timeout_ms;
     if (s->closing || atomic_load(&s->stop) || whs__flush_all(s, deadline)) {
         for (int i = 0; i < parts->cnt; i++) {
             whs__pstate_t *ps = whs__sink_part(s, parts->elems[i].partition);
@@ -141,7 +141,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     whs_sink_t *s = opaque;
     int cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     whs__stat_add(s, WHS_STAT_REBALANCES, 1);
-    ue__log(&s->log, UE_LOG_INFO, "%s %d partitions",
+    uc__log(&s->log, UC_LOG_INFO, "%s %d partitions",
             err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "assigned" : "revoked", parts->cnt);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
         on_assign(s, parts, cooperative);
@@ -151,7 +151,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 int whs__consumer_close(whs_sink_t *s, int64_t deadline)
 {
-    return ue__consumer_close(s->rk, rebalance_cb, s, deadline);
+    return uc__consumer_close(s->rk, rebalance_cb, s, deadline);
 }
 
 void whs__consumer_reseek(whs_sink_t *s, int32_t partition)
@@ -205,7 +205,7 @@ void whs__consumer_commit_hint(whs_sink_t *s, const whs__batch_t *b)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     whs_sink_t *s = rd_kafka_opaque(rk);
-    ue__log(&s->log, level, "rdkafka %s: %s", fac, buf);
+    uc__log(&s->log, level, "rdkafka %s: %s", fac, buf);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -225,7 +225,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 static int stats_cb(rd_kafka_t *rk, char *json, size_t json_len, void *opaque)
 {
     (void)rk;
-    ue__kstats_store(&((whs_sink_t *)opaque)->kstats, json, json_len);
+    uc__kstats_store(&((whs_sink_t *)opaque)->kstats, json, json_len);
     return 0; /* librdkafka frees its own buffer */
 }
 
@@ -237,7 +237,7 @@ int whs__consumer_start(whs_sink_t *s, char *errstr, size_t errstr_size)
     rd_kafka_conf_set_log_cb(kconf, log_cb);
     rd_kafka_conf_set_error_cb(kconf, error_cb);
     rd_kafka_conf_set_stats_cb(kconf, stats_cb);
-    ue__fetch_kick_init(&s->fetch_kick, kconf);
+    uc__fetch_kick_init(&s->fetch_kick, kconf);
     s->rk = rd_kafka_new(RD_KAFKA_CONSUMER, kconf, errstr, errstr_size);
     if (!s->rk) {
         rd_kafka_conf_destroy(kconf);
@@ -250,7 +250,7 @@ int whs__consumer_start(whs_sink_t *s, char *errstr, size_t errstr_size)
     rd_kafka_resp_err_t err = rd_kafka_subscribe(s->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (err) {
-        ue__errstr(errstr, errstr_size, "subscribe to %s: %s", s->s->topic, rd_kafka_err2str(err));
+        uc__errstr(errstr, errstr_size, "subscribe to %s: %s", s->s->topic, rd_kafka_err2str(err));
         return -1;
     }
     return 0;

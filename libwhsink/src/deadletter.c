@@ -2,7 +2,7 @@
  * deadletter.c - see deadletter.h.
  */
 #include "deadletter.h"
-#include "ue_props.h"
+#include "uc_props.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,7 +12,7 @@
 struct whs__dl {
     rd_kafka_t *rk;
     rd_kafka_topic_t *rkt;
-    const ue__logger_t *log;
+    const uc__logger_t *log;
     _Atomic int64_t failed;
 };
 
@@ -55,7 +55,7 @@ static const char *consumer_only[] = {
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
     whs__dl_t *dl = rd_kafka_opaque(rk);
-    ue__log(dl->log, level, "rdkafka dead-letter producer %s: %s", fac, buf);
+    uc__log(dl->log, level, "rdkafka dead-letter producer %s: %s", fac, buf);
 }
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -65,11 +65,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (!m->err)
         return;
     atomic_fetch_add(&dl->failed, 1);
-    ue__log(dl->log, UE_LOG_ERR, "dead letter to %s not delivered: %s", rd_kafka_topic_name(m->rkt),
+    uc__log(dl->log, UC_LOG_ERR, "dead letter to %s not delivered: %s", rd_kafka_topic_name(m->rkt),
             rd_kafka_err2str(m->err));
 }
 
-whs__dl_t *whs__dl_new(const rd_kafka_conf_t *kconf, const char *topic, const ue__logger_t *log,
+whs__dl_t *whs__dl_new(const rd_kafka_conf_t *kconf, const char *topic, const uc__logger_t *log,
                        char *errstr, size_t errstr_size)
 {
     whs__dl_t *dl = calloc(1, sizeof(*dl));
@@ -79,7 +79,7 @@ whs__dl_t *whs__dl_new(const rd_kafka_conf_t *kconf, const char *topic, const ue
         free(dl);
         if (conf)
             rd_kafka_conf_destroy(conf);
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return NULL;
     }
     dl->log = log;
@@ -104,7 +104,7 @@ void whs__dl_destroy(whs__dl_t *dl, int timeout_ms)
     if (!dl)
         return;
     if (rd_kafka_flush(dl->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        ue__log(dl->log, UE_LOG_WARNING, "%d dead letters not delivered at shutdown",
+        uc__log(dl->log, UC_LOG_WARNING, "%d dead letters not delivered at shutdown",
                 rd_kafka_outq_len(dl->rk));
     rd_kafka_topic_destroy(dl->rkt);
     rd_kafka_destroy(dl->rk);
@@ -129,7 +129,7 @@ int whs__dl_send(whs__dl_t *dl, const void *value, size_t len, const void *key, 
         RD_KAFKA_V_END);
     if (err) {
         atomic_fetch_add(&dl->failed, 1);
-        ue__log(dl->log, UE_LOG_ERR, "dead letter refused: %s", rd_kafka_err2str(err));
+        uc__log(dl->log, UC_LOG_ERR, "dead letter refused: %s", rd_kafka_err2str(err));
         return -1;
     }
     rd_kafka_poll(dl->rk, 0);

@@ -14,7 +14,7 @@
 #ifndef WHS_DEADLETTER_H
 #define WHS_DEADLETTER_H
 
-#include "ue_log.h"
+#include "uc_log.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdatomic.h>
@@ -27,7 +27,7 @@ typedef struct whs__dl whs__dl_t;
  * Creates the producer from the consumer's librdkafka configuration @p kconf (copied minus
  * consumer-only keys). Returns NULL with the reason in @p errstr.
  */
-whs__dl_t *whs__dl_new(const rd_kafka_conf_t *kconf, const char *topic, const ue__logger_t *log,
+whs__dl_t *whs__dl_new(const rd_kafka_conf_t *kconf, const char *topic, const uc__logger_t *log,
                        char *errstr, size_t errstr_size);
 
 /* Waits up to @p timeout_ms for outstanding dead letters, then frees. NULL is a no-op. */

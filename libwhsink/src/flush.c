@@ -5,8 +5,8 @@
  * (commit callback, Kafka offset hint, statistics) and reused for filling.
  */
 #include "sink.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -62,9 +62,9 @@ static void report_committed(whs_sink_t *s, whs__batch_t *b)
     whs__stat_add(s, WHS_STAT_ROWS_LOADED, rows);
     whs__stat_add(s, WHS_STAT_BYTES_LOADED, (int64_t)b->handed_bytes);
     whs__stat_add(s, WHS_STAT_BATCHES, 1);
-    whs__stat_set(s, WHS_STAT_LAST_COMMIT_MS, ue__wall_ms());
+    whs__stat_set(s, WHS_STAT_LAST_COMMIT_MS, uc__wall_ms());
     whs__consumer_commit_hint(s, b);
-    ue__log(&s->log, UE_LOG_DEBUG, "batch %llx committed: %lld rows, %zu partitions",
+    uc__log(&s->log, UC_LOG_DEBUG, "batch %llx committed: %lld rows, %zu partitions",
             (unsigned long long)b->id, (long long)rows, b->nparts);
 }
 
@@ -143,7 +143,7 @@ int whs__flush_all(whs_sink_t *s, int64_t deadline)
         whs__flush_service(s);
         if (!s->inflight && whs__batch_empty(s->cur))
             return 0;
-        int left = ue__remaining_ms(deadline);
+        int left = uc__remaining_ms(deadline);
         if (left == 0)
             return -1;
         if (!s->inflight && whs__flush_handoff(s, left))

@@ -2,7 +2,7 @@
  * json.c - UTF-8 validation and JSON string escaping (see json.h).
  */
 #include "json.h"
-#include "ue_validate.h"
+#include "uc_validate.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -16,7 +16,7 @@ size_t whs__utf8_seq(const unsigned char *s, size_t len)
         return 1;
     /* the lead byte says the length; the shortest valid prefix is the sequence */
     for (size_t n = 2; n <= 4 && n <= len; n++)
-        if (ue__utf8_valid((const char *)s, n))
+        if (uc__utf8_valid((const char *)s, n))
             return n;
     return 0;
 }

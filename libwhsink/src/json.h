@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 /* Length of the valid UTF-8 sequence at @p s (1..4), or 0 when it is not valid. Validity is
- * ue__utf8_valid()'s (common/ue_validate.h), the rule every library applies. */
+ * uc__utf8_valid()'s (common/uc_validate.h), the rule every library applies. */
 size_t whs__utf8_seq(const unsigned char *s, size_t len);
 
 /* Appends @p s with every invalid byte replaced by U+FFFD; returns the replacements made. */

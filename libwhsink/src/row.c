@@ -9,10 +9,10 @@
 #include "row.h"
 #include "enriched.pb-c.h"
 #include "json.h"
-#include "ue_crc32c.h"
-#include "ue_pbdecode.h"
-#include "ue_uuid7.h"
-#include "ue_validate.h"
+#include "uc_crc32c.h"
+#include "uc_pbdecode.h"
+#include "uc_uuid7.h"
+#include "uc_validate.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -80,7 +80,7 @@ void whs__schema_init(whs__schema_t *schema, const whs__promote_t *promote, int 
 /* protobuf-c allocator on the scratch arena: free is a no-op, the arena resets per record. */
 static void *pb_alloc(void *data, size_t size)
 {
-    return ue__arena_alloc(data, size);
+    return uc__arena_alloc(data, size);
 }
 
 static void pb_free(void *data, void *ptr)
@@ -97,7 +97,7 @@ void whs__mapper_init(whs__mapper_t *m, const whs__schema_t *schema, const whs__
     m->schema_version_max = s->schema_version_max;
     m->row_max_bytes = s->row_max_bytes;
     m->utf8_policy = s->utf8_invalid;
-    ue__arena_init(&m->scratch, NULL, 0);
+    uc__arena_init(&m->scratch, NULL, 0);
     m->pb_alloc.alloc = pb_alloc;
     m->pb_alloc.free = pb_free;
     m->pb_alloc.allocator_data = &m->scratch;
@@ -105,26 +105,26 @@ void whs__mapper_init(whs__mapper_t *m, const whs__schema_t *schema, const whs__
 
 void whs__mapper_free(whs__mapper_t *m)
 {
-    ue__arena_free(&m->scratch);
+    uc__arena_free(&m->scratch);
     whs__buf_free(&m->json);
     whs__buf_free(&m->tmp);
 }
 
 int32_t whs__bucket(const char *id, size_t len, int64_t count)
 {
-    return (int32_t)(ue__crc32c(0, id, len) % (uint64_t)count);
+    return (int32_t)(uc__crc32c(0, id, len) % (uint64_t)count);
 }
 
 /* ---- strings ---------------------------------------------------------------------------- */
 
 /* Row memory comes from the batch's arena, counted for batch.max.bytes and row.max.bytes. */
-static void *row_alloc(whs__mapper_t *m, ue__arena_t *arena, size_t size)
+static void *row_alloc(whs__mapper_t *m, uc__arena_t *arena, size_t size)
 {
     m->row_bytes += (size + 15) & ~(size_t)15;
-    return ue__arena_alloc(arena, size);
+    return uc__arena_alloc(arena, size);
 }
 
-static char *row_strndup(whs__mapper_t *m, ue__arena_t *arena, const char *s, size_t len)
+static char *row_strndup(whs__mapper_t *m, uc__arena_t *arena, const char *s, size_t len)
 {
     char *p = row_alloc(m, arena, len + 1);
     if (p) {
@@ -135,7 +135,7 @@ static char *row_strndup(whs__mapper_t *m, ue__arena_t *arena, const char *s, si
 }
 
 /* Copies @p s into the row's arena as a checked string value; NULL-valued when empty. */
-static int put_str(whs__mapper_t *m, ue__arena_t *arena, whs__value_t *v, const char *s,
+static int put_str(whs__mapper_t *m, uc__arena_t *arena, whs__value_t *v, const char *s,
                    const char *field, char *reason, size_t reason_size)
 {
     size_t len = s ? strlen(s) : 0;
@@ -143,7 +143,7 @@ static int put_str(whs__mapper_t *m, ue__arena_t *arena, whs__value_t *v, const 
         v->kind = WHS__V_NULL;
         return 0;
     }
-    if (!ue__utf8_valid(s, len)) {
+    if (!uc__utf8_valid(s, len)) {
         if (m->utf8_policy == WHS__UTF8_DEAD_LETTER) {
             snprintf(reason, reason_size, "invalid UTF-8 in %s", field);
             return -1;
@@ -168,8 +168,8 @@ static int put_str(whs__mapper_t *m, ue__arena_t *arena, whs__value_t *v, const 
 /* ---- properties ------------------------------------------------------------------------- */
 
 /*
- * The writers below recurse once per nested list or map; ue__pb_unpack() in whs__map()
- * refused a record nested deeper than UE__PB_MAX_DEPTH, which bounds them.
+ * The writers below recurse once per nested list or map; uc__pb_unpack() in whs__map()
+ * refused a record nested deeper than UC__PB_MAX_DEPTH, which bounds them.
  */
 static int value_json(whs__mapper_t *m, const Userevents__Value *v);
 
@@ -239,7 +239,7 @@ static int value_json(whs__mapper_t *m, const Userevents__Value *v)
 }
 
 /* The properties as one JSON object into the row. */
-static int put_properties(whs__mapper_t *m, const Userevents__Event *ev, ue__arena_t *arena,
+static int put_properties(whs__mapper_t *m, const Userevents__Event *ev, uc__arena_t *arena,
                           whs__value_t *v, char *reason, size_t reason_size)
 {
     int rc = 0;
@@ -275,7 +275,7 @@ static const Userevents__Value *find_prop(const Userevents__Event *ev, const cha
 /* Converts a property to the promoted column's type; what does not convert is NULL (the
  * value stays in the properties JSON either way). */
 static int put_promoted(whs__mapper_t *m, const whs__column_t *c, const Userevents__Value *p,
-                        ue__arena_t *arena, whs__value_t *v, char *reason, size_t reason_size)
+                        uc__arena_t *arena, whs__value_t *v, char *reason, size_t reason_size)
 {
     int kind = p ? (int)p->kind_case : 0;
     v->kind = WHS__V_NULL;
@@ -381,7 +381,7 @@ static int check_record(const whs__mapper_t *m, const Userevents__EnrichedEvent 
 }
 
 /* The string columns of the envelope and the enrichment, with their sources. */
-static int put_strings(whs__mapper_t *m, const Userevents__EnrichedEvent *e, ue__arena_t *a,
+static int put_strings(whs__mapper_t *m, const Userevents__EnrichedEvent *e, uc__arena_t *a,
                        whs__value_t *v, char *reason, size_t rs)
 {
     const Userevents__Event *ev = e->event;
@@ -428,7 +428,7 @@ static void put_numbers(const whs__mapper_t *m, const Userevents__EnrichedEvent 
     char idtext[37];
 
     if (!who || !*who) { /* nobody to keep together: spread by event id */
-        ue__uuid_format(ev->event_id.data, idtext);
+        uc__uuid_format(ev->event_id.data, idtext);
         who = idtext;
     }
     row->dt = whs__day_of(t);
@@ -448,7 +448,7 @@ static void put_numbers(const whs__mapper_t *m, const Userevents__EnrichedEvent 
 }
 
 static int fill_row(whs__mapper_t *m, const Userevents__EnrichedEvent *e, const char *topic,
-                    ue__arena_t *arena, whs__row_t *row, char *reason, size_t reason_size)
+                    uc__arena_t *arena, whs__row_t *row, char *reason, size_t reason_size)
 {
     const whs__schema_t *schema = m->schema;
     whs__value_t *v = row->v;
@@ -457,7 +457,7 @@ static int fill_row(whs__mapper_t *m, const Userevents__EnrichedEvent *e, const 
         snprintf(reason, reason_size, "out of memory");
         return -1;
     }
-    ue__uuid_format(e->event->event_id.data, id);
+    uc__uuid_format(e->event->event_id.data, id);
     v[WHS__COL_EVENT_ID] = (whs__value_t){.u.s = id, .len = 36, .kind = WHS__V_STR};
     v[WHS__COL_SOURCE_TOPIC] =
         (whs__value_t){.u.s = topic, .len = (uint32_t)strlen(topic), .kind = WHS__V_STR};
@@ -474,18 +474,18 @@ static int fill_row(whs__mapper_t *m, const Userevents__EnrichedEvent *e, const 
 }
 
 int whs__map(whs__mapper_t *m, const void *payload, size_t len, const char *topic,
-             int32_t partition, int64_t offset, ue__arena_t *arena, whs__row_t **out, char *reason,
+             int32_t partition, int64_t offset, uc__arena_t *arena, whs__row_t **out, char *reason,
              size_t reason_size)
 {
     int err;
-    ue__arena_reset(&m->scratch);
-    /* One level deeper than an Event: it wraps one (ue_pbdecode.h). */
-    Userevents__EnrichedEvent *e = (Userevents__EnrichedEvent *)ue__pb_unpack(
+    uc__arena_reset(&m->scratch);
+    /* One level deeper than an Event: it wraps one (uc_pbdecode.h). */
+    Userevents__EnrichedEvent *e = (Userevents__EnrichedEvent *)uc__pb_unpack(
         &userevents__enriched_event__descriptor, &m->pb_alloc, len, payload,
-        UE__PB_MAX_DEPTH + 1, &err);
+        UC__PB_MAX_DEPTH + 1, &err);
     if (!e) {
         snprintf(reason, reason_size, "not a valid EnrichedEvent protobuf (%zu bytes): %s", len,
-                 ue__pb_strerror(err));
+                 uc__pb_strerror(err));
         return -1;
     }
     if (check_record(m, e, reason, reason_size))

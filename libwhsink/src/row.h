@@ -12,7 +12,7 @@
 #include "buf.h"
 #include "conf.h"
 #include "datetime.h"
-#include "ue_arena.h"
+#include "uc_arena.h"
 
 #include <protobuf-c/protobuf-c.h>
 #include <stddef.h>
@@ -112,7 +112,7 @@ typedef struct whs__mapper {
     int64_t schema_version_max; /* 0: any */
     int64_t row_max_bytes;
     int utf8_policy;     /* WHS__UTF8_* */
-    ue__arena_t scratch; /* protobuf-c unpacking of the current record */
+    uc__arena_t scratch; /* protobuf-c unpacking of the current record */
     ProtobufCAllocator pb_alloc;
     whs__buf_t json, tmp;
     size_t utf8_replaced; /* strings repaired so far (for the log) */
@@ -128,7 +128,7 @@ void whs__mapper_free(whs__mapper_t *m);
  * Returns 0 with the row in *@p out, or -1 with the reason to dead-letter it in @p reason.
  */
 int whs__map(whs__mapper_t *m, const void *payload, size_t len, const char *topic,
-             int32_t partition, int64_t offset, ue__arena_t *arena, whs__row_t **out, char *reason,
+             int32_t partition, int64_t offset, uc__arena_t *arena, whs__row_t **out, char *reason,
              size_t reason_size);
 
 /* The user bucket of @p id (user id, else anonymous id): CRC-32C mod @p count. */

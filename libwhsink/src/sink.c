@@ -4,8 +4,8 @@
  * pause consumption while the writer is behind (see sink.h for who owns what).
  */
 #include "sink.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 #include "url.h"
 
 #include <stdio.h>
@@ -17,7 +17,7 @@
 
 void whs__sink_error(whs_sink_t *s, whs_err_t err, int retriable, const char *msg)
 {
-    ue__log(&s->log, retriable ? UE_LOG_WARNING : UE_LOG_ERR, "%s: %s", whs_err2name(err), msg);
+    uc__log(&s->log, retriable ? UC_LOG_WARNING : UC_LOG_ERR, "%s: %s", whs_err2name(err), msg);
     if (!s->conf->error_cb)
         return;
     s->in_callback++;
@@ -82,7 +82,7 @@ static void handle_record(whs_sink_t *s, const rd_kafka_message_t *m)
     } else {
         part->rows++;
     }
-    whs__batch_note(s->cur, part, s->cur->opened_ms ? 0 : ue__mono_ms(), m->offset);
+    whs__batch_note(s->cur, part, s->cur->opened_ms ? 0 : uc__mono_ms(), m->offset);
     if (ps->resume.nskips && m->offset > ps->resume.skips[ps->resume.nskips - 1].hi)
         whs__resume_free(&ps->resume); /* skips are ordered by offset: all passed */
 }
@@ -118,7 +118,7 @@ static int handle_message(whs_sink_t *s, rd_kafka_message_t *m)
 static int advance(whs_sink_t *s)
 {
     whs__flush_service(s);
-    int64_t now = ue__mono_ms();
+    int64_t now = uc__mono_ms();
     if (whs__flush_due(s, now))
         whs__flush_handoff(s, 0);
     int blocked = whs__flush_full(s) && (s->inflight || whs__dl_pending(s->dl));
@@ -141,9 +141,9 @@ static int advance(whs_sink_t *s)
  * writer's end cuts it short (writer_done()). */
 static int poll_wait(whs_sink_t *s, int64_t deadline)
 {
-    int wait = ue__remaining_ms(deadline);
+    int wait = uc__remaining_ms(deadline);
     if (!whs__batch_empty(s->cur) && !s->inflight) {
-        int64_t due = s->cur->opened_ms + s->s->batch_max_ms - ue__mono_ms();
+        int64_t due = s->cur->opened_ms + s->s->batch_max_ms - uc__mono_ms();
         if (due < wait)
             wait = due < 0 ? 0 : (int)due;
     }
@@ -170,7 +170,7 @@ static int consume_burst(whs_sink_t *s, int wait_ms)
         fatal |= r < 0;
         n += r > 0 ? r : 0;
     }
-    ue__fetch_kick(&s->fetch_kick, s->rk, s->queue, BURST);
+    uc__fetch_kick(&s->fetch_kick, s->rk, s->queue, BURST);
     if (got == 0)
         return -1;
     return fatal ? -2 : n;
@@ -184,7 +184,7 @@ int whs_poll(whs_sink_t *s, int timeout_ms)
         return WHS_ERR_RECURSIVE_CALL;
     if (s->closed || s->closing)
         return WHS_ERR_CLOSED;
-    int64_t deadline = ue__deadline_ms(timeout_ms);
+    int64_t deadline = uc__deadline_ms(timeout_ms);
     int n = 0;
     for (;;) {
         int blocked = advance(s); /* once per burst: locks, the dead-letter producer */
@@ -193,9 +193,9 @@ int whs_poll(whs_sink_t *s, int timeout_ms)
         if (atomic_load(&s->stop))
             break;
         if (blocked && !s->paused) { /* wait for the writer, not for records */
-            int left = ue__remaining_ms(deadline);
+            int left = uc__remaining_ms(deadline);
             whs__writer_wait(s->writer, left < 20 ? left : 20);
-            if (ue__remaining_ms(deadline) == 0)
+            if (uc__remaining_ms(deadline) == 0)
                 break;
             continue;
         }
@@ -203,7 +203,7 @@ int whs_poll(whs_sink_t *s, int timeout_ms)
         if (got == -2 || s->fatal)
             return WHS_ERR_KAFKA_FATAL;
         n += got > 0 ? got : 0;
-        if ((got < 0 && n > 0) || ue__remaining_ms(deadline) == 0 || n >= 100000)
+        if ((got < 0 && n > 0) || uc__remaining_ms(deadline) == 0 || n >= 100000)
             break;
     }
     advance(s);
@@ -236,7 +236,7 @@ whs_err_t whs_flush(whs_sink_t *s, int timeout_ms)
         return WHS_ERR_RECURSIVE_CALL;
     if (s->closed)
         return WHS_ERR_CLOSED;
-    return whs__flush_all(s, ue__deadline_ms(timeout_ms)) ? WHS_ERR_TIMED_OUT : WHS_OK;
+    return whs__flush_all(s, uc__deadline_ms(timeout_ms)) ? WHS_ERR_TIMED_OUT : WHS_OK;
 }
 
 whs_err_t whs_close(whs_sink_t *s, int timeout_ms)
@@ -248,11 +248,11 @@ whs_err_t whs_close(whs_sink_t *s, int timeout_ms)
     if (s->closed || s->closing)
         return WHS_ERR_CLOSED;
     int64_t deadline =
-        ue__deadline_ms(timeout_ms < 0 ? (int)s->s->shutdown_timeout_ms : timeout_ms);
+        uc__deadline_ms(timeout_ms < 0 ? (int)s->s->shutdown_timeout_ms : timeout_ms);
     whs_err_t rc = whs__flush_all(s, deadline) ? WHS_ERR_TIMED_OUT : WHS_OK;
     s->closing = 1;
     if (rc != WHS_OK) {
-        ue__log(&s->log, UE_LOG_WARNING,
+        uc__log(&s->log, UC_LOG_WARNING,
                 "close: deadline passed; %zu rows left for the next "
                 "run (re-read from the warehouse offsets)",
                 s->cur->rows + s->spare->rows);
@@ -260,8 +260,8 @@ whs_err_t whs_close(whs_sink_t *s, int timeout_ms)
     }
     /* Revokes (nothing is left to flush) and leaves the group; a coordinator that does not
      * answer costs the deadline (at least a second to try), never a hang. */
-    if (whs__consumer_close(s, deadline > ue__mono_ms() + 1000 ? deadline : ue__mono_ms() + 1000))
-        ue__log(&s->log, UE_LOG_WARNING,
+    if (whs__consumer_close(s, deadline > uc__mono_ms() + 1000 ? deadline : uc__mono_ms() + 1000))
+        uc__log(&s->log, UC_LOG_WARNING,
                 "close: the group was not left in time; it moves the partitions after "
                 "session.timeout.ms");
     whs__flush_service(s);
@@ -306,7 +306,7 @@ static whs_err_t open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
     if (rc != WHS__BE_OK)
         return rc == WHS__BE_RETRY ? WHS_ERR_WAREHOUSE : WHS_ERR_WAREHOUSE_FATAL;
     whs__stat_add(s, WHS_STAT_COLUMNS_ADDED, added);
-    ue__log(&s->log, UE_LOG_INFO, "warehouse %s, table %s ready (%d columns added)", masked,
+    uc__log(&s->log, UC_LOG_INFO, "warehouse %s, table %s ready (%d columns added)", masked,
             s->s->table, added);
     whs__writer_conf_t wc = {
         .be = s->be,
@@ -321,7 +321,7 @@ static whs_err_t open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
         .on_done_opaque = s,
     };
     if (!(s->writer = whs__writer_new(&wc))) {
-        ue__errstr(errstr, errstr_size, "cannot start the writer thread");
+        uc__errstr(errstr, errstr_size, "cannot start the writer thread");
         return WHS_ERR_NOMEM;
     }
     int group_by = s->be->ops->group_by;
@@ -335,7 +335,7 @@ static whs_err_t open_warehouse(whs_sink_t *s, char *errstr, size_t errstr_size)
 static whs_err_t start(whs_sink_t *s, char *errstr, size_t errstr_size)
 {
     if (!s->s->warehouse_url) {
-        ue__errstr(errstr, errstr_size, "warehouse.url is not set");
+        uc__errstr(errstr, errstr_size, "warehouse.url is not set");
         return WHS_ERR_CONF_INVALID;
     }
     whs__schema_init(&s->schema, s->conf->promote, s->conf->npromote);
@@ -343,10 +343,10 @@ static whs_err_t start(whs_sink_t *s, char *errstr, size_t errstr_size)
     char bootstrap[512];
     size_t size = sizeof(bootstrap);
     if (rd_kafka_conf_get(s->conf->kconf, "bootstrap.servers", bootstrap, &size) || !*bootstrap) {
-        ue__errstr(errstr, errstr_size, "kafka.bootstrap.servers is not set");
+        uc__errstr(errstr, errstr_size, "kafka.bootstrap.servers is not set");
         return WHS_ERR_CONF_INVALID;
     }
-    ue__random_bytes(&s->batch_seq, sizeof(s->batch_seq));
+    uc__random_bytes(&s->batch_seq, sizeof(s->batch_seq));
     s->batch_seq &= ~(uint64_t)0xffffffff; /* the low half counts batches */
     if (s->s->dead_letter_topic && !(s->dl = whs__dl_new(s->conf->kconf, s->s->dead_letter_topic,
                                                          &s->log, errstr, errstr_size)))
@@ -382,22 +382,22 @@ whs_err_t whs_sink_open(whs_conf_t *conf, whs_sink_t **out, char *errstr, size_t
     if (out)
         *out = NULL;
     if (!conf || !out) {
-        ue__errstr(errstr, errstr_size, "conf and out must not be NULL");
+        uc__errstr(errstr, errstr_size, "conf and out must not be NULL");
         return WHS_ERR_INVALID_ARG;
     }
     whs_sink_t *s = calloc(1, sizeof(*s));
     if (!s) {
-        ue__errstr(errstr, errstr_size, "out of memory");
+        uc__errstr(errstr, errstr_size, "out of memory");
         return WHS_ERR_NOMEM;
     }
     s->conf = conf;
     s->s = &conf->s;
-    s->log = (ue__logger_t){whs__conf_log_level(conf), "whsink", conf->log_cb, conf->log_opaque};
-    ue__kstats_init(&s->kstats);
+    s->log = (uc__logger_t){whs__conf_log_level(conf), "whsink", conf->log_cb, conf->log_opaque};
+    uc__kstats_init(&s->kstats);
     whs_err_t rc = start(s, errstr, errstr_size);
     if (rc != WHS_OK) {
         teardown(s);
-        ue__kstats_free(&s->kstats);
+        uc__kstats_free(&s->kstats);
         free(s);
         return rc; /* the caller still owns conf */
     }
@@ -421,7 +421,7 @@ whs_err_t whs_sink_destroy(whs_sink_t *s)
     if (!s->closed)
         whs_close(s, -1);
     teardown(s);
-    ue__kstats_free(&s->kstats);
+    uc__kstats_free(&s->kstats);
     whs_conf_destroy(s->conf);
     free(s);
     return WHS_OK;
@@ -429,5 +429,5 @@ whs_err_t whs_sink_destroy(whs_sink_t *s)
 
 size_t whs_kafka_stats_json(whs_sink_t *s, char *buf, size_t size)
 {
-    return s ? ue__kstats_copy(&s->kstats, buf, size) : 0;
+    return s ? uc__kstats_copy(&s->kstats, buf, size) : 0;
 }

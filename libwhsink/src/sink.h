@@ -15,9 +15,9 @@
 #include "conf.h"
 #include "deadletter.h"
 #include "row.h"
-#include "ue_fetch_kick.h"
-#include "ue_kstats.h"
-#include "ue_log.h"
+#include "uc_fetch_kick.h"
+#include "uc_kstats.h"
+#include "uc_log.h"
 #include "writer.h"
 
 #include <librdkafka/rdkafka.h>
@@ -36,8 +36,8 @@ typedef struct whs__pstate {
 struct whs_sink_s {
     whs_conf_t *conf;
     const whs__settings_t *s;
-    ue__logger_t log;
-    ue__kstats_t kstats;      /* the consumer's latest librdkafka statistics (lag, brokers) */
+    uc__logger_t log;
+    uc__kstats_t kstats;      /* the consumer's latest librdkafka statistics (lag, brokers) */
     whs__schema_t schema;
     whs__mapper_t mapper;
     whs__backend_t *be;
@@ -45,7 +45,7 @@ struct whs_sink_s {
     whs__writer_t *writer;
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /* the consumer queue: records, rebalances, errors */
-    ue__fetch_kick_t fetch_kick; /* wakes librdkafka 2.0's fetcher (ue_fetch_kick.h) */
+    uc__fetch_kick_t fetch_kick; /* wakes librdkafka 2.0's fetcher (uc_fetch_kick.h) */
 
     whs__pstate_t *parts; /* indexed by partition number */
     int32_t nparts;

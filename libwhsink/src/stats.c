@@ -2,7 +2,7 @@
  * stats.c - statistics of a sink: single counters and the JSON document of all of them.
  */
 #include "sink.h"
-#include "ue_props.h"
+#include "uc_props.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -45,5 +45,5 @@ static int64_t stat_of(void *sink, int i)
 
 size_t whs_stats_json(whs_sink_t *s, char *buf, size_t size)
 {
-    return ue__stats_json(names, WHS_STAT__CNT, stat_of, s, buf, size);
+    return uc__stats_json(names, WHS_STAT__CNT, stat_of, s, buf, size);
 }

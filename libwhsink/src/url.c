@@ -10,7 +10,7 @@
  * password and every credential query parameter (libpq takes password=, sslpassword=, ...).
  */
 #include "url.h"
-#include "ue_props.h"
+#include "uc_props.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,14 +114,14 @@ int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_s
     char masked[512];
     memset(u, 0, sizeof(*u));
     if (!url || !*url) {
-        ue__errstr(errstr, errstr_size, "warehouse.url: not set");
+        uc__errstr(errstr, errstr_size, "warehouse.url: not set");
         return -1;
     }
     whs__url_mask(url, masked, sizeof(masked));
     const char *colon = strchr(url, ':');
     size_t slen = colon ? (size_t)(colon - url) : 0;
     if (!colon || slen >= sizeof(u->scheme)) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    "warehouse.url: \"%s\" has no scheme "
                    "(sqlite:, file:, postgres://, clickhouse://, clickhouse+https://)",
                    masked);
@@ -144,14 +144,14 @@ int whs__url_parse(const char *url, whs__url_t *u, char *errstr, size_t errstr_s
     if (rc == 0 && local && !u->path[0])
         rc = -1;
     if (rc == 0 && !strcmp(u->scheme, "clickhouse") && !clickhouse_db_ok(u->path)) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    "warehouse.url: the ClickHouse database of \"%s\" is not an identifier "
                    "([A-Za-z_][A-Za-z0-9_]*)",
                    masked);
         return -1;
     }
     if (rc) {
-        ue__errstr(errstr, errstr_size,
+        uc__errstr(errstr, errstr_size,
                    network || local ? "warehouse.url: \"%s\" is malformed"
                                     : "warehouse.url: unknown scheme in \"%s\" (sqlite:, "
                                       "file:, postgres://, clickhouse://, clickhouse+https://)",

@@ -11,8 +11,8 @@
  */
 #include "writer.h"
 #include "json.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -81,7 +81,7 @@ static void dead_letter_row(whs__writer_t *w, whs__batch_t *b, whs__row_t *row, 
         p->dead_letters++;
     }
     stat_add(w, WHS_STAT_DEAD_LETTERS, 1);
-    ue__log(w->c.log, UE_LOG_WARNING, "partition %d offset %lld: %s", row->partition,
+    uc__log(w->c.log, UC_LOG_WARNING, "partition %d offset %lld: %s", row->partition,
             (long long)row->offset, reason);
     post_event(w, WHS_ERR_WAREHOUSE_REJECTED, 0, reason);
 }
@@ -132,7 +132,7 @@ static whs__be_rc_t attempt(whs__writer_t *w, whs__batch_t *b, int retry, char *
             rc = write_range(w, b, &b->groups[g], 0, b->groups[g].n, retry, err, err_size);
     }
     if (rc == WHS__BE_OK && w->c.dl && whs__dl_flush(w->c.dl, 30000)) {
-        ue__errstr(err, err_size, "dead letters not yet delivered");
+        uc__errstr(err, err_size, "dead letters not yet delivered");
         rc = WHS__BE_RETRY;
     }
     if (rc == WHS__BE_OK)
@@ -151,7 +151,7 @@ static void backoff(whs__writer_t *w, int n)
     if (ceiling > w->c.backoff_max_ms)
         ceiling = w->c.backoff_max_ms;
     uint32_t r;
-    ue__random_bytes(&r, sizeof(r));
+    uc__random_bytes(&r, sizeof(r));
     int64_t wait_ms = ceiling > 1 ? (int64_t)(r % (uint32_t)ceiling) : 1;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
@@ -192,27 +192,27 @@ static whs__wstatus_t run_batch(whs__writer_t *w, whs__batch_t *b)
         if (atomic_load(&w->cancel) || w->stop)
             return WHS__W_CANCELLED;
         err[0] = '\0';
-        int64_t t0 = ue__mono_ms();
+        int64_t t0 = uc__mono_ms();
         whs__be_rc_t rc = attempt(w, b, n > 0, err, sizeof(err));
-        ue__log(w->c.log, UE_LOG_DEBUG, "batch %llx: %zu rows, %zu groups: %s in %lld ms",
+        uc__log(w->c.log, UC_LOG_DEBUG, "batch %llx: %zu rows, %zu groups: %s in %lld ms",
                 (unsigned long long)b->id, b->rows, b->ngroups, whs__be_rc_name(rc),
-                (long long)(ue__mono_ms() - t0));
+                (long long)(uc__mono_ms() - t0));
         whs__batch_compact(b, WHS__ROW_DEAD | WHS__ROW_DONE);
         if (rc == WHS__BE_OK)
             return WHS__W_COMMITTED;
         if (rc == WHS__BE_FENCED && n > 0 && committed_before(w, b)) {
-            ue__log(w->c.log, UE_LOG_NOTICE, "batch %llx: an earlier attempt had committed",
+            uc__log(w->c.log, UC_LOG_NOTICE, "batch %llx: an earlier attempt had committed",
                     (unsigned long long)b->id);
             return WHS__W_COMMITTED;
         }
         if (rc == WHS__BE_FENCED) {
-            ue__log(w->c.log, UE_LOG_WARNING, "batch %llx fenced: %s", (unsigned long long)b->id,
+            uc__log(w->c.log, UC_LOG_WARNING, "batch %llx fenced: %s", (unsigned long long)b->id,
                     err);
             post_event(w, WHS_ERR_FENCED, 0, err);
             return WHS__W_FENCED;
         }
         stat_add(w, WHS_STAT_RETRIES, 1);
-        ue__log(w->c.log, rc == WHS__BE_RETRY ? UE_LOG_WARNING : UE_LOG_ERR,
+        uc__log(w->c.log, rc == WHS__BE_RETRY ? UC_LOG_WARNING : UC_LOG_ERR,
                 "batch %llx attempt %d %s, retrying: %s", (unsigned long long)b->id, n + 1,
                 whs__be_rc_name(rc), err);
         post_event(w, WHS_ERR_WAREHOUSE, 1, err);
@@ -323,7 +323,7 @@ static int wait_locked(whs__writer_t *w, int64_t deadline, int (*cond)(whs__writ
             pthread_cond_wait(&w->done, &w->lock);
             continue;
         }
-        int left = ue__remaining_ms(deadline);
+        int left = uc__remaining_ms(deadline);
         if (left <= 0)
             return 0;
         struct timespec until;
@@ -352,7 +352,7 @@ static int no_request(whs__writer_t *w)
 int whs__writer_wait(whs__writer_t *w, int timeout_ms)
 {
     pthread_mutex_lock(&w->lock);
-    int done = wait_locked(w, ue__deadline_ms(timeout_ms), batch_finished);
+    int done = wait_locked(w, uc__deadline_ms(timeout_ms), batch_finished);
     pthread_mutex_unlock(&w->lock);
     return done;
 }
@@ -390,7 +390,7 @@ whs__be_rc_t whs__writer_resolve(whs__writer_t *w, int32_t partition, whs__resum
     pthread_cond_broadcast(&w->wake);
     wait_locked(w, INT64_MAX, no_request);
     whs__be_rc_t rc = w->resolve_rc;
-    ue__errstr(err, err_size, "%s", w->resolve_err);
+    uc__errstr(err, err_size, "%s", w->resolve_err);
     pthread_mutex_unlock(&w->lock);
     return rc;
 }

@@ -14,7 +14,7 @@
 #include "backend.h"
 #include "batch.h"
 #include "deadletter.h"
-#include "ue_log.h"
+#include "uc_log.h"
 #include "whsink.h"
 
 #include <stdatomic.h>
@@ -40,7 +40,7 @@ typedef struct whs__writer_conf {
     const char *topic;
     const whs__schema_t *schema;
     int64_t backoff_ms, backoff_max_ms;
-    const ue__logger_t *log;
+    const uc__logger_t *log;
     _Atomic int64_t *stats; /* the sink's WHS_STAT_* array */
     /* Called on the writer thread after each request finishes (may be NULL): the sink wakes
      * its consumer poll so a finished batch is taken back at once, not at the poll's end. */

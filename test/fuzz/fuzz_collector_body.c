@@ -27,8 +27,8 @@
 #include "event.h"
 #include "fuzz_util.h"
 #include "record.h"
-#include "ue_pbdecode.h"
-#include "ue_validate.h"
+#include "uc_pbdecode.h"
+#include "uc_validate.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -51,22 +51,22 @@ static struct {
 static void check_str(const char *s, const char *what)
 {
     FUZZ_CHECK(s != NULL, "%s: NULL", what);
-    FUZZ_CHECK(ue__utf8_valid(s, strlen(s)), "%s: invalid UTF-8 published", what);
+    FUZZ_CHECK(uc__utf8_valid(s, strlen(s)), "%s: invalid UTF-8 published", what);
 }
 
 static void check_published(const uint8_t *payload, size_t len)
 {
     int rc;
-    Userevents__Event *e = (Userevents__Event *)ue__pb_unpack(&userevents__event__descriptor, NULL,
-                                                              len, payload, UE__PB_MAX_DEPTH, &rc);
-    FUZZ_CHECK(e != NULL, "a published event does not decode: %s", ue__pb_strerror(rc));
+    Userevents__Event *e = (Userevents__Event *)uc__pb_unpack(&userevents__event__descriptor, NULL,
+                                                              len, payload, UC__PB_MAX_DEPTH, &rc);
+    FUZZ_CHECK(e != NULL, "a published event does not decode: %s", uc__pb_strerror(rc));
     FUZZ_CHECK(e->received_at_ms == RECEIVED_AT, "received_at %lld", (long long)e->received_at_ms);
     FUZZ_CHECK(e->timestamp_ms >= expect.earliest && e->timestamp_ms <= expect.latest,
                "timestamp %lld published, bounds %lld..%lld", (long long)e->timestamp_ms,
                (long long)expect.earliest, (long long)expect.latest);
     FUZZ_CHECK(e->event_id.len == 16, "event id of %zu bytes", e->event_id.len);
-    FUZZ_CHECK(ue__event_type_valid(e->type, strlen(e->type)) &&
-                   !ue__event_type_reserved(e->type, strlen(e->type)),
+    FUZZ_CHECK(uc__event_type_valid(e->type, strlen(e->type)) &&
+                   !uc__event_type_reserved(e->type, strlen(e->type)),
                "type \"%s\" published", e->type);
     FUZZ_CHECK(*e->user_id || *e->anonymous_id, "an event of nobody published");
     check_str(e->user_id, "user_id");
@@ -221,7 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    status);
         FUZZ_CHECK(memchr(err, '\0', sizeof(err)) != NULL, "reason without a NUL");
         FUZZ_CHECK(status == 200 || err[0], "answer %d without a reason", status);
-        FUZZ_CHECK(status == 200 || ue__utf8_valid(err, strlen(err)), "reason not UTF-8: %s", err);
+        FUZZ_CHECK(status == 200 || uc__utf8_valid(err, strlen(err)), "reason not UTF-8: %s", err);
         FUZZ_CHECK(tracked == expect.tracked, "tracked %zu, ue_track() took %zu", tracked,
                    expect.tracked);
         FUZZ_CHECK(status == 200 || tracked == 0, "answer %d after %zu events were tracked: %s",

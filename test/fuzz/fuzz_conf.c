@@ -1,6 +1,6 @@
 /*
  * fuzz_conf.c - libFuzzer target for configuration parsing: the property-table setters of the
- * three libraries (ue_conf_set, enr_conf_set, whs_conf_set, through common/ue_props.c and each
+ * three libraries (ue_conf_set, enr_conf_set, whs_conf_set, through common/uc_props.c and each
  * library's own checks: columns.promote, warehouse.url, stages, ...) on key/value text from a
  * configuration file, a -X flag or an environment variable.
  *
@@ -15,14 +15,14 @@
  * a value set is read back by _get, and setting what _get returned is accepted and reads back
  * the same (the canonical form is a fixed point). At the end, when the input starts with a
  * comment line ('#', skipped like the file readers skip it): a copy (_dup) dumps exactly like
- * its original, and no dump shows a secret (keys ue__prop_is_secret() names, the warehouse
+ * its original, and no dump shows a secret (keys uc__prop_is_secret() names, the warehouse
  * URL's password). Only then: a dump lists librdkafka's hundreds of properties, and doing it
  * for every input took the target from about 400 to 80 runs a second. Keys naming librdkafka
  * plugins are skipped: setting one loads a library.
  */
 #include "enrich.h"
 #include "fuzz_util.h"
-#include "ue_props.h"
+#include "uc_props.h"
 #include "userevents.h"
 #include "whsink.h"
 
@@ -137,7 +137,7 @@ static void check_dump(const char *lib, const char **arr, size_t cnt, const char
     for (size_t i = 0; i + 1 < cnt; i += 2) {
         const char *k = arr[i], *v = arr[i + 1];
         FUZZ_CHECK(k && v, "%s: dump entry %zu is NULL", lib, i);
-        if (ue__prop_is_secret(k))
+        if (uc__prop_is_secret(k))
             FUZZ_CHECK(!*v || !strcmp(v, "[redacted]"), "%s: dump shows %s=%s", lib, k, v);
         if (url && !strcmp(k, "warehouse.url"))
             FUZZ_CHECK(!fuzz_url_shows_password(url, v), "%s: dump shows the password: %s", lib, v);

@@ -1,9 +1,9 @@
 /*
  * fuzz_event_decode.c - libFuzzer target for the event decoder the consumers run on bytes
- * from Kafka: ue__pb_unpack (common/ue_pbdecode.h), then a walk over everything it returned
+ * from Kafka: uc__pb_unpack (common/uc_pbdecode.h), then a walk over everything it returned
  * (so ASan sees every string, id and nested value a consumer would touch), then a pack round
  * trip, then userevents__event__free_unpacked. The SDK's single-pass encoder
- * (common/ue_event_pack.c) must write the very bytes protobuf-c packs for every decoded
+ * (common/uc_event_pack.c) must write the very bytes protobuf-c packs for every decoded
  * event: a differential check. Depth past the limit: fuzz_pb_nesting.c.
  *
  * The decoder itself is libprotobuf-c; run.sh links the system library, uninstrumented: ASan
@@ -14,8 +14,8 @@
  * 1.4.1 accepts field number 0 when its tag is an overlong varint (80 00), keeps it as an
  * unknown field and packs it as 00, which it then rejects.
  */
-#include "ue_event_pack.h"
-#include "ue_pbdecode.h"
+#include "uc_event_pack.h"
+#include "uc_pbdecode.h"
 #include "userevents.pb-c.h"
 
 #include <stdint.h>
@@ -145,13 +145,13 @@ static uint8_t *pack(const Userevents__Event *e, size_t *len)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     /* As every consumer does: the guarded decoder (depth and field 0 checked, then unpack). */
-    Userevents__Event *e = (Userevents__Event *)ue__pb_unpack(
-        &userevents__event__descriptor, NULL, size, data, UE__PB_MAX_DEPTH, NULL);
+    Userevents__Event *e = (Userevents__Event *)uc__pb_unpack(
+        &userevents__event__descriptor, NULL, size, data, UC__PB_MAX_DEPTH, NULL);
     if (!e)
         return 0;
     has_field_zero = 0;
     walk_event(e);
-    CHECK(!has_field_zero, "ue__pb_check let a field numbered 0 through");
+    CHECK(!has_field_zero, "uc__pb_check let a field numbered 0 through");
 
     /* What a consumer re-encodes (enrichment forwards the event) must decode to the same. */
     size_t len1, len2;
@@ -164,9 +164,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The SDK's encoder: exactly protobuf-c's bytes, and nothing in a buffer one byte short. */
     uint8_t *p3 = malloc(len1 + 1);
     CHECK(p3 != NULL, "out of memory");
-    const uint8_t *start = ue__event_pack(e, p3, len1);
-    CHECK(start == p3 && memcmp(p3, p1, len1) == 0, "ue__event_pack(e) != pack(e)");
-    CHECK(len1 == 0 || ue__event_pack(e, p3, len1 - 1) == NULL, "a short buffer was accepted");
+    const uint8_t *start = uc__event_pack(e, p3, len1);
+    CHECK(start == p3 && memcmp(p3, p1, len1) == 0, "uc__event_pack(e) != pack(e)");
+    CHECK(len1 == 0 || uc__event_pack(e, p3, len1 - 1) == NULL, "a short buffer was accepted");
     free(p3);
     free(p1);
     free(p2);

@@ -1,5 +1,5 @@
 /*
- * fuzz_pb_nesting.c - libFuzzer target for the guarded decoder (common/ue_pbdecode.h) on deep
+ * fuzz_pb_nesting.c - libFuzzer target for the guarded decoder (common/uc_pbdecode.h) on deep
  * input, for every message type the pipeline reads from untrusted bytes (Event, EnrichedEvent,
  * UserProfile, EventBatch), reached two ways from each input:
  *
@@ -13,13 +13,13 @@
  *
  * Oracles: nothing decoded is nested deeper than the limit, measured on the decoded tree
  * through the descriptors (the check and protobuf-c must agree on what is a message); a clean
- * recipe within the limit decodes and one past it is refused as UE__PB_TOO_DEEP; no crash,
+ * recipe within the limit decodes and one past it is refused as UC__PB_TOO_DEEP; no crash,
  * leak or stack overflow on the way (ASan).
  */
 #include "collector.pb-c.h"
 #include "deep_pb.h"
 #include "enriched.pb-c.h"
-#include "ue_pbdecode.h"
+#include "uc_pbdecode.h"
 #include "userevents.pb-c.h"
 
 #include <stdint.h>
@@ -48,7 +48,7 @@ static const ProtobufCMessageDescriptor *const DESC[T_CNT] = {
 /* The limit of each type: an EnrichedEvent wraps the Event one level down. */
 static int limit_of(int type)
 {
-    return type == T_ENRICHED ? UE__PB_MAX_DEPTH + 1 : UE__PB_MAX_DEPTH;
+    return type == T_ENRICHED ? UC__PB_MAX_DEPTH + 1 : UC__PB_MAX_DEPTH;
 }
 
 /* Levels of messages in @p m (itself 1), found through its descriptor as protobuf-c laid it out. */
@@ -89,13 +89,13 @@ static int depth_of(const ProtobufCMessage *m)
 static int decode(int type, const uint8_t *buf, size_t len)
 {
     int err = 1;
-    ProtobufCMessage *m = ue__pb_unpack(DESC[type], NULL, len, buf, limit_of(type), &err);
+    ProtobufCMessage *m = uc__pb_unpack(DESC[type], NULL, len, buf, limit_of(type), &err);
     if (!m) {
-        CHECK(err == UE__PB_MALFORMED || err == UE__PB_TOO_DEEP || err == UE__PB_INVALID,
+        CHECK(err == UC__PB_MALFORMED || err == UC__PB_TOO_DEEP || err == UC__PB_INVALID,
               "code %d", err);
         return err;
     }
-    CHECK(err == UE__PB_OK, "code %d with a message", err);
+    CHECK(err == UC__PB_OK, "code %d with a message", err);
     int depth = depth_of(m);
     CHECK(depth <= limit_of(type), "decoded %d levels deep, limit %d", depth, limit_of(type));
     if (type == T_BATCH) {
@@ -104,7 +104,7 @@ static int decode(int type, const uint8_t *buf, size_t len)
             decode(T_EVENT, b->events[i].data, b->events[i].len);
     }
     protobuf_c_message_free_unpacked(m, NULL);
-    return UE__PB_OK;
+    return UC__PB_OK;
 }
 
 /* ---- structured: a recipe written out as wire data ------------------------------------- */
@@ -143,8 +143,8 @@ static void check_verdict(int type, int level, int clean, int rc)
     int limit = limit_of(type);
     if (!clean)
         return;
-    CHECK(level > limit || rc == UE__PB_OK, "%d levels (limit %d) refused: %d", level, limit, rc);
-    CHECK(level <= limit || rc == UE__PB_TOO_DEEP, "%d levels (limit %d): code %d", level, limit,
+    CHECK(level > limit || rc == UC__PB_OK, "%d levels (limit %d) refused: %d", level, limit, rc);
+    CHECK(level <= limit || rc == UC__PB_TOO_DEEP, "%d levels (limit %d): code %d", level, limit,
           rc);
 }
 

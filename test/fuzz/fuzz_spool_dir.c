@@ -29,7 +29,7 @@
  */
 #include "fuzz_util.h"
 #include "spool_internal.h"
-#include "ue_validate.h"
+#include "uc_validate.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -48,7 +48,7 @@ static void drop_log(int level, const char *message, void *opaque)
     (void)level, (void)message, (void)opaque; /* formatted (so checked), then dropped */
 }
 
-static const ue__logger_t logger = {.level = UE_LOG_DEBUG, .prefix = "fuzz", .fn = drop_log};
+static const uc__logger_t logger = {.level = UC_LOG_DEBUG, .prefix = "fuzz", .fn = drop_log};
 
 static void clear_dir(void)
 {
@@ -239,7 +239,7 @@ static uint64_t replay(ue__spool_t *sp, const snap_t *snap, uint64_t dropped)
                        ue__record_key(r)[r->key_len] == '\0',
                    "replayed record strings");
         ue__record_stamp_sent_at(r, -1);
-        FUZZ_CHECK(!oracles || ue__event_type_valid(ue__record_type(r), r->type_len),
+        FUZZ_CHECK(!oracles || uc__event_type_valid(ue__record_type(r), r->type_len),
                    "replayed record of type \"%s\": not one ue_track accepts", ue__record_type(r));
         FUZZ_CHECK(!oracles || (r->seq > last && replayable(snap, r->seq) && r->from_replay),
                    "replayed seq %llu (after %llu) was not a valid unacknowledged record",

@@ -2,7 +2,7 @@
  * fuzz_util.c - helpers shared by the fuzz targets (see fuzz_util.h).
  */
 #include "fuzz_util.h"
-#include "ue_crc32c.h"
+#include "uc_crc32c.h"
 
 #include <string.h>
 
@@ -43,8 +43,8 @@ void fuzz_fix_crcs(uint8_t *buf, size_t len)
             off++;
             continue;
         }
-        uint32_t crc = ue__crc32c(0, buf + off + 4, 20);
-        put32(buf + off + 24, ue__crc32c(crc, buf + off + UE__FRAME_HDR, h.comp_len));
+        uint32_t crc = uc__crc32c(0, buf + off + 4, 20);
+        put32(buf + off + 24, uc__crc32c(crc, buf + off + UE__FRAME_HDR, h.comp_len));
         off += UE__FRAME_HDR + h.comp_len;
     }
 }

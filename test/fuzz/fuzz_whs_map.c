@@ -15,7 +15,7 @@
 #include "conf.h"
 #include "fuzz_util.h"
 #include "row.h"
-#include "ue_validate.h"
+#include "uc_validate.h"
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
@@ -33,7 +33,7 @@ typedef struct mapper {
 } mapper_t;
 
 static mapper_t mappers[2];
-static ue__arena_t arena;
+static uc__arena_t arena;
 static whs__buf_t json;
 
 static void mapper_init(mapper_t *mp, const char *utf8)
@@ -72,7 +72,7 @@ static void check_value(const whs__column_t *col, const whs__value_t *v)
         FUZZ_CHECK(v->kind == WHS__V_STR && v->u.s, "%s: kind %d", col->name, v->kind);
         FUZZ_CHECK(strlen(v->u.s) == v->len, "%s: length %u, NUL at %zu", col->name, v->len,
                    strlen(v->u.s));
-        FUZZ_CHECK(ue__utf8_valid(v->u.s, v->len), "%s: invalid UTF-8", col->name);
+        FUZZ_CHECK(uc__utf8_valid(v->u.s, v->len), "%s: invalid UTF-8", col->name);
         break;
     default: break;
     }
@@ -130,7 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!mappers[0].conf) {
         mapper_init(&mappers[0], "replace");
         mapper_init(&mappers[1], "dead_letter");
-        ue__arena_init(&arena, NULL, 0);
+        uc__arena_init(&arena, NULL, 0);
     }
     /* In a buffer of exactly its size: ASan flags any read past the record. */
     uint8_t *copy = malloc(size ? size : 1);
@@ -140,7 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         whs__row_t *row = NULL;
         char reason[512];
         reason[0] = '\0';
-        ue__arena_reset(&arena);
+        uc__arena_reset(&arena);
         int rc = whs__map(&mappers[i].m, copy, size, "events.enriched", 3, 42, &arena, &row, reason,
                           sizeof(reason));
         FUZZ_CHECK(rc == 0 || rc == -1, "answer %d", rc);

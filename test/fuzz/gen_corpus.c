@@ -16,7 +16,7 @@
 #include "collector.pb-c.h"
 #include "deep_pb.h"
 #include "fuzz_util.h"
-#include "ue_props.h"
+#include "uc_props.h"
 #include "userevents.pb-c.h"
 #include "whs_testevents.h"
 
@@ -26,7 +26,7 @@
 #include <zlib.h>
 
 /* The property tables (each library's conf.c; internal names, reachable from tests). */
-extern const ue__prop_t ue__conf_props[], enr__conf_props[], whs__conf_props[];
+extern const uc__prop_t ue__conf_props[], enr__conf_props[], whs__conf_props[];
 
 static const char *outdir;
 
@@ -422,7 +422,7 @@ static void conf_seeds(void)
 {
     static const struct {
         const char *name;
-        const ue__prop_t *props;
+        const uc__prop_t *props;
     } tables[] = {{"sdk_defaults", ue__conf_props},
                   {"enrich_defaults", enr__conf_props},
                   {"sink_defaults", whs__conf_props}};
@@ -431,7 +431,7 @@ static void conf_seeds(void)
         if (fuzz_buf_reserve(&text, 64))
             exit(1);
         text.len = (size_t)snprintf((char *)text.p, 64, "# dumped and copied too\n");
-        for (const ue__prop_t *p = tables[t].props; p->name; p++) {
+        for (const uc__prop_t *p = tables[t].props; p->name; p++) {
             size_t n = strlen(p->name) + strlen(p->def) + 2;
             if (fuzz_buf_reserve(&text, n + 1))
                 exit(1);

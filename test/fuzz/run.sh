@@ -83,7 +83,7 @@ BASE_FLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra
 SAN=address,undefined
 LIBS=(-lprotobuf-c -lzstd -lz -lcjson -lrdkafka -lgnutls -lpthread -lm)
 
-# What the targets reach: all of common/ (shared code such as ue_validate.c, which a fix may
+# What the targets reach: all of common/ (shared code such as uc_validate.c, which a fix may
 # call), the SDK's spool, record, event builder and configuration, libenrich's configuration
 # and user-agent parser, libwhsink's row mapper, URL parser and configuration, ue-collector's
 # body and event files (not http.c or main.c: no server), and the generated Protobuf code.

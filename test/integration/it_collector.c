@@ -11,7 +11,7 @@
 #include "deep_pb.h"
 #include "itutil.h"
 #include "testutil.h"
-#include "ue_validate.h"
+#include "uc_validate.h"
 #include "userevents.h"
 
 #include <curl/curl.h>
@@ -1779,7 +1779,7 @@ static void test_collector_reasons_are_valid_utf8(void **state)
         reply_t r = post(&col, KEY, "application/json", NULL, body, strlen(body));
         assert_int_equal(r.status, 400);
         assert_non_null(strstr(r.body, "events[0]: properties."));
-        if (!ue__utf8_valid(r.body, r.len))
+        if (!uc__utf8_valid(r.body, r.len))
             fail_msg("case %zu: the answer is not UTF-8: %s", i, r.body);
     }
     assert_int_equal(collector_stop(&col, SIGTERM), 0);

@@ -1,5 +1,5 @@
 /*
- * deep_pb.h - hostile Protobuf payloads for the tests of ue__pb_unpack() and its callers: an
+ * deep_pb.h - hostile Protobuf payloads for the tests of uc__pb_unpack() and its callers: an
  * Event, EnrichedEvent, UserProfile or EventBatch whose one property (or trait) is a Value
  * holding ListValues nested @p lists deep around an integer. 6,000 lists take 42 KB and would
  * overflow an 8 MB stack inside protobuf-c's recursive unpack.
@@ -9,7 +9,7 @@
  * depth is ever built. Header-only (static functions): unit and integration tests link
  * different support objects.
  *
- * Depth as ue__pb_check() counts it: the Event is level 1, the property's map entry 2, its
+ * Depth as uc__pb_check() counts it: the Event is level 1, the property's map entry 2, its
  * Value 3, and each list adds two (ListValue, Value): 14 lists reach level 31, 15 level 33.
  */
 #ifndef UE_DEEP_PB_H

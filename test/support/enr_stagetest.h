@@ -17,7 +17,7 @@
 #include "conf.h"
 #include "event.h"
 #include "stage.h"
-#include "ue_arena.h"
+#include "uc_arena.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -389,7 +389,7 @@ typedef struct st_event {
     Userevents__Event ev;
     Userevents__Context context;
     uint8_t id[16];
-    ue__arena_t arena;
+    uc__arena_t arena;
     Userevents__Event__PropertiesEntry entry, *entries[1]; /* st_event_build()'s property */
     Userevents__Value value;
     enr_event_t e;
@@ -407,13 +407,13 @@ static inline void st_event_init(st_event_t *t)
     t->ev.event_id.len = sizeof(t->id);
     t->ev.context = &t->context;
     t->ev.type = (char *)"page_view";
-    ue__arena_init(&t->arena, NULL, 0);
+    uc__arena_init(&t->arena, NULL, 0);
 }
 
 /* (Re)prepares the enrichment around the fields set so far; @p received_ms: Kafka time. */
 static inline enr_event_t *st_event_ready(st_event_t *t, int64_t received_ms)
 {
-    ue__arena_reset(&t->arena);
+    uc__arena_reset(&t->arena);
     enr__event_init(&t->e, &t->ev, &t->arena);
     t->e.out.received_at_ms = received_ms;
     return &t->e;
@@ -421,7 +421,7 @@ static inline enr_event_t *st_event_ready(st_event_t *t, int64_t received_ms)
 
 static inline void st_event_free(st_event_t *t)
 {
-    ue__arena_free(&t->arena);
+    uc__arena_free(&t->arena);
 }
 
 /* Writes @p n as the id's last 8 bytes (big-endian) after a fixed prefix. */

@@ -7,8 +7,8 @@
 #include <stdio.h>
 
 /* The other libraries' tables (their conf.h would clash with the SDK's by name). */
-extern const ue__prop_t enr__conf_props[];
-extern const ue__prop_t whs__conf_props[];
+extern const uc__prop_t enr__conf_props[];
+extern const uc__prop_t whs__conf_props[];
 
 int main(void)
 {
@@ -22,7 +22,7 @@ int main(void)
            "client's, so a user maps to the same partition from any client), "
            "`message.timeout.ms=0` (never expire: librdkafka retries in order while the spool "
            "keeps the events safe).\n\n");
-    ue__props_markdown(ue__conf_props, stdout);
+    uc__props_markdown(ue__conf_props, stdout);
     printf("\n## libenrich (`enr_conf_set()`)\n\n"
            "Keys starting with `kafka.` go to both the consumer and the producer, "
            "`kafka.consumer.` and `kafka.producer.` to one of them. libenrich sets, for "
@@ -36,7 +36,7 @@ int main(void)
            "at once; the processor wakes the fetcher when its queue runs low, so the small "
            "prefetch costs no throughput); producer `enable.idempotence=true`, "
            "`acks=all`, `compression.type=zstd`, `linger.ms=5`, and a `transactional.id`.\n\n");
-    ue__props_markdown(enr__conf_props, stdout);
+    uc__props_markdown(enr__conf_props, stdout);
     printf("\n## libwhsink (`whs_conf_set()`)\n\n"
            "Keys starting with `kafka.` go to the consumer and, minus the consumer-only ones, to "
            "the dead-letter producer. libwhsink sets, for exactly-once: consumer "
@@ -49,6 +49,6 @@ int main(void)
            "`queued.max.messages.kbytes=8192` (the sink wakes librdkafka 2.0's fetcher when its "
            "queue runs low, so the small prefetch costs no throughput); dead-letter producer "
            "`enable.idempotence=true`, `message.timeout.ms=0`, `linger.ms=5`.\n\n");
-    ue__props_markdown(whs__conf_props, stdout);
+    uc__props_markdown(whs__conf_props, stdout);
     return 0;
 }

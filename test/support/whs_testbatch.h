@@ -18,7 +18,7 @@ typedef struct wtb {
     whs_conf_t *conf;
     whs__schema_t schema;
     whs__mapper_t mapper;
-    ue__logger_t log;
+    uc__logger_t log;
 } wtb_t;
 
 static inline void wtb_init(wtb_t *t, const char *promote)
@@ -29,7 +29,7 @@ static inline void wtb_init(wtb_t *t, const char *promote)
         abort();
     whs__schema_init(&t->schema, t->conf->promote, t->conf->npromote);
     whs__mapper_init(&t->mapper, &t->schema, &t->conf->s);
-    t->log = (ue__logger_t){UE_LOG_WARNING, "test", NULL, NULL};
+    t->log = (uc__logger_t){UC_LOG_WARNING, "test", NULL, NULL};
 }
 
 static inline void wtb_free(wtb_t *t)

@@ -7,7 +7,7 @@
 #include "client.h"
 #include "transport_kafka.h"
 #include "testutil.h"
-#include "ue_time.h"
+#include "uc_time.h"
 #include "userevents.h"
 
 #include <ctype.h>
@@ -159,15 +159,15 @@ static void test_client_flush_times_out_when_nothing_can_be_delivered(void **sta
     (void)state;
     const char *kv[] = {TU_NO_BROKER, "shutdown.timeout.ms=0", NULL};
     ue_client_t *c = tu_client(kv, NULL, NULL);
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     assert_int_equal(ue_flush(c, 5000), UE_OK); /* nothing tracked: nothing to wait for */
-    assert_true(ue__mono_ms() - start < 4000);
+    assert_true(uc__mono_ms() - start < 4000);
 
     ue_event_t *ev = event_for("page_view", 1);
     assert_int_equal(ue_track(c, ev), UE_OK);
-    start = ue__mono_ms();
+    start = uc__mono_ms();
     assert_int_equal(ue_flush(c, 200), UE_ERR_TIMED_OUT);
-    int64_t waited = ue__mono_ms() - start;
+    int64_t waited = uc__mono_ms() - start;
     assert_true(waited >= 199);
     assert_true(waited < 5000);
     assert_int_equal(ue_flush(c, 0), UE_ERR_TIMED_OUT);
@@ -185,9 +185,9 @@ static void test_client_destroy_without_spool_reports_dropped(void **state)
     for (int i = 0; i < 10; i++)
         assert_int_equal(ue_track(c, ev), UE_OK);
     assert_int_equal(ue_stat(c, UE_STAT_DROPPED_SHUTDOWN), 0);
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     assert_int_equal(ue_client_destroy(c), UE_OK);
-    assert_true(ue__mono_ms() - start < 5000); /* the deadline bounds destroy */
+    assert_true(uc__mono_ms() - start < 5000); /* the deadline bounds destroy */
     assert_int_equal(atomic_load(&dr.shutdown), 10);
     assert_int_equal(tu_dr_get(&dr, UE_OUTCOME_DELIVERED), 0);
     ue_event_destroy(ev);

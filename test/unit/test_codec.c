@@ -6,8 +6,8 @@
 #include "event.h"
 #include "record.h"
 #include "testutil.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 #include "userevents.h"
 #include "userevents.pb-c.h"
 
@@ -248,13 +248,13 @@ static void test_codec_stamps_id_and_timestamp_when_unset(void **state)
     uint8_t got[16];
     assert_int_equal(ue_event_get_event_id(ev, got), UE_ERR_INVALID_ARG); /* none yet */
 
-    int64_t before = ue__wall_ms();
+    int64_t before = uc__wall_ms();
     ue__record_t *rec = encode(ev, &no_defaults, NULL, "a");
     Userevents__Event *pb = decode(rec, rec->payload_len);
     assert_int_equal(rec->event_id[6] >> 4, 7);
     assert_memory_equal(pb->event_id.data, rec->event_id, 16);
-    assert_int_equal(pb->timestamp_ms, ue__uuid7_time_ms(rec->event_id));
-    assert_true(pb->timestamp_ms >= before && pb->timestamp_ms <= ue__wall_ms() + 1000);
+    assert_int_equal(pb->timestamp_ms, uc__uuid7_time_ms(rec->event_id));
+    assert_true(pb->timestamp_ms >= before && pb->timestamp_ms <= uc__wall_ms() + 1000);
     assert_int_equal(ue_event_get_event_id(ev, got), UE_OK);
     assert_memory_equal(got, rec->event_id, 16);
     userevents__event__free_unpacked(pb, NULL);

@@ -274,8 +274,8 @@ static void test_conf_dump_lists_every_property(void **state)
     const char **arr = ue_conf_dump(conf, &cnt);
     assert_non_null(arr);
     assert_int_equal(cnt % 2, 0);
-    assert_true(cnt / 2 > ue__props_count(ue__conf_props));
-    for (const ue__prop_t *p = ue__conf_props; p->name; p++) {
+    assert_true(cnt / 2 > uc__props_count(ue__conf_props));
+    for (const uc__prop_t *p = ue__conf_props; p->name; p++) {
         char buf[512];
         size_t size = sizeof(buf);
         const char *v = dump_value(arr, cnt, p->name);

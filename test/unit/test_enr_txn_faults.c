@@ -30,7 +30,7 @@
 #include "enrich.h"
 #include "enriched.pb-c.h"
 #include "processor.h"
-#include "ue_time.h"
+#include "uc_time.h"
 #include "userevents.pb-c.h"
 
 #include <librdkafka/rdkafka.h>
@@ -531,11 +531,11 @@ static void test_transactions_end_at_txn_max_bytes(void **state)
     fx_t *fx = *state;
     fx->txn_max_bytes = "1024";
     start_processor(fx);
-    int64_t started = ue__mono_ms();
+    int64_t started = uc__mono_ms();
     finish(fx);
     assert_true(fx->commits >= 6);
     assert_true(fx->most_txn_events < 20);           /* 1 KiB, and at most one event past it */
-    assert_true(ue__mono_ms() - started < 3000 * 6); /* not one transaction per txn.max.ms */
+    assert_true(uc__mono_ms() - started < 3000 * 6); /* not one transaction per txn.max.ms */
     assert_exactly_once(fx);
 }
 

@@ -1,11 +1,11 @@
 /*
- * test_event_pack.c - the single-pass Event encoder (ue_event_pack.c) against protobuf-c: for
+ * test_event_pack.c - the single-pass Event encoder (uc_event_pack.c) against protobuf-c: for
  * hand-picked edge cases and many random events (absent, NULL and empty fields, unicode, long
  * strings, extreme numbers, nested lists and maps, unknown fields) the bytes are identical to
  * userevents__event__pack(), and a buffer one byte short is refused.
  */
-#include "ue_arena.h"
-#include "ue_event_pack.h"
+#include "uc_arena.h"
+#include "uc_event_pack.h"
 #include "userevents.pb-c.h"
 
 #include <math.h>
@@ -36,11 +36,11 @@ static int chance(int percent)
     return (int)(next() % 100) < percent;
 }
 
-static ue__arena_t arena;
+static uc__arena_t arena;
 
 static void *alloc(size_t n)
 {
-    void *p = ue__arena_alloc(&arena, n);
+    void *p = uc__arena_alloc(&arena, n);
     assert_non_null(p);
     memset(p, 0, n);
     return p;
@@ -239,7 +239,7 @@ static void gen_event(Userevents__Event *e, uint8_t id[16])
 
 /* ---- the comparison ----------------------------------------------------------------------- */
 
-/* Asserts ue__event_pack(@p e) == protobuf-c's bytes, with an exact and a short buffer. */
+/* Asserts uc__event_pack(@p e) == protobuf-c's bytes, with an exact and a short buffer. */
 static void assert_same_bytes(const Userevents__Event *e)
 {
     size_t len = userevents__event__get_packed_size(e);
@@ -248,19 +248,19 @@ static void assert_same_bytes(const Userevents__Event *e)
     assert_non_null(buf);
     assert_int_equal(userevents__event__pack(e, want), len);
 
-    uint8_t *got = ue__event_pack(e, buf, len);
+    uint8_t *got = uc__event_pack(e, buf, len);
     assert_non_null(got);
     assert_int_equal(buf + len - got, len);
     if (memcmp(got, want, len) != 0)
         fail_msg("encodings differ (%zu bytes)", len);
     if (len > 0)
-        assert_null(ue__event_pack(e, buf, len - 1));
+        assert_null(uc__event_pack(e, buf, len - 1));
     free(want);
     free(buf);
 }
 
-/* ue__event_pack() writes every field these messages have today. A field added to
- * proto/userevents.proto fails here until common/ue_event_pack.c writes it and the random
+/* uc__event_pack() writes every field these messages have today. A field added to
+ * proto/userevents.proto fails here until common/uc_event_pack.c writes it and the random
  * events below set it: otherwise the SDK would drop it without a word. */
 static void test_event_pack_knows_every_field_of_the_schema(void **state)
 {
@@ -321,15 +321,15 @@ static void test_event_pack_matches_protobuf_c_for_edge_values(void **state)
 static void test_event_pack_matches_protobuf_c_for_random_events(void **state)
 {
     (void)state;
-    ue__arena_init(&arena, NULL, 0);
+    uc__arena_init(&arena, NULL, 0);
     for (int i = 0; i < 20000; i++) {
         Userevents__Event e;
         uint8_t id[16];
-        ue__arena_reset(&arena);
+        uc__arena_reset(&arena);
         gen_event(&e, id);
         assert_same_bytes(&e);
     }
-    ue__arena_free(&arena);
+    uc__arena_free(&arena);
 }
 
 int main(void)

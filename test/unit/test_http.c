@@ -6,7 +6,7 @@
  */
 #include "collector.pb-c.h"
 #include "testutil.h"
-#include "ue_time.h"
+#include "uc_time.h"
 #include "userevents.h"
 #include "userevents.pb-c.h"
 
@@ -258,11 +258,11 @@ static void test_http_retries_5xx_and_429_with_the_same_ids(void **state)
     f->script[0] = 503, f->script[1] = 500, f->script[2] = 429, f->nscript = 3;
     f->retry_after = 1;
     ue_client_t *c = http_client(f, NULL, NULL, NULL, &dr);
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     track_n(c, t, 100, 0);
     assert_int_equal(ue_flush(c, 10000), UE_OK);
     /* Retry-After: 1 on the 503 and the 429 is honoured over the 5..50 ms backoff */
-    assert_true(ue__mono_ms() - start >= 1900);
+    assert_true(uc__mono_ms() - start >= 1900);
     assert_int_equal(tu_dr_get(&dr, UE_OUTCOME_DELIVERED), 100);
     assert_true(tu_dr_get(&dr, UE_OUTCOME_FAILED_RETRY) >= 3);
     assert_int_equal(ue_stat(c, UE_STAT_RETRIES), tu_dr_get(&dr, UE_OUTCOME_FAILED_RETRY));
@@ -282,10 +282,10 @@ static void test_http_caps_retry_after(void **state)
     f->script[0] = 429, f->nscript = 1;
     f->retry_after = 3600;
     ue_client_t *c = http_client(f, NULL, "http.retry.after.max.ms=100", NULL, &dr);
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     track_n(c, t, 10, 0);
     assert_int_equal(ue_flush(c, 10000), UE_OK);
-    assert_true(ue__mono_ms() - start < 3000);
+    assert_true(uc__mono_ms() - start < 3000);
     assert_int_equal(ue_client_destroy(c), UE_OK);
     assert_accepted_in_order(f, t);
     fake_free(f);
@@ -450,9 +450,9 @@ static void test_flush_spooled_returns_before_delivery(void **state)
     ue_client_t *c = tu_client(kv, NULL, NULL);
     tracked_t *t = calloc(1, sizeof(*t));
     track_n(c, t, 100, 0);
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     assert_int_equal(ue_flush_spooled(c, 5000), UE_OK); /* does not linger for 1 s */
-    assert_true(ue__mono_ms() - start < 900);
+    assert_true(uc__mono_ms() - start < 900);
     assert_int_equal(ue_stat(c, UE_STAT_SPOOLED), 100);
     assert_int_equal(ue_flush(c, 100), UE_ERR_TIMED_OUT); /* no broker: not delivered */
     assert_int_equal(ue_client_destroy(c), UE_OK);

@@ -1,5 +1,5 @@
 /*
- * test_pbdecode.c - hostile Protobuf input: the guarded decoder (common/ue_pbdecode.h) and
+ * test_pbdecode.c - hostile Protobuf input: the guarded decoder (common/uc_pbdecode.h) and
  * every entry point that decodes bytes another process wrote (libenrich's pipeline for events
  * and profiles, libwhsink's row mapper) refuse a property nested 6,000 lists deep with a reason
  * instead of overflowing the stack in protobuf-c's recursive unpack; the deepest payload the
@@ -12,7 +12,7 @@
 #include "enrich.h"
 #include "enriched.pb-c.h"
 #include "row.h"
-#include "ue_pbdecode.h"
+#include "uc_pbdecode.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -39,24 +39,24 @@ static void test_pbdecode_refuses_6000_deep_lists_in_every_message(void **state)
     int err = 0;
     uint8_t *buf = dp_event(HOSTILE, &len);
     assert_true(len > 40000);
-    assert_null(ue__pb_unpack(&userevents__event__descriptor, NULL, len, buf, UE__PB_MAX_DEPTH,
+    assert_null(uc__pb_unpack(&userevents__event__descriptor, NULL, len, buf, UC__PB_MAX_DEPTH,
                               &err));
-    assert_int_equal(err, UE__PB_TOO_DEEP);
-    assert_reason(ue__pb_strerror(err), "nested deeper than 32 levels");
+    assert_int_equal(err, UC__PB_TOO_DEEP);
+    assert_reason(uc__pb_strerror(err), "nested deeper than 32 levels");
     free(buf);
 
     buf = dp_enriched(HOSTILE, &len);
     err = 0;
-    assert_null(ue__pb_unpack(&userevents__enriched_event__descriptor, NULL, len, buf,
-                              UE__PB_MAX_DEPTH + 1, &err));
-    assert_int_equal(err, UE__PB_TOO_DEEP);
+    assert_null(uc__pb_unpack(&userevents__enriched_event__descriptor, NULL, len, buf,
+                              UC__PB_MAX_DEPTH + 1, &err));
+    assert_int_equal(err, UC__PB_TOO_DEEP);
     free(buf);
 
     buf = dp_profile(HOSTILE, &len);
     err = 0;
-    assert_null(ue__pb_unpack(&userevents__user_profile__descriptor, NULL, len, buf,
-                              UE__PB_MAX_DEPTH, &err));
-    assert_int_equal(err, UE__PB_TOO_DEEP);
+    assert_null(uc__pb_unpack(&userevents__user_profile__descriptor, NULL, len, buf,
+                              UC__PB_MAX_DEPTH, &err));
+    assert_int_equal(err, UC__PB_TOO_DEEP);
     free(buf);
 }
 
@@ -67,14 +67,14 @@ static void test_pbdecode_batch_decodes_and_its_deep_event_does_not(void **state
     size_t len;
     int err = -99;
     uint8_t *buf = dp_batch(HOSTILE, &len);
-    Userevents__EventBatch *b = (Userevents__EventBatch *)ue__pb_unpack(
-        &userevents__event_batch__descriptor, NULL, len, buf, UE__PB_MAX_DEPTH, &err);
+    Userevents__EventBatch *b = (Userevents__EventBatch *)uc__pb_unpack(
+        &userevents__event_batch__descriptor, NULL, len, buf, UC__PB_MAX_DEPTH, &err);
     assert_non_null(b);
-    assert_int_equal(err, UE__PB_OK);
+    assert_int_equal(err, UC__PB_OK);
     assert_int_equal(b->n_events, 1);
-    assert_null(ue__pb_unpack(&userevents__event__descriptor, NULL, b->events[0].len,
-                              b->events[0].data, UE__PB_MAX_DEPTH, &err));
-    assert_int_equal(err, UE__PB_TOO_DEEP);
+    assert_null(uc__pb_unpack(&userevents__event__descriptor, NULL, b->events[0].len,
+                              b->events[0].data, UC__PB_MAX_DEPTH, &err));
+    assert_int_equal(err, UC__PB_TOO_DEEP);
     userevents__event_batch__free_unpacked(b, NULL);
     free(buf);
 }
@@ -85,8 +85,8 @@ static void test_pbdecode_limit_is_exact(void **state)
     size_t len;
     int err;
     uint8_t *buf = dp_event(DEEPEST_OK, &len);
-    Userevents__Event *e = (Userevents__Event *)ue__pb_unpack(
-        &userevents__event__descriptor, NULL, len, buf, UE__PB_MAX_DEPTH, &err);
+    Userevents__Event *e = (Userevents__Event *)uc__pb_unpack(
+        &userevents__event__descriptor, NULL, len, buf, UC__PB_MAX_DEPTH, &err);
     assert_non_null(e);
     assert_string_equal(e->type, "click");
     assert_int_equal(e->n_properties, 1);
@@ -94,9 +94,9 @@ static void test_pbdecode_limit_is_exact(void **state)
     free(buf);
 
     buf = dp_event(DEEPEST_OK + 1, &len);
-    assert_null(ue__pb_unpack(&userevents__event__descriptor, NULL, len, buf, UE__PB_MAX_DEPTH,
+    assert_null(uc__pb_unpack(&userevents__event__descriptor, NULL, len, buf, UC__PB_MAX_DEPTH,
                               &err));
-    assert_int_equal(err, UE__PB_TOO_DEEP);
+    assert_int_equal(err, UC__PB_TOO_DEEP);
     free(buf);
 }
 
@@ -105,21 +105,21 @@ static void test_pbdecode_says_why(void **state)
     (void)state;
     int err = 0;
     const uint8_t truncated[] = {0x12, 0x05, 'c', 'l'}; /* type: 5 bytes said, 2 there */
-    assert_null(ue__pb_unpack(&userevents__event__descriptor, NULL, sizeof(truncated), truncated,
-                              UE__PB_MAX_DEPTH, &err));
-    assert_int_equal(err, UE__PB_MALFORMED);
-    assert_reason(ue__pb_strerror(err), "malformed");
+    assert_null(uc__pb_unpack(&userevents__event__descriptor, NULL, sizeof(truncated), truncated,
+                              UC__PB_MAX_DEPTH, &err));
+    assert_int_equal(err, UC__PB_MALFORMED);
+    assert_reason(uc__pb_strerror(err), "malformed");
     const uint8_t field_zero[] = {0x80, 0x00, 0x16}; /* an overlong tag of field 0 */
-    assert_null(ue__pb_unpack(&userevents__event__descriptor, NULL, sizeof(field_zero),
-                              field_zero, UE__PB_MAX_DEPTH, &err));
-    assert_int_equal(err, UE__PB_MALFORMED);
+    assert_null(uc__pb_unpack(&userevents__event__descriptor, NULL, sizeof(field_zero),
+                              field_zero, UC__PB_MAX_DEPTH, &err));
+    assert_int_equal(err, UC__PB_MALFORMED);
     const uint8_t wrong_wire[] = {0x48, 0x01}; /* properties (a message) as a varint */
-    assert_null(ue__pb_unpack(&userevents__event__descriptor, NULL, sizeof(wrong_wire),
-                              wrong_wire, UE__PB_MAX_DEPTH, &err));
-    assert_int_equal(err, UE__PB_INVALID);
-    assert_reason(ue__pb_strerror(err), "not a valid");
-    Userevents__Event *e = (Userevents__Event *)ue__pb_unpack(&userevents__event__descriptor,
-                                                              NULL, 0, NULL, UE__PB_MAX_DEPTH,
+    assert_null(uc__pb_unpack(&userevents__event__descriptor, NULL, sizeof(wrong_wire),
+                              wrong_wire, UC__PB_MAX_DEPTH, &err));
+    assert_int_equal(err, UC__PB_INVALID);
+    assert_reason(uc__pb_strerror(err), "not a valid");
+    Userevents__Event *e = (Userevents__Event *)uc__pb_unpack(&userevents__event__descriptor,
+                                                              NULL, 0, NULL, UC__PB_MAX_DEPTH,
                                                               NULL); /* empty: all defaults */
     assert_non_null(e);
     userevents__event__free_unpacked(e, NULL);
@@ -188,7 +188,7 @@ typedef struct sink_fixture {
     whs_conf_t *conf;
     whs__schema_t schema;
     whs__mapper_t mapper;
-    ue__arena_t arena;
+    uc__arena_t arena;
 } sink_fixture_t;
 
 static int map_enriched(sink_fixture_t *f, int lists, char *reason, size_t size)
@@ -211,14 +211,14 @@ static void test_pbdecode_sink_dead_letters_the_deep_record(void **state)
     f.conf = whs_conf_new();
     whs__schema_init(&f.schema, f.conf->promote, f.conf->npromote);
     whs__mapper_init(&f.mapper, &f.schema, &f.conf->s);
-    ue__arena_init(&f.arena, NULL, 0);
+    uc__arena_init(&f.arena, NULL, 0);
     assert_int_equal(map_enriched(&f, HOSTILE, reason, sizeof(reason)), -1);
     assert_reason(reason, "nested deeper than 32 levels");
     /* the deepest event enrichment accepts is one level deeper in an EnrichedEvent: it loads */
     assert_int_equal(map_enriched(&f, DEEPEST_OK, reason, sizeof(reason)), 0);
     assert_int_equal(map_enriched(&f, DEEPEST_OK + 1, reason, sizeof(reason)), -1);
     whs__mapper_free(&f.mapper);
-    ue__arena_free(&f.arena);
+    uc__arena_free(&f.arena);
     whs_conf_destroy(f.conf);
 }
 

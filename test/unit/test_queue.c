@@ -7,7 +7,7 @@
 #include "queue.h"
 #include "record.h"
 #include "testutil.h"
-#include "ue_time.h"
+#include "uc_time.h"
 #include "userevents.h"
 
 #include <pthread.h>
@@ -144,9 +144,9 @@ static void test_queue_block_times_out_then_refuses(void **state)
     size_t n;
     assert_int_equal(ue__queue_init(&q, 1, 1 << 20, UE__FULL_BLOCK, 50, 16), 0);
     assert_int_equal(ue__queue_push(&q, rec_new(1, 10)), 0);
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     assert_int_equal(ue__queue_push(&q, rec_new(2, 10)), -1);
-    int64_t waited = ue__mono_ms() - start;
+    int64_t waited = uc__mono_ms() - start;
     assert_true(waited >= 49);
     assert_true(waited < 5000);
     assert_int_equal(ue__queue_count(&q), 1);
@@ -206,7 +206,7 @@ static void test_queue_block_succeeds_when_consumer_pops(void **state)
     assert_int_equal(ue__queue_init(&q, 1, 1 << 20, UE__FULL_BLOCK, 30000, 16), 0);
     assert_int_equal(ue__queue_push(&q, rec_new(1, 10)), 0);
 
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     assert_int_equal(pthread_create(&th, NULL, producer_main, &bp), 0);
     pthread_mutex_lock(&bp.lock);
     while (!bp.started)
@@ -217,7 +217,7 @@ static void test_queue_block_succeeds_when_consumer_pops(void **state)
     assert_list(ue__queue_pop_batch(&q, 1, SIZE_MAX, 0, 0, &n), (int[]){1}, 1);
     pthread_join(th, NULL);
     assert_int_equal(bp.rc, 0);
-    assert_true(ue__mono_ms() - start < 10000); /* woken by the pop, not by its timeout */
+    assert_true(uc__mono_ms() - start < 10000); /* woken by the pop, not by its timeout */
     assert_list(pop_all(&q, &n), (int[]){2}, 1);
     assert_null(ue__queue_take_dropped(&q));
     ue__queue_destroy(&q);
@@ -269,21 +269,21 @@ static void test_queue_pop_batch_idle_wait_ends_empty_or_on_wakeup(void **state)
     ue__queue_t q;
     size_t n = 99;
     assert_int_equal(ue__queue_init(&q, 100, 1 << 20, UE__FULL_DROP_NEWEST, 0, 0), 0);
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     assert_null(ue__queue_pop_batch(&q, 10, SIZE_MAX, 20, 0, &n));
     assert_int_equal(n, 0);
-    assert_true(ue__mono_ms() - start >= 19);
+    assert_true(uc__mono_ms() - start >= 19);
 
     ue__queue_wakeup(&q); /* a flush asked: neither wait happens */
-    start = ue__mono_ms();
+    start = uc__mono_ms();
     assert_null(ue__queue_pop_batch(&q, 10, SIZE_MAX, 30000, 30000, &n));
-    assert_true(ue__mono_ms() - start < 10000);
+    assert_true(uc__mono_ms() - start < 10000);
 
     assert_int_equal(ue__queue_push(&q, rec_new(1, 10)), 0);
     ue__queue_wakeup(&q);
-    start = ue__mono_ms();
+    start = uc__mono_ms();
     assert_list(ue__queue_pop_batch(&q, 10, SIZE_MAX, 30000, 30000, &n), (int[]){1}, 1);
-    assert_true(ue__mono_ms() - start < 10000);
+    assert_true(uc__mono_ms() - start < 10000);
     ue__queue_destroy(&q);
 }
 
@@ -295,14 +295,14 @@ static void test_queue_pop_batch_lingers_until_batch_is_full(void **state)
     assert_int_equal(ue__queue_init(&q, 100, 1 << 20, UE__FULL_DROP_NEWEST, 0, 0), 0);
     for (int i = 1; i <= 3; i++)
         assert_int_equal(ue__queue_push(&q, rec_new(i, 10)), 0);
-    int64_t start = ue__mono_ms();
+    int64_t start = uc__mono_ms();
     /* the batch is already full: no lingering despite a long linger time */
     assert_list(ue__queue_pop_batch(&q, 3, SIZE_MAX, 0, 30000, &n), (int[]){1, 2, 3}, 3);
-    assert_true(ue__mono_ms() - start < 10000);
+    assert_true(uc__mono_ms() - start < 10000);
     assert_int_equal(ue__queue_push(&q, rec_new(4, 10)), 0);
-    start = ue__mono_ms();
+    start = uc__mono_ms();
     assert_list(ue__queue_pop_batch(&q, 3, SIZE_MAX, 0, 20, &n), (int[]){4}, 1);
-    assert_true(ue__mono_ms() - start >= 19); /* lingered for more */
+    assert_true(uc__mono_ms() - start >= 19); /* lingered for more */
     ue__queue_destroy(&q);
 }
 
@@ -464,10 +464,10 @@ static void test_client_block_policy_times_out(void **state)
     ue_err_t err = UE_OK;
     int i;
     for (i = 0; i < 20 && err == UE_OK; i++) {
-        int64_t start = ue__mono_ms();
+        int64_t start = uc__mono_ms();
         err = ue_track(c, ev);
         if (err == UE_ERR_QUEUE_FULL)
-            assert_true(ue__mono_ms() - start >= 29); /* waited for room first */
+            assert_true(uc__mono_ms() - start >= 29); /* waited for room first */
     }
     assert_int_equal(err, UE_ERR_QUEUE_FULL);
     assert_int_equal(ue_stat(c, UE_STAT_DROPPED_QUEUE_FULL), 1);

@@ -28,7 +28,7 @@
 
 #include <cmocka.h>
 
-static const ue__logger_t quiet = {.level = 0}; /* logs nothing */
+static const uc__logger_t quiet = {.level = 0}; /* logs nothing */
 
 static int setup_dir(void **state)
 {

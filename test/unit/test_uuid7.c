@@ -3,8 +3,8 @@
  * (across threads too), uniqueness, the canonical text form, and distinct ids after fork().
  */
 #include "testutil.h"
-#include "ue_time.h"
-#include "ue_uuid7.h"
+#include "uc_time.h"
+#include "uc_uuid7.h"
 #include "userevents.h"
 
 #include <pthread.h>
@@ -36,7 +36,7 @@ static void test_uuid7_sets_version_and_variant(void **state)
     (void)state;
     for (int i = 0; i < 1000; i++) {
         uint8_t id[16];
-        ue__uuid7_new(id);
+        uc__uuid7_new(id);
         assert_int_equal(id[6] >> 4, 7); /* version 7 */
         assert_int_equal(id[8] >> 6, 2); /* variant 10 */
     }
@@ -46,10 +46,10 @@ static void test_uuid7_embeds_current_time(void **state)
 {
     (void)state;
     uint8_t id[16];
-    int64_t before = ue__wall_ms();
-    ue__uuid7_new(id);
-    int64_t after = ue__wall_ms();
-    int64_t t = ue__uuid7_time_ms(id);
+    int64_t before = uc__wall_ms();
+    uc__uuid7_new(id);
+    int64_t after = uc__wall_ms();
+    int64_t t = uc__uuid7_time_ms(id);
     assert_true(t >= before);
     /* the counter may carry into the timestamp after a burst of ids: allow a little lead */
     assert_true(t <= after + 1000);
@@ -62,7 +62,7 @@ static void test_uuid7_strictly_increasing_in_one_thread(void **state)
     id_t16 *ids = malloc(N * sizeof(*ids));
     assert_non_null(ids);
     for (int i = 0; i < N; i++)
-        ue__uuid7_new(ids[i]);
+        uc__uuid7_new(ids[i]);
     for (int i = 1; i < N; i++)
         if (memcmp(ids[i - 1], ids[i], 16) >= 0)
             fail_msg("id %d is not greater than id %d", i, i - 1);
@@ -81,7 +81,7 @@ static void *gen_main(void *arg)
     gen_job_t *job = arg;
     job->increasing = 1;
     for (int i = 0; i < PER_THREAD; i++) {
-        ue__uuid7_new(job->ids[i]);
+        uc__uuid7_new(job->ids[i]);
         if (i > 0 && memcmp(job->ids[i - 1], job->ids[i], 16) >= 0)
             job->increasing = 0;
     }
@@ -117,14 +117,14 @@ static void test_uuid_format_is_canonical_lowercase(void **state)
                             0x8d, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab};
     char out[37], pub[37];
     memset(out, 'X', sizeof(out));
-    ue__uuid_format(id, out);
+    uc__uuid_format(id, out);
     assert_string_equal(out, "018f3abc-def0-7abc-8def-0123456789ab");
     ue_event_id_format(id, pub);
     assert_string_equal(pub, out);
 
     uint8_t fresh[16];
-    ue__uuid7_new(fresh);
-    ue__uuid_format(fresh, out);
+    uc__uuid7_new(fresh);
+    uc__uuid_format(fresh, out);
     assert_int_equal(strlen(out), 36);
     for (int i = 0; i < 36; i++) {
         if (i == 8 || i == 13 || i == 18 || i == 23)
@@ -140,8 +140,8 @@ static void test_random_bytes_are_not_constant(void **state)
 {
     (void)state;
     uint8_t a[32], b[32], zero[32] = {0};
-    ue__random_bytes(a, sizeof(a));
-    ue__random_bytes(b, sizeof(b));
+    uc__random_bytes(a, sizeof(a));
+    uc__random_bytes(b, sizeof(b));
     assert_memory_not_equal(a, b, sizeof(a));
     assert_memory_not_equal(a, zero, sizeof(a));
 }
@@ -168,20 +168,20 @@ static void test_uuid7_child_after_fork_differs_from_parent(void **state)
     static id_t16 parent[FORK_IDS], child[FORK_IDS];
     int fds[2];
     uint8_t warm[16];
-    ue__uuid7_new(warm); /* this thread's random state exists before the fork */
+    uc__uuid7_new(warm); /* this thread's random state exists before the fork */
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
         for (int i = 0; i < FORK_IDS; i++)
-            ue__uuid7_new(child[i]);
+            uc__uuid7_new(child[i]);
         ssize_t n = write(fds[1], child, sizeof(child));
         _exit(n == (ssize_t)sizeof(child) ? 0 : 1);
     }
     close(fds[1]);
     for (int i = 0; i < FORK_IDS; i++)
-        ue__uuid7_new(parent[i]);
+        uc__uuid7_new(parent[i]);
     assert_int_equal(read_all(fds[0], child, sizeof(child)), 0);
     close(fds[0]);
     int status;

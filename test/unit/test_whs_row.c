@@ -24,7 +24,7 @@ typedef struct fixture {
     whs_conf_t *conf;
     whs__schema_t schema;
     whs__mapper_t mapper;
-    ue__arena_t arena;
+    uc__arena_t arena;
     char reason[256];
 } fixture_t;
 
@@ -39,14 +39,14 @@ static fixture_t *fixture_new(const char *promote, const char *utf8)
         assert_int_equal(whs_conf_set(f->conf, "utf8.invalid", utf8, errstr, 256), 0);
     whs__schema_init(&f->schema, f->conf->promote, f->conf->npromote);
     whs__mapper_init(&f->mapper, &f->schema, &f->conf->s);
-    ue__arena_init(&f->arena, NULL, 0);
+    uc__arena_init(&f->arena, NULL, 0);
     return f;
 }
 
 static void fixture_free(fixture_t *f)
 {
     whs__mapper_free(&f->mapper);
-    ue__arena_free(&f->arena);
+    uc__arena_free(&f->arena);
     whs_conf_destroy(f->conf);
     free(f);
 }

@@ -158,7 +158,7 @@ static fx_t *start(int transactional)
                              .backoff_ms = 1,
                              .backoff_max_ms = 5,
                              .stats = f->stats};
-    static ue__logger_t quiet = {0, "test", NULL, NULL}; /* level 0: nothing logged */
+    static uc__logger_t quiet = {0, "test", NULL, NULL}; /* level 0: nothing logged */
     wc.log = &quiet;
     f->w = whs__writer_new(&wc);
     return f;

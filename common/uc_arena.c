@@ -1,14 +1,14 @@
 /*
- * ue_arena.c - see ue_arena.h.
+ * uc_arena.c - see uc_arena.h.
  */
-#include "ue_arena.h"
+#include "uc_arena.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define CHUNK_MIN 4096
 
-void ue__arena_init(ue__arena_t *a, ue__arena_chunk_t *inline_chunk, size_t inline_size)
+void uc__arena_init(uc__arena_t *a, uc__arena_chunk_t *inline_chunk, size_t inline_size)
 {
     a->first = inline_chunk;
     a->first_is_owned = 0;
@@ -20,10 +20,10 @@ void ue__arena_init(ue__arena_t *a, ue__arena_chunk_t *inline_chunk, size_t inli
     a->cur = inline_chunk;
 }
 
-static ue__arena_chunk_t *new_chunk(size_t size)
+static uc__arena_chunk_t *new_chunk(size_t size)
 {
     size_t csize = size > CHUNK_MIN ? size : CHUNK_MIN;
-    ue__arena_chunk_t *c = malloc(sizeof(*c) + csize);
+    uc__arena_chunk_t *c = malloc(sizeof(*c) + csize);
     if (c) {
         c->next = NULL;
         c->size = csize;
@@ -32,10 +32,10 @@ static ue__arena_chunk_t *new_chunk(size_t size)
     return c;
 }
 
-void *ue__arena_alloc(ue__arena_t *a, size_t size)
+void *uc__arena_alloc(uc__arena_t *a, size_t size)
 {
     size = (size + 15) & ~(size_t)15;
-    ue__arena_chunk_t *c = a->cur;
+    uc__arena_chunk_t *c = a->cur;
     if (!c) {
         if (!(c = a->first = a->cur = new_chunk(size)))
             return NULL;
@@ -45,7 +45,7 @@ void *ue__arena_alloc(ue__arena_t *a, size_t size)
         if (c->next && c->next->size >= size) { /* a chunk kept by reset */
             c = c->next;
         } else {
-            ue__arena_chunk_t *n = new_chunk(size);
+            uc__arena_chunk_t *n = new_chunk(size);
             if (!n)
                 return NULL;
             n->next = c->next;
@@ -60,29 +60,29 @@ void *ue__arena_alloc(ue__arena_t *a, size_t size)
     return p;
 }
 
-char *ue__arena_strdup(ue__arena_t *a, const char *s)
+char *uc__arena_strdup(uc__arena_t *a, const char *s)
 {
     size_t len = strlen(s);
-    char *p = ue__arena_alloc(a, len + 1);
+    char *p = uc__arena_alloc(a, len + 1);
     if (p)
         memcpy(p, s, len + 1);
     return p;
 }
 
-void ue__arena_reset(ue__arena_t *a)
+void uc__arena_reset(uc__arena_t *a)
 {
-    for (ue__arena_chunk_t *c = a->first; c; c = c->next)
+    for (uc__arena_chunk_t *c = a->first; c; c = c->next)
         c->used = 0;
     a->cur = a->first;
 }
 
-void ue__arena_free(ue__arena_t *a)
+void uc__arena_free(uc__arena_t *a)
 {
-    ue__arena_chunk_t *c = a->first;
+    uc__arena_chunk_t *c = a->first;
     if (c && !a->first_is_owned)
         c = c->next; /* the owner's inline chunk */
     while (c) {
-        ue__arena_chunk_t *next = c->next;
+        uc__arena_chunk_t *next = c->next;
         free(c);
         c = next;
     }

@@ -1,17 +1,17 @@
 /*
- * ue_fetch_kick.c - see ue_fetch_kick.h.
+ * uc_fetch_kick.c - see uc_fetch_kick.h.
  */
-#include "ue_fetch_kick.h"
-#include "ue_props.h"
+#include "uc_fetch_kick.h"
+#include "uc_props.h"
 
-void ue__fetch_kick_init(ue__fetch_kick_t *k, const rd_kafka_conf_t *conf)
+void uc__fetch_kick_init(uc__fetch_kick_t *k, const rd_kafka_conf_t *conf)
 {
-    k->full = ue__kafka_conf_int(conf, "queued.min.messages", 0);
+    k->full = uc__kafka_conf_int(conf, "queued.min.messages", 0);
     k->parked = 0;
     k->next = 0;
 }
 
-void ue__fetch_kick(ue__fetch_kick_t *k, rd_kafka_t *rk, rd_kafka_queue_t *queue, int64_t low)
+void uc__fetch_kick(uc__fetch_kick_t *k, rd_kafka_t *rk, rd_kafka_queue_t *queue, int64_t low)
 {
     if (k->full <= 0)
         return;

@@ -1,14 +1,14 @@
 /*
- * ue_uuid7.c - UUIDv7 generation (see ue_uuid7.h).
+ * uc_uuid7.c - UUIDv7 generation (see uc_uuid7.h).
  *
  * The 60 bits of timestamp + counter live in one atomic word, so every id from this process
  * is greater than the previous one without a lock: the next value is max(last + 1, now << 12).
  * When more than 4096 ids are made in one millisecond the counter carries into the timestamp,
  * which then runs slightly ahead of the clock, as RFC 9562 allows.
  */
-#include "ue_uuid7.h"
-#include "ue_fork.h"
-#include "ue_time.h"
+#include "uc_uuid7.h"
+#include "uc_fork.h"
+#include "uc_time.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,7 +22,7 @@ static _Atomic uint64_t last_ts_counter;
 static _Thread_local uint64_t rng_state[4];
 static _Thread_local uint32_t rng_generation = UINT32_MAX;
 
-void ue__random_bytes(void *out, size_t len)
+void uc__random_bytes(void *out, size_t len)
 {
     uint8_t *p = out;
     while (len > 0) {
@@ -33,7 +33,7 @@ void ue__random_bytes(void *out, size_t len)
         len -= (size_t)n;
     }
     /* getrandom can only fail on ancient kernels; never leave the bytes predictable-zero. */
-    for (uint64_t x = (uint64_t)ue__mono_ns() ^ (uint64_t)getpid() << 32; len > 0; len--) {
+    for (uint64_t x = (uint64_t)uc__mono_ns() ^ (uint64_t)getpid() << 32; len > 0; len--) {
         x = x * 6364136223846793005ULL + 1442695040888963407ULL;
         *p++ = (uint8_t)(x >> 56);
     }
@@ -46,10 +46,10 @@ static inline uint64_t rotl(uint64_t x, int k)
 
 static uint64_t rng_next(void)
 {
-    uint32_t gen = ue__fork_generation();
+    uint32_t gen = uc__fork_generation();
     if (rng_generation != gen) {
         do
-            ue__random_bytes(rng_state, sizeof(rng_state));
+            uc__random_bytes(rng_state, sizeof(rng_state));
         while (!(rng_state[0] | rng_state[1] | rng_state[2] | rng_state[3]));
         rng_generation = gen;
     }
@@ -67,7 +67,7 @@ static uint64_t rng_next(void)
 
 static uint64_t next_ts_counter(void)
 {
-    uint64_t now = (uint64_t)ue__wall_ms() << 12;
+    uint64_t now = (uint64_t)uc__wall_ms() << 12;
     uint64_t last = atomic_load_explicit(&last_ts_counter, memory_order_relaxed);
     uint64_t next;
     do
@@ -77,7 +77,7 @@ static uint64_t next_ts_counter(void)
     return next;
 }
 
-void ue__uuid7_new(uint8_t out[16])
+void uc__uuid7_new(uint8_t out[16])
 {
     uint64_t hi = next_ts_counter();     /* 48-bit ms | 12-bit counter */
     uint64_t lo = rng_next();
@@ -93,7 +93,7 @@ void ue__uuid7_new(uint8_t out[16])
         out[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
 }
 
-int64_t ue__uuid7_time_ms(const uint8_t id[16])
+int64_t uc__uuid7_time_ms(const uint8_t id[16])
 {
     int64_t ms = 0;
     for (int i = 0; i < 6; i++)
@@ -101,7 +101,7 @@ int64_t ue__uuid7_time_ms(const uint8_t id[16])
     return ms;
 }
 
-void ue__uuid_format(const uint8_t id[16], char out[37])
+void uc__uuid_format(const uint8_t id[16], char out[37])
 {
     static const char hex[] = "0123456789abcdef";
     char *p = out;

@@ -1,5 +1,5 @@
 /*
- * ue_event_pack.h - a single-pass Protobuf encoder for userevents.Event, written against
+ * uc_event_pack.h - a single-pass Protobuf encoder for userevents.Event, written against
  * proto/userevents.proto, whose output is byte-identical to protobuf-c's
  * userevents__event__pack() (test_event_pack.c and the fuzz_event_decode target check it).
  *
@@ -8,8 +8,8 @@
  * caller buffer, so a nested message's length is known when its tag is written and one pass
  * suffices: the bytes end at the end of the buffer.
  */
-#ifndef UE_EVENT_PACK_H
-#define UE_EVENT_PACK_H
+#ifndef UC_EVENT_PACK_H
+#define UC_EVENT_PACK_H
 
 #include "userevents.pb-c.h"
 
@@ -21,6 +21,6 @@
  * starts (it ends at @p buf + @p cap), or NULL when it does not fit in @p cap bytes.
  * Unknown fields (from a decoded event) are written after the known ones, as protobuf-c does.
  */
-uint8_t *ue__event_pack(const Userevents__Event *e, uint8_t *buf, size_t cap);
+uint8_t *uc__event_pack(const Userevents__Event *e, uint8_t *buf, size_t cap);
 
 #endif

@@ -1,12 +1,12 @@
 /*
- * ue_validate.c - see ue_validate.h.
+ * uc_validate.c - see uc_validate.h.
  */
-#include "ue_validate.h"
+#include "uc_validate.h"
 
 #include <stdint.h>
 #include <string.h>
 
-int ue__event_type_valid(const char *type, size_t len)
+int uc__event_type_valid(const char *type, size_t len)
 {
     if (!type || len == 0 || len > 200)
         return 0;
@@ -37,7 +37,7 @@ static int same_name(const char *type, size_t len, const char *reserved)
     return 1;
 }
 
-int ue__event_type_reserved(const char *type, size_t len)
+int uc__event_type_reserved(const char *type, size_t len)
 {
     for (size_t i = 0; type && i < sizeof(RESERVED) / sizeof(RESERVED[0]); i++)
         if (same_name(type, len, RESERVED[i]))
@@ -45,7 +45,7 @@ int ue__event_type_reserved(const char *type, size_t len)
     return 0;
 }
 
-int ue__utf8_valid(const char *str, size_t len)
+int uc__utf8_valid(const char *str, size_t len)
 {
     const uint8_t *s = (const uint8_t *)str, *end = s + len;
     while (s < end) {

@@ -1,7 +1,7 @@
 /*
- * ue_fork.c - the fork generation counter (see ue_fork.h).
+ * uc_fork.c - the fork generation counter (see uc_fork.h).
  */
-#include "ue_fork.h"
+#include "uc_fork.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -19,7 +19,7 @@ static void install_atfork(void)
     pthread_atfork(NULL, NULL, on_fork_child);
 }
 
-uint32_t ue__fork_generation(void)
+uint32_t uc__fork_generation(void)
 {
     pthread_once(&atfork_once, install_atfork);
     return atomic_load_explicit(&fork_generation, memory_order_relaxed);

@@ -1,10 +1,10 @@
 /*
- * ue_crc32c.c - table-driven CRC-32C, slicing by 8 bytes.
+ * uc_crc32c.c - table-driven CRC-32C, slicing by 8 bytes.
  *
  * Spool frames are compressed batches of a few KiB to a MiB; this runs at several GB/s, far
  * below the cost of compressing them, so no hardware path is needed.
  */
-#include "ue_crc32c.h"
+#include "uc_crc32c.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -27,7 +27,7 @@ static void build_table(void)
             table[k][n] = (table[k - 1][n] >> 8) ^ table[0][table[k - 1][n] & 0xff];
 }
 
-uint32_t ue__crc32c(uint32_t crc, const void *data, size_t len)
+uint32_t uc__crc32c(uint32_t crc, const void *data, size_t len)
 {
     const uint8_t *p = data;
     pthread_once(&table_once, build_table);

@@ -1,7 +1,7 @@
 /*
- * ue_log.c - formats a log line and hands it to the callback or to stderr.
+ * uc_log.c - formats a log line and hands it to the callback or to stderr.
  */
-#include "ue_log.h"
+#include "uc_log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,15 +9,15 @@
 static const char *level_name(int level)
 {
     switch (level) {
-    case UE_LOG_ERR: return "ERROR";
-    case UE_LOG_WARNING: return "WARN";
-    case UE_LOG_NOTICE: return "NOTICE";
-    case UE_LOG_INFO: return "INFO";
+    case UC_LOG_ERR: return "ERROR";
+    case UC_LOG_WARNING: return "WARN";
+    case UC_LOG_NOTICE: return "NOTICE";
+    case UC_LOG_INFO: return "INFO";
     default: return "DEBUG";
     }
 }
 
-void ue__log(const ue__logger_t *lg, int level, const char *fmt, ...)
+void uc__log(const uc__logger_t *lg, int level, const char *fmt, ...)
 {
     char msg[1024];
     va_list ap;

@@ -1,5 +1,5 @@
 /*
- * ue_event_pack.c - see ue_event_pack.h.
+ * uc_event_pack.c - see uc_event_pack.h.
  *
  * The writer fills its buffer from the end towards the start: each message's fields are written
  * last to first, so when a nested message is done its length is known and goes right before
@@ -8,7 +8,7 @@
  * member is written when its case is selected (a string or message only when not NULL, even
  * when empty), repeated fields keep their order, and unknown fields follow the known ones.
  */
-#include "ue_event_pack.h"
+#include "uc_event_pack.h"
 
 #include <string.h>
 
@@ -209,7 +209,7 @@ static void put_context(wr_t *w, const Userevents__Context *c)
     opt_string(w, 1, c->app_name);
 }
 
-uint8_t *ue__event_pack(const Userevents__Event *e, uint8_t *buf, size_t cap)
+uint8_t *uc__event_pack(const Userevents__Event *e, uint8_t *buf, size_t cap)
 {
     wr_t w = {.start = buf, .p = buf + cap, .full = 0};
 

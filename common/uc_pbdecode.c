@@ -1,8 +1,8 @@
 /*
- * ue_pbdecode.c - see ue_pbdecode.h. The check keeps an explicit stack of (descriptor, end)
+ * uc_pbdecode.c - see uc_pbdecode.h. The check keeps an explicit stack of (descriptor, end)
  * frames instead of recursing; unknown fields are skipped as protobuf allows.
  */
-#include "ue_pbdecode.h"
+#include "uc_pbdecode.h"
 
 #define STACK_MAX 64
 
@@ -52,7 +52,7 @@ static int skip_value(const uint8_t *buf, size_t end, size_t *off, int wire, uin
     }
 }
 
-int ue__pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
+int uc__pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, size_t len,
                  int max_depth)
 {
     frame_t stack[STACK_MAX];
@@ -64,16 +64,16 @@ int ue__pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, siz
     for (;;) {
         if (off == stack[depth].end) {
             if (depth == 0)
-                return UE__PB_OK;
+                return UC__PB_OK;
             depth--;
             continue;
         }
         uint64_t key, sub_len;
         if (read_varint(buf, stack[depth].end, &off, &key) || (key >> 3) == 0 ||
             (key >> 3) > 536870911)
-            return UE__PB_MALFORMED;
+            return UC__PB_MALFORMED;
         if (skip_value(buf, stack[depth].end, &off, (int)(key & 7), &sub_len))
-            return UE__PB_MALFORMED;
+            return UC__PB_MALFORMED;
         const ProtobufCFieldDescriptor *f = field_of(stack[depth].desc, (uint32_t)(key >> 3));
         if (sub_len == UINT64_MAX || !f || f->type != PROTOBUF_C_TYPE_MESSAGE) {
             if (sub_len != UINT64_MAX)
@@ -81,19 +81,19 @@ int ue__pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *buf, siz
             continue;
         }
         if (depth + 1 >= max_depth)
-            return UE__PB_TOO_DEEP;
+            return UC__PB_TOO_DEEP;
         stack[++depth] = (frame_t){f->descriptor, off + sub_len};
     }
 }
 
-ProtobufCMessage *ue__pb_unpack(const ProtobufCMessageDescriptor *desc,
+ProtobufCMessage *uc__pb_unpack(const ProtobufCMessageDescriptor *desc,
                                 ProtobufCAllocator *alloc, size_t len, const uint8_t *buf,
                                 int max_depth, int *err)
 {
-    int rc = ue__pb_check(desc, buf, len, max_depth);
+    int rc = uc__pb_check(desc, buf, len, max_depth);
     ProtobufCMessage *msg = rc ? NULL : protobuf_c_message_unpack(desc, alloc, len, buf);
     if (!msg && !rc)
-        rc = UE__PB_INVALID;
+        rc = UC__PB_INVALID;
     if (err)
         *err = rc;
     return msg;
@@ -102,13 +102,13 @@ ProtobufCMessage *ue__pb_unpack(const ProtobufCMessageDescriptor *desc,
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-const char *ue__pb_strerror(int err)
+const char *uc__pb_strerror(int err)
 {
     switch (err) {
-    case UE__PB_OK: return "ok";
-    case UE__PB_MALFORMED: return "malformed Protobuf (truncated, a bad tag or field number 0)";
-    case UE__PB_TOO_DEEP: return "nested deeper than " STR(UE__PB_MAX_DEPTH) " levels";
-    case UE__PB_INVALID: return "not a valid message of its type";
+    case UC__PB_OK: return "ok";
+    case UC__PB_MALFORMED: return "malformed Protobuf (truncated, a bad tag or field number 0)";
+    case UC__PB_TOO_DEEP: return "nested deeper than " STR(UC__PB_MAX_DEPTH) " levels";
+    case UC__PB_INVALID: return "not a valid message of its type";
     default: return "undecodable";
     }
 }

@@ -1,26 +1,26 @@
 /*
- * ue_kstats.c - see ue_kstats.h.
+ * uc_kstats.c - see uc_kstats.h.
  */
-#include "ue_kstats.h"
+#include "uc_kstats.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-void ue__kstats_init(ue__kstats_t *k)
+void uc__kstats_init(uc__kstats_t *k)
 {
     pthread_mutex_init(&k->lock, NULL);
     k->json = NULL;
     k->len = 0;
 }
 
-void ue__kstats_free(ue__kstats_t *k)
+void uc__kstats_free(uc__kstats_t *k)
 {
     free(k->json);
     k->json = NULL;
     pthread_mutex_destroy(&k->lock);
 }
 
-void ue__kstats_store(ue__kstats_t *k, const char *json, size_t len)
+void uc__kstats_store(uc__kstats_t *k, const char *json, size_t len)
 {
     char *copy = malloc(len + 1);
     if (!copy)
@@ -35,7 +35,7 @@ void ue__kstats_store(ue__kstats_t *k, const char *json, size_t len)
     free(old);
 }
 
-size_t ue__kstats_copy(ue__kstats_t *k, char *buf, size_t size)
+size_t uc__kstats_copy(uc__kstats_t *k, char *buf, size_t size)
 {
     pthread_mutex_lock(&k->lock);
     size_t len = k->json ? k->len : 0;

@@ -1,7 +1,7 @@
 /*
- * ue_props.c - parsing, formatting and documenting configuration tables (see ue_props.h).
+ * uc_props.c - parsing, formatting and documenting configuration tables (see uc_props.h).
  */
-#include "ue_props.h"
+#include "uc_props.h"
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ue__errstr(char *errstr, size_t size, const char *fmt, ...)
+void uc__errstr(char *errstr, size_t size, const char *fmt, ...)
 {
     va_list ap;
     if (!errstr || size == 0)
@@ -20,15 +20,15 @@ void ue__errstr(char *errstr, size_t size, const char *fmt, ...)
     va_end(ap);
 }
 
-const ue__prop_t *ue__prop_find(const ue__prop_t *table, const char *name)
+const uc__prop_t *uc__prop_find(const uc__prop_t *table, const char *name)
 {
-    for (const ue__prop_t *p = table; p->name; p++)
+    for (const uc__prop_t *p = table; p->name; p++)
         if (strcmp(p->name, name) == 0)
             return p;
     return NULL;
 }
 
-size_t ue__props_count(const ue__prop_t *table)
+size_t uc__props_count(const uc__prop_t *table)
 {
     size_t n = 0;
     while (table[n].name)
@@ -79,131 +79,131 @@ static int parse_bool(const char *v)
     return -1;
 }
 
-static int set_value(const ue__prop_t *p, void *settings, const char *value, char *errstr,
+static int set_value(const uc__prop_t *p, void *settings, const char *value, char *errstr,
                      size_t errstr_size)
 {
     char *field = (char *)settings + p->offset;
 
     switch (p->type) {
-    case UE__PROP_INT: {
+    case UC__PROP_INT: {
         char *end;
         errno = 0;
         long long v = strtoll(value, &end, 10);
         if (errno || end == value || *end) {
-            ue__errstr(errstr, errstr_size, "%s: expected an integer, got \"%s\"", p->name,
+            uc__errstr(errstr, errstr_size, "%s: expected an integer, got \"%s\"", p->name,
                        value);
-            return UE__PROP_INVALID;
+            return UC__PROP_INVALID;
         }
         if (v < p->min || v > p->max) {
-            ue__errstr(errstr, errstr_size, "%s: %lld is outside [%" PRId64 ", %" PRId64 "]",
+            uc__errstr(errstr, errstr_size, "%s: %lld is outside [%" PRId64 ", %" PRId64 "]",
                        p->name, v, p->min, p->max);
-            return UE__PROP_INVALID;
+            return UC__PROP_INVALID;
         }
         *(int64_t *)field = v;
-        return UE__PROP_OK;
+        return UC__PROP_OK;
     }
-    case UE__PROP_DOUBLE: {
+    case UC__PROP_DOUBLE: {
         char *end;
         errno = 0;
         double v = strtod(value, &end);
         if (errno || end == value || *end || v != v) {
-            ue__errstr(errstr, errstr_size, "%s: expected a number, got \"%s\"", p->name, value);
-            return UE__PROP_INVALID;
+            uc__errstr(errstr, errstr_size, "%s: expected a number, got \"%s\"", p->name, value);
+            return UC__PROP_INVALID;
         }
         if (v < (double)p->min || v > (double)p->max) {
-            ue__errstr(errstr, errstr_size, "%s: %g is outside [%" PRId64 ", %" PRId64 "]",
+            uc__errstr(errstr, errstr_size, "%s: %g is outside [%" PRId64 ", %" PRId64 "]",
                        p->name, v, p->min, p->max);
-            return UE__PROP_INVALID;
+            return UC__PROP_INVALID;
         }
         *(double *)field = v;
-        return UE__PROP_OK;
+        return UC__PROP_OK;
     }
-    case UE__PROP_BOOL: {
+    case UC__PROP_BOOL: {
         int b = parse_bool(value);
         if (b < 0) {
-            ue__errstr(errstr, errstr_size, "%s: expected true or false, got \"%s\"", p->name,
+            uc__errstr(errstr, errstr_size, "%s: expected true or false, got \"%s\"", p->name,
                        value);
-            return UE__PROP_INVALID;
+            return UC__PROP_INVALID;
         }
         *(int *)field = b;
-        return UE__PROP_OK;
+        return UC__PROP_OK;
     }
-    case UE__PROP_ENUM: {
+    case UC__PROP_ENUM: {
         int idx = choice_index(p->choices, value);
         if (idx < 0) {
-            ue__errstr(errstr, errstr_size, "%s: expected one of %s, got \"%s\"", p->name,
+            uc__errstr(errstr, errstr_size, "%s: expected one of %s, got \"%s\"", p->name,
                        p->choices, value);
-            return UE__PROP_INVALID;
+            return UC__PROP_INVALID;
         }
         *(int *)field = idx;
-        return UE__PROP_OK;
+        return UC__PROP_OK;
     }
-    case UE__PROP_STR: {
+    case UC__PROP_STR: {
         if (strlen(value) > (size_t)p->max) {
-            ue__errstr(errstr, errstr_size, "%s: longer than %" PRId64 " bytes", p->name,
+            uc__errstr(errstr, errstr_size, "%s: longer than %" PRId64 " bytes", p->name,
                        p->max);
-            return UE__PROP_INVALID;
+            return UC__PROP_INVALID;
         }
         char *copy = NULL;
         if (*value && !(copy = strdup(value))) {
-            ue__errstr(errstr, errstr_size, "out of memory");
-            return UE__PROP_INVALID;
+            uc__errstr(errstr, errstr_size, "out of memory");
+            return UC__PROP_INVALID;
         }
         free(*(char **)field);
         *(char **)field = copy;
-        return UE__PROP_OK;
+        return UC__PROP_OK;
     }
     }
-    return UE__PROP_INVALID;
+    return UC__PROP_INVALID;
 }
 
-int ue__prop_set(const ue__prop_t *table, void *settings, const char *name, const char *value,
+int uc__prop_set(const uc__prop_t *table, void *settings, const char *name, const char *value,
                  char *errstr, size_t errstr_size)
 {
     if (!name || !value) {
-        ue__errstr(errstr, errstr_size, "name and value must not be NULL");
-        return UE__PROP_INVALID;
+        uc__errstr(errstr, errstr_size, "name and value must not be NULL");
+        return UC__PROP_INVALID;
     }
-    const ue__prop_t *p = ue__prop_find(table, name);
+    const uc__prop_t *p = uc__prop_find(table, name);
     if (!p) {
-        ue__errstr(errstr, errstr_size, "unknown configuration property \"%s\"", name);
-        return UE__PROP_UNKNOWN;
+        uc__errstr(errstr, errstr_size, "unknown configuration property \"%s\"", name);
+        return UC__PROP_UNKNOWN;
     }
     return set_value(p, settings, value, errstr, errstr_size);
 }
 
-static void format_value(const ue__prop_t *p, const void *settings, char *out, size_t size)
+static void format_value(const uc__prop_t *p, const void *settings, char *out, size_t size)
 {
     const char *field = (const char *)settings + p->offset;
     switch (p->type) {
-    case UE__PROP_INT:
+    case UC__PROP_INT:
         snprintf(out, size, "%" PRId64, *(const int64_t *)field);
         break;
-    case UE__PROP_DOUBLE:
+    case UC__PROP_DOUBLE:
         snprintf(out, size, "%g", *(const double *)field);
         break;
-    case UE__PROP_BOOL:
+    case UC__PROP_BOOL:
         snprintf(out, size, "%s", *(const int *)field ? "true" : "false");
         break;
-    case UE__PROP_ENUM:
+    case UC__PROP_ENUM:
         choice_name(p->choices, *(const int *)field, out, size);
         break;
-    case UE__PROP_STR:
+    case UC__PROP_STR:
         snprintf(out, size, "%s", *(char *const *)field ? *(char *const *)field : "");
         break;
     }
 }
 
-int ue__prop_get(const ue__prop_t *table, const void *settings, const char *name, char *dest,
+int uc__prop_get(const uc__prop_t *table, const void *settings, const char *name, char *dest,
                  size_t *dest_size)
 {
-    const ue__prop_t *p = name ? ue__prop_find(table, name) : NULL;
+    const uc__prop_t *p = name ? uc__prop_find(table, name) : NULL;
     if (!p || !dest_size)
-        return UE__PROP_UNKNOWN;
+        return UC__PROP_UNKNOWN;
 
     char small[64] = "";
     const char *text = small;
-    if (p->type == UE__PROP_STR) {
+    if (p->type == UC__PROP_STR) {
         const char *s = *(char *const *)((const char *)settings + p->offset);
         text = s ? s : "";
     } else {
@@ -213,36 +213,36 @@ int ue__prop_get(const ue__prop_t *table, const void *settings, const char *name
     if (dest && *dest_size > 0)
         snprintf(dest, *dest_size, "%s", text);
     *dest_size = need;
-    return UE__PROP_OK;
+    return UC__PROP_OK;
 }
 
-int ue__props_init(const ue__prop_t *table, void *settings)
+int uc__props_init(const uc__prop_t *table, void *settings)
 {
-    for (const ue__prop_t *p = table; p->name; p++) {
-        if (set_value(p, settings, p->def, NULL, 0) != UE__PROP_OK)
+    for (const uc__prop_t *p = table; p->name; p++) {
+        if (set_value(p, settings, p->def, NULL, 0) != UC__PROP_OK)
             return -1;
     }
     return 0;
 }
 
-int ue__props_dup_strings(const ue__prop_t *table, void *dst)
+int uc__props_dup_strings(const uc__prop_t *table, void *dst)
 {
     int rc = 0;
-    for (const ue__prop_t *p = table; p->name; p++) {
+    for (const uc__prop_t *p = table; p->name; p++) {
         char **field = (char **)((char *)dst + p->offset);
-        if (p->type != UE__PROP_STR || !*field)
+        if (p->type != UC__PROP_STR || !*field)
             continue;
-        /* On failure keep going with NULLs, so ue__props_free() stays safe. */
+        /* On failure keep going with NULLs, so uc__props_free() stays safe. */
         if (!(*field = strdup(*field)))
             rc = -1;
     }
     return rc;
 }
 
-void ue__props_free(const ue__prop_t *table, void *settings)
+void uc__props_free(const uc__prop_t *table, void *settings)
 {
-    for (const ue__prop_t *p = table; p->name; p++) {
-        if (p->type == UE__PROP_STR) {
+    for (const uc__prop_t *p = table; p->name; p++) {
+        if (p->type == UC__PROP_STR) {
             char **field = (char **)((char *)settings + p->offset);
             free(*field);
             *field = NULL;
@@ -250,23 +250,23 @@ void ue__props_free(const ue__prop_t *table, void *settings)
     }
 }
 
-void ue__props_markdown(const ue__prop_t *table, FILE *out)
+void uc__props_markdown(const uc__prop_t *table, FILE *out)
 {
     fprintf(out, "| property | type | range | default | description |\n");
     fprintf(out, "| --- | --- | --- | --- | --- |\n");
-    for (const ue__prop_t *p = table; p->name; p++) {
+    for (const uc__prop_t *p = table; p->name; p++) {
         char range[80] = "";
         const char *type = "string";
-        if (p->type == UE__PROP_INT) {
+        if (p->type == UC__PROP_INT) {
             type = "integer";
             snprintf(range, sizeof(range), "%" PRId64 " .. %" PRId64, p->min, p->max);
-        } else if (p->type == UE__PROP_DOUBLE) {
+        } else if (p->type == UC__PROP_DOUBLE) {
             type = "number";
             snprintf(range, sizeof(range), "%" PRId64 " .. %" PRId64, p->min, p->max);
-        } else if (p->type == UE__PROP_BOOL) {
+        } else if (p->type == UC__PROP_BOOL) {
             type = "boolean";
             snprintf(range, sizeof(range), "true, false");
-        } else if (p->type == UE__PROP_ENUM) {
+        } else if (p->type == UC__PROP_ENUM) {
             type = "enum";
             snprintf(range, sizeof(range), "%s", p->choices);
         }
@@ -275,7 +275,7 @@ void ue__props_markdown(const ue__prop_t *table, FILE *out)
     }
 }
 
-int ue__prop_is_secret(const char *name)
+int uc__prop_is_secret(const char *name)
 {
     static const char *const words[] = {"password", "secret", "token", "ssl.key",
                                         "oauthbearer.config", "api.key", "apikey", NULL};
@@ -285,7 +285,7 @@ int ue__prop_is_secret(const char *name)
     return 0;
 }
 
-size_t ue__stats_json(const char *const *names, int n, int64_t (*get)(void *handle, int i),
+size_t uc__stats_json(const char *const *names, int n, int64_t (*get)(void *handle, int i),
                       void *handle, char *buf, size_t size)
 {
     size_t len = 0;
@@ -305,24 +305,24 @@ size_t ue__stats_json(const char *const *names, int n, int64_t (*get)(void *hand
     return len;
 }
 
-int ue__kafka_conf_set(struct rd_kafka_conf_s *kc, const char *name, const char *value,
+int uc__kafka_conf_set(struct rd_kafka_conf_s *kc, const char *name, const char *value,
                        char *errstr, size_t errstr_size)
 {
     switch (rd_kafka_conf_set(kc, name, value, errstr, errstr_size)) {
-    case RD_KAFKA_CONF_OK: return UE__PROP_OK;
-    case RD_KAFKA_CONF_UNKNOWN: return UE__PROP_UNKNOWN;
-    default: return UE__PROP_INVALID;
+    case RD_KAFKA_CONF_OK: return UC__PROP_OK;
+    case RD_KAFKA_CONF_UNKNOWN: return UC__PROP_UNKNOWN;
+    default: return UC__PROP_INVALID;
     }
 }
 
-int64_t ue__kafka_conf_int(const struct rd_kafka_conf_s *kc, const char *name, int64_t dflt)
+int64_t uc__kafka_conf_int(const struct rd_kafka_conf_s *kc, const char *name, int64_t dflt)
 {
     char v[32];
     size_t n = sizeof(v);
     return rd_kafka_conf_get(kc, name, v, &n) == RD_KAFKA_CONF_OK ? atoll(v) : dflt;
 }
 
-size_t ue__dump_kafka(const char **arr, size_t i, const char **kdump, size_t kcnt,
+size_t uc__dump_kafka(const char **arr, size_t i, const char **kdump, size_t kcnt,
                       const char *prefix)
 {
     for (size_t k = 0; k + 1 < kcnt; k += 2) {
@@ -330,12 +330,12 @@ size_t ue__dump_kafka(const char **arr, size_t i, const char **kdump, size_t kcn
         if (key)
             strcat(strcpy(key, prefix), kdump[k]);
         arr[i++] = key;
-        arr[i++] = strdup(ue__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
+        arr[i++] = strdup(uc__prop_is_secret(kdump[k]) ? "[redacted]" : kdump[k + 1]);
     }
     return i;
 }
 
-void ue__dump_free(const char **arr, size_t cnt)
+void uc__dump_free(const char **arr, size_t cnt)
 {
     for (size_t i = 0; arr && i < cnt; i++)
         free((void *)arr[i]);

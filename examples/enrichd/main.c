@@ -10,6 +10,7 @@
  */
 #include "enrich.h"
 #include "enrich_metrics.h"
+#include "malloc_arenas.h"
 #include "metrics.h"
 #include "secret.h"
 
@@ -136,6 +137,7 @@ enum { METRICS_PORT = 256, METRICS_LISTEN };
 
 int main(int argc, char **argv)
 {
+    malloc_arenas_limit(); /* before librdkafka starts its threads */
     static const struct option opts[] = {{"bootstrap", 1, 0, 'b'},
                                          {"instance-id", 1, 0, 'i'},
                                          {"config", 1, 0, 'c'},

@@ -37,6 +37,7 @@
  * This file: the options, start-up, drain and /metrics; collector.h names the other parts.
  */
 #include "collector.h"
+#include "malloc_arenas.h"
 #include "secret.h"
 
 #include <arpa/inet.h>
@@ -579,6 +580,7 @@ static ue_conf_t *default_conf(void)
 
 int main(int argc, char **argv)
 {
+    malloc_arenas_limit(); /* before librdkafka starts its threads */
     static collector_t col;
     options_t o = {.bootstrap = getenv("KAFKA_BOOTSTRAP"),
                    .listen = "127.0.0.1",

@@ -10,6 +10,7 @@
  * While the warehouse is unreachable at start, creating the sink is retried with a backoff.
  * --metrics-port serves Prometheus /metrics (userevents_sink_*, see pkg/monitoring/).
  */
+#include "malloc_arenas.h"
 #include "metrics.h"
 #include "secret.h"
 #include "sink_metrics.h"
@@ -327,6 +328,7 @@ static void finish(whs_sink_t *sink, metrics_t *metrics, sink_metrics_t *sm)
 
 int main(int argc, char **argv)
 {
+    malloc_arenas_limit(); /* before librdkafka starts its threads */
     options_t o;
     metrics_t *metrics = NULL;
     sink_metrics_t *sm = NULL;

@@ -3,8 +3,8 @@
 # (make format-check), then run the unit tests (plain and under ASan/UBSan), the packaging
 # checks, the integration tests against a real Kafka broker (and PostgreSQL, ClickHouse)
 # started for the run (or the cluster in KAFKA_BOOTSTRAP), the pipeline under faults on its own
-# 3-broker cluster (test/chaos/run.sh --short), the Python and Go binding tests, and a short
-# fuzzing pass of every decoder.
+# 3-broker cluster (test/chaos/run.sh --short), the Python and Go binding tests, a short
+# fuzzing pass of every decoder, and the Python wheel and Debian packages installed and used.
 set -euo pipefail
 cd "$(dirname "$0")"
 export PATH=$PATH:/usr/local/go/bin  # the machine's Go, for bindings/go
@@ -22,3 +22,8 @@ test/monitoring/run.sh
 # event landed in the warehouse exactly once.
 build/ue-demo --duration 3 --rate 500 --warehouse "sqlite:build/ue-demo-test.db"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} test/fuzz/run.sh
+# The packages as users get them: the Python wheel in a fresh venv without the build tree, then
+# the Debian packages built, lintian-clean, installed on this machine, used and purged (last:
+# it installs into the system).
+make wheel-check
+make deb-check

@@ -102,8 +102,8 @@ run_3s() {
 }
 run_3s enrichd -c /etc/userevents/enrichd.conf
 run_3s whsinkd -c /etc/userevents/whsinkd.conf -w "sqlite:$tmp/events.db"
-run_3s ue-collector -K /etc/userevents/ue-collector.keys -k test-key -b 127.0.0.1:1 \
-  -s "$tmp/collector-spool" -p 0
+run_3s env UE_DEB_KEY=deb-check-key-0123456789 ue-collector -K /etc/userevents/ue-collector.keys \
+  -k env:UE_DEB_KEY -b 127.0.0.1:1 -s "$tmp/collector-spool" -p 0
 log "daemons: --help, man pages, units verified, secrets root-only, example settings accepted"
 
 # 4. Remove.

@@ -56,6 +56,9 @@ typedef struct collector {
     /* --trusted-proxy: peers whose X-Forwarded-For names the client (canonical text) */
     char trusted[16][INET6_ADDRSTRLEN];
     int ntrusted;
+    /* --cors-origin: origins whose pages may POST from a browser; "*" any */
+    const char *cors[16];
+    int ncors;
     /* batch.c: batches are tracked one at a time, whole, while tracking is allowed; the
      * client's queue bounds (read at start) and the longest wait for room in it */
     pthread_mutex_t track_lock;
@@ -99,6 +102,18 @@ int add_key(collector_t *col, const char *key, double rate, double burst, char *
 int load_keys(collector_t *col, const char *path);
 /* -1 (said on stderr) when the file @p f at @p path is open to group or others. */
 int file_private(FILE *f, const char *path);
+
+/* cors.c: browsers' cross-origin requests (--cors-origin). */
+/* 1 when @p origin is "*" or scheme://host[:port] with nothing after it. */
+int cors_origin_valid(const char *origin);
+/* Adds Access-Control-Allow-Origin (and Vary: Origin) to @p r when the request's Origin is
+ * allowed; nothing otherwise (the browser then hides the answer from the page). */
+void cors_headers(const collector_t *col, struct MHD_Connection *conn, struct MHD_Response *r);
+/* 1 when the request is a CORS preflight (OPTIONS with an Origin and an
+ * Access-Control-Request-Method) from an allowed origin: answer it with cors_preflight_answer. */
+int cors_preflight(const collector_t *col, struct MHD_Connection *conn, const char *method);
+/* Adds the preflight's headers: what a page may send to /v1/batch, cached 10 minutes. */
+void cors_preflight_headers(struct MHD_Response *r);
 
 /* http.c: @p text as a canonical IPv4 or IPv6 address into @p out; 0, or -1 if it is none. */
 int canonical_ip(const char *text, char out[INET6_ADDRSTRLEN]);

@@ -47,6 +47,7 @@ static enum MHD_Result answer(collector_t *col, struct MHD_Connection *conn, int
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer");
     if (status == 405)
         MHD_add_response_header(r, "Allow", "POST");
+    cors_headers(col, conn, r);
     if (atomic_load(&col->draining))
         MHD_add_response_header(r, "Connection", "close");
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)status, r);
@@ -54,6 +55,20 @@ static enum MHD_Result answer(collector_t *col, struct MHD_Connection *conn, int
     for (int i = 0; i < ST_CNT; i++)
         if (STATUS[i] == status)
             atomic_fetch_add(&col->answers[i], 1);
+    return rc;
+}
+
+/* A browser's CORS preflight from an allowed origin: 200, empty, with what it may send. */
+static enum MHD_Result preflight(collector_t *col, struct MHD_Connection *conn)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    cors_headers(col, conn, r);
+    cors_preflight_headers(r);
+    enum MHD_Result rc = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    atomic_fetch_add(&col->answers[0], 1); /* STATUS[0]: 200 */
     return rc;
 }
 
@@ -289,6 +304,8 @@ static enum MHD_Result begin(collector_t *col, struct MHD_Connection *conn, cons
         return metrics(col, conn);
     if (strcmp(url, "/v1/batch"))
         return fail(col, conn, 404, "not_found", "POST /v1/batch, GET /healthz", 0);
+    if (cors_preflight(col, conn, method))
+        return preflight(col, conn);
     if (strcmp(method, "POST"))
         return fail(col, conn, 405, "method_not_allowed", "POST a batch", 0);
     if (atomic_load(&col->draining))

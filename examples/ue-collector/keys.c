@@ -28,6 +28,8 @@ api_key_t *find_key(collector_t *col, struct MHD_Connection *conn)
     const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
     if (!v && auth && strncasecmp(auth, "Bearer ", 7) == 0)
         v = auth + 7;
+    if (!v) /* navigator.sendBeacon cannot set a header: /v1/batch?key=KEY */
+        v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "key");
     api_key_t *found = NULL;
     for (int i = 0; v && *v && i < col->nkeys; i++)
         if (ct_equal(v, col->keys[i].key))

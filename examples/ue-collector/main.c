@@ -127,6 +127,10 @@ static void usage(FILE *out)
         "      --tls-key FILE         ... and this PEM private key (mode 600 or 400)\n"
         "      --trusted-proxy ADDR   a proxy (repeatable, up to 16) whose X-Forwarded-For\n"
         "                             names the client address events are stamped with\n"
+        "      --cors-origin ORIGIN   pages of ORIGIN (scheme://host[:port]; repeatable, up to\n"
+        "                             16; * for any) may POST from a browser: CORS preflight\n"
+        "                             and headers. A key may also come as ?key=KEY in the URL\n"
+        "                             (navigator.sendBeacon cannot set headers)\n"
         "  -X, --set KEY=VALUE        libuserevents property, e.g. topic.template=events.{type};\n"
         "                             VALUE may be env:NAME or @FILE (for secrets:\n"
         "                             -X kafka.sasl.password=env:KAFKA_PASSWORD)\n"
@@ -215,7 +219,8 @@ enum {
     MAX_AGE,
     TLS_CERT,
     TLS_KEY,
-    TRUSTED_PROXY
+    TRUSTED_PROXY,
+    CORS_ORIGIN
 };
 
 /* clang-format off */
@@ -234,7 +239,7 @@ static const struct option OPTIONS[] = {
     {"idle-timeout-ms", 1, 0, IDLE_TIMEOUT}, {"public-metrics", 0, 0, PUBLIC_METRICS},
     {"max-clock-skew-ms", 1, 0, MAX_SKEW}, {"max-event-age-ms", 1, 0, MAX_AGE},
     {"tls-cert", 1, 0, TLS_CERT}, {"tls-key", 1, 0, TLS_KEY},
-    {"trusted-proxy", 1, 0, TRUSTED_PROXY},
+    {"trusted-proxy", 1, 0, TRUSTED_PROXY}, {"cors-origin", 1, 0, CORS_ORIGIN},
     {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 
 /* The numeric options: where each goes and its range. */
@@ -303,6 +308,14 @@ static int parse_args(int argc, char **argv, options_t *o, collector_t *col, ue_
                         col->ntrusted == 16 ? "at most 16" : "not an IP address");
             else
                 col->ntrusted++;
+            break;
+        case CORS_ORIGIN:
+            if ((bad = col->ncors == 16 || !cors_origin_valid(optarg)))
+                fprintf(stderr, "ue-collector: --cors-origin: %s\n",
+                        col->ncors == 16 ? "at most 16"
+                                         : "not * nor an origin (scheme://host[:port], no path)");
+            else
+                col->cors[col->ncors++] = optarg;
             break;
         case 's': o->spool = optarg; break;
         case NO_FSYNC: bad = set_conf(conf, "spool.fsync", "false"); break;

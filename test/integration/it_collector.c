@@ -1795,6 +1795,125 @@ static int teardown(void **state)
     return 0;
 }
 
+/* ---- browsers: CORS and beacons ------------------------------------------------------------ */
+
+typedef struct web_reply {
+    long status;
+    char allow_origin[256], allow_headers[256], allow_methods[64];
+} web_reply_t;
+
+/* @p method to @p path (with its query) with the request headers @p hdrs (NULL-terminated)
+ * and @p body (NULL: none); keeps the status and the CORS answer headers. */
+static web_reply_t web_request(const collector_t *col, const char *method, const char *path,
+                               const char *const *hdrs, const char *body)
+{
+    web_reply_t w = {0};
+    reply_t r = {0};
+    char url[512];
+    struct curl_slist *list = curl_slist_append(NULL, "Expect:");
+    for (; hdrs && *hdrs; hdrs++)
+        list = curl_slist_append(list, *hdrs);
+    CURL *e = curl_easy_init();
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", col->port, path);
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+    if (body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, keep_body);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 30000L);
+    CURLcode rc = curl_easy_perform(e);
+    if (rc != CURLE_OK)
+        fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &w.status);
+    struct {
+        const char *name;
+        char *into;
+        size_t size;
+    } keep[] = {{"Access-Control-Allow-Origin", w.allow_origin, sizeof(w.allow_origin)},
+                {"Access-Control-Allow-Headers", w.allow_headers, sizeof(w.allow_headers)},
+                {"Access-Control-Allow-Methods", w.allow_methods, sizeof(w.allow_methods)}};
+    for (size_t i = 0; i < sizeof(keep) / sizeof(keep[0]); i++) {
+        struct curl_header *h;
+        if (curl_easy_header(e, keep[i].name, 0, CURLH_HEADER, -1, &h) == CURLHE_OK)
+            snprintf(keep[i].into, keep[i].size, "%s", h->value);
+    }
+    curl_slist_free_all(list);
+    curl_easy_cleanup(e);
+    return w;
+}
+
+/* Guarantee: with --cors-origin a page of that origin may send batches from a browser: its
+ * preflight is answered with what it may send, its POST's answer carries the header that lets
+ * the page read it; another origin's preflight gets 405 and no CORS header. A beacon (no header
+ * can be set: text/plain, key in the URL) is accepted with ?key=; a wrong one gets 401. Every
+ * accepted event arrives once. A malformed --cors-origin stops the collector at start. */
+static void test_collector_serves_browsers_cors_and_beacons(void **state)
+{
+    (void)state;
+    collector_t col;
+    collector_init(&col, KEY " 0\n");
+    const char *const extra[] = {"--cors-origin", "https://shop.example", NULL};
+    collector_start(&col, 0, extra);
+    tracked_t *t = tracked_new(100);
+
+    const char *const pre_ok[] = {"Origin: https://shop.example",
+                                  "Access-Control-Request-Method: POST",
+                                  "Access-Control-Request-Headers: x-api-key, content-type", NULL};
+    web_reply_t w = web_request(&col, "OPTIONS", "/v1/batch", pre_ok, NULL);
+    assert_int_equal(w.status, 200);
+    assert_string_equal(w.allow_origin, "https://shop.example");
+    assert_non_null(strstr(w.allow_headers, "X-API-Key"));
+    assert_non_null(strstr(w.allow_headers, "Content-Type"));
+    assert_string_equal(w.allow_methods, "POST");
+
+    const char *const pre_other[] = {"Origin: https://evil.example",
+                                     "Access-Control-Request-Method: POST", NULL};
+    w = web_request(&col, "OPTIONS", "/v1/batch", pre_other, NULL);
+    assert_int_equal(w.status, 405);
+    assert_string_equal(w.allow_origin, "");
+
+    char *json = json_batch(t, 1, 3, 0, NULL);
+    const char *const post_ok[] = {"Origin: https://shop.example", "X-API-Key: " KEY,
+                                   "Content-Type: application/json", NULL};
+    w = web_request(&col, "POST", "/v1/batch", post_ok, json);
+    assert_int_equal(w.status, 200);
+    assert_string_equal(w.allow_origin, "https://shop.example");
+    free(json);
+
+    json = json_batch(NULL, 2, 2, 0, NULL); /* refused: the answer shows the page the reason */
+    const char *const post_nokey[] = {"Origin: https://shop.example",
+                                      "Content-Type: application/json", NULL};
+    w = web_request(&col, "POST", "/v1/batch", post_nokey, json);
+    assert_int_equal(w.status, 401);
+    assert_string_equal(w.allow_origin, "https://shop.example");
+    free(json);
+
+    json = json_batch(t, 3, 2, 0, NULL);
+    const char *const beacon[] = {"Origin: https://shop.example", "Content-Type: text/plain", NULL};
+    w = web_request(&col, "POST", "/v1/batch?key=" KEY, beacon, json);
+    assert_int_equal(w.status, 200);
+    free(json);
+
+    json = json_batch(NULL, 4, 2, 0, NULL);
+    w = web_request(&col, "POST", "/v1/batch?key=wrong-key-0123456789ab", beacon, json);
+    assert_int_equal(w.status, 401);
+    free(json);
+
+    assert_int_equal(collector_stop(&col, SIGTERM), 0);
+    assert_arrived(&col, t, (check_opts_t){0});
+    tracked_free(t);
+    collector_cleanup(&col);
+
+    char err[4096];
+    const char *const bad_origin[] = {"--cors-origin", "https://shop.example/path", NULL};
+    assert_int_equal(collector_refuses(KEY " 0\n", 0600, bad_origin, err, sizeof(err)), 2);
+    assert_non_null(strstr(err, "--cors-origin"));
+}
+
 int main(void)
 {
     if (!it_bootstrap()) {
@@ -1819,6 +1938,7 @@ int main(void)
         cmocka_unit_test(test_collector_keys_file_is_strict),
         cmocka_unit_test(test_collector_takes_secrets_from_env_and_files),
         cmocka_unit_test(test_collector_refused_batches_publish_nothing),
+        cmocka_unit_test(test_collector_serves_browsers_cors_and_beacons),
         cmocka_unit_test(test_collector_json_retry_keeps_event_ids),
         cmocka_unit_test(test_collector_refuses_event_times_out_of_bounds),
         cmocka_unit_test(test_collector_reasons_are_valid_utf8),

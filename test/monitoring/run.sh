@@ -203,7 +203,7 @@ import json, sys
 rules = [r for g in json.load(sys.stdin)["data"]["groups"] for r in g["rules"]]
 bad = [(r["name"], r.get("lastError")) for r in rules if r.get("health") != "ok"]
 firing = [r["name"] for r in rules if r.get("state") == "firing"]
-assert len(rules) >= 11, "only %d rules loaded" % len(rules)
+assert len(rules) >= 15, "only %d rules loaded" % len(rules)
 assert not bad, "rules not healthy: %s" % bad
 assert not firing, "alerts firing on a healthy pipeline: %s" % firing
 print("monitoring: %d alert rules loaded, evaluated, none firing" % len(rules), file=sys.stderr)
@@ -239,6 +239,17 @@ for f in $families; do
 done
 ((undocumented == 0)) || die "metric families missing from the dashboard or the README"
 log "$(wc -w <<<"$families") metric families served, each on the dashboard and in the README"
+
+# And the other way round: every family a dashboard panel or an alert queries is served (a
+# panel on a name nothing exports stays empty, an alert on one never fires).
+queried=$(grep -ohE 'userevents_[a-z0-9_]+' "$MON/dashboard.json" "$MON/alerts.yml" |
+  sed -E 's/_(bucket|sum|count)$//' | sort -u)
+unserved=0
+for f in $queried; do
+  grep -qx "$f" <<<"$families" || { log "queried, served by no program: $f"; unserved=1; }
+done
+((unserved == 0)) || die "the dashboard or the alerts query families no program serves"
+log "$(wc -w <<<"$queried") families queried by the dashboard and the alerts, each served"
 
 # The programs stop cleanly on SIGTERM (their /metrics servers included).
 for i in 0 1 2; do

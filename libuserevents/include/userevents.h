@@ -276,8 +276,9 @@ UE_API ue_err_t ue_flush_spooled(ue_client_t *client, int timeout_ms);
 UE_API ue_err_t ue_identify(ue_client_t *client, const char *user_id);
 
 /**
- * @brief Returns the anonymous id of this client (from "anonymous.id", else generated at
- *        ue_client_new()). Valid until ue_client_destroy().
+ * @brief Returns the anonymous id of this client: "anonymous.id"; else the one kept in
+ *        "spool.dir" (made at the first ue_client_new() on that directory, the same after a
+ *        restart); else a new random one. Valid until ue_client_destroy().
  */
 UE_API const char *ue_anonymous_id(ue_client_t *client);
 

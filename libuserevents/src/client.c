@@ -193,8 +193,14 @@ ue_client_t *ue_client_new(ue_conf_t *conf, char *errstr, size_t errstr_size)
     pthread_condattr_destroy(&attr);
     init_identity(c);
 
-    if (open_parts(c, errstr, errstr_size) ||
-        pthread_create(&c->thread, NULL, ue__sender_main, c)) {
+    if (open_parts(c, errstr, errstr_size)) {
+        c->conf = NULL; /* on failure the caller keeps conf */
+        free_client(c);
+        return NULL;
+    }
+    if (!conf->s.anonymous_id && c->spool) /* one device, one anonymous user */
+        ue__spool_anonymous_id(c->spool, c->anonymous_id);
+    if (pthread_create(&c->thread, NULL, ue__sender_main, c)) {
         c->conf = NULL; /* on failure the caller keeps conf */
         free_client(c);
         return NULL;

@@ -22,8 +22,9 @@ const uc__prop_t ue__conf_props[] = {
     STR("topic.template", topic_template, 200, "events.{type}",
         "Kafka topic of an event; {type} is replaced by the event type."),
     STR("anonymous.id", anonymous_id, 200, "",
-        "Anonymous id of this client (Kafka key of events without a user id). Empty: a new "
-        "random id per client."),
+        "Anonymous id of this client (Kafka key of events without a user id). Empty: the one "
+        "kept in spool.dir (file anonymous_id, made at the first start), so a device stays one "
+        "anonymous user across restarts; without a spool, a new random id per client."),
     INT("queue.max.events", queue_max_events, 1, 100000000, "100000",
         "Most events held in memory, waiting for the background thread."),
     INT("queue.max.bytes", queue_max_bytes, 1024, INT64_C(1) << 40, "67108864",

@@ -48,6 +48,11 @@ typedef struct ue__spool_drops {
 int ue__spool_open(ue__spool_t **out, const ue__spool_opts_t *opts, const uc__logger_t *log,
                    char *errstr, size_t errstr_size);
 
+/* The anonymous id kept in the spool directory (spool_identity.c) into @p id: the one an
+ * earlier process left, else a new random UUID written there. 0, or -1 (a new id that could
+ * not be kept; @p id untouched) with a warning. */
+int ue__spool_anonymous_id(ue__spool_t *sp, char id[37]);
+
 /* Closes the spool; unacknowledged records stay on disk for the next process. NULL no-op. */
 void ue__spool_close(ue__spool_t *sp);
 

@@ -263,6 +263,72 @@ static void test_client_destroy_keeps_unsent_events_in_spool(void **state)
     free(dir);
 }
 
+/* A client's anonymous id with @p extra settings on spool directory @p dir (NULL: none), into
+ * @p out. */
+static void anonymous_id_of(const char *dir, const char *extra, char out[64])
+{
+    char spool_kv[4200];
+    snprintf(spool_kv, sizeof(spool_kv), "spool.dir=%s", dir ? dir : "");
+    const char *kv[] = {TU_NO_BROKER, "shutdown.timeout.ms=0", dir ? spool_kv : extra,
+                        dir ? extra : NULL, NULL};
+    ue_client_t *c = tu_client(kv, NULL, NULL);
+    snprintf(out, 64, "%s", ue_anonymous_id(c));
+    assert_int_equal(ue_client_destroy(c), UE_OK);
+}
+
+/* Guarantee: with a spool, a device stays one anonymous user: a restarted client on the same
+ * directory has the same anonymous id, another directory another one; anonymous.id wins; a
+ * file that holds no id, or a symbolic link in its place (followed by nothing), gets a new id
+ * written in its place; without a spool each client has a new id. */
+static void test_client_anonymous_id_persists_in_the_spool(void **state)
+{
+    (void)state;
+    char *dir = tu_tempdir("ue-client-anon"), *other = tu_tempdir("ue-client-anon2");
+    char a[64], b[64], path[4200], target[4200];
+    anonymous_id_of(dir, NULL, a);
+    assert_int_equal(strlen(a), 36);
+    anonymous_id_of(dir, NULL, b);
+    assert_string_equal(a, b); /* the restart kept it */
+    anonymous_id_of(other, NULL, b);
+    assert_string_not_equal(a, b);
+    anonymous_id_of(dir, "anonymous.id=device-7", b);
+    assert_string_equal(b, "device-7");
+    anonymous_id_of(dir, NULL, b);
+    assert_string_equal(a, b); /* and the configured one changed nothing on disk */
+
+    snprintf(path, sizeof(path), "%s/anonymous_id", dir);
+    FILE *f = fopen(path, "w");
+    fputs("not an id\n", f);
+    fclose(f);
+    anonymous_id_of(dir, NULL, b);
+    assert_string_not_equal(a, b);
+    assert_int_equal(strlen(b), 36);
+    anonymous_id_of(dir, NULL, a);
+    assert_string_equal(a, b); /* the new one is kept */
+
+    snprintf(target, sizeof(target), "%s/elsewhere", other);
+    f = fopen(target, "w");
+    fputs("01234567-89ab-4cde-8f01-23456789abcd\n", f);
+    fclose(f);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(symlink(target, path), 0);
+    anonymous_id_of(dir, NULL, b);
+    assert_string_not_equal(b, "01234567-89ab-4cde-8f01-23456789abcd"); /* not read through it */
+    f = fopen(target, "r");
+    char line[64] = "";
+    assert_non_null(fgets(line, sizeof(line), f));
+    fclose(f);
+    assert_string_equal(line, "01234567-89ab-4cde-8f01-23456789abcd\n"); /* nor written */
+
+    anonymous_id_of(NULL, NULL, a);
+    anonymous_id_of(NULL, NULL, b);
+    assert_string_not_equal(a, b);
+    tu_rmrf(dir);
+    tu_rmrf(other);
+    free(dir);
+    free(other);
+}
+
 static void test_client_second_client_on_same_spool_is_refused(void **state)
 {
     (void)state;
@@ -879,6 +945,7 @@ int main(void)
         cmocka_unit_test(test_client_destroy_without_spool_reports_dropped),
         cmocka_unit_test(test_client_destroy_keeps_unsent_events_in_spool),
         cmocka_unit_test(test_client_second_client_on_same_spool_is_refused),
+        cmocka_unit_test(test_client_anonymous_id_persists_in_the_spool),
         cmocka_unit_test(test_client_counts_corrupt_spool_regions),
         cmocka_unit_test(test_client_counts_failed_spool_writes),
         cmocka_unit_test(test_client_is_refused_in_forked_child),

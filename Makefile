@@ -299,7 +299,7 @@ install -m 644 $(BUILD)/lib$(1).a $(DESTDIR)$(LIBDIR)/
 install -m 755 $(BUILD)/lib$(1).so.$(VERSION) $(DESTDIR)$(LIBDIR)/
 ln -sf lib$(1).so.$(VERSION) $(DESTDIR)$(LIBDIR)/lib$(1).so.$(SOVERSION)
 ln -sf lib$(1).so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/lib$(1).so
-$(SUBST) -e 's|@REQUIRES_PRIVATE@|$($(1)_PKGS)|' pkg/lib$(1).pc.in \
+$(SUBST) -e 's|@LIBS_PRIVATE@|$(strip $($(1)_LIBS))|' pkg/lib$(1).pc.in \
     > $(DESTDIR)$(LIBDIR)/pkgconfig/lib$(1).pc
 
 endef

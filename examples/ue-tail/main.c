@@ -84,11 +84,18 @@ static void print_value(const Userevents__Value *v)
     }
 }
 
+/* Opens a record's object with its place: {"topic":...,"partition":...,"offset":..., */
+static void print_place(const rd_kafka_message_t *m)
+{
+    printf("{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",",
+           rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+}
+
 /* The record's place, then the event's fields, without the closing brace. */
 static void print_event_fields(const rd_kafka_message_t *m, const Userevents__Event *ev)
 {
-    printf("{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"event_id\":\"",
-           rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+    print_place(m);
+    printf("\"event_id\":\"");
     for (size_t i = 0; i < ev->event_id.len; i++)
         printf("%02x%s", ev->event_id.data[i], i == 3 || i == 5 || i == 7 || i == 9 ? "-" : "");
     printf("\",\"type\":");
@@ -147,8 +154,8 @@ static void print_enriched(const rd_kafka_message_t *m, const Userevents__Enrich
 
 static void print_aggregate(const rd_kafka_message_t *m, const Userevents__WindowAggregate *a)
 {
-    printf("{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"event_type\":",
-           rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+    print_place(m);
+    printf("\"event_type\":");
     print_json_string(a->event_type);
     printf(",\"window_start_ms\":%" PRId64 ",\"window_end_ms\":%" PRId64 ",\"count\":%" PRIu64
            ",\"distinct_users\":%" PRIu64 ",\"sum_property\":",
@@ -161,8 +168,8 @@ static void print_aggregate(const rd_kafka_message_t *m, const Userevents__Windo
 
 static void print_alert(const rd_kafka_message_t *m, const Userevents__AnomalyAlert *a)
 {
-    printf("{\"topic\":\"%s\",\"partition\":%" PRId32 ",\"offset\":%" PRId64 ",\"key_kind\":",
-           rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+    print_place(m);
+    printf("\"key_kind\":");
     print_json_string(a->key_kind);
     printf(",\"key\":");
     print_json_string(a->key);
